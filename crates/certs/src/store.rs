@@ -1,0 +1,835 @@
+//! The on-disk certificate store: layout, reuse, minting, rotation and verification.
+//!
+//! Layout (the names Docker's `DOCKER_CERT_PATH` and the classic Azure CLI use, so material they
+//! left is found and reused):
+//!
+//! ```text
+//! <dir>/ca.pem, ca-key.pem                       the CA
+//! <dir>/cert.pem, key.pem                        the client identity the Docker CLI presents
+//! <dir>/<host>-server-cert.pem, -server-key.pem  one server certificate per Docker host
+//! <dir>/azdock-backup/<UTC time>/                what `rotate` replaced
+//! ```
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rcgen::{Issuer, KeyPair};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::error::CertError;
+use crate::inspect::{CertFile, CertInfo, Check, CheckStatus, EXPIRY_WARNING_DAYS, Role, rfc3339};
+use crate::keys::{Passphrases, load_key};
+use crate::mint::{self, Minted};
+
+const CA_CERT: &str = "ca.pem";
+const CA_KEY: &str = "ca-key.pem";
+const CLIENT_CERT: &str = "cert.pem";
+const CLIENT_KEY: &str = "key.pem";
+const SERVER_CERT_SUFFIX: &str = "-server-cert.pem";
+const SERVER_KEY_SUFFIX: &str = "-server-key.pem";
+const BACKUP_DIR: &str = "azdock-backup";
+
+/// Whether a certificate was made by this call or found on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Created,
+    Reused,
+    Rotated,
+}
+
+/// One certificate in a report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportEntry {
+    pub status: Outcome,
+    #[serde(flatten)]
+    pub info: CertInfo,
+}
+
+/// What `init`, `server` and `rotate` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub cert_dir: PathBuf,
+    pub certificates: Vec<ReportEntry>,
+    /// Where replaced files were moved (rotation only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<PathBuf>,
+    /// Hosts whose server certificates must be redeployed (CA rotation only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub redeploy: Vec<String>,
+    /// Things the user should know, such as certificates close to expiry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// A validated request for a host's server certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRequest {
+    host: String,
+    dns_names: Vec<String>,
+    ips: Vec<IpAddr>,
+}
+
+impl ServerRequest {
+    /// Validates the host name and every SAN before anything touches the disk. With no names
+    /// and no addresses the host name itself becomes the SAN.
+    pub fn new(host: &str, dns_names: &[String], ips: &[String]) -> Result<Self, CertError> {
+        validate_host(host)?;
+        for name in dns_names {
+            validate_dns_name(name)?;
+        }
+        let ips = ips
+            .iter()
+            .map(|ip| ip.trim().parse::<IpAddr>().map_err(|_| CertError::InvalidIp { value: ip.clone() }))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut request = Self { host: host.to_owned(), dns_names: dedup(dns_names), ips: dedup(&ips) };
+        if request.dns_names.is_empty() && request.ips.is_empty() {
+            request.dns_names.push(host.to_owned());
+            validate_dns_name(host)?;
+        }
+        Ok(request)
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Every name and address, as text.
+    pub fn names(&self) -> Vec<String> {
+        self.dns_names.iter().cloned().chain(self.ips.iter().map(ToString::to_string)).collect()
+    }
+}
+
+fn dedup<T: Clone + PartialEq>(items: &[T]) -> Vec<T> {
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
+        if !out.contains(item) {
+            out.push(item.clone());
+        }
+    }
+    out
+}
+
+/// Host names become file names: Azure VM name characters, no path separators, no leading dot.
+fn validate_host(host: &str) -> Result<(), CertError> {
+    let ok = (1..=64).contains(&host.len())
+        && !host.starts_with(['.', '-'])
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(CertError::InvalidHost { value: host.to_owned() }) }
+}
+
+fn validate_dns_name(name: &str) -> Result<(), CertError> {
+    let invalid = |reason| Err(CertError::InvalidDnsName { value: name.to_owned(), reason });
+    if name.is_empty() || name.len() > 253 {
+        return invalid("a DNS name has 1 to 253 characters");
+    }
+    if name.parse::<IpAddr>().is_ok() {
+        return invalid("this is an IP address; pass it with `--ip`");
+    }
+    let body = name.strip_prefix("*.").unwrap_or(name);
+    for label in body.trim_end_matches('.').split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return invalid("each dot-separated label has 1 to 63 characters");
+        }
+        if !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return invalid("labels use letters, digits and `-` only (a `*.` prefix is allowed)");
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return invalid("a label cannot start or end with `-`");
+        }
+    }
+    Ok(())
+}
+
+/// A certificate with its private key, read from disk or just minted.
+struct Pair {
+    cert: CertFile,
+    key: KeyPair,
+    key_path: PathBuf,
+}
+
+/// What to rotate.
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// A new server certificate for one host. Without names, the old certificate's SANs are kept.
+    Server(ServerRequest),
+    /// A new client certificate from the same CA; hosts are unaffected.
+    Client,
+    /// A new CA and client; every host's server certificate is moved to the backup.
+    Ca,
+}
+
+/// The certificate directory.
+#[derive(Debug, Clone)]
+pub struct CertStore {
+    dir: PathBuf,
+}
+
+impl CertStore {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join(CA_CERT)
+    }
+
+    pub fn client_cert_path(&self) -> PathBuf {
+        self.dir.join(CLIENT_CERT)
+    }
+
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.join(CLIENT_KEY)
+    }
+
+    /// The server certificate and key paths for a host.
+    pub fn server_paths(&self, host: &str) -> (PathBuf, PathBuf) {
+        (self.dir.join(format!("{host}{SERVER_CERT_SUFFIX}")), self.dir.join(format!("{host}{SERVER_KEY_SUFFIX}")))
+    }
+
+    /// Creates the CA and client certificate, or reuses them.
+    pub fn init(&self, passphrases: &Passphrases<'_>) -> Result<Report, CertError> {
+        let _lock = self.lock()?;
+        let mut report = self.report();
+        self.ensure_ca_and_client(passphrases, &mut report)?;
+        Ok(report)
+    }
+
+    /// Creates or reuses the CA and client, then the server certificate for a host. An existing
+    /// server certificate is reused only when it covers every requested name; otherwise this
+    /// fails and says to rotate it, because replacing it silently would break the host.
+    pub fn server(&self, request: &ServerRequest, passphrases: &Passphrases<'_>) -> Result<Report, CertError> {
+        let _lock = self.lock()?;
+        let mut report = self.report();
+        let ca = self.ensure_ca_and_client(passphrases, &mut report)?;
+        let (cert_path, key_path) = self.server_paths(&request.host);
+        let (pair, status) = match self.read_pair(&cert_path, &key_path, &Passphrases::NONE)? {
+            Some(pair) => {
+                check_leaf(&pair, &ca, "server", &format!("run `azdock certs rotate --server {}`", request.host))?;
+                let missing: Vec<String> = request.names().into_iter().filter(|n| !pair.cert.covers(n)).collect();
+                if !missing.is_empty() {
+                    return Err(CertError::SanMismatch {
+                        path: cert_path,
+                        host: request.host.clone(),
+                        missing: missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
+                    });
+                }
+                (pair, Outcome::Reused)
+            }
+            None => {
+                let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
+                (Self::store_pair(&cert_path, &key_path, &minted)?, Outcome::Created)
+            }
+        };
+        report.push(Role::Server, Some(&request.host), &pair, status);
+        Ok(report)
+    }
+
+    /// Replaces certificates, moving the old ones to a backup directory.
+    pub fn rotate(&self, rotation: &Rotation, passphrases: &Passphrases<'_>) -> Result<Report, CertError> {
+        let _lock = self.lock()?;
+        let mut report = self.report();
+        match rotation {
+            Rotation::Ca => {
+                let hosts = self.server_hosts()?;
+                let mut files = vec![
+                    self.dir.join(CA_CERT),
+                    self.dir.join(CA_KEY),
+                    self.client_cert_path(),
+                    self.client_key_path(),
+                ];
+                for host in &hosts {
+                    let (cert, key) = self.server_paths(host);
+                    files.extend([cert, key]);
+                }
+                report.backup_dir = self.backup(&files)?;
+                let ca = self.ensure_ca_and_client(passphrases, &mut report)?;
+                drop(ca);
+                for entry in &mut report.certificates {
+                    entry.status = Outcome::Rotated;
+                }
+                report.redeploy = hosts;
+            }
+            Rotation::Client => {
+                let ca = self.load_ca(passphrases)?.ok_or_else(|| CertError::NoCa { dir: self.dir.clone() })?;
+                report.backup_dir = self.backup(&[self.client_cert_path(), self.client_key_path()])?;
+                let minted = mint::client(&issuer(&ca)?)?;
+                let pair = Self::store_pair(&self.client_cert_path(), &self.client_key_path(), &minted)?;
+                report.push(Role::Client, None, &pair, Outcome::Rotated);
+            }
+            Rotation::Server(request) => {
+                let ca = self.load_ca(passphrases)?.ok_or_else(|| CertError::NoCa { dir: self.dir.clone() })?;
+                let (cert_path, key_path) = self.server_paths(&request.host);
+                let mut request = request.clone();
+                // Renewal without new names keeps the names the host already has.
+                if let Ok(Some(old)) = self.read_pair(&cert_path, &key_path, &Passphrases::NONE) {
+                    let explicit = request.names() != [request.host.clone()];
+                    if !explicit {
+                        let old_request = ServerRequest::from_sans(&request.host, &old.cert.sans());
+                        request = old_request.unwrap_or(request);
+                    }
+                }
+                report.backup_dir = self.backup(&[cert_path.clone(), key_path.clone()])?;
+                let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
+                let pair = Self::store_pair(&cert_path, &key_path, &minted)?;
+                report.push(Role::Server, Some(&request.host), &pair, Outcome::Rotated);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every certificate in the store, for `certs show`.
+    pub fn show(&self) -> Result<Vec<CertInfo>, CertError> {
+        let mut out = Vec::new();
+        let mut files = vec![
+            (Role::Ca, None, self.dir.join(CA_CERT), self.dir.join(CA_KEY)),
+            (Role::Client, None, self.client_cert_path(), self.client_key_path()),
+        ];
+        for host in self.server_hosts()? {
+            let (cert, key) = self.server_paths(&host);
+            files.push((Role::Server, Some(host), cert, key));
+        }
+        for (role, host, cert_path, key_path) in files {
+            if let Some(text) = read_optional(&cert_path)? {
+                let cert = CertFile::parse(&cert_path, text)?;
+                out.push(cert.info(role, host.as_deref(), &key_path));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Checks the CA, the client and the named hosts' server certificates (all hosts when none
+    /// is named). `names` are DNS names or IPs every checked server certificate must cover.
+    pub fn verify(
+        &self,
+        hosts: &[String],
+        names: &[String],
+        passphrases: &Passphrases<'_>,
+    ) -> Result<Vec<Check>, CertError> {
+        for host in hosts {
+            validate_host(host)?;
+        }
+        let mut checks = Checks(Vec::new());
+        let (ca_cert, ca_key) = (self.dir.join(CA_CERT), self.dir.join(CA_KEY));
+        let spec = PairSpec { subject: "ca", role: Role::Ca, cert_path: &ca_cert, key_path: &ca_key };
+        let ca = checks.pair(&spec, None, passphrases);
+        let (client_cert, client_key) = (self.client_cert_path(), self.client_key_path());
+        let spec = PairSpec { subject: "client", role: Role::Client, cert_path: &client_cert, key_path: &client_key };
+        checks.pair(&spec, ca.as_ref(), passphrases);
+        let hosts = if hosts.is_empty() { self.server_hosts()? } else { hosts.to_vec() };
+        for host in &hosts {
+            let (cert_path, key_path) = self.server_paths(host);
+            let subject = format!("server {host}");
+            let spec = PairSpec { subject: &subject, role: Role::Server, cert_path: &cert_path, key_path: &key_path };
+            if let Some(server) = checks.pair(&spec, ca.as_ref(), passphrases) {
+                for name in names {
+                    if server.covers(name) {
+                        checks.push(&subject, "san", CheckStatus::Ok, format!("covers `{name}`"));
+                    } else {
+                        checks.push(
+                            &subject,
+                            "san",
+                            CheckStatus::Failed,
+                            format!(
+                                "does not cover `{name}` (has {}); Docker clients will fail with an x509 error",
+                                server.sans().join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(checks.0)
+    }
+
+    /// Hosts that have a server certificate in the store, sorted.
+    pub fn server_hosts(&self) -> Result<Vec<String>, CertError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(CertError::Read { path: self.dir.clone(), source }),
+        };
+        let mut hosts: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(SERVER_CERT_SUFFIX).map(str::to_owned))
+            .filter(|h| validate_host(h).is_ok())
+            .collect();
+        hosts.sort();
+        Ok(hosts)
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            cert_dir: self.dir.clone(),
+            certificates: Vec::new(),
+            backup_dir: None,
+            redeploy: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Loads or creates the CA, then loads or creates the client, recording both.
+    fn ensure_ca_and_client(&self, passphrases: &Passphrases<'_>, report: &mut Report) -> Result<Pair, CertError> {
+        let (client_cert, client_key) = (self.client_cert_path(), self.client_key_path());
+        let (ca, ca_status) = match self.load_ca(passphrases)? {
+            Some(ca) => (ca, Outcome::Reused),
+            None => {
+                // A client without its CA cannot be verified by any host we set up; refuse
+                // rather than orphan (or overwrite) it.
+                if let Some(present) = [&client_cert, &client_key].into_iter().find(|p| p.exists()) {
+                    return Err(CertError::ClientWithoutCa { dir: self.dir.clone(), client: file_name(present) });
+                }
+                let minted = mint::ca()?;
+                (Self::store_pair(&self.dir.join(CA_CERT), &self.dir.join(CA_KEY), &minted)?, Outcome::Created)
+            }
+        };
+        let (client, client_status) = match self.read_pair(&client_cert, &client_key, &Passphrases::NONE)? {
+            Some(pair) => {
+                check_leaf(&pair, &ca, "client", "run `azdock certs rotate --client`")?;
+                (pair, Outcome::Reused)
+            }
+            None => {
+                let minted = mint::client(&issuer(&ca)?)?;
+                (Self::store_pair(&client_cert, &client_key, &minted)?, Outcome::Created)
+            }
+        };
+        report.push(Role::Ca, None, &ca, ca_status);
+        report.push(Role::Client, None, &client, client_status);
+        Ok(ca)
+    }
+
+    fn load_ca(&self, passphrases: &Passphrases<'_>) -> Result<Option<Pair>, CertError> {
+        let Some(ca) = self.read_pair(&self.dir.join(CA_CERT), &self.dir.join(CA_KEY), passphrases)? else {
+            return Ok(None);
+        };
+        if !ca.cert.x509().is_ca() {
+            return Err(CertError::NotCa { path: ca.cert.path.clone() });
+        }
+        let now = OffsetDateTime::now_utc();
+        if ca.cert.not_after() < now {
+            return Err(CertError::CaExpired { path: ca.cert.path.clone(), not_after: rfc3339(ca.cert.not_after()) });
+        }
+        if ca.cert.not_before() > now {
+            return Err(CertError::CaNotYetValid {
+                path: ca.cert.path.clone(),
+                not_before: rfc3339(ca.cert.not_before()),
+            });
+        }
+        Ok(Some(ca))
+    }
+
+    /// Reads a certificate and its key: both absent is `None`, one absent is a partial set.
+    fn read_pair(
+        &self,
+        cert_path: &Path,
+        key_path: &Path,
+        passphrases: &Passphrases<'_>,
+    ) -> Result<Option<Pair>, CertError> {
+        let cert_text = read_optional(cert_path)?;
+        let key_text = read_optional(key_path)?;
+        let (cert_text, key_text) = match (cert_text, key_text) {
+            (None, None) => return Ok(None),
+            (Some(c), Some(k)) => (c, zeroize::Zeroizing::new(k)),
+            (Some(_), None) => return Err(self.partial(cert_path, key_path)),
+            (None, Some(_)) => return Err(self.partial(key_path, cert_path)),
+        };
+        let cert = CertFile::parse(cert_path, cert_text)?;
+        let key = load_key(key_path, &key_text, passphrases)?;
+        if !cert.matches_key(key.public_key_raw()) {
+            return Err(CertError::KeyMismatch { cert: cert_path.to_owned(), key: key_path.to_owned() });
+        }
+        Ok(Some(Pair { cert, key, key_path: key_path.to_owned() }))
+    }
+
+    fn partial(&self, present: &Path, missing: &Path) -> CertError {
+        CertError::PartialSet { dir: self.dir.clone(), present: file_name(present), missing: file_name(missing) }
+    }
+
+    /// Writes a minted pair (key first, 0600; certificate 0644) and returns it as loaded.
+    fn store_pair(cert_path: &Path, key_path: &Path, minted: &Minted) -> Result<Pair, CertError> {
+        let key = KeyPair::from_pem(&minted.key_pem)?;
+        let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
+        write_atomic(key_path, minted.key_pem.as_bytes(), 0o600)?;
+        write_atomic(cert_path, minted.cert_pem.as_bytes(), 0o644)?;
+        Ok(Pair { cert, key, key_path: key_path.to_owned() })
+    }
+
+    /// Moves the existing files among `files` to a new backup directory.
+    fn backup(&self, files: &[PathBuf]) -> Result<Option<PathBuf>, CertError> {
+        let existing: Vec<&PathBuf> = files.iter().filter(|p| p.exists()).collect();
+        if existing.is_empty() {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        let stamp = format!(
+            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+            now.year(),
+            u8::from(now.month()),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second()
+        );
+        let root = self.dir.join(BACKUP_DIR);
+        create_private_dir(&root)?;
+        let mut dir = root.join(&stamp);
+        let mut n = 1;
+        while dir.exists() {
+            n += 1;
+            dir = root.join(format!("{stamp}-{n}"));
+        }
+        create_private_dir(&dir)?;
+        for file in existing {
+            let to = dir.join(file.file_name().unwrap_or_default());
+            fs::rename(file, &to).map_err(|source| CertError::Write { path: to.clone(), source })?;
+        }
+        Ok(Some(dir))
+    }
+
+    /// Takes the cross-process lock on the directory (creating it 0700 when missing), so two
+    /// azdock processes started together end with one CA. The lock is released when the
+    /// returned descriptor is closed.
+    fn lock(&self) -> Result<File, CertError> {
+        create_private_dir(&self.dir)?;
+        let err = |source| CertError::Lock { path: self.dir.clone(), source };
+        let dir = File::open(&self.dir).map_err(err)?;
+        dir.lock().map_err(err)?;
+        Ok(dir)
+    }
+}
+
+/// One certificate and key to verify.
+struct PairSpec<'a> {
+    subject: &'a str,
+    role: Role,
+    cert_path: &'a Path,
+    key_path: &'a Path,
+}
+
+impl ServerRequest {
+    /// Rebuilds a request from an existing certificate's SANs (for renewal).
+    fn from_sans(host: &str, sans: &[String]) -> Result<Self, CertError> {
+        let (ips, dns): (Vec<String>, Vec<String>) = sans.iter().cloned().partition(|s| s.parse::<IpAddr>().is_ok());
+        Self::new(host, &dns, &ips)
+    }
+}
+
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn push(&mut self, subject: &str, check: &'static str, status: CheckStatus, detail: String) {
+        self.0.push(Check { subject: subject.to_owned(), check, status, detail });
+    }
+
+    /// Runs every check on one pair, recording failures instead of stopping at the first;
+    /// returns the certificate when it could be read, for further checks.
+    fn pair(&mut self, spec: &PairSpec<'_>, ca: Option<&CertFile>, passphrases: &Passphrases<'_>) -> Option<CertFile> {
+        let subject = spec.subject;
+        let cert = match read_optional(spec.cert_path)
+            .and_then(|text| text.map(|t| CertFile::parse(spec.cert_path, t)).transpose())
+        {
+            Ok(Some(cert)) => cert,
+            Ok(None) => {
+                let hint = match spec.role {
+                    Role::Server => "run `azdock certs server HOST`",
+                    Role::Ca | Role::Client => "run `azdock certs init`",
+                };
+                self.push(
+                    subject,
+                    "exists",
+                    CheckStatus::Failed,
+                    format!("`{}` is missing; {hint}", spec.cert_path.display()),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.push(subject, "parse", CheckStatus::Failed, e.to_string());
+                return None;
+            }
+        };
+        self.key(subject, &cert, spec.key_path, passphrases);
+        self.chain(subject, spec.role, &cert, ca);
+        self.expiry(subject, &cert);
+        let x509 = cert.x509();
+        if spec.role != Role::Ca {
+            let eku = x509.extended_key_usage().ok().flatten().map(|e| e.value.clone());
+            let (has, name) = match spec.role {
+                Role::Server => (eku.as_ref().is_some_and(|e| e.server_auth), "serverAuth"),
+                _ => (eku.as_ref().is_some_and(|e| e.client_auth), "clientAuth"),
+            };
+            let (status, detail) = if has {
+                (CheckStatus::Ok, format!("extended key usage {name}"))
+            } else {
+                (CheckStatus::Failed, format!("extended key usage lacks {name}"))
+            };
+            self.push(subject, "usage", status, detail);
+        }
+        if spec.role == Role::Server {
+            let sans = cert.sans();
+            if sans.is_empty() {
+                self.push(
+                    subject,
+                    "san",
+                    CheckStatus::Failed,
+                    "no subject alternative names (CN-only); Go clients such as docker reject it".into(),
+                );
+            } else {
+                self.push(subject, "san", CheckStatus::Ok, sans.join(", "));
+            }
+        }
+        Some(cert)
+    }
+
+    /// The key is present, loadable, matches the certificate and is private.
+    fn key(&mut self, subject: &str, cert: &CertFile, key_path: &Path, passphrases: &Passphrases<'_>) {
+        let text = match read_optional(key_path) {
+            Ok(Some(text)) => zeroize::Zeroizing::new(text),
+            Ok(None) => {
+                self.push(subject, "key", CheckStatus::Failed, format!("`{}` is missing", key_path.display()));
+                return;
+            }
+            Err(e) => {
+                self.push(subject, "key", CheckStatus::Failed, e.to_string());
+                return;
+            }
+        };
+        let (status, detail) = match load_key(key_path, &text, passphrases) {
+            Ok(key) if cert.matches_key(key.public_key_raw()) => {
+                (CheckStatus::Ok, format!("`{}` matches the certificate", key_path.display()))
+            }
+            Ok(_) => (CheckStatus::Failed, format!("`{}` does not belong to the certificate", key_path.display())),
+            Err(e @ CertError::Passphrase { .. }) => (CheckStatus::Warning, format!("not checked: {e}")),
+            Err(e) => (CheckStatus::Failed, e.to_string()),
+        };
+        self.push(subject, "key", status, detail);
+        self.permissions(subject, key_path);
+    }
+
+    /// The CA is a self-signed CA; a leaf is signed by it.
+    fn chain(&mut self, subject: &str, role: Role, cert: &CertFile, ca: Option<&CertFile>) {
+        let x509 = cert.x509();
+        let (status, detail) = match (role, ca) {
+            (Role::Ca, _) if !x509.is_ca() => {
+                (CheckStatus::Failed, "not a CA certificate (basicConstraints CA:TRUE missing)".into())
+            }
+            (Role::Ca, _) if !cert.issued_by(cert) => {
+                (CheckStatus::Failed, "the CA certificate is not self-signed".into())
+            }
+            (Role::Ca, _) => (CheckStatus::Ok, format!("self-signed CA `{}`", x509.subject())),
+            (_, None) => (CheckStatus::Failed, "cannot check: no usable CA".into()),
+            (_, Some(ca)) if cert.issued_by(ca) => (CheckStatus::Ok, format!("issued by `{}`", ca.x509().subject())),
+            (_, Some(ca)) => (CheckStatus::Failed, format!("not issued by the CA in `{}`", ca.path.display())),
+        };
+        self.push(subject, "chain", status, detail);
+    }
+
+    fn expiry(&mut self, subject: &str, cert: &CertFile) {
+        let now = OffsetDateTime::now_utc();
+        let days = cert.days_left();
+        let (status, detail) = if cert.not_after() < now {
+            (CheckStatus::Failed, format!("expired on {}", rfc3339(cert.not_after())))
+        } else if cert.not_before() > now {
+            (CheckStatus::Failed, format!("not valid before {}", rfc3339(cert.not_before())))
+        } else if days < EXPIRY_WARNING_DAYS {
+            (CheckStatus::Warning, format!("expires in {days} days, on {}", rfc3339(cert.not_after())))
+        } else {
+            (CheckStatus::Ok, format!("valid until {} ({days} days)", rfc3339(cert.not_after())))
+        };
+        self.push(subject, "expiry", status, detail);
+    }
+
+    fn permissions(&mut self, subject: &str, key_path: &Path) {
+        match fs::metadata(key_path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => self.push(
+                subject,
+                "permissions",
+                CheckStatus::Failed,
+                format!(
+                    "`{}` is mode {:o}, readable by others; run `chmod 600 {}`",
+                    key_path.display(),
+                    meta.permissions().mode() & 0o777,
+                    key_path.display()
+                ),
+            ),
+            Ok(_) => self.push(subject, "permissions", CheckStatus::Ok, format!("`{}` is private", key_path.display())),
+            Err(e) => self.push(subject, "permissions", CheckStatus::Failed, e.to_string()),
+        }
+    }
+}
+
+fn issuer(ca: &Pair) -> Result<Issuer<'static, &KeyPair>, CertError> {
+    Ok(Issuer::from_ca_cert_pem(&ca.cert.pem, &ca.key)?)
+}
+
+/// A reused leaf must come from the current CA and still be valid.
+fn check_leaf(pair: &Pair, ca: &Pair, role: &'static str, hint: &str) -> Result<(), CertError> {
+    if !pair.cert.issued_by(&ca.cert) {
+        return Err(CertError::WrongIssuer {
+            cert: pair.cert.path.clone(),
+            ca: ca.cert.path.clone(),
+            hint: format!("{hint} to issue a new one from this CA"),
+        });
+    }
+    if pair.cert.not_after() < OffsetDateTime::now_utc() {
+        return Err(CertError::Expired {
+            role,
+            path: pair.cert.path.clone(),
+            not_after: rfc3339(pair.cert.not_after()),
+            hint: hint.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+impl Report {
+    fn push(&mut self, role: Role, host: Option<&str>, pair: &Pair, status: Outcome) {
+        let info = pair.cert.info(role, host, &pair.key_path);
+        if info.days_left < EXPIRY_WARNING_DAYS {
+            self.warnings.push(format!(
+                "`{}` expires in {} days, on {}",
+                info.file.display(),
+                info.days_left,
+                info.not_after
+            ));
+        }
+        self.certificates.push(ReportEntry { status, info });
+    }
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+fn read_optional(path: &Path) -> Result<Option<String>, CertError> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            Err(CertError::Corrupt { path: path.to_owned(), what: "PEM file", detail: "it is not UTF-8 text".into() })
+        }
+        Err(source) => Err(CertError::Read { path: path.to_owned(), source }),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), CertError> {
+    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(source) => Err(CertError::CreateDir { path: dir.to_owned(), source }),
+    }
+}
+
+/// Writes through a temporary file in the same directory and renames it into place, so a
+/// reader never sees a half-written file and a crash leaves no truncated key behind.
+fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
+    let err = |source| CertError::Write { path: path.to_owned(), source };
+    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name(path), std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    if let Some(parent) = path.parent() {
+        // Make the rename durable; failure here does not undo the write.
+        let _ = File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(ServerRequest::new("vm-1", &[], &[]).is_ok());
+        assert!(matches!(ServerRequest::new("../x", &[], &[]), Err(CertError::InvalidHost { .. })));
+        assert!(matches!(ServerRequest::new("", &[], &[]), Err(CertError::InvalidHost { .. })));
+        assert!(matches!(
+            ServerRequest::new("vm", &["bad_name.example".into()], &[]),
+            Err(CertError::InvalidDnsName { .. })
+        ));
+        assert!(matches!(ServerRequest::new("vm", &["-a.example".into()], &[]), Err(CertError::InvalidDnsName { .. })));
+        assert!(matches!(ServerRequest::new("vm", &[], &["300.1.1.1".into()]), Err(CertError::InvalidIp { .. })));
+        assert!(matches!(ServerRequest::new("vm", &["10.0.0.1".into()], &[]), Err(CertError::InvalidDnsName { .. })));
+        let r = ServerRequest::new("vm", &["*.example.com".into(), "*.example.com".into()], &["::1".into()]).unwrap();
+        assert_eq!(r.names(), ["*.example.com", "::1"]);
+    }
+
+    #[test]
+    fn init_then_server_then_reuse() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path().join("certs"));
+        let first = store.init(&Passphrases::NONE).unwrap();
+        assert!(first.certificates.iter().all(|c| c.status == Outcome::Created));
+        let again = store.init(&Passphrases::NONE).unwrap();
+        assert!(again.certificates.iter().all(|c| c.status == Outcome::Reused));
+        assert_eq!(first.certificates[0].info.fingerprint_sha256, again.certificates[0].info.fingerprint_sha256);
+
+        let req = ServerRequest::new("vm1", &["vm1.example.com".into()], &["127.0.0.5".into()]).unwrap();
+        let server = store.server(&req, &Passphrases::NONE).unwrap();
+        assert_eq!(server.certificates[2].status, Outcome::Created);
+        let server_again = store.server(&req, &Passphrases::NONE).unwrap();
+        assert_eq!(server_again.certificates[2].status, Outcome::Reused);
+
+        let wider = ServerRequest::new("vm1", &["other.example.com".into()], &[]).unwrap();
+        let err = store.server(&wider, &Passphrases::NONE).unwrap_err();
+        assert!(err.to_string().contains("does not cover `other.example.com`"), "{err}");
+
+        let mode = fs::metadata(store.server_paths("vm1").1).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let mode = fs::metadata(store.dir()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+
+        let checks = store.verify(&[], &["127.0.0.5".into()], &Passphrases::NONE).unwrap();
+        assert!(checks.iter().all(|c| c.status == CheckStatus::Ok), "{checks:#?}");
+    }
+
+    #[test]
+    fn rotation_keeps_sans_and_backs_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        let req = ServerRequest::new("vm1", &["vm1.example.com".into()], &["127.0.0.5".into()]).unwrap();
+        let before = store.server(&req, &Passphrases::NONE).unwrap();
+        let renew =
+            store.rotate(&Rotation::Server(ServerRequest::new("vm1", &[], &[]).unwrap()), &Passphrases::NONE).unwrap();
+        let new = &renew.certificates[0].info;
+        assert_eq!(new.sans, ["vm1.example.com", "127.0.0.5"]);
+        assert_ne!(new.fingerprint_sha256, before.certificates[2].info.fingerprint_sha256);
+        assert!(renew.backup_dir.as_ref().unwrap().join("vm1-server-cert.pem").exists());
+
+        let ca = store.rotate(&Rotation::Ca, &Passphrases::NONE).unwrap();
+        assert_eq!(ca.redeploy, ["vm1"]);
+        assert!(!store.server_paths("vm1").0.exists());
+        assert_ne!(ca.certificates[0].info.fingerprint_sha256, before.certificates[0].info.fingerprint_sha256);
+    }
+
+    #[test]
+    fn partial_sets_name_the_missing_file_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        store.init(&Passphrases::NONE).unwrap();
+        fs::remove_file(dir.path().join("ca-key.pem")).unwrap();
+        let before: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let err = store.init(&Passphrases::NONE).unwrap_err();
+        assert!(err.to_string().contains("`ca.pem` exists but `ca-key.pem` is missing"), "{err}");
+        assert!(err.is_usage());
+        let after: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(before.len(), after.len());
+    }
+}

@@ -1,0 +1,119 @@
+//! The clap definition of azdock's static command tree.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+
+use crate::output::Format;
+
+/// Turn Azure Linux VMs into TLS-secured Docker hosts and manage VM extensions.
+#[derive(Debug, Parser)]
+#[command(name = "azdock", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Start with `azdock certs init`, then `azdock certs server HOST --dns NAME --ip ADDR`.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, as az spells them.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Output format [default: json, or `defaults.output` in the config file]
+    #[arg(short, long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<Format>,
+    /// JMESPath query applied to the result before it is printed
+    #[arg(long, global = true, value_name = "JMESPATH")]
+    pub query: Option<String>,
+    /// Print progress details to stderr
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    /// Print debug logs to stderr (secrets are never logged)
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Print errors only, no warnings
+    #[arg(long, global = true)]
+    pub only_show_errors: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the Docker TLS certificates: CA, client and per-host server certificates
+    Certs(CertsArgs),
+    /// Manage VM extensions
+    #[command(subcommand)]
+    Ext(ExtCommand),
+    /// Print a shell completion script
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Certificate directory [default: ~/.docker]
+    #[arg(short = 'C', long, global = true, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
+    pub docker_cert_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: CertsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertsCommand {
+    /// Create the CA and client certificate, or reuse the ones in the directory
+    Init,
+    /// Create or reuse the server certificate for a Docker host
+    Server {
+        /// Host name (the VM name); names the certificate files
+        host: String,
+        /// DNS name the certificate must carry, such as the VM's FQDN (repeatable)
+        #[arg(long = "dns", value_name = "NAME")]
+        dns: Vec<String>,
+        /// IP address the certificate must carry, such as the VM's public IP (repeatable)
+        #[arg(long = "ip", value_name = "ADDR")]
+        ips: Vec<String>,
+    },
+    /// Show subjects, SANs, expiry and fingerprints of every certificate
+    Show,
+    /// Check chains, expiry, key matches, SANs and key file permissions
+    Verify {
+        /// Hosts whose server certificates to check [default: all]
+        hosts: Vec<String>,
+        /// Name or IP every checked server certificate must cover (repeatable)
+        #[arg(long = "san", value_name = "NAME|IP")]
+        sans: Vec<String>,
+    },
+    /// Replace certificates; the old files move to `azdock-backup/` in the directory
+    #[command(group(ArgGroup::new("what").required(true).args(["server", "client", "ca"])))]
+    Rotate {
+        /// A new server certificate for this host (keeps its names unless --dns/--ip are given)
+        #[arg(long, value_name = "HOST")]
+        server: Option<String>,
+        /// A new client certificate from the same CA
+        #[arg(long)]
+        client: bool,
+        /// A new CA and client; every host then needs its certificates redeployed
+        #[arg(long)]
+        ca: bool,
+        /// DNS name for the new server certificate (repeatable)
+        #[arg(long = "dns", value_name = "NAME", requires = "server")]
+        dns: Vec<String>,
+        /// IP address for the new server certificate (repeatable)
+        #[arg(long = "ip", value_name = "ADDR", requires = "server")]
+        ips: Vec<String>,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Print the certificate directory and the files Docker reads from it
+    Path,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtCommand {
+    /// List the extensions azdock knows: built-ins and plugins
+    List,
+}

@@ -1,0 +1,35 @@
+//! The commands: each turns parsed arguments into a JSON result for `output::print`.
+
+pub(crate) mod certs;
+pub(crate) mod ext;
+
+use std::io::IsTerminal as _;
+
+use crate::output::Format;
+
+/// What every command needs from the global flags.
+#[derive(Debug)]
+pub(crate) struct Ctx {
+    pub format: Format,
+    pub query: Option<String>,
+    pub only_show_errors: bool,
+}
+
+impl Ctx {
+    /// Prints a warning on stderr, unless `--only-show-errors`.
+    pub(crate) fn warn(&self, message: &str) {
+        if !self.only_show_errors {
+            eprintln!("WARNING: {message}");
+        }
+    }
+
+    /// Prints the result in the chosen format.
+    pub(crate) fn print(&self, value: &serde_json::Value, columns: crate::output::Columns) -> anyhow::Result<()> {
+        crate::output::print(value, self.format, self.query.as_deref(), columns)
+    }
+}
+
+/// Whether a person is at the keyboard to answer a prompt.
+pub(crate) fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+}

@@ -1,0 +1,78 @@
+//! azdock's directories and its one config file (TOML) of defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use etcetera::BaseStrategy as _;
+use serde::Deserialize;
+
+use crate::error::Usage;
+use crate::output::Format;
+
+/// `config.toml` in the config directory; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+/// `[defaults]`: what flags fall back to.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(crate) struct Defaults {
+    pub output: Option<Format>,
+    pub docker_cert_dir: Option<PathBuf>,
+}
+
+/// The config directory: `AZDOCK_CONFIG_DIR`, else the platform's (XDG on Linux:
+/// `$XDG_CONFIG_HOME/azdock`, `~/.config/azdock`).
+pub(crate) fn config_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("AZDOCK_CONFIG_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = etcetera::choose_base_strategy().context("cannot find the home directory; set `AZDOCK_CONFIG_DIR`")?;
+    Ok(base.config_dir().join("azdock"))
+}
+
+/// Loads `config.toml`; a missing file is an empty config, a broken one an error naming it.
+pub(crate) fn load() -> anyhow::Result<Config> {
+    let path = config_dir()?.join("config.toml");
+    load_from(&path)
+}
+
+fn load_from(path: &Path) -> anyhow::Result<Config> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => toml::from_str(&text)
+            .map_err(|e| Usage::new(format!("invalid config file `{}`: {}", path.display(), e.message())).into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read the config file `{}`", path.display())),
+    }
+}
+
+/// Docker's own default certificate directory, `~/.docker`.
+pub(crate) fn default_docker_cert_dir() -> anyhow::Result<PathBuf> {
+    let home = std::env::home_dir()
+        .filter(|h| !h.as_os_str().is_empty())
+        .context("cannot find the home directory; pass `--docker-cert-dir`")?;
+    Ok(home.join(".docker"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_parses_and_rejects_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        assert!(load_from(&path).unwrap().defaults.output.is_none());
+        std::fs::write(&path, "[defaults]\noutput = \"table\"\ndocker-cert-dir = \"/c\"\n").unwrap();
+        let config = load_from(&path).unwrap();
+        assert_eq!(config.defaults.output, Some(Format::Table));
+        assert_eq!(config.defaults.docker_cert_dir, Some(PathBuf::from("/c")));
+        std::fs::write(&path, "[defaults]\noutptu = \"table\"\n").unwrap();
+        let err = load_from(&path).unwrap_err().to_string();
+        assert!(err.contains("invalid config file") && err.contains("outptu"), "{err}");
+    }
+}

@@ -1,0 +1,78 @@
+//! azdock's command-line interface: parses the command line, runs the command, prints the
+//! result on stdout in the chosen format and messages on stderr, and maps errors to exit codes.
+
+// A command-line tool's job is to print; libraries in the workspace keep these lints.
+#![allow(clippy::print_stderr, clippy::print_stdout)]
+
+pub mod cli;
+mod commands;
+mod config;
+mod error;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use crate::cli::{Cli, Command};
+use crate::commands::Ctx;
+use crate::output::Format;
+
+/// The full clap command tree, for completions and man pages.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Runs azdock with the process's arguments and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` joins the chain of causes with `: `, one line a user can paste.
+            eprintln!("ERROR: {err:#}");
+            ExitCode::from(error::exit_code(&err))
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = config::load()?;
+    let ctx = Ctx {
+        format: cli.global.output.or(config.defaults.output).unwrap_or(Format::Json),
+        query: cli.global.query,
+        only_show_errors: cli.global.only_show_errors,
+    };
+    match cli.command {
+        Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir),
+        Command::Ext(command) => {
+            let registry = azdock_core::Registry::with_builtins()?;
+            commands::ext::run(&ctx, &command, &registry)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+/// Logs go to stderr: warnings by default, info with `--verbose`, debug with `--debug`.
+fn init_logging(global: &cli::GlobalArgs) {
+    use tracing::level_filters::LevelFilter;
+    let level = if global.debug {
+        LevelFilter::DEBUG
+    } else if global.verbose {
+        LevelFilter::INFO
+    } else if global.only_show_errors {
+        LevelFilter::ERROR
+    } else {
+        LevelFilter::WARN
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(global.debug)
+        .without_time()
+        .init();
+}

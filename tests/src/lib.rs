@@ -1,0 +1,275 @@
+//! Support for azdock's end-to-end tests: the built binary in an isolated home, the openssl and
+//! docker CLIs, and a real `dockerd` with TLS on a loopback port.
+
+// Test support reports what it skips and panics with context; that is its job.
+#![allow(clippy::print_stderr, clippy::missing_panics_doc)]
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The `azdock` binary under test: `AZDOCK_BIN`, else the one cargo built next to this test.
+pub fn azdock_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("AZDOCK_BIN") {
+        return bin.into();
+    }
+    // target/<profile>/deps/it-<hash> → target/<profile>/azdock
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("azdock");
+    assert!(
+        bin.exists(),
+        "`{}` is missing; build it first with `cargo build -p azdock` (cargo xtask ci does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The result of a finished command.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    /// Panics with the whole output unless the command exited 0.
+    #[track_caller]
+    // Called for its assertion; callers often drop the output.
+    #[allow(clippy::return_self_not_must_use)]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Parses stdout as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
+    }
+}
+
+/// Runs a command to completion, capturing its output. stdin is closed, as in CI.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An isolated user: a temp HOME and config dir, and no azdock variables from the caller.
+#[derive(Debug)]
+pub struct Env {
+    pub home: TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    pub fn new() -> Self {
+        Self { home: tempfile::tempdir().expect("temp home") }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// `azdock` with this environment.
+    pub fn azdock(&self) -> Command {
+        let mut cmd = Command::new(azdock_bin());
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("AZDOCK_") && key != "AZDOCK_BIN" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.env("HOME", self.path())
+            .env("AZDOCK_CONFIG_DIR", self.path().join("config"))
+            .env("XDG_CONFIG_HOME", self.path().join("xdg"))
+            .env("NO_COLOR", "1");
+        cmd
+    }
+
+    /// Runs `azdock ARGS…`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        run(self.azdock().args(args))
+    }
+
+    /// Replaces this environment's temp path in text with `[HOME]`, for snapshots.
+    pub fn redact(&self, text: &str) -> String {
+        text.replace(&self.path().display().to_string(), "[HOME]")
+    }
+}
+
+/// Runs openssl in `dir`, panicking with its output on failure.
+#[track_caller]
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    run(Command::new("openssl").args(args).current_dir(dir)).success()
+}
+
+/// Every file below `dir` with its contents and mode, to prove a failed command changed nothing.
+pub fn snapshot_dir(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = entry.metadata().expect("metadata");
+            if meta.is_dir() {
+                stack.push(path.clone());
+                out.insert(path, (Vec::new(), meta.permissions().mode()));
+            } else {
+                out.insert(path.clone(), (std::fs::read(&path).expect("read"), meta.permissions().mode()));
+            }
+        }
+    }
+    out
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind").local_addr().expect("addr").port()
+}
+
+/// Only one dockerd at a time: each starts its own containerd, and two starting together on
+/// two cores make the tests slow and flaky for no gain.
+pub fn dockerd_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether this machine can run the real-dockerd tests. They need root and Debian's docker.io;
+/// `.ci/run` installs it. Without it the tests fail, unless `AZDOCK_TESTS_WITHOUT_DOCKERD=1`
+/// says on purpose that they are to be skipped here.
+pub fn dockerd_available() -> bool {
+    let present = Command::new("dockerd")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let root = run(Command::new("id").arg("-u")).stdout.trim() == "0";
+    if present && root {
+        return true;
+    }
+    assert!(
+        std::env::var_os("AZDOCK_TESTS_WITHOUT_DOCKERD").is_some(),
+        "these tests need `dockerd` (Debian's docker.io) and root; install it as `.ci/run` does, or set AZDOCK_TESTS_WITHOUT_DOCKERD=1 to skip them"
+    );
+    eprintln!("skipping: no dockerd or not root, and AZDOCK_TESTS_WITHOUT_DOCKERD is set");
+    false
+}
+
+/// A real dockerd listening with `--tlsverify` on a loopback address.
+#[derive(Debug)]
+pub struct Dockerd {
+    child: Child,
+    pub addr: SocketAddr,
+    dir: TempDir,
+}
+
+impl Dockerd {
+    /// Starts dockerd with this CA, server certificate and key on `127.0.0.1:<free port>`, and
+    /// waits (at most 30 s) until it accepts connections.
+    pub fn start(ca: &Path, cert: &Path, key: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("dockerd dir");
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
+        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log");
+        let mut cmd = Command::new("dockerd");
+        cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--tlsverify"])
+            .arg(format!("--data-root={}", dir.path().join("data").display()))
+            .arg(format!("--exec-root={}", dir.path().join("exec").display()))
+            .arg(format!("--pidfile={}", dir.path().join("dockerd.pid").display()))
+            .arg(format!("--tlscacert={}", ca.display()))
+            .arg(format!("--tlscert={}", cert.display()))
+            .arg(format!("--tlskey={}", key.display()))
+            .arg(format!("-H=tcp://{addr}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            // Its own process group, so stopping it also stops the containerd it starts.
+            .process_group(0);
+        let child = cmd.spawn().expect("start dockerd");
+        let mut daemon = Self { child, addr, dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return daemon;
+            }
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("dockerd exited with {status}:\n{}", daemon.log());
+            }
+            assert!(Instant::now() < deadline, "dockerd did not listen on {addr} within 30 s:\n{}", daemon.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// Waits (at most 5 s) for dockerd to log `needle`; its log is written asynchronously.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if self.log().contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs the real docker CLI against this daemon with a client identity.
+    pub fn docker(&self, ca: &Path, cert: &Path, key: &Path, args: &[&str]) -> Output {
+        self.docker_at(&self.addr.to_string(), ca, cert, key, args)
+    }
+
+    /// Like [`Dockerd::docker`], dialling `host:port` (a name or address that reaches it).
+    pub fn docker_at(&self, host: &str, ca: &Path, cert: &Path, key: &Path, args: &[&str]) -> Output {
+        let mut cmd = Command::new("docker");
+        cmd.env("DOCKER_CONFIG", self.dir.path().join("client-config"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("DOCKER_CONTEXT")
+            .env_remove("DOCKER_TLS_VERIFY")
+            .env_remove("DOCKER_CERT_PATH")
+            .arg("--tlsverify")
+            .arg(format!("--tlscacert={}", ca.display()))
+            .arg(format!("--tlscert={}", cert.display()))
+            .arg(format!("--tlskey={}", key.display()))
+            .arg(format!("--host=tcp://{host}"))
+            .args(args);
+        run(&mut cmd)
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,209 @@
+//! The command line as users see it: help, output formats, exit codes, snapshots, concurrency.
+
+use azdock_tests::{Env, run};
+
+#[test]
+fn help_text() {
+    let env = Env::new();
+    let out = env.run(&["--help"]).success();
+    insta::assert_snapshot!("help", out.stdout);
+    let out = env.run(&["certs", "--help"]).success();
+    insta::assert_snapshot!("certs_help", out.stdout);
+}
+
+#[test]
+fn certs_path_as_table_json_tsv_and_yaml() {
+    let env = Env::new();
+    let dir = env.path().join("c");
+    let c = dir.to_str().unwrap();
+    let json = env.run(&["certs", "path", "-C", c]).success();
+    insta::assert_snapshot!("certs_path_json", env.redact(&json.stdout));
+    let yaml = env.run(&["certs", "path", "-C", c, "-o", "yaml"]).success();
+    assert_eq!(
+        env.redact(&yaml.stdout),
+        "certDir: [HOME]/c\nca: [HOME]/c/ca.pem\ncert: [HOME]/c/cert.pem\nkey: [HOME]/c/key.pem\n"
+    );
+    let tsv = env.run(&["certs", "path", "-C", c, "-o", "tsv", "--query", "certDir"]).success();
+    assert_eq!(tsv.stdout, format!("{c}\n"));
+    let none = env.run(&["certs", "path", "-C", c, "-o", "none"]).success();
+    assert_eq!(none.stdout, "");
+    // `certs path` only says where things are; it creates nothing.
+    assert!(!dir.exists());
+}
+
+#[test]
+fn certs_show_as_a_table_through_a_query() {
+    let env = Env::new();
+    let c = env.path().join("c");
+    let c = c.to_str().unwrap();
+    env.run(&["certs", "server", "vm1", "--dns", "vm1.example.com", "--ip", "127.0.0.7", "-C", c]).success();
+    let query = "[].{role: role, host: host, key: keyAlgorithm, sans: join(', ', sans), issuer: issuer}";
+    let table = env.run(&["certs", "show", "-C", c, "-o", "table", "--query", query]).success();
+    insta::assert_snapshot!("certs_show_table", table.stdout);
+}
+
+#[test]
+fn relative_cert_dirs_are_reported_absolute() {
+    let env = Env::new();
+    let out = azdock_tests::run(
+        env.azdock().current_dir(env.path()).args(["certs", "path", "-C", "rel", "--query", "ca", "-o", "tsv"]),
+    );
+    assert_eq!(env.redact(&out.stdout), "[HOME]/rel/ca.pem\n");
+}
+
+#[test]
+fn the_cert_dir_defaults_to_docker_then_env_then_config() {
+    let env = Env::new();
+    let out = env.run(&["certs", "path", "--query", "certDir", "-o", "tsv"]).success();
+    assert_eq!(env.redact(&out.stdout), "[HOME]/.docker\n");
+    let out = run(env
+        .azdock()
+        .env("AZDOCK_DOCKER_CERT_DIR", "/srv/certs")
+        .args(["certs", "path", "--query", "certDir", "-o", "tsv"]));
+    assert_eq!(out.stdout, "/srv/certs\n");
+    std::fs::create_dir_all(env.path().join("config")).unwrap();
+    std::fs::write(
+        env.path().join("config/config.toml"),
+        "[defaults]\noutput = \"tsv\"\ndocker-cert-dir = \"/etc/dc\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["certs", "path", "--query", "certDir"]).success();
+    assert_eq!(out.stdout, "/etc/dc\n");
+    std::fs::write(env.path().join("config/config.toml"), "[defaults]\nouput = \"tsv\"\n").unwrap();
+    let out = env.run(&["certs", "path"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("invalid config file") && out.stderr.contains("ouput"), "{}", out.stderr);
+}
+
+#[test]
+fn error_messages_and_exit_codes() {
+    let env = Env::new();
+    let dir = env.path().join("c");
+    env.run(&["certs", "init", "-C", dir.to_str().unwrap()]).success();
+    std::fs::remove_file(dir.join("ca-key.pem")).unwrap();
+    let out = env.run(&["certs", "init", "-C", dir.to_str().unwrap()]);
+    assert_eq!(out.code, 2);
+    insta::assert_snapshot!("partial_set_error", env.redact(&out.stderr));
+
+    // clap's own usage errors are exit code 2 as well.
+    let out = env.run(&["certs", "rotate"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--server <HOST>|--client|--ca"), "{}", out.stderr);
+    let out = env.run(&["certs", "init", "-o", "xml"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("invalid value 'xml'"), "{}", out.stderr);
+    let out = env.run(&["certs", "path", "--query", "[?"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("invalid `--query` expression `[?`"), "{}", out.stderr);
+}
+
+#[test]
+fn ext_list_is_empty_until_extensions_land() {
+    let env = Env::new();
+    let out = env.run(&["ext", "list"]).success();
+    assert_eq!(out.json(), serde_json::json!([]));
+    let out = env.run(&["ext", "list", "-o", "table"]).success();
+    assert_eq!(out.stdout, "");
+}
+
+#[test]
+fn completions_are_generated_from_the_command_tree() {
+    let env = Env::new();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = env.run(&["completions", shell]).success();
+        assert!(out.stdout.contains("docker-cert-dir"), "{shell} completions lack the certs flags");
+    }
+}
+
+#[test]
+fn two_processes_started_together_end_with_one_ca() {
+    let env = Env::new();
+    let dir = env.path().join("race");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            env.azdock()
+                .args([
+                    "certs",
+                    "init",
+                    "-C",
+                    dir.to_str().unwrap(),
+                    "--query",
+                    "certificates[0].fingerprintSha256",
+                    "-o",
+                    "tsv",
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let fingerprints: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            String::from_utf8(out.stdout).unwrap()
+        })
+        .collect();
+    assert!(fingerprints.iter().all(|f| f == &fingerprints[0] && f.len() > 90), "{fingerprints:?}");
+    let names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len(), 4, "leftover files: {names:?}");
+}
+
+#[test]
+fn rotation_backs_up_and_reports_what_to_redeploy() {
+    let env = Env::new();
+    let dir = env.path().join("c");
+    let c = dir.to_str().unwrap();
+    let first =
+        env.run(&["certs", "server", "vm1", "--dns", "vm1.example.com", "--ip", "127.0.0.7", "-C", c]).success().json();
+
+    // Asking for a name the certificate lacks is refused, not silently reissued.
+    let out = env.run(&["certs", "server", "vm1", "--ip", "127.0.0.8", "-C", c]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("does not cover `127.0.0.8`") && out.stderr.contains("azdock certs rotate --server vm1"),
+        "{}",
+        out.stderr
+    );
+
+    let renewed = env.run(&["certs", "rotate", "--server", "vm1", "-C", c]).success().json();
+    assert_eq!(renewed["certificates"][0]["status"], "rotated");
+    assert_eq!(renewed["certificates"][0]["sans"], serde_json::json!(["vm1.example.com", "127.0.0.7"]));
+    let backup = std::path::PathBuf::from(renewed["backupDir"].as_str().unwrap());
+    assert!(backup.join("vm1-server-key.pem").exists());
+
+    let client = env.run(&["certs", "rotate", "--client", "-C", c]).success().json();
+    assert_ne!(client["certificates"][0]["fingerprintSha256"], first["certificates"][1]["fingerprintSha256"]);
+
+    let out = env.run(&["certs", "rotate", "--ca", "--yes", "-C", c]).success();
+    let ca = out.json();
+    assert_eq!(ca["redeploy"], serde_json::json!(["vm1"]));
+    assert_ne!(ca["certificates"][0]["fingerprintSha256"], first["certificates"][0]["fingerprintSha256"]);
+    assert!(out.stderr.contains("redeploy the certificates of vm1"), "{}", out.stderr);
+    let verify = env.run(&["certs", "verify", "-C", c]).success();
+    assert!(!verify.stdout.contains("vm1"), "the old host certificate should have moved to the backup");
+}
+
+#[test]
+fn verify_reports_every_problem_and_exits_1() {
+    let env = Env::new();
+    let dir = env.path().join("c");
+    let c = dir.to_str().unwrap();
+    env.run(&["certs", "server", "vm1", "--ip", "127.0.0.7", "-C", c]).success();
+    std::fs::set_permissions(dir.join("key.pem"), std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let out = env.run(&["certs", "verify", "--san", "vm1.example.com", "-C", c, "-o", "json"]);
+    assert_eq!(out.code, 1);
+    let checks = out.json();
+    let failed: Vec<(String, String)> = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "failed")
+        .map(|c| (c["subject"].as_str().unwrap().to_owned(), c["check"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(failed, [("client".to_owned(), "permissions".to_owned()), ("server vm1".to_owned(), "san".to_owned())]);
+    assert!(out.stderr.contains("2 of"), "{}", out.stderr);
+}

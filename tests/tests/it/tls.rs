@@ -1,0 +1,136 @@
+//! Real TLS: certificates from `azdock certs` in front of a real dockerd and the real docker CLI.
+
+use std::path::Path;
+
+use azdock_tests::{Dockerd, Env, dockerd_available, dockerd_lock, openssl};
+
+/// `azdock certs init` and `certs server` into `<home>/<name>`; returns the directory.
+fn mint(env: &Env, name: &str, host: &str, sans: &[&str]) -> std::path::PathBuf {
+    let dir = env.path().join(name);
+    let mut args = vec!["certs", "server", host, "-C", dir.to_str().unwrap()];
+    args.extend_from_slice(sans);
+    env.run(&args).success();
+    dir
+}
+
+#[test]
+fn docker_connects_with_azdock_certificates_and_tls_refuses_the_rest() {
+    if !dockerd_available() {
+        return;
+    }
+    let _one_at_a_time = dockerd_lock();
+    let env = Env::new();
+    let good = mint(&env, "good", "local", &["--ip", "127.0.0.1", "--dns", "localhost"]);
+    let (ca, cert, key) = (good.join("ca.pem"), good.join("cert.pem"), good.join("key.pem"));
+    let daemon = Dockerd::start(&ca, &good.join("local-server-cert.pem"), &good.join("local-server-key.pem"));
+
+    // The happy path, by IP and by DNS name: both are SANs.
+    let out = daemon.docker(&ca, &cert, &key, &["version", "--format", "{{.Server.Version}}"]).success();
+    assert!(!out.stdout.trim().is_empty(), "no server version: {out:?}");
+    let by_name = format!("localhost:{}", daemon.addr.port());
+    daemon.docker_at(&by_name, &ca, &cert, &key, &["version", "--format", "{{.Server.Version}}"]).success();
+
+    // A client certificate from another CA is refused by the daemon.
+    let other = mint(&env, "other", "local", &["--ip", "127.0.0.1"]);
+    let out = daemon.docker(&ca, &other.join("cert.pem"), &other.join("key.pem"), &["version"]);
+    assert_ne!(out.code, 0, "a foreign client certificate was accepted: {out:?}");
+    // Under TLS 1.3 the client may only see the connection close; the daemon's log says why.
+    assert!(daemon.log_contains("x509: certificate signed by unknown authority"), "{out:?}\n{}", daemon.log());
+
+    // The client refuses a server whose certificate is from another CA.
+    let out = daemon.docker(&other.join("ca.pem"), &cert, &key, &["version"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("x509"), "{}", out.stderr);
+    drop(daemon);
+
+    // A server certificate whose SANs do not include the dialled address fails with Go's error.
+    let wrong = mint(&env, "good", "elsewhere", &["--ip", "127.0.0.2", "--dns", "elsewhere.example"]);
+    let daemon = Dockerd::start(&ca, &wrong.join("elsewhere-server-cert.pem"), &wrong.join("elsewhere-server-key.pem"));
+    let out = daemon.docker(&ca, &cert, &key, &["version"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("x509: certificate is valid for"), "{}", out.stderr);
+    assert!(out.stderr.contains("not 127.0.0.1"), "{}", out.stderr);
+    drop(daemon);
+
+    // A CN-only server certificate (what old tools made) is rejected by Go's TLS.
+    let cn_only = cn_only_server_cert(&good);
+    let daemon = Dockerd::start(&ca, &cn_only, &good.join("cn-only-key.pem"));
+    let out = daemon.docker(&ca, &cert, &key, &["version"]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("x509"), "{}", out.stderr);
+    assert!(out.stderr.contains("IP SANs") || out.stderr.contains("Common Name"), "{}", out.stderr);
+    // And azdock's own verification says why before any daemon is involved.
+    std::fs::copy(&cn_only, good.join("legacy-server-cert.pem")).unwrap();
+    std::fs::copy(good.join("cn-only-key.pem"), good.join("legacy-server-key.pem")).unwrap();
+    let out = env.run(&["certs", "verify", "legacy", "-C", good.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("CN-only"), "{}", out.stdout);
+}
+
+/// Signs a server certificate for CN=127.0.0.1 without any SAN, with openssl and azdock's CA.
+fn cn_only_server_cert(dir: &Path) -> std::path::PathBuf {
+    openssl(dir, &["ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", "cn-only-key.pem"]);
+    openssl(dir, &["req", "-new", "-key", "cn-only-key.pem", "-subj", "/CN=127.0.0.1", "-out", "cn-only.csr"]);
+    std::fs::write(dir.join("cn-only.ext"), "extendedKeyUsage=serverAuth\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "cn-only.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "cn-only.ext",
+            "-out",
+            "cn-only-cert.pem",
+        ],
+    );
+    dir.join("cn-only-cert.pem")
+}
+
+#[test]
+fn openssl_verifies_the_chain_and_reads_the_right_extensions() {
+    let env = Env::new();
+    let dir = mint(&env, "pki", "vm1", &["--dns", "vm1.westeurope.cloudapp.azure.com", "--ip", "127.0.0.5"]);
+    let out = openssl(&dir, &["verify", "-CAfile", "ca.pem", "cert.pem", "vm1-server-cert.pem"]);
+    assert_eq!(out.stdout, "cert.pem: OK\nvm1-server-cert.pem: OK\n");
+    // The purpose checks openssl applies for TLS clients and servers.
+    openssl(&dir, &["verify", "-CAfile", "ca.pem", "-purpose", "sslclient", "cert.pem"]);
+    openssl(&dir, &["verify", "-CAfile", "ca.pem", "-purpose", "sslserver", "vm1-server-cert.pem"]);
+    let wrong = openssl_fails(&dir, &["verify", "-CAfile", "ca.pem", "-purpose", "sslserver", "cert.pem"]);
+    assert!(wrong.contains("unsuitable certificate purpose"), "{wrong}");
+
+    let ca = openssl(&dir, &["x509", "-in", "ca.pem", "-noout", "-text"]).stdout;
+    assert!(ca.contains("CA:TRUE, pathlen:0"), "{ca}");
+    assert!(ca.contains("Certificate Sign") && !ca.contains("Digital Signature"), "{ca}");
+    assert!(!ca.contains("Extended Key Usage"), "{ca}");
+    assert!(ca.contains("ASN1 OID: prime256v1"), "{ca}");
+
+    let client = openssl(&dir, &["x509", "-in", "cert.pem", "-noout", "-text"]).stdout;
+    assert!(
+        client.contains("TLS Web Client Authentication") && !client.contains("TLS Web Server Authentication"),
+        "{client}"
+    );
+    assert!(client.contains("CA:FALSE"), "{client}");
+
+    let server = openssl(&dir, &["x509", "-in", "vm1-server-cert.pem", "-noout", "-text"]).stdout;
+    assert!(
+        server.contains("TLS Web Server Authentication") && !server.contains("TLS Web Client Authentication"),
+        "{server}"
+    );
+    assert!(server.contains("DNS:vm1.westeurope.cloudapp.azure.com, IP Address:127.0.0.5"), "{server}");
+    assert!(server.contains("Subject: O = azdock, CN = vm1.westeurope.cloudapp.azure.com"), "{server}");
+}
+
+fn openssl_fails(dir: &Path, args: &[&str]) -> String {
+    let out = azdock_tests::run(std::process::Command::new("openssl").args(args).current_dir(dir));
+    assert_ne!(out.code, 0, "openssl {args:?} succeeded");
+    out.stdout + &out.stderr
+}

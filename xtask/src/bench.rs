@@ -1,0 +1,232 @@
+//! `cargo xtask bench`: the performance table. Wall times are medians over repeated runs of the
+//! release binary; peak RSS comes from GNU time (`/usr/bin/time`, Debian's `time` package).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use azdock_certs::{CertStore, Passphrases, ServerRequest};
+
+struct Row {
+    task: String,
+    runs: usize,
+    median: Duration,
+    p90: Duration,
+    rss_kib: Option<u64>,
+    target: &'static str,
+}
+
+pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
+    crate::cmd("cargo", &["build", "--release", "--locked", "-p", "azdock"])?;
+    let bin = root.join("target/release/azdock");
+    let work = tempfile::tempdir()?;
+    let home = work.path().to_owned();
+    let gnu_time = Path::new("/usr/bin/time").exists();
+    if !gnu_time {
+        eprintln!("note: /usr/bin/time is missing (`apt-get install time`); peak RSS is not measured");
+    }
+    let azdock = |args: &[&str]| {
+        let mut c = Command::new(&bin);
+        c.args(args).env("HOME", &home).env("AZDOCK_CONFIG_DIR", home.join("config")).stdout(Stdio::null());
+        c
+    };
+
+    let mut rows = Vec::new();
+    for (task, args, target) in [
+        ("azdock --help", vec!["--help"], "< 10 ms, < 15 MB"),
+        ("azdock ext list", vec!["ext", "list"], "< 10 ms, < 15 MB"),
+    ] {
+        rows.push(measure_process(task, 100, target, gnu_time, |_| azdock(&args))?);
+    }
+    // A full PKI through the CLI: CA, client and one server certificate written to a new dir.
+    let dirs = home.join("pki");
+    rows.push(measure_process("azdock certs server (full PKI, new dir)", 50, "< 10 ms", gnu_time, |i| {
+        let dir = dirs.join(i.to_string());
+        let dir = dir.to_string_lossy().into_owned();
+        azdock(&[
+            "certs",
+            "server",
+            "vm1",
+            "--dns",
+            "vm1.westeurope.cloudapp.azure.com",
+            "--ip",
+            "20.1.2.3",
+            "-C",
+            &dir,
+        ])
+    })?);
+    // The same through the library, without process start-up.
+    let lib_dirs = home.join("lib");
+    let request = ServerRequest::new("vm1", &["vm1.westeurope.cloudapp.azure.com".into()], &["20.1.2.3".into()])?;
+    let times = (0..200)
+        .map(|i| {
+            let start = Instant::now();
+            CertStore::new(lib_dirs.join(i.to_string())).server(&request, &Passphrases::NONE)?;
+            Ok(start.elapsed())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    rows.push(row("CertStore::server in-process (full PKI)", times, None, "< 10 ms"));
+    // For scale: the classic CLI's openssl sequence (RSA 2048, nine processes).
+    let classic = home.join("classic");
+    let times = (0..5).map(|i| classic_openssl(&classic.join(i.to_string()))).collect::<anyhow::Result<Vec<_>>>()?;
+    rows.push(row("classic CLI openssl sequence (9 processes)", times, None, "(comparison)"));
+
+    print_table(&rows);
+    Ok(())
+}
+
+fn measure_process(
+    task: &str,
+    runs: usize,
+    target: &'static str,
+    gnu_time: bool,
+    make: impl Fn(usize) -> Command,
+) -> anyhow::Result<Row> {
+    // One warm-up run so the page cache holds the binary, as it does for a user.
+    make(runs + 1).status()?;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs {
+        let mut cmd = make(i);
+        let start = Instant::now();
+        let status = cmd.status().with_context(|| format!("cannot run {task}"))?;
+        times.push(start.elapsed());
+        if !status.success() {
+            bail!("{task} failed with {status}");
+        }
+    }
+    let rss = if gnu_time { Some(peak_rss(&make, runs)?) } else { None };
+    Ok(row(task, times, rss, target))
+}
+
+/// The largest maximum resident set size over ten runs, in KiB, as GNU time reports it.
+fn peak_rss(make: &impl Fn(usize) -> Command, offset: usize) -> anyhow::Result<u64> {
+    let mut peak = 0;
+    for i in 0..10 {
+        let inner = make(offset + 2 + i);
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.arg("-f").arg("%M").arg(inner.get_program()).args(inner.get_args()).stdout(Stdio::null());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        let out = cmd.output()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let kib: u64 = text
+            .lines()
+            .last()
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .with_context(|| format!("unexpected GNU time output: {text}"))?;
+        peak = peak.max(kib);
+    }
+    Ok(peak)
+}
+
+fn classic_openssl(dir: &PathBuf) -> anyhow::Result<Duration> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("ext.cnf"), "extendedKeyUsage = clientAuth\n")?;
+    std::fs::write(dir.join("srv.cnf"), "subjectAltName = IP:20.1.2.3\n")?;
+    let steps: &[&[&str]] = &[
+        &["genrsa", "-des3", "-passout", "pass:Docker123", "-out", "ca-key.pem", "2048"],
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "365",
+            "-key",
+            "ca-key.pem",
+            "-passin",
+            "pass:Docker123",
+            "-sha256",
+            "-subj",
+            "/CN=ca",
+            "-out",
+            "ca.pem",
+        ],
+        &["genrsa", "-out", "server-key.pem", "2048"],
+        &["req", "-subj", "/CN=vm1", "-sha256", "-new", "-key", "server-key.pem", "-out", "server.csr"],
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "365",
+            "-sha256",
+            "-in",
+            "server.csr",
+            "-passin",
+            "pass:Docker123",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            "server-cert.pem",
+            "-extfile",
+            "srv.cnf",
+        ],
+        &["genrsa", "-out", "key.pem", "2048"],
+        &["req", "-subj", "/CN=client", "-new", "-key", "key.pem", "-out", "client.csr"],
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "365",
+            "-sha256",
+            "-in",
+            "client.csr",
+            "-passin",
+            "pass:Docker123",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-extfile",
+            "ext.cnf",
+        ],
+        &["rsa", "-in", "server-key.pem", "-out", "server-key.pem"],
+    ];
+    let start = Instant::now();
+    for step in steps {
+        let status = Command::new("openssl")
+            .args(*step)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("openssl {} failed", step.join(" "));
+        }
+    }
+    Ok(start.elapsed())
+}
+
+fn row(task: &str, mut times: Vec<Duration>, rss_kib: Option<u64>, target: &'static str) -> Row {
+    times.sort();
+    let at = |q: f64| {
+        // Nearest-rank percentile; the index is within the vector by construction.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let i = ((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1;
+        times[i]
+    };
+    Row { task: task.to_owned(), runs: times.len(), median: at(0.5), p90: at(0.9), rss_kib, target }
+}
+
+fn print_table(rows: &[Row]) {
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    #[allow(clippy::cast_precision_loss)]
+    let mb = |kib: Option<u64>| kib.map_or_else(|| "-".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+    println!("| task | runs | median | p90 | peak RSS | target |");
+    println!("|---|---:|---:|---:|---:|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} | {} | {} |", r.task, r.runs, ms(r.median), ms(r.p90), mb(r.rss_kib), r.target);
+    }
+}

@@ -1,0 +1,99 @@
+//! `cargo xtask`: azdock's automation — ci, tidy, bench, dist — in Rust, run with plain
+//! `std::process::Command` so it works on any machine that builds the project.
+
+// xtask is a developer tool whose output is its interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod bench;
+mod dist;
+mod tidy;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+const USAGE: &str = "usage: cargo xtask <ci | tidy | bench | dist>
+  ci     fmt check, clippy -D warnings, tidy, build, all tests (what .ci/run runs)
+  tidy   every .rs file starts with `//!`; no `.unwrap()` in library code
+  bench  the performance table (release build)
+  dist   release binary, completions, man pages, tarball and SHA-256 sums in target/dist";
+
+fn main() -> anyhow::Result<()> {
+    let task = std::env::args().nth(1);
+    match task.as_deref() {
+        Some("ci") => ci(),
+        Some("tidy") => tidy::run(&root()),
+        Some("bench") => bench::run(&root()),
+        Some("dist") => dist::run(&root()),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => bail!("{USAGE}"),
+    }
+}
+
+/// The workspace root (xtask lives one level below it).
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_default()
+}
+
+/// Runs a command in the workspace root, failing with its name when it fails.
+fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .with_context(|| format!("cannot run `{program}`"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
+
+fn ci() -> anyhow::Result<()> {
+    cmd("cargo", &["fmt", "--all", "--check"])?;
+    cmd("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    tidy::run(&root())?;
+    // The end-to-end tests run the built binary; build it before they start.
+    cmd("cargo", &["build", "--locked", "-p", "azdock"])?;
+    cargo_test()
+}
+
+/// `cargo test --workspace`, echoing its output and ending with one total line, because
+/// cargo's own last line is that of whichever test binary ran last (often doc-tests with 0).
+fn cargo_test() -> anyhow::Result<()> {
+    use std::io::{BufRead as _, BufReader};
+    let args = ["test", "--workspace", "--locked"];
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(args)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run `cargo test`")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(counts) = line.strip_prefix("test result: ").and_then(|r| r.split_once(". ")).map(|(_, c)| c) {
+                for part in counts.split("; ") {
+                    match part.split_once(' ') {
+                        Some((n, "passed")) => passed += n.parse::<u64>().unwrap_or(0),
+                        Some((n, "failed")) => failed += n.parse::<u64>().unwrap_or(0),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("tests: {passed} passed, {failed} failed");
+    if !status.success() || passed == 0 {
+        bail!("`cargo {}` failed with {status}", args.join(" "));
+    }
+    Ok(())
+}
