@@ -119,6 +119,68 @@ pub fn openssl(dir: &Path, args: &[&str]) -> Output {
     run(Command::new("openssl").args(args).current_dir(dir)).success()
 }
 
+/// The classic Azure CLI's openssl sequence for `azure vm docker create` (nine processes): an RSA
+/// CA whose key is encrypted under `passphrase`, a server certificate for `CN=host` (the classic
+/// CLI put the host only in the CN) and a clientAuth client certificate, in `dir` as `ca.pem`,
+/// `ca-key.pem`, `server-cert.pem`, `server-key.pem`, `cert.pem`, `key.pem`. With `traditional`
+/// the keys are written as OpenSSL 1.x did (PKCS#1; the CA key as `Proc-Type: 4,ENCRYPTED`
+/// DES-EDE3-CBC); without it, as OpenSSL 3 does (PKCS#8; the CA key PBES2-encrypted).
+pub fn classic_cli_pki(dir: &Path, passphrase: &str, traditional: bool) {
+    std::fs::create_dir_all(dir).expect("create dir");
+    std::fs::write(dir.join("extfile.cnf"), "extendedKeyUsage = clientAuth\n").expect("write extfile");
+    let pass = format!("pass:{passphrase}");
+    let genrsa = |out: &str, encrypt: bool| {
+        let mut args = vec!["genrsa"];
+        if encrypt {
+            args.extend(["-des3", "-passout", &pass]);
+        }
+        if traditional {
+            args.push("-traditional");
+        }
+        args.extend(["-out", out, "2048"]);
+        openssl(dir, &args);
+    };
+    let sign = |csr: &str, out: &str, extfile: Option<&str>| {
+        let mut args = vec!["x509", "-req", "-days", "365", "-sha256", "-in", csr, "-passin", &pass];
+        args.extend(["-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", out]);
+        if let Some(ext) = extfile {
+            args.extend(["-extfile", ext]);
+        }
+        openssl(dir, &args);
+    };
+    genrsa("ca-key.pem", true);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-x509",
+            "-days",
+            "365",
+            "-sha256",
+            "-key",
+            "ca-key.pem",
+            "-passin",
+            &pass,
+            "-subj",
+            "/CN=classic-ca",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    genrsa("server-key.pem", false);
+    openssl(
+        dir,
+        &["req", "-new", "-sha256", "-key", "server-key.pem", "-subj", "/CN=classic-host", "-out", "server.csr"],
+    );
+    sign("server.csr", "server-cert.pem", None);
+    genrsa("key.pem", false);
+    openssl(dir, &["req", "-new", "-key", "key.pem", "-subj", "/CN=client", "-out", "client.csr"]);
+    sign("client.csr", "cert.pem", Some("extfile.cnf"));
+    // The classic CLI's last step: rewrite the server key without a passphrase.
+    openssl(dir, &["rsa", "-in", "server-key.pem", "-out", "server-key.pem"]);
+}
+
 /// Every file below `dir` with its contents and mode, to prove a failed command changed nothing.
 pub fn snapshot_dir(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     let mut out = BTreeMap::new();

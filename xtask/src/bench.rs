@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: the performance table. Wall times are medians over repeated runs of the
 //! release binary; peak RSS comes from GNU time (`/usr/bin/time`, Debian's `time` package).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     rows.push(row("CertStore::server in-process (full PKI)", times, None, "< 10 ms"));
     // For scale: the classic CLI's openssl sequence (RSA 2048, nine processes).
     let classic = home.join("classic");
-    let times = (0..5).map(|i| classic_openssl(&classic.join(i.to_string()))).collect::<anyhow::Result<Vec<_>>>()?;
+    let times = (0..5).map(|i| classic_openssl(&classic.join(i.to_string()))).collect();
     rows.push(row("classic CLI openssl sequence (9 processes)", times, None, "(comparison)"));
 
     print_table(&rows);
@@ -126,87 +126,10 @@ fn peak_rss(make: &impl Fn(usize) -> Command, offset: usize) -> anyhow::Result<u
     Ok(peak)
 }
 
-fn classic_openssl(dir: &PathBuf) -> anyhow::Result<Duration> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join("ext.cnf"), "extendedKeyUsage = clientAuth\n")?;
-    std::fs::write(dir.join("srv.cnf"), "subjectAltName = IP:20.1.2.3\n")?;
-    let steps: &[&[&str]] = &[
-        &["genrsa", "-des3", "-passout", "pass:Docker123", "-out", "ca-key.pem", "2048"],
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "365",
-            "-key",
-            "ca-key.pem",
-            "-passin",
-            "pass:Docker123",
-            "-sha256",
-            "-subj",
-            "/CN=ca",
-            "-out",
-            "ca.pem",
-        ],
-        &["genrsa", "-out", "server-key.pem", "2048"],
-        &["req", "-subj", "/CN=vm1", "-sha256", "-new", "-key", "server-key.pem", "-out", "server.csr"],
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-sha256",
-            "-in",
-            "server.csr",
-            "-passin",
-            "pass:Docker123",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-out",
-            "server-cert.pem",
-            "-extfile",
-            "srv.cnf",
-        ],
-        &["genrsa", "-out", "key.pem", "2048"],
-        &["req", "-subj", "/CN=client", "-new", "-key", "key.pem", "-out", "client.csr"],
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-sha256",
-            "-in",
-            "client.csr",
-            "-passin",
-            "pass:Docker123",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-extfile",
-            "ext.cnf",
-        ],
-        &["rsa", "-in", "server-key.pem", "-out", "server-key.pem"],
-    ];
+fn classic_openssl(dir: &Path) -> Duration {
     let start = Instant::now();
-    for step in steps {
-        let status = Command::new("openssl")
-            .args(*step)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("openssl {} failed", step.join(" "));
-        }
-    }
-    Ok(start.elapsed())
+    azdock_tests::classic_cli_pki(dir, "Docker123", true);
+    start.elapsed()
 }
 
 fn row(task: &str, mut times: Vec<Duration>, rss_kib: Option<u64>, target: &'static str) -> Row {

@@ -176,40 +176,28 @@ fn bytes_to_key(pass: &[u8], salt: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
 }
 
 fn decrypt_traditional(cipher: Cipher, iv: &[u8], pass: &[u8], data: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
-    use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
     let mut buf = Zeroizing::new(data.to_vec());
     // The salt is the first 8 bytes of the IV.
     let salt = &iv[..8];
     let len = match cipher {
-        Cipher::DesEde3Cbc => {
-            let key = bytes_to_key(pass, salt, 24);
-            cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, iv)
-                .ok()?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .ok()?
-                .len()
-        }
-        Cipher::Aes128Cbc => {
-            let key = bytes_to_key(pass, salt, 16);
-            cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, iv)
-                .ok()?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .ok()?
-                .len()
-        }
-        Cipher::Aes256Cbc => {
-            let key = bytes_to_key(pass, salt, 32);
-            cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, iv)
-                .ok()?
-                .decrypt_padded_mut::<Pkcs7>(&mut buf)
-                .ok()?
-                .len()
-        }
+        Cipher::DesEde3Cbc => cbc_decrypt::<des::TdesEde3>(&bytes_to_key(pass, salt, 24), iv, &mut buf)?,
+        Cipher::Aes128Cbc => cbc_decrypt::<aes::Aes128>(&bytes_to_key(pass, salt, 16), iv, &mut buf)?,
+        Cipher::Aes256Cbc => cbc_decrypt::<aes::Aes256>(&bytes_to_key(pass, salt, 32), iv, &mut buf)?,
     };
     buf.truncate(len);
     // A wrong passphrase passes the padding check about once in 256 tries; the result is then
     // not DER, which this catches so the next passphrase is tried.
     (buf.first() == Some(&0x30)).then_some(buf)
+}
+
+/// Decrypts CBC with PKCS#7 padding in place; the plaintext length, or `None` on bad padding.
+fn cbc_decrypt<C>(key: &[u8], iv: &[u8], buf: &mut [u8]) -> Option<usize>
+where
+    C: cbc::cipher::BlockDecryptMut + cbc::cipher::BlockCipher + cbc::cipher::KeyInit,
+{
+    use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+    let decryptor = cbc::Decryptor::<C>::new_from_slices(key, iv).ok()?;
+    decryptor.decrypt_padded_mut::<Pkcs7>(buf).ok().map(<[u8]>::len)
 }
 
 /// Wraps a PKCS#1 RSAPrivateKey in a PKCS#8 PrivateKeyInfo.

@@ -5,67 +5,13 @@ use std::path::Path;
 
 use azdock_tests::{Dockerd, Env, dockerd_available, dockerd_lock, openssl, snapshot_dir};
 
-/// The classic CLI's sequence: an encrypted RSA CA, then a client certificate signed by it.
-/// `traditional` writes the CA key as OpenSSL 1.x did (`Proc-Type: 4,ENCRYPTED`, DES-EDE3-CBC);
-/// without it OpenSSL 3 writes PBES2-encrypted PKCS#8.
+/// The classic CLI's sequence, checking the CA key came out in the intended encoding.
 fn classic_pki(dir: &Path, passphrase: &str, traditional: bool) {
-    std::fs::create_dir_all(dir).unwrap();
-    let pass = format!("pass:{passphrase}");
-    let mut genrsa = vec!["genrsa", "-des3", "-passout", &pass, "-out", "ca-key.pem"];
-    if traditional {
-        genrsa.push("-traditional");
-    }
-    genrsa.push("2048");
-    openssl(dir, &genrsa);
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-x509",
-            "-days",
-            "365",
-            "-sha256",
-            "-key",
-            "ca-key.pem",
-            "-passin",
-            &pass,
-            "-subj",
-            "/CN=classic-ca",
-            "-out",
-            "ca.pem",
-        ],
-    );
-    // docker-machine's client keys are PKCS#1 ("RSA PRIVATE KEY"), which -traditional writes.
-    openssl(dir, &["genrsa", "-traditional", "-out", "key.pem", "2048"]);
-    openssl(dir, &["req", "-new", "-key", "key.pem", "-subj", "/CN=client", "-out", "client.csr"]);
-    std::fs::write(dir.join("extfile.cnf"), "extendedKeyUsage = clientAuth\n").unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-days",
-            "365",
-            "-sha256",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca-key.pem",
-            "-passin",
-            &pass,
-            "-CAcreateserial",
-            "-out",
-            "cert.pem",
-            "-extfile",
-            "extfile.cnf",
-        ],
-    );
+    azdock_tests::classic_cli_pki(dir, passphrase, traditional);
     let key = std::fs::read_to_string(dir.join("ca-key.pem")).unwrap();
     if traditional {
         assert!(key.contains("Proc-Type: 4,ENCRYPTED") && key.contains("DEK-Info: DES-EDE3-CBC"), "{key}");
+        assert!(std::fs::read_to_string(dir.join("key.pem")).unwrap().contains("BEGIN RSA PRIVATE KEY"));
     } else {
         assert!(key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{key}");
     }
