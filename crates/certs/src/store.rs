@@ -74,6 +74,8 @@ pub struct ServerRequest {
     host: String,
     dns_names: Vec<String>,
     ips: Vec<IpAddr>,
+    /// No names were given: the host name stands in as the only SAN.
+    defaulted: bool,
 }
 
 impl ServerRequest {
@@ -88,10 +90,12 @@ impl ServerRequest {
             .iter()
             .map(|ip| ip.trim().parse::<IpAddr>().map_err(|_| CertError::InvalidIp { value: ip.clone() }))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut request = Self { host: host.to_owned(), dns_names: dedup(dns_names), ips: dedup(&ips) };
+        let mut request =
+            Self { host: host.to_owned(), dns_names: dedup(dns_names), ips: dedup(&ips), defaulted: false };
         if request.dns_names.is_empty() && request.ips.is_empty() {
-            request.dns_names.push(host.to_owned());
             validate_dns_name(host)?;
+            request.dns_names.push(host.to_owned());
+            request.defaulted = true;
         }
         Ok(request)
     }
@@ -253,8 +257,7 @@ impl CertStore {
                     files.extend([cert, key]);
                 }
                 report.backup_dir = self.backup(&files)?;
-                let ca = self.ensure_ca_and_client(passphrases, &mut report)?;
-                drop(ca);
+                self.ensure_ca_and_client(passphrases, &mut report)?;
                 for entry in &mut report.certificates {
                     entry.status = Outcome::Rotated;
                 }
@@ -272,12 +275,11 @@ impl CertStore {
                 let (cert_path, key_path) = self.server_paths(&request.host);
                 let mut request = request.clone();
                 // Renewal without new names keeps the names the host already has.
-                if let Ok(Some(old)) = self.read_pair(&cert_path, &key_path, &Passphrases::NONE) {
-                    let explicit = request.names() != [request.host.clone()];
-                    if !explicit {
-                        let old_request = ServerRequest::from_sans(&request.host, &old.cert.sans());
-                        request = old_request.unwrap_or(request);
-                    }
+                if request.defaulted
+                    && let Ok(Some(old)) = self.read_pair(&cert_path, &key_path, &Passphrases::NONE)
+                    && let Ok(old_request) = ServerRequest::from_sans(&request.host, &old.cert.sans())
+                {
+                    request = old_request;
                 }
                 report.backup_dir = self.backup(&[cert_path.clone(), key_path.clone()])?;
                 let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
@@ -812,6 +814,10 @@ mod tests {
         assert_eq!(new.sans, ["vm1.example.com", "127.0.0.5"]);
         assert_ne!(new.fingerprint_sha256, before.certificates[2].info.fingerprint_sha256);
         assert!(renew.backup_dir.as_ref().unwrap().join("vm1-server-cert.pem").exists());
+        // Names given explicitly replace the old ones, even when the only name is the host's.
+        let explicit = ServerRequest::new("vm1", &["vm1".into()], &[]).unwrap();
+        let renamed = store.rotate(&Rotation::Server(explicit), &Passphrases::NONE).unwrap();
+        assert_eq!(renamed.certificates[0].info.sans, ["vm1"]);
 
         let ca = store.rotate(&Rotation::Ca, &Passphrases::NONE).unwrap();
         assert_eq!(ca.redeploy, ["vm1"]);
