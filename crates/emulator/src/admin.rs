@@ -1,0 +1,62 @@
+//! `/_emulator/…`: the routes tests and `azdock local` use to look inside the cloud — health,
+//! the request log, fault rules, and each VM's guest state.
+
+use serde_json::{Value, json};
+
+use crate::Shared;
+use crate::faults::FaultRule;
+use crate::state::Inner;
+use crate::wire::{ArmError, Req, Resp};
+
+pub(crate) fn handle(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Resp {
+    match route(inner, shared, req, seg) {
+        Ok(resp) => resp,
+        Err(e) => e.into_resp(),
+    }
+}
+
+fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<Resp, ArmError> {
+    match (req.method.as_str(), seg) {
+        ("GET", ["health"]) => Ok(Resp::json(
+            200,
+            json!({"status": "ok", "baseUrl": shared.base_url, "resources": inner.resources.len(), "vms": inner.vms.len(), "operations": inner.ops.len()}),
+        )),
+        ("GET", ["requests"]) => {
+            let since: u64 = req.query("since").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let entries: Vec<&crate::state::LogEntry> = inner.log.iter().filter(|e| e.seq > since).collect();
+            Ok(Resp::json(200, json!({"last": inner.log_seq, "requests": entries})))
+        }
+        ("GET", ["faults"]) => Ok(Resp::json(200, json!({"seed": inner.faults.seed, "rules": inner.faults.rules}))),
+        ("PUT", ["faults"]) => {
+            let body = req.json()?;
+            let seed = body.get("seed").and_then(Value::as_u64).unwrap_or(inner.faults.seed);
+            let rules: Vec<FaultRule> = serde_json::from_value(body.get("rules").cloned().unwrap_or_else(|| json!([])))
+                .map_err(|e| ArmError::new(400, "InvalidFaultRules", format!("invalid fault rules: {e}")))?;
+            inner.faults.set(seed, rules);
+            Ok(Resp::json(200, json!({"seed": inner.faults.seed, "rules": inner.faults.rules})))
+        }
+        ("DELETE", ["faults"]) => {
+            let seed = inner.faults.seed;
+            inner.faults.set(seed, Vec::new());
+            Ok(Resp::empty(204))
+        }
+        ("GET", ["guests", sub, rg, vm]) => {
+            let rt = vm_runtime(inner, sub, rg, vm)?;
+            Ok(Resp::json(200, json!({"power": rt.power, "guest": rt.guest})))
+        }
+        ("POST", ["guests", sub, rg, vm, "verify-password"]) => {
+            let body = req.json()?;
+            let rt = vm_runtime(inner, sub, rg, vm)?;
+            let user = body["username"].as_str().unwrap_or_default();
+            let password = body["password"].as_str().unwrap_or_default();
+            Ok(Resp::json(200, json!({"valid": rt.guest.verify_password(user, password)})))
+        }
+        _ => Err(ArmError::new(404, "NotFound", format!("no admin route {} {}", req.method, req.path))),
+    }
+}
+
+fn vm_runtime<'a>(inner: &'a Inner, sub: &str, rg: &str, vm: &str) -> Result<&'a crate::state::VmRuntime, ArmError> {
+    let k = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
+        .to_ascii_lowercase();
+    inner.vms.get(&k).ok_or_else(|| ArmError::new(404, "NotFound", format!("no VM {vm} in resource group {rg}")))
+}

@@ -1,0 +1,362 @@
+//! Entra ID, as much as ARM clients need: client-credentials tokens from the v2 and v1 token
+//! endpoints for configured service principals, signed (HS256) and checked on every ARM call.
+
+// AADSTS error numbers are identifiers users search for; digit separators would hide them.
+#![allow(clippy::unreadable_literal)]
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::wire::{ArmError, Resp, uuid};
+
+/// A service principal the emulator knows, with the subscriptions it has a role on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePrincipal {
+    pub tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub object_id: String,
+    pub subscriptions: Vec<String>,
+}
+
+/// The claims azdock's emulator puts in a token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Claims {
+    pub aud: String,
+    pub iss: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub appid: String,
+    pub oid: String,
+    pub tid: String,
+    pub sub: String,
+}
+
+/// Signs claims as a compact JWT (HS256).
+pub(crate) fn sign(key: &[u8], claims: &Claims) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap_or_default());
+    let signing_input = format!("{header}.{payload}");
+    let tag = ring::hmac::sign(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// Checks a token's signature and returns its claims (expiry and audience are the caller's).
+pub(crate) fn verify(key: &[u8], token: &str) -> Option<Claims> {
+    let (signing_input, signature) = token.rsplit_once('.')?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+    ring::hmac::verify(&ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key), signing_input.as_bytes(), &signature)
+        .ok()?;
+    let (_, payload) = signing_input.split_once('.')?;
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()
+}
+
+/// Entra's error body: `{"error", "error_description", "error_codes", …}`.
+fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Resp {
+    let now = crate::now_rfc3339();
+    let trace = uuid();
+    let correlation = uuid();
+    Resp::json(
+        status,
+        json!({
+            "error": error,
+            "error_description": format!("AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {correlation}\r\nTimestamp: {now}"),
+            "error_codes": [code],
+            "timestamp": now,
+            "trace_id": trace,
+            "correlation_id": correlation,
+            "error_uri": format!("https://login.microsoftonline.com/error?code={code}"),
+        }),
+    )
+}
+
+/// Parses an `application/x-www-form-urlencoded` body.
+fn form(body: &[u8]) -> BTreeMap<String, String> {
+    crate::wire::parse_query(&String::from_utf8_lossy(body)).into_iter().collect()
+}
+
+/// What the token endpoints need from the emulator.
+pub(crate) struct Issuer<'a> {
+    pub key: &'a [u8],
+    pub base_url: &'a str,
+    pub principals: &'a [ServicePrincipal],
+    pub lifetime_secs: i64,
+}
+
+impl Issuer<'_> {
+    /// The audiences ARM accepts: the local ARM endpoint, with or without the trailing slash.
+    pub(crate) fn audiences(&self) -> [String; 2] {
+        [self.base_url.to_owned(), format!("{}/", self.base_url)]
+    }
+
+    /// `POST /{tenant}/oauth2/v2.0/token` (`v2`) or `POST /{tenant}/oauth2/token` (v1).
+    // Entra's checks, one branch each, in the order Entra reports them.
+    #[allow(clippy::too_many_lines)]
+    pub(crate) fn token(&self, tenant: &str, body: &[u8], v2: bool) -> Resp {
+        let form = form(body);
+        let get = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
+        if get("grant_type") != "client_credentials" {
+            return entra_error(
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type. azdock's local cloud supports client_credentials.",
+            );
+        }
+        if !self.principals.iter().any(|p| p.tenant_id.eq_ignore_ascii_case(tenant)) {
+            return entra_error(
+                400,
+                "invalid_request",
+                90002,
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
+            );
+        }
+        let client_id = get("client_id");
+        let Some(principal) = self
+            .principals
+            .iter()
+            .find(|p| p.tenant_id.eq_ignore_ascii_case(tenant) && p.client_id.eq_ignore_ascii_case(client_id))
+        else {
+            return entra_error(
+                400,
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant."
+                ),
+            );
+        };
+        if form.contains_key("client_assertion") {
+            return entra_error(
+                401,
+                "invalid_client",
+                700027,
+                "Client assertion failed signature validation: azdock's local cloud has no certificate registered for this application; use a client secret.",
+            );
+        }
+        let secret = get("client_secret");
+        if secret.is_empty() {
+            return entra_error(
+                401,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            );
+        }
+        if !constant_time_eq(secret.as_bytes(), principal.client_secret.as_bytes()) {
+            return entra_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+            );
+        }
+        let resource = if v2 {
+            let scope = get("scope");
+            if scope.is_empty() {
+                return entra_error(
+                    400,
+                    "invalid_request",
+                    900144,
+                    "The request body must contain the following parameter: 'scope'.",
+                );
+            }
+            let Some(resource) = scope.split(' ').find_map(|s| s.strip_suffix("/.default")) else {
+                return entra_error(
+                    400,
+                    "invalid_scope",
+                    1002012,
+                    &format!(
+                        "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
+                    ),
+                );
+            };
+            resource.to_owned()
+        } else {
+            get("resource").to_owned()
+        };
+        if !self.audiences().iter().any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/')) {
+            return entra_error(
+                400,
+                "invalid_resource",
+                500011,
+                &format!(
+                    "The resource principal named {resource} was not found in the tenant named {tenant}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant."
+                ),
+            );
+        }
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            aud: resource.clone(),
+            iss: format!("{}/{}/", self.base_url, principal.tenant_id),
+            iat: now,
+            nbf: now - 300,
+            exp: now + self.lifetime_secs,
+            appid: principal.client_id.clone(),
+            oid: principal.object_id.clone(),
+            tid: principal.tenant_id.clone(),
+            sub: principal.object_id.clone(),
+        };
+        let token = sign(self.key, &claims);
+        if v2 {
+            Resp::json(
+                200,
+                json!({"token_type": "Bearer", "expires_in": self.lifetime_secs, "ext_expires_in": self.lifetime_secs, "access_token": token}),
+            )
+        } else {
+            Resp::json(
+                200,
+                json!({
+                    "token_type": "Bearer",
+                    "expires_in": self.lifetime_secs.to_string(),
+                    "ext_expires_in": self.lifetime_secs.to_string(),
+                    "expires_on": claims.exp.to_string(),
+                    "not_before": claims.nbf.to_string(),
+                    "resource": resource,
+                    "access_token": token,
+                }),
+            )
+        }
+    }
+
+    /// Checks the `Authorization` header of an ARM call; the principal it names on success.
+    pub(crate) fn authenticate(&self, authorization: Option<&str>) -> Result<&ServicePrincipal, ArmError> {
+        let challenge = |error: &str, description: &str| {
+            format!(
+                "Bearer authorization_uri=\"{}/common\", error=\"{error}\", error_description=\"{description}\"",
+                self.base_url
+            )
+        };
+        let unauthorized = |code: &str, message: String, error: &str| {
+            let mut e = ArmError::new(401, code, message.clone());
+            e.headers.push(("WWW-Authenticate".into(), challenge(error, &message)));
+            e
+        };
+        let Some(header) = authorization else {
+            return Err(unauthorized(
+                "AuthenticationFailed",
+                "Authentication failed. The 'Authorization' header is missing.".into(),
+                "invalid_token",
+            ));
+        };
+        let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) else {
+            return Err(unauthorized(
+                "AuthenticationFailedInvalidHeader",
+                "Authentication failed. The 'Authorization' header is provided in an invalid format.".into(),
+                "invalid_token",
+            ));
+        };
+        let Some(claims) = verify(self.key, token.trim()) else {
+            return Err(unauthorized(
+                "InvalidAuthenticationToken",
+                "The access token is invalid.".into(),
+                "invalid_token",
+            ));
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        if claims.exp <= now {
+            let at = |t: i64| time::OffsetDateTime::from_unix_timestamp(t).map(crate::rfc3339).unwrap_or_default();
+            return Err(unauthorized(
+                "ExpiredAuthenticationToken",
+                format!(
+                    "The access token expiry UTC time '{}' is earlier than current UTC time '{}'.",
+                    at(claims.exp),
+                    at(now)
+                ),
+                "invalid_token",
+            ));
+        }
+        if !self.audiences().contains(&claims.aud) {
+            return Err(unauthorized(
+                "InvalidAuthenticationTokenAudience",
+                format!(
+                    "The access token has been obtained for wrong audience or resource '{}'. It should exactly match with one of the allowed audiences '{}'.",
+                    claims.aud,
+                    self.audiences().join("','")
+                ),
+                "invalid_token",
+            ));
+        }
+        self.principals.iter().find(|p| p.client_id == claims.appid && p.tenant_id == claims.tid).ok_or_else(|| {
+            unauthorized(
+                "InvalidAuthenticationToken",
+                "The access token is from an unknown application.".into(),
+                "invalid_token",
+            )
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `403 AuthorizationFailed`, as ARM answers a principal without a role on the scope.
+pub(crate) fn authorization_failed(principal: &ServicePrincipal, action: &str, scope: &str) -> ArmError {
+    ArmError::new(
+        403,
+        "AuthorizationFailed",
+        format!(
+            "The client '{}' with object id '{}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. If access was recently granted, please refresh your credentials.",
+            principal.client_id, principal.object_id
+        ),
+    )
+}
+
+/// Entra's OpenID configuration document for a tenant (v2).
+pub(crate) fn openid_configuration(base_url: &str, tenant: &str) -> Value {
+    json!({
+        "token_endpoint": format!("{base_url}/{tenant}/oauth2/v2.0/token"),
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
+        "jwks_uri": format!("{base_url}/{tenant}/discovery/v2.0/keys"),
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": format!("{base_url}/{tenant}/v2.0"),
+        "request_uri_parameter_supported": false,
+        "userinfo_endpoint": format!("{base_url}/oidc/userinfo"),
+        "authorization_endpoint": format!("{base_url}/{tenant}/oauth2/v2.0/authorize"),
+        "device_authorization_endpoint": format!("{base_url}/{tenant}/oauth2/v2.0/devicecode"),
+        "http_logout_supported": true,
+        "frontchannel_logout_supported": true,
+        "end_session_endpoint": format!("{base_url}/{tenant}/oauth2/v2.0/logout"),
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "tid", "oid"],
+        "tenant_region_scope": "WW",
+        "cloud_instance_name": "azdock.local",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_tampering_is_caught() {
+        let claims = Claims {
+            aud: "https://127.0.0.1:1/".into(),
+            iss: "i".into(),
+            iat: 1,
+            nbf: 1,
+            exp: 2,
+            appid: "a".into(),
+            oid: "o".into(),
+            tid: "t".into(),
+            sub: "o".into(),
+        };
+        let token = sign(b"key", &claims);
+        assert_eq!(verify(b"key", &token).unwrap().appid, "a");
+        assert!(verify(b"other", &token).is_none());
+        let (head, _) = token.rsplit_once('.').unwrap();
+        assert!(verify(b"key", &format!("{head}.AAAA")).is_none());
+    }
+}

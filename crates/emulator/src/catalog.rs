@@ -1,0 +1,316 @@
+//! What the local region offers: api-versions per provider, locations, VM images (with the
+//! aliases az uses) and extension handlers with their versions.
+
+use serde_json::{Value, json};
+
+use crate::OsKind;
+
+/// api-versions `Microsoft.Compute` accepts (old ones included: clients in the field send them).
+pub(crate) const COMPUTE_API_VERSIONS: &[&str] = &[
+    "2015-06-15",
+    "2016-03-30",
+    "2016-04-30-preview",
+    "2017-03-30",
+    "2017-12-01",
+    "2018-04-01",
+    "2018-06-01",
+    "2018-10-01",
+    "2019-03-01",
+    "2019-07-01",
+    "2019-12-01",
+    "2020-06-01",
+    "2020-12-01",
+    "2021-03-01",
+    "2021-04-01",
+    "2021-07-01",
+    "2021-11-01",
+    "2022-03-01",
+    "2022-08-01",
+    "2022-11-01",
+    "2023-03-01",
+    "2023-07-01",
+    "2023-09-01",
+    "2024-03-01",
+    "2024-07-01",
+    "2024-11-01",
+];
+
+/// api-versions `Microsoft.Network` accepts.
+pub(crate) const NETWORK_API_VERSIONS: &[&str] = &[
+    "2015-06-15",
+    "2016-03-30",
+    "2016-09-01",
+    "2016-12-01",
+    "2017-03-01",
+    "2017-06-01",
+    "2017-09-01",
+    "2017-10-01",
+    "2017-11-01",
+    "2018-01-01",
+    "2018-02-01",
+    "2018-04-01",
+    "2018-06-01",
+    "2018-08-01",
+    "2018-10-01",
+    "2018-12-01",
+    "2019-02-01",
+    "2019-04-01",
+    "2019-06-01",
+    "2019-08-01",
+    "2019-09-01",
+    "2019-11-01",
+    "2019-12-01",
+    "2020-03-01",
+    "2020-05-01",
+    "2020-06-01",
+    "2020-07-01",
+    "2020-08-01",
+    "2020-11-01",
+    "2021-02-01",
+    "2021-03-01",
+    "2021-05-01",
+    "2021-08-01",
+    "2022-01-01",
+    "2022-05-01",
+    "2022-07-01",
+    "2022-09-01",
+    "2022-11-01",
+    "2023-02-01",
+    "2023-04-01",
+    "2023-05-01",
+    "2023-06-01",
+    "2023-09-01",
+    "2023-11-01",
+    "2024-01-01",
+    "2024-03-01",
+    "2024-05-01",
+];
+
+/// api-versions `Microsoft.Resources` (subscriptions, resource groups, providers) accepts.
+pub(crate) const RESOURCES_API_VERSIONS: &[&str] = &[
+    "2014-04-01",
+    "2014-04-01-preview",
+    "2015-01-01",
+    "2015-11-01",
+    "2016-02-01",
+    "2016-06-01",
+    "2016-07-01",
+    "2016-09-01",
+    "2017-05-10",
+    "2017-06-01",
+    "2017-08-01",
+    "2018-02-01",
+    "2018-05-01",
+    "2019-03-01",
+    "2019-05-01",
+    "2019-05-10",
+    "2019-06-01",
+    "2019-07-01",
+    "2019-08-01",
+    "2019-10-01",
+    "2019-11-01",
+    "2020-01-01",
+    "2020-06-01",
+    "2020-08-01",
+    "2020-10-01",
+    "2021-01-01",
+    "2021-04-01",
+    "2022-01-01",
+    "2022-09-01",
+    "2022-12-01",
+    "2023-07-01",
+    "2024-03-01",
+    "2024-07-01",
+    "2024-11-01",
+    "2025-04-01",
+];
+
+/// Regions the local cloud answers for (names as ARM spells them).
+pub(crate) const LOCATIONS: &[(&str, &str)] = &[
+    ("eastus", "East US"),
+    ("eastus2", "East US 2"),
+    ("westus2", "West US 2"),
+    ("westeurope", "West Europe"),
+    ("northeurope", "North Europe"),
+    ("southeastasia", "Southeast Asia"),
+    ("uksouth", "UK South"),
+];
+
+pub(crate) fn is_location(name: &str) -> bool {
+    LOCATIONS.iter().any(|(n, _)| n.eq_ignore_ascii_case(&normalize_location(name)))
+}
+
+/// ARM accepts `West Europe` and `westeurope` alike.
+pub(crate) fn normalize_location(name: &str) -> String {
+    name.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase()
+}
+
+/// One platform image: publisher, offer, sku, its versions (oldest first) and OS.
+pub(crate) struct Image {
+    pub publisher: &'static str,
+    pub offer: &'static str,
+    pub sku: &'static str,
+    pub versions: &'static [&'static str],
+    pub os: OsKind,
+}
+
+pub(crate) const IMAGES: &[Image] = &[
+    Image {
+        publisher: "Canonical",
+        offer: "ubuntu-24_04-lts",
+        sku: "server",
+        versions: &["24.04.202409120", "24.04.202411030"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "Canonical",
+        offer: "0001-com-ubuntu-server-jammy",
+        sku: "22_04-lts-gen2",
+        versions: &["22.04.202409110", "22.04.202411010"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "Canonical",
+        offer: "0001-com-ubuntu-server-jammy",
+        sku: "22_04-lts",
+        versions: &["22.04.202411010"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "Canonical",
+        offer: "UbuntuServer",
+        sku: "18.04-LTS",
+        versions: &["18.04.202401161"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "Debian",
+        offer: "debian-11",
+        sku: "11-backports-gen2",
+        versions: &["0.20240703.1797", "0.20241004.1890"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "Debian",
+        offer: "debian-12",
+        sku: "12-gen2",
+        versions: &["0.20241004.1890"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "kinvolk",
+        offer: "flatcar-container-linux-free",
+        sku: "stable-gen2",
+        versions: &["3975.2.2", "4081.2.0"],
+        os: OsKind::Linux,
+    },
+    Image {
+        publisher: "MicrosoftWindowsServer",
+        offer: "WindowsServer",
+        sku: "2022-datacenter-g2",
+        versions: &["20348.2700.240911", "20348.2849.241106"],
+        os: OsKind::Windows,
+    },
+    Image {
+        publisher: "MicrosoftWindowsServer",
+        offer: "WindowsServer",
+        sku: "2019-datacenter-gensecond",
+        versions: &["17763.6293.240905", "17763.6532.241101"],
+        os: OsKind::Windows,
+    },
+];
+
+/// Finds an image by publisher, offer and sku (case-insensitively, as ARM does).
+pub(crate) fn image(publisher: &str, offer: &str, sku: &str) -> Option<&'static Image> {
+    IMAGES.iter().find(|i| {
+        i.publisher.eq_ignore_ascii_case(publisher)
+            && i.offer.eq_ignore_ascii_case(offer)
+            && i.sku.eq_ignore_ascii_case(sku)
+    })
+}
+
+/// One extension handler: publisher, type, versions (oldest first), and the OS it runs on.
+pub(crate) struct Handler {
+    pub publisher: &'static str,
+    pub kind: &'static str,
+    pub versions: &'static [&'static str],
+    pub os: OsKind,
+}
+
+pub(crate) const HANDLERS: &[Handler] = &[
+    Handler {
+        publisher: "Microsoft.Azure.Extensions",
+        kind: "CustomScript",
+        versions: &["2.0.7", "2.1.10"],
+        os: OsKind::Linux,
+    },
+    Handler {
+        publisher: "Microsoft.Azure.Extensions",
+        kind: "DockerExtension",
+        versions: &["1.0.0", "1.1.1606092330", "1.2.2"],
+        os: OsKind::Linux,
+    },
+    Handler {
+        publisher: "Microsoft.OSTCExtensions",
+        kind: "VMAccessForLinux",
+        versions: &["1.4.7.1", "1.5.18"],
+        os: OsKind::Linux,
+    },
+    Handler {
+        publisher: "Microsoft.OSTCExtensions",
+        kind: "CustomScriptForLinux",
+        versions: &["1.5.5"],
+        os: OsKind::Linux,
+    },
+    Handler {
+        publisher: "Microsoft.Compute",
+        kind: "VMAccessAgent",
+        versions: &["2.0.2", "2.4.8"],
+        os: OsKind::Windows,
+    },
+    Handler {
+        publisher: "Microsoft.Compute",
+        kind: "CustomScriptExtension",
+        versions: &["1.9.5", "1.10.18"],
+        os: OsKind::Windows,
+    },
+];
+
+pub(crate) fn handler(publisher: &str, kind: &str) -> Option<&'static Handler> {
+    HANDLERS.iter().find(|h| h.publisher.eq_ignore_ascii_case(publisher) && h.kind.eq_ignore_ascii_case(kind))
+}
+
+/// Whether a `major.minor` typeHandlerVersion exists for the handler.
+pub(crate) fn has_version(handler: &Handler, wanted: &str) -> bool {
+    let mut parts = wanted.split('.');
+    let (Some(major), minor) = (parts.next(), parts.next()) else { return false };
+    handler.versions.iter().any(|v| {
+        let mut vp = v.split('.');
+        vp.next() == Some(major)
+            && minor.is_none_or(|m| vp.next().is_some_and(|vm| vm.parse::<u32>().ok() >= m.parse::<u32>().ok()))
+    })
+}
+
+/// `{name, location, id}` entries, as the image listing routes answer.
+pub(crate) fn name_list(prefix: &str, location: &str, names: impl Iterator<Item = String>) -> Value {
+    Value::Array(
+        names.map(|name| json!({"name": name, "location": location, "id": format!("{prefix}/{name}")})).collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handler_versions_match_major_minor() {
+        let vmaccess = handler("microsoft.ostcextensions", "vmaccessforlinux").unwrap();
+        assert!(has_version(vmaccess, "1.5"));
+        assert!(has_version(vmaccess, "1.4"));
+        assert!(!has_version(vmaccess, "2.0"));
+        assert!(!has_version(vmaccess, "1.9"));
+        assert!(image("canonical", "ubuntu-24_04-lts", "SERVER").is_some());
+        assert!(is_location("West Europe"));
+        assert!(!is_location("atlantis"));
+    }
+}

@@ -1,0 +1,197 @@
+//! The HTTPS front door: TLS accept loop, fault injection, authentication, throttling, and
+//! dispatch to the token endpoints, discovery documents, ARM and the admin routes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::Shared;
+use crate::faults::FaultKind;
+use crate::throttle::{OpClass, Take};
+use crate::wire::{ArmError, Req, Resp, parse_query, percent_decode, uuid};
+
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let (acceptor, shared, shutdown) = (acceptor.clone(), shared.clone(), shutdown.clone());
+                tokio::spawn(connection(tcp, acceptor, shared, shutdown));
+            }
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Ok(tls) = acceptor.accept(tcp).await else { return };
+    let service = service_fn(move |req| handle(shared.clone(), req));
+    let conn = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(tls), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
+    }
+}
+
+/// Serves one request. An `Err` makes hyper drop the connection: that is how a `Drop` fault
+/// looks to the client.
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let started = Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(_) => {
+            return Ok(to_hyper(
+                &ArmError::new(413, "RequestEntityTooLarge", "The request body is too large.").into_resp(),
+                "",
+            ));
+        }
+    };
+    let req = Req {
+        method: parts.method.as_str().to_owned(),
+        path: percent_decode(parts.uri.path()),
+        query: parse_query(parts.uri.query().unwrap_or_default()),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_ascii_lowercase(), v.to_str().unwrap_or_default().to_owned()))
+            .collect(),
+        body,
+    };
+    let admin = req.path.starts_with("/_emulator");
+    let fault = if admin { None } else { lock(&shared).faults.decide(&req.method, &req.path) };
+    let mut lro_fail = None;
+    match fault {
+        Some(FaultKind::Drop) => {
+            lock(&shared).log(&req.method, &req.path, 0, started.elapsed());
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fault injection: dropped"));
+        }
+        Some(FaultKind::Latency { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
+        Some(FaultKind::Status { status }) => {
+            let resp = fault_status(status);
+            lock(&shared).log(&req.method, &req.path, status, started.elapsed());
+            return Ok(to_hyper(&resp, &request_id(&req)));
+        }
+        Some(FaultKind::LroFail { code, message }) => lro_fail = Some(ArmError::new(200, &code, message)),
+        Some(FaultKind::None) | None => {}
+    }
+    let resp = dispatch(&shared, &req, lro_fail);
+    let rid = request_id(&req);
+    lock(&shared).log(&req.method, &req.path, resp.status, started.elapsed());
+    Ok(to_hyper(&resp, &rid))
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, crate::state::Inner> {
+    shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn request_id(req: &Req) -> String {
+    req.header("x-ms-client-request-id").map_or_else(uuid, str::to_owned)
+}
+
+/// The bodies ARM sends with transient failures.
+fn fault_status(status: u16) -> Resp {
+    let (code, message) = match status {
+        429 => (
+            "TooManyRequests",
+            "The request is being throttled as the limit has been reached for operation type - Read_ObservationWindow. (fault injection)",
+        ),
+        503 => ("ServiceUnavailable", "The server (leased) is currently unavailable. (fault injection)"),
+        408 => ("RequestTimeout", "The request timed out. (fault injection)"),
+        502 => ("BadGateway", "The gateway did not receive a response in time. (fault injection)"),
+        _ => ("InternalServerError", "Encountered internal server error. (fault injection)"),
+    };
+    let mut resp = ArmError::new(status, code, message).into_resp();
+    if matches!(status, 429 | 503) {
+        resp.headers.push(("Retry-After".into(), "1".into()));
+    }
+    resp
+}
+
+fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
+    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let mut inner = lock(shared);
+    inner.settle(Instant::now());
+    let issuer = shared.issuer();
+    match (req.method.as_str(), segments.as_slice()) {
+        (_, [first, ..]) if *first == "_emulator" => crate::admin::handle(&mut inner, shared, req, &segments[1..]),
+        ("GET", ["metadata", "endpoints"]) => {
+            Resp::json(200, crate::metadata_endpoints(&shared.base_url, req.query("api-version")))
+        }
+        ("POST", [tenant, "oauth2", "v2.0", "token"]) => issuer.token(tenant, &req.body, true),
+        ("POST", [tenant, "oauth2", "token"]) => issuer.token(tenant, &req.body, false),
+        (
+            "GET",
+            [tenant, "v2.0", ".well-known", "openid-configuration"] | [tenant, ".well-known", "openid-configuration"],
+        ) => Resp::json(200, crate::auth::openid_configuration(&shared.base_url, tenant)),
+        _ => {
+            let principal = match issuer.authenticate(req.header("authorization")) {
+                Ok(p) => p.clone(),
+                Err(e) => return e.into_resp(),
+            };
+            let subscription = match segments.as_slice() {
+                [s, sub, ..] if s.eq_ignore_ascii_case("subscriptions") => (*sub).to_owned(),
+                _ => principal.tenant_id.clone(),
+            };
+            let class = OpClass::from_method(&req.method);
+            let remaining = match inner.throttle.take(&subscription, "local", class, Instant::now()) {
+                Take::Allowed(n) => n,
+                Take::Throttled { retry_after, message } => {
+                    let secs = retry_after.as_secs_f64().ceil().max(1.0);
+                    return ArmError::new(429, "TooManyRequests", message)
+                        .into_resp()
+                        .header("Retry-After", secs.to_string())
+                        .header(class.header(), "0");
+                }
+            };
+            crate::arm::handle(&mut inner, shared, &principal, req, lro_fail)
+                .header(class.header(), remaining.to_string())
+        }
+    }
+}
+
+fn to_hyper(resp: &Resp, request_id: &str) -> Response<Full<Bytes>> {
+    let body = resp.body.as_ref().map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
+    let mut builder = Response::builder().status(resp.status);
+    if resp.body.is_some() {
+        builder = builder.header("Content-Type", "application/json; charset=utf-8");
+    }
+    builder = builder
+        .header("x-ms-request-id", request_id)
+        .header("x-ms-correlation-request-id", request_id)
+        .header("Cache-Control", "no-cache")
+        .header("Strict-Transport-Security", "max-age=31536000; includeSubDomains");
+    for (name, value) in &resp.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(Full::new(Bytes::from(body))).unwrap_or_else(|_| {
+        let mut fallback = Response::new(Full::new(Bytes::from_static(
+            br#"{"error":{"code":"InternalServerError","message":"invalid response"}}"#,
+        )));
+        *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}

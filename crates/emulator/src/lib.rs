@@ -1,0 +1,281 @@
+//! azdock-emulator: a local Azure for tests and `--cloud local`.
+//!
+//! A real HTTPS server on loopback with its own CA that speaks the Entra token endpoint and the
+//! ARM routes azdock uses — with Azure's status codes, headers, error envelope, long-running
+//! operations, token-bucket throttling and scripted fault injection — and a simulated guest per
+//! VM whose state extension handlers change. It shares no request or response types with
+//! azdock's client: it is an independent reading of the wire format.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), azdock_emulator::EmulatorError> {
+//! let dir = std::path::Path::new("/tmp/azdock-local");
+//! let emulator = azdock_emulator::Emulator::start(azdock_emulator::Config::for_tests(dir)).await?;
+//! println!("{} trusts {}", emulator.base_url(), emulator.ca_pem().len());
+//! emulator.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod admin;
+mod arm;
+mod auth;
+mod catalog;
+mod faults;
+mod guest;
+mod http;
+mod state;
+mod throttle;
+mod tls;
+mod wire;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+pub use auth::ServicePrincipal;
+pub use faults::{FaultKind, FaultRule, Faults};
+pub use guest::{Guest, Rdp, Sshd, User};
+pub use state::Durations;
+pub use throttle::ThrottleConfig;
+
+/// The default tenant of the local cloud.
+pub const LOCAL_TENANT: &str = "72f988bf-0000-4000-8000-00000000a2d0";
+/// The default subscription of the local cloud.
+pub const LOCAL_SUBSCRIPTION: &str = "00000000-0000-4000-8000-00000000d0c1";
+
+/// Operating system family of a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OsKind {
+    Linux,
+    Windows,
+}
+
+impl fmt::Display for OsKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OsKind::Linux => "Linux",
+            OsKind::Windows => "Windows",
+        })
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("cannot prepare the state directory `{path}`: {source}")]
+    State { path: PathBuf, source: std::io::Error },
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Listen { port: u16, source: std::io::Error },
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
+}
+
+/// How to run the emulator.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the CA, signing key and default principal live (created 0700).
+    pub state_dir: PathBuf,
+    /// 0 for an ephemeral port.
+    pub port: u16,
+    pub durations: Durations,
+    pub throttle: ThrottleConfig,
+    pub fault_seed: u64,
+    /// Service principals; empty means the default one, created at first start and kept in
+    /// `principal.json`.
+    pub principals: Vec<ServicePrincipal>,
+    /// Subscriptions that exist (principals see those they have a role on).
+    pub subscriptions: Vec<String>,
+    pub token_lifetime_secs: i64,
+}
+
+impl Config {
+    /// Realistic operation durations.
+    pub fn new(state_dir: &Path) -> Self {
+        Self {
+            state_dir: state_dir.to_owned(),
+            port: 0,
+            durations: Durations::default(),
+            throttle: ThrottleConfig::default(),
+            fault_seed: 0x00c0_ffee,
+            principals: Vec::new(),
+            subscriptions: vec![LOCAL_SUBSCRIPTION.to_owned()],
+            token_lifetime_secs: 3600,
+        }
+    }
+
+    /// Operations that finish at once, for tests.
+    pub fn for_tests(state_dir: &Path) -> Self {
+        Self { durations: Durations::instant(), ..Self::new(state_dir) }
+    }
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub base_url: String,
+    pub key: Vec<u8>,
+    pub principals: Vec<ServicePrincipal>,
+    pub subscriptions: Vec<String>,
+    pub token_lifetime_secs: i64,
+    pub inner: Mutex<state::Inner>,
+}
+
+impl Shared {
+    pub(crate) fn issuer(&self) -> auth::Issuer<'_> {
+        auth::Issuer {
+            key: &self.key,
+            base_url: &self.base_url,
+            principals: &self.principals,
+            lifetime_secs: self.token_lifetime_secs,
+        }
+    }
+}
+
+/// A running emulator.
+pub struct Emulator {
+    base_url: String,
+    ca_pem: String,
+    principals: Vec<ServicePrincipal>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// Starts the emulator on 127.0.0.1 and returns once it accepts connections.
+    pub async fn start(config: Config) -> Result<Self, EmulatorError> {
+        let state_err = |source| EmulatorError::State { path: config.state_dir.clone(), source };
+        private_dir(&config.state_dir).map_err(state_err)?;
+        let identity = tls::identity(&config.state_dir)?;
+        let key = signing_key(&config.state_dir).map_err(state_err)?;
+        let principals = if config.principals.is_empty() {
+            vec![default_principal(&config.state_dir).map_err(state_err)?]
+        } else {
+            config.principals.clone()
+        };
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
+            .await
+            .map_err(|source| EmulatorError::Listen { port: config.port, source })?;
+        let port = listener.local_addr().map_err(|source| EmulatorError::Listen { port: config.port, source })?.port();
+        let base_url = format!("https://127.0.0.1:{port}");
+        let shared = Arc::new(Shared {
+            base_url: base_url.clone(),
+            key,
+            principals: principals.clone(),
+            subscriptions: config.subscriptions.clone(),
+            token_lifetime_secs: config.token_lifetime_secs,
+            inner: Mutex::new(state::Inner::new(
+                throttle::Throttle::new(config.throttle),
+                Faults::new(config.fault_seed),
+                config.durations,
+            )),
+        });
+        let (shutdown, rx) = watch::channel(false);
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.config);
+        let task = tokio::spawn(http::serve(listener, acceptor, shared, rx));
+        Ok(Self { base_url, ca_pem: identity.ca_pem, principals, shutdown, task })
+    }
+
+    /// `https://127.0.0.1:<port>`: the ARM endpoint and the authority host.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The CA certificate (PEM) to trust.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The service principals that can sign in.
+    pub fn principals(&self) -> &[ServicePrincipal] {
+        &self.principals
+    }
+
+    /// Stops accepting connections and waits for the server task.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// Writes a new private file, or reads the existing one.
+fn read_or_create(path: &Path, make: impl FnOnce() -> Vec<u8>) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(mut file) => {
+            let data = make();
+            file.write_all(&data)?;
+            file.sync_all()?;
+            Ok(data)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    use ring::rand::SecureRandom as _;
+    let mut b = vec![0u8; n];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    b
+}
+
+/// The token signing key, kept so that tokens survive a restart.
+fn signing_key(dir: &Path) -> std::io::Result<Vec<u8>> {
+    read_or_create(&dir.join("signing.key"), || random_bytes(32))
+}
+
+/// The default service principal, with a random secret made at first start.
+fn default_principal(dir: &Path) -> std::io::Result<ServicePrincipal> {
+    use base64::Engine as _;
+    let data = read_or_create(&dir.join("principal.json"), || {
+        let principal = ServicePrincipal {
+            tenant_id: LOCAL_TENANT.into(),
+            client_id: "a2d0c1e5-0000-4000-8000-0000000000a1".into(),
+            client_secret: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(24)),
+            object_id: "0b1ec700-0000-4000-8000-0000000000a1".into(),
+            subscriptions: vec![LOCAL_SUBSCRIPTION.into()],
+        };
+        serde_json::to_vec_pretty(&principal).unwrap_or_default()
+    })?;
+    serde_json::from_slice(&data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// ARM's cloud discovery document: the array form for 2022-09-01 and later, the object form
+/// (what `az cloud register` reads) before.
+pub(crate) fn metadata_endpoints(base: &str, api_version: Option<&str>) -> Value {
+    let authentication = json!({"loginEndpoint": base, "audiences": [format!("{base}/")], "tenant": "common", "identityProvider": "AAD"});
+    if api_version.is_some_and(|v| v >= "2022-09-01") {
+        json!([{
+            "portal": base, "authentication": authentication, "media": "", "graphAudience": "", "graph": "", "name": "AzdockLocal",
+            "suffixes": {"acrLoginServer": "", "keyVaultDns": "", "sqlServerHostname": "", "storage": ""},
+            "batch": "", "resourceManager": base, "vmImageAliasDoc": "", "activeDirectoryDataLake": "", "sqlManagement": "", "gallery": ""
+        }])
+    } else {
+        json!({
+            "galleryEndpoint": "", "graphEndpoint": "", "portalEndpoint": base, "authentication": authentication,
+            "media": "", "suffixes": {"storage": "", "keyVaultDns": "", "sqlServerHostname": ""}, "resourceManager": base
+        })
+    }
+}

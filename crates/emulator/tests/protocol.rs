@@ -1,0 +1,765 @@
+//! Protocol tests: the emulator over real HTTPS with a plain HTTP client (reqwest, not azdock's
+//! client), checking status codes, headers, bodies and guest effects as Azure's clients see them.
+
+// AADSTS numbers are written as Entra prints them.
+#![allow(clippy::unwrap_used, clippy::too_many_lines, clippy::unreadable_literal)]
+
+use std::time::{Duration, Instant};
+
+use azdock_emulator::{
+    Config, Durations, Emulator, LOCAL_SUBSCRIPTION, LOCAL_TENANT, ServicePrincipal, ThrottleConfig,
+};
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+const C: &str = "api-version=2024-11-01";
+const N: &str = "api-version=2024-05-01";
+const R: &str = "api-version=2021-04-01";
+
+struct Cloud {
+    emulator: Emulator,
+    http: Client,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    async fn start() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::for_tests(dir.path());
+        tweak(&mut config);
+        let emulator = Emulator::start(config).await.unwrap();
+        let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
+        let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().unwrap();
+        let mut cloud = Self { emulator, http, token: String::new(), _dir: dir };
+        let p = cloud.emulator.principals()[0].clone();
+        cloud.token = cloud.token_for(&p).await;
+        cloud
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.emulator.base_url())
+    }
+
+    async fn token_for(&self, p: &ServicePrincipal) -> String {
+        let scope = format!("{}/.default", self.emulator.base_url());
+        let resp = self
+            .http
+            .post(self.url(&format!("/{}/oauth2/v2.0/token", p.tenant_id)))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", &p.client_id),
+                ("client_secret", &p.client_secret),
+                ("scope", &scope),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        (status, headers, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::GET, path, None).await;
+        (s, b)
+    }
+
+    /// PUTs and follows Azure-AsyncOperation to a terminal state; returns the final status body.
+    async fn put_and_wait(&self, path: &str, body: Value) -> (StatusCode, Value, Value) {
+        let (status, headers, created) = self.call(Method::PUT, path, Some(body)).await;
+        assert!(status.is_success(), "{path}: {status} {created}");
+        let op = headers.get("azure-asyncoperation").map(|v| v.to_str().unwrap().to_owned());
+        let outcome = match op {
+            Some(url) => self.poll(&url).await,
+            None => json!({"status": "Succeeded"}),
+        };
+        (status, created, outcome)
+    }
+
+    async fn poll(&self, url: &str) -> Value {
+        let path = url.strip_prefix(self.emulator.base_url()).unwrap().to_owned();
+        for _ in 0..200 {
+            let (s, body) = self.get(&path).await;
+            assert_eq!(s, 200, "{body}");
+            if body["status"] != "InProgress" {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("operation {url} did not finish");
+    }
+
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/_emulator{path}")));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+}
+
+fn rg(name: &str) -> String {
+    format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/{name}")
+}
+
+fn net(rg: &str, rest: &str) -> String {
+    format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Network/{rest}")
+}
+
+fn compute(rg: &str, rest: &str) -> String {
+    format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Compute/{rest}")
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+/// A resource group with a VNet, an NSG, a public IP, a NIC and a Linux VM.
+async fn linux_vm(cloud: &Cloud, group: &str, vm: &str) {
+    let (s, _, _) =
+        cloud.call(Method::PUT, &format!("{}?{R}", rg(group)), Some(json!({"location": "westeurope"}))).await;
+    assert!(s.is_success());
+    cloud
+        .put_and_wait(
+            &format!("{}?{N}", net(group, "virtualNetworks/vnet")),
+            json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]}}),
+        )
+        .await;
+    cloud.put_and_wait(&format!("{}?{N}", net(group, "publicIPAddresses/pip")), json!({"location": "westeurope", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": vm}}})).await;
+    let subnet = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default"
+    );
+    let pip = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/publicIPAddresses/pip"
+    );
+    cloud.put_and_wait(&format!("{}?{N}", net(group, "networkInterfaces/nic")), json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}, "publicIPAddress": {"id": pip}}}]}})).await;
+    let nic = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/networkInterfaces/nic"
+    );
+    let (_, _, op) = cloud
+        .put_and_wait(
+            &format!("{}?{C}", compute(group, &format!("virtualMachines/{vm}"))),
+            json!({"location": "westeurope", "properties": {
+                "hardwareProfile": {"vmSize": "Standard_B1s"},
+                "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+                "osProfile": {"computerName": vm, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": "I2Nsb3VkLWNvbmZpZwo="},
+                "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {"primary": true}}]}}}),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+}
+
+#[tokio::test]
+async fn tokens_are_issued_to_known_principals_and_refused_otherwise() {
+    let cloud = Cloud::start().await;
+    let p = cloud.emulator.principals()[0].clone();
+    let token_url = cloud.url(&format!("/{}/oauth2/v2.0/token", p.tenant_id));
+    let scope = format!("{}/.default", cloud.emulator.base_url());
+    let send = |form: Vec<(&'static str, String)>| {
+        let (http, url) = (cloud.http.clone(), token_url.clone());
+        async move {
+            let r = http.post(url).form(&form).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let ok = |secret: &str| {
+        vec![
+            ("grant_type", "client_credentials".into()),
+            ("client_id", p.client_id.clone()),
+            ("client_secret", secret.to_owned()),
+            ("scope", scope.clone()),
+        ]
+    };
+    let (s, body) = send(ok(&p.client_secret)).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3600);
+
+    let (s, body) = send(ok("wrong")).await;
+    assert_eq!(s, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(body["error_description"].as_str().unwrap().starts_with("AADSTS7000215:"));
+    assert_eq!(body["error_codes"], json!([7000215]));
+
+    let mut unknown = ok(&p.client_secret);
+    unknown[1].1 = "11111111-1111-4111-8111-111111111111".into();
+    let (s, body) = send(unknown).await;
+    assert_eq!((s.as_u16(), body["error"].as_str().unwrap()), (400, "unauthorized_client"));
+
+    let mut no_scope = ok(&p.client_secret);
+    no_scope.pop();
+    let (s, body) = send(no_scope).await;
+    assert_eq!((s.as_u16(), body["error_codes"][0].as_u64().unwrap()), (400, 900144));
+
+    let mut other = ok(&p.client_secret);
+    other[3].1 = "https://management.azure.com/.default".into();
+    let (s, body) = send(other).await;
+    assert_eq!((s.as_u16(), body["error"].as_str().unwrap()), (400, "invalid_resource"));
+
+    // The v1 endpoint with `resource=`, as older clients use it.
+    let r = cloud
+        .http
+        .post(cloud.url(&format!("/{LOCAL_TENANT}/oauth2/token")))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &p.client_id),
+            ("client_secret", &p.client_secret),
+            ("resource", &format!("{}/", cloud.emulator.base_url())),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert!(body["expires_on"].as_str().unwrap().parse::<i64>().is_ok());
+    // And it works against ARM.
+    let resp = cloud
+        .http
+        .get(cloud.url(&format!("/subscriptions?{R}")))
+        .bearer_auth(body["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+}
+
+#[tokio::test]
+async fn arm_checks_every_token_and_role() {
+    let cloud = Cloud::with(|c| {
+        c.subscriptions.push("99999999-0000-4000-8000-000000000000".into());
+    })
+    .await;
+    let r = cloud.http.get(cloud.url(&format!("/subscriptions?{R}"))).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer authorization_uri="));
+    assert_eq!(code(&r.json().await.unwrap()), "AuthenticationFailed");
+
+    let r = cloud.http.get(cloud.url(&format!("/subscriptions?{R}"))).bearer_auth("not.a.token").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(code(&r.json().await.unwrap()), "InvalidAuthenticationToken");
+
+    let (s, body) = cloud.get(&format!("/subscriptions?{R}")).await;
+    assert_eq!(s, 200);
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+    assert_eq!(body["value"][0]["subscriptionId"], LOCAL_SUBSCRIPTION);
+
+    let (s, body) = cloud.get(&format!("/subscriptions/99999999-0000-4000-8000-000000000000/resourcegroups?{R}")).await;
+    assert_eq!((s.as_u16(), code(&body)), (403, "AuthorizationFailed"));
+    let (s, body) = cloud.get(&format!("/subscriptions/12345678-0000-4000-8000-000000000000?{R}")).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "SubscriptionNotFound"));
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let cloud = Cloud::with(|c| c.token_lifetime_secs = 1).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, body) = cloud.get(&format!("/subscriptions?{R}")).await;
+    assert_eq!((s.as_u16(), code(&body)), (401, "ExpiredAuthenticationToken"));
+}
+
+#[tokio::test]
+async fn api_versions_and_unknown_routes_get_arms_errors() {
+    let cloud = Cloud::start().await;
+    let (s, body) = cloud.get(&rg("g")).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "MissingApiVersionParameter"));
+    let (s, body) = cloud.get(&format!("{}?api-version=2099-01-01", rg("g"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "InvalidApiVersionParameter"));
+    // Clients in the field still send 2016 versions; they work.
+    let (s, body) = cloud.get(&format!("{}?api-version=2016-09-01", rg("g"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ResourceGroupNotFound"));
+    assert_eq!(body["error"]["message"], "Resource group 'g' could not be found.");
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    let (s, body) = cloud.get(&format!("{}?api-version=2099-01-01", compute("g", "virtualMachines/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+    let (s, body) = cloud.get(&format!("{}?{C}", compute("g", "virtualMagic/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "InvalidResourceType"));
+    let (s, body) = cloud
+        .get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Nope/things/x?{C}"))
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "InvalidResourceNamespace"));
+    let (s, body) = cloud.get(&format!("{}?{C}", compute("g", "virtualMachines/missing"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ResourceNotFound"));
+    let (s, body) = cloud.get(&format!("{}?{C}", compute("g", "virtualMachines/missing/extensions/e"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ParentResourceNotFound"));
+}
+
+#[tokio::test]
+async fn resource_groups_create_update_list_and_delete_through_location_polling() {
+    let cloud = Cloud::start().await;
+    let (s, h, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{R}", rg("Apps")),
+            Some(json!({"location": "West Europe", "tags": {"env": "test"}})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(body["location"], "westeurope");
+    assert_eq!(body["properties"]["provisioningState"], "Succeeded");
+    assert!(h.get("x-ms-ratelimit-remaining-subscription-writes").is_some());
+    assert!(h.get("x-ms-request-id").is_some());
+    let (s, _, _) =
+        cloud.call(Method::PUT, &format!("{}?{R}", rg("apps")), Some(json!({"location": "westeurope"}))).await;
+    assert_eq!(s, 200, "names are case-insensitive");
+    let (s, _, body) = cloud.call(Method::PUT, &format!("{}?{R}", rg("x")), Some(json!({}))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "LocationRequired"));
+    let (s, _, body) =
+        cloud.call(Method::PUT, &format!("{}?{R}", rg("x")), Some(json!({"location": "atlantis"}))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "LocationNotAvailableForResourceGroup"));
+    let (_, body) = cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups?{R}")).await;
+    assert_eq!(body["value"][0]["name"], "Apps");
+
+    let (s, h, _) = cloud.call(Method::DELETE, &format!("{}?{R}", rg("apps")), None).await;
+    assert_eq!(s, 202);
+    let location = h["location"].to_str().unwrap().strip_prefix(cloud.emulator.base_url()).unwrap().to_owned();
+    assert!(location.contains("/operationresults/"));
+    let (s, _) = cloud.get(&location).await;
+    assert_eq!(s, 200);
+    let (s, _) = cloud.get(&format!("{}?{R}", rg("apps"))).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn a_linux_vm_with_its_network_as_azure_builds_it() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+
+    let (_, pip) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip"))).await;
+    assert_eq!(pip["properties"]["dnsSettings"]["fqdn"], "vm1.westeurope.cloudapp.azure.com");
+    let ip = pip["properties"]["ipAddress"].as_str().unwrap();
+    assert!(ip.starts_with("127.1."), "{ip}");
+    assert_eq!(pip["sku"]["name"], "Standard");
+
+    let (_, vnet) = cloud.get(&format!("{}?{N}", net("g", "virtualNetworks/vnet"))).await;
+    assert_eq!(vnet["properties"]["subnets"][0]["name"], "default");
+    let (s, subnet) = cloud.get(&format!("{}?{N}", net("g", "virtualNetworks/vnet/subnets/default"))).await;
+    assert_eq!(s, 200, "inline subnets are resources too");
+    assert_eq!(subnet["properties"]["addressPrefix"], "10.0.0.0/24");
+
+    let (_, nic) = cloud.get(&format!("{}?{N}", net("g", "networkInterfaces/nic"))).await;
+    assert_eq!(nic["properties"]["ipConfigurations"][0]["properties"]["privateIPAddress"], "10.0.0.4");
+    assert!(nic["properties"]["virtualMachine"]["id"].as_str().unwrap().ends_with("/virtualMachines/vm1"));
+
+    let (s, vm) = cloud.get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(vm["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(vm["properties"]["storageProfile"]["osDisk"]["osType"], "Linux");
+    assert!(vm["properties"]["osProfile"].get("adminPassword").is_none(), "passwords are never echoed");
+    assert!(vm["properties"]["osProfile"].get("customData").is_none(), "custom data is never echoed");
+    let statuses: Vec<&str> = vm["properties"]["instanceView"]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ProvisioningState/succeeded", "PowerState/running"]);
+
+    let (_, guest) = cloud.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1"), None).await;
+    assert_eq!(guest["guest"]["users"]["azureuser"]["admin"], true);
+    assert_eq!(guest["guest"]["customDataBytes"], 14);
+    let (_, ok) = cloud
+        .admin(
+            Method::POST,
+            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
+            Some(json!({"username": "azureuser", "password": "Sup3r-Secret!"})),
+        )
+        .await;
+    assert_eq!(ok["valid"], true);
+
+    // The same DNS label in the same region is taken.
+    let (s, _, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{N}", net("g", "publicIPAddresses/pip2")),
+            Some(json!({"location": "westeurope", "properties": {"dnsSettings": {"domainNameLabel": "vm1"}}})),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "DnsRecordInUse"));
+    // A NIC naming a missing subnet.
+    let missing = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/vnet/subnets/nope"
+    );
+    let (s, _, body) = cloud.call(Method::PUT, &format!("{}?{N}", net("g", "networkInterfaces/nic2")), Some(json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "c", "properties": {"subnet": {"id": missing}}}]}}))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "InvalidResourceReference"));
+}
+
+#[tokio::test]
+async fn vm_validation_follows_the_platform_rules() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let nic = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Network/networkInterfaces/nic"
+    );
+    let vm = |user: &str, password: &str, image: Value| {
+        json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"}, "storageProfile": {"imageReference": image},
+               "osProfile": {"adminUsername": user, "adminPassword": password}, "networkProfile": {"networkInterfaces": [{"id": nic}]}}})
+    };
+    let ubuntu = json!({"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"});
+    for (user, password, target) in [
+        ("admin", "Sup3r-Secret!", "adminUsername"),
+        ("Bad", "Sup3r-Secret!", "adminUsername"),
+        ("ops", "short", "adminPassword"),
+        ("ops", "alllowercase", "adminPassword"),
+        ("ops", "P@ssw0rd", "adminPassword"),
+    ] {
+        let (s, _, body) = cloud
+            .call(
+                Method::PUT,
+                &format!("{}?{C}", compute("g", "virtualMachines/vm2")),
+                Some(vm(user, password, ubuntu.clone())),
+            )
+            .await;
+        assert_eq!(
+            (s.as_u16(), code(&body), body["error"]["target"].as_str().unwrap()),
+            (400, "InvalidParameter", target),
+            "{user}/{password}: {body}"
+        );
+    }
+    let (s, _, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{C}", compute("g", "virtualMachines/vm2")),
+            Some(vm(
+                "ops",
+                "Sup3r-Secret!",
+                json!({"publisher": "Canonical", "offer": "nope", "sku": "x", "version": "latest"}),
+            )),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "PlatformImageNotFound"));
+    // The NIC already belongs to vm1.
+    let (s, _, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{C}", compute("g", "virtualMachines/vm2")),
+            Some(vm("ops", "Sup3r-Secret!", ubuntu)),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NicInUse"));
+}
+
+#[tokio::test]
+async fn long_running_operations_report_progress_with_retry_after() {
+    let cloud =
+        Cloud::with(|c| c.durations = Durations { network: Duration::from_millis(400), ..Durations::instant() }).await;
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    let (s, h, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{N}", net("g", "networkSecurityGroups/nsg")),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(body["properties"]["provisioningState"], "Creating");
+    assert_eq!(h["retry-after"], "1");
+    let op = h["azure-asyncoperation"].to_str().unwrap().strip_prefix(cloud.emulator.base_url()).unwrap().to_owned();
+    assert!(op.contains("/providers/Microsoft.Network/locations/westeurope/operations/"), "{op}");
+    let (_, status) = cloud.get(&op).await;
+    assert_eq!(status["status"], "InProgress");
+    let (_, nsg) = cloud.get(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg"))).await;
+    assert_eq!(nsg["properties"]["provisioningState"], "Creating");
+    assert_eq!(nsg["properties"]["defaultSecurityRules"].as_array().unwrap().len(), 6);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let (_, status) = cloud.get(&op).await;
+    assert_eq!(status["status"], "Succeeded");
+    assert!(status["endTime"].is_string());
+    let (_, nsg) = cloud.get(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg"))).await;
+    assert_eq!(nsg["properties"]["provisioningState"], "Succeeded");
+}
+
+#[tokio::test]
+async fn nsg_rules_are_validated() {
+    let cloud = Cloud::start().await;
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    cloud
+        .put_and_wait(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg")), json!({"location": "westeurope"}))
+        .await;
+    let rule = |priority: i64| json!({"properties": {"protocol": "Tcp", "sourceAddressPrefix": "*", "sourcePortRange": "*", "destinationAddressPrefix": "*", "destinationPortRange": "2376", "access": "Allow", "direction": "Inbound", "priority": priority}});
+    let (s, _, _) = cloud
+        .put_and_wait(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg/securityRules/docker")), rule(1000))
+        .await;
+    assert_eq!(s, 201);
+    let (s, _, body) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{N}", net("g", "networkSecurityGroups/nsg/securityRules/ssh")),
+            Some(rule(1000)),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "SecurityRuleConflict"));
+    let (s, _, body) = cloud
+        .call(Method::PUT, &format!("{}?{N}", net("g", "networkSecurityGroups/nsg/securityRules/ssh")), Some(rule(50)))
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "SecurityRuleInvalidPriority"));
+    let (_, nsg) = cloud.get(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg"))).await;
+    assert_eq!(nsg["properties"]["securityRules"][0]["name"], "docker");
+}
+
+#[tokio::test]
+async fn power_actions_and_extensions_on_a_stopped_vm() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let vm = compute("g", "virtualMachines/vm1");
+    let (s, h, _) = cloud.call(Method::POST, &format!("{vm}/powerOff?{C}"), None).await;
+    assert_eq!(s, 202);
+    assert!(h.get("azure-asyncoperation").is_some() && h.get("location").is_some());
+    let (_, view) = cloud.get(&format!("{vm}/instanceView?{C}")).await;
+    assert_eq!(view["statuses"][1]["code"], "PowerState/stopped");
+    let (s, _, body) = cloud
+        .call(Method::PUT, &format!("{vm}/extensions/enablevmaccess?{C}"), Some(json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5"}})))
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (409, "OperationNotAllowed"));
+    cloud.call(Method::POST, &format!("{vm}/start?{C}"), None).await;
+    cloud.call(Method::POST, &format!("{vm}/deallocate?{C}"), None).await;
+    let (_, view) = cloud.get(&format!("{vm}/instanceView?{C}")).await;
+    assert_eq!(view["statuses"][1]["code"], "PowerState/deallocated");
+}
+
+#[tokio::test]
+async fn vmaccess_changes_the_guest_and_reruns_only_with_a_new_tag() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let ext = format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/enablevmaccess"));
+    let body = |tag: &str, protected: Value| json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5", "autoUpgradeMinorVersion": true, "forceUpdateTag": tag, "settings": {}, "protectedSettings": protected}});
+    let (s, created, op) =
+        cloud.put_and_wait(&ext, body("1", json!({"username": "ops", "password": "N3w-Passw0rd!"}))).await;
+    assert_eq!(s, 201);
+    assert_eq!(op["status"], "Succeeded");
+    assert!(created["properties"].get("protectedSettings").is_none(), "protected settings are never echoed");
+    let (_, got) = cloud
+        .get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1/extensions/enablevmaccess")))
+        .await;
+    assert!(got["properties"].get("protectedSettings").is_none());
+    assert_eq!(got["properties"]["instanceView"]["statuses"][0]["code"], "ProvisioningState/succeeded");
+    let (_, ok) = cloud
+        .admin(
+            Method::POST,
+            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
+            Some(json!({"username": "ops", "password": "N3w-Passw0rd!"})),
+        )
+        .await;
+    assert_eq!(ok["valid"], true);
+    let (_, bad) = cloud
+        .admin(
+            Method::POST,
+            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
+            Some(json!({"username": "ops", "password": "nope"})),
+        )
+        .await;
+    assert_eq!(bad["valid"], false);
+
+    cloud.put_and_wait(&ext, body("1", json!({"username": "ops", "password": "N3w-Passw0rd!"}))).await;
+    let (_, guest) = cloud.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1"), None).await;
+    assert_eq!(guest["guest"]["handlerRuns"]["enablevmaccess"], 1, "same settings and tag: the handler does not run");
+    cloud.put_and_wait(&ext, body("2", json!({"username": "ops", "password": "N3w-Passw0rd!"}))).await;
+    let (_, guest) = cloud.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1"), None).await;
+    assert_eq!(guest["guest"]["handlerRuns"]["enablevmaccess"], 2);
+
+    // One instance per handler.
+    let (s, _, err) = cloud
+        .call(
+            Method::PUT,
+            &format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/other")),
+            Some(body("3", json!({}))),
+        )
+        .await;
+    assert_eq!((s.as_u16(), code(&err)), (400, "BadRequest"));
+    assert!(err["error"]["message"].as_str().unwrap().contains("Multiple VMExtensions per handler"));
+    // Unknown handler.
+    let (s, _, err) = cloud
+        .call(Method::PUT, &format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/x")), Some(json!({"location": "westeurope", "properties": {"publisher": "Contoso", "type": "Nope", "typeHandlerVersion": "1.0"}})))
+        .await;
+    assert_eq!((s.as_u16(), code(&err)), (404, "ArtifactNotFound"));
+
+    // A handler failure fails the operation and shows on the VM.
+    let (_, _, op) = cloud.put_and_wait(&ext, body("4", json!({"username": "ops"}))).await;
+    assert_eq!(op["status"], "Failed");
+    assert_eq!(op["error"]["code"], "VMExtensionProvisioningError");
+    let (_, vm) = cloud.get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1"))).await;
+    assert_eq!(
+        vm["properties"]["instanceView"]["statuses"][0]["code"],
+        "ProvisioningState/failed/VMExtensionProvisioningError"
+    );
+}
+
+#[tokio::test]
+async fn deletes_check_use_and_cascade() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let (s, _, body) = cloud.call(Method::DELETE, &format!("{}?{N}", net("g", "networkInterfaces/nic")), None).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NicInUse"));
+    let (s, _, body) =
+        cloud.call(Method::DELETE, &format!("{}?{N}", net("g", "virtualNetworks/vnet/subnets/default")), None).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "InUseSubnetCannotBeDeleted"));
+    let (s, _, body) = cloud.call(Method::DELETE, &format!("{}?{N}", net("g", "publicIPAddresses/pip")), None).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "PublicIPAddressCannotBeDeleted"));
+
+    let (s, h, _) = cloud.call(Method::DELETE, &format!("{}?{C}", compute("g", "virtualMachines/vm1")), None).await;
+    assert_eq!(s, 202);
+    let monitor = h["location"].to_str().unwrap().strip_prefix(cloud.emulator.base_url()).unwrap().to_owned();
+    let (s, _) = cloud.get(&monitor).await;
+    assert_eq!(s, 200);
+    let (s, _) = cloud.get(&format!("{}?{C}", compute("g", "virtualMachines/vm1"))).await;
+    assert_eq!(s, 404);
+    // Deleting what does not exist is 204, as in ARM.
+    let (s, _, _) = cloud.call(Method::DELETE, &format!("{}?{C}", compute("g", "virtualMachines/vm1")), None).await;
+    assert_eq!(s, 204);
+    // Now the NIC is free.
+    let (s, _, _) = cloud.call(Method::DELETE, &format!("{}?{N}", net("g", "networkInterfaces/nic")), None).await;
+    assert_eq!(s, 202);
+}
+
+#[tokio::test]
+async fn throttling_reports_remaining_and_answers_429_when_empty() {
+    let cloud = Cloud::with(|c| {
+        c.throttle =
+            ThrottleConfig { write_burst: 5.0, write_per_sec: 2.0, read_burst: 100.0, ..ThrottleConfig::default() }
+    })
+    .await;
+    let mut remaining = Vec::new();
+    let mut throttled = None;
+    for i in 0..7 {
+        let (s, h, body) = cloud
+            .call(Method::PUT, &format!("{}?{R}", rg(&format!("g{i}"))), Some(json!({"location": "westeurope"})))
+            .await;
+        let left = h["x-ms-ratelimit-remaining-subscription-writes"].to_str().unwrap().to_owned();
+        if s == 429 {
+            throttled = Some((h["retry-after"].to_str().unwrap().to_owned(), code(&body).to_owned()));
+            break;
+        }
+        remaining.push(left);
+    }
+    assert_eq!(remaining, ["4", "3", "2", "1", "0"]);
+    assert_eq!(throttled, Some(("1".into(), "TooManyRequests".into())));
+    // Reads have their own bucket.
+    let (s, h) = cloud.call(Method::GET, &format!("{}?{R}", rg("g0")), None).await.into_parts();
+    assert_eq!(s, 200);
+    assert_eq!(h["x-ms-ratelimit-remaining-subscription-reads"], "99");
+}
+
+trait Parts {
+    fn into_parts(self) -> (StatusCode, reqwest::header::HeaderMap);
+}
+
+impl Parts for (StatusCode, reqwest::header::HeaderMap, Value) {
+    fn into_parts(self) -> (StatusCode, reqwest::header::HeaderMap) {
+        (self.0, self.1)
+    }
+}
+
+#[tokio::test]
+async fn faults_are_deterministic_under_a_seed() {
+    let cloud = Cloud::start().await;
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    let rules = json!({"seed": 42, "rules": [{"method": "GET", "pathContains": "/resourcegroups/g", "rate": 0.3, "fault": {"kind": "status", "status": 503}}]});
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let (s, _) = cloud.admin(Method::PUT, "/faults", Some(rules.clone())).await;
+        assert_eq!(s, 200);
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            statuses.push(cloud.get(&format!("{}?{R}", rg("g"))).await.0.as_u16());
+        }
+        runs.push(statuses);
+    }
+    assert_eq!(runs[0], runs[1]);
+    let failures = runs[0].iter().filter(|s| **s == 503).count();
+    assert!((4..=20).contains(&failures), "{failures} of 40");
+
+    // A sequence: drop the connection, add latency, fail the long-running operation.
+    let rules = json!({"rules": [{"pathContains": "/networkSecurityGroups/", "sequence": [
+        {"kind": "drop"}, {"kind": "latency", "millis": 300}, {"kind": "lroFail", "code": "InternalOperationError", "message": "boom"}]}]});
+    cloud.admin(Method::PUT, "/faults", Some(rules)).await;
+    let url = format!("{}?{N}", net("g", "networkSecurityGroups/nsg"));
+    let dropped =
+        cloud.http.put(cloud.url(&url)).bearer_auth(&cloud.token).json(&json!({"location": "westeurope"})).send().await;
+    assert!(dropped.is_err(), "the connection should have been dropped");
+    let start = Instant::now();
+    let (s, _, _) = cloud.call(Method::GET, &url, None).await;
+    assert_eq!(s, 404);
+    assert!(start.elapsed() >= Duration::from_millis(300));
+    let (_, _, op) = cloud.put_and_wait(&url, json!({"location": "westeurope"})).await;
+    assert_eq!(
+        (op["status"].as_str().unwrap(), op["error"]["code"].as_str().unwrap()),
+        ("Failed", "InternalOperationError")
+    );
+    let (s, log) = cloud.admin(Method::GET, "/requests", None).await;
+    assert_eq!(s, 200);
+    assert!(
+        log["requests"].as_array().unwrap().iter().any(|r| r["status"] == 0),
+        "dropped requests are logged with status 0"
+    );
+}
+
+#[tokio::test]
+async fn discovery_documents_and_image_catalogue() {
+    let cloud = Cloud::start().await;
+    let base = cloud.emulator.base_url().to_owned();
+    let r = cloud.http.get(cloud.url("/metadata/endpoints?api-version=2015-01-01")).send().await.unwrap();
+    let old: Value = r.json().await.unwrap();
+    assert_eq!(old["authentication"]["loginEndpoint"], base);
+    assert_eq!(old["authentication"]["audiences"][0], format!("{base}/"));
+    let new: Value = cloud
+        .http
+        .get(cloud.url("/metadata/endpoints?api-version=2022-09-01"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(new[0]["resourceManager"], base);
+    let oidc: Value = cloud
+        .http
+        .get(cloud.url(&format!("/{LOCAL_TENANT}/v2.0/.well-known/openid-configuration")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(oidc["token_endpoint"], format!("{base}/{LOCAL_TENANT}/oauth2/v2.0/token"));
+
+    let images =
+        format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/locations/westeurope/publishers");
+    let (_, latest) = cloud.get(&format!("{images}/Canonical/artifacttypes/vmimage/offers/ubuntu-24_04-lts/skus/server/versions?{C}&$orderby=name%20desc&$top=1")).await;
+    assert_eq!(latest.as_array().unwrap().len(), 1);
+    assert_eq!(latest[0]["name"], "24.04.202411030");
+    let (_, versions) = cloud
+        .get(&format!(
+            "{images}/Microsoft.OSTCExtensions/artifacttypes/vmextension/types/VMAccessForLinux/versions?{C}"
+        ))
+        .await;
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    let (s, body) = cloud.get(&format!("{images}/Nobody/artifacttypes/vmimage/offers?{C}")).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "NotFound"));
+    let (_, locations) = cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/locations?{R}")).await;
+    assert!(locations["value"].as_array().unwrap().iter().any(|l| l["name"] == "westeurope"));
+    let (_, providers) =
+        cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute?{R}")).await;
+    assert_eq!(providers["registrationState"], "Registered");
+}
