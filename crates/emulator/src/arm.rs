@@ -372,6 +372,7 @@ fn resource_group(inner: &mut Inner, ctx: &Ctx<'_>, req: &Req, sub: &str, rg: &s
             for key in &keys {
                 if let Some(vm) = inner.vms.get_mut(key) {
                     vm.power = "stopped";
+                    inner.jobs.push(crate::state::Job::StopDocker { vm_key: key.clone() });
                 }
             }
             let duration = inner.durations.resource_group_delete;
@@ -690,6 +691,22 @@ fn put_resource(
     // Inline children (subnets, security rules) become resources of their own, as in ARM.
     store_inline_children(inner, &k, &id);
     let op = inner.start_op(duration, Effect::Provision { key: k.clone() }, result);
+    // A Docker extension's operation ends when its dockerd listens (or cannot), as the real
+    // handler reports success only once the daemon runs.
+    if lower == "microsoft.compute/virtualmachines/extensions"
+        && let Some((vm_key, _)) = k.rsplit_once("/extensions/")
+        && inner
+            .vms
+            .get(vm_key)
+            .and_then(|vm| vm.guest.docker.as_ref())
+            .is_some_and(|d| d.daemon == crate::guest::Daemon::Starting)
+    {
+        let vm_key = vm_key.to_owned();
+        if let Some(o) = inner.ops.get_mut(&op) {
+            o.blocked = true;
+        }
+        inner.jobs.push(crate::state::Job::StartDocker { vm_key, op: Some(op.clone()) });
+    }
     let resp = Resp::json(if creating { 201 } else { 200 }, render(inner, &k, false));
     let url = op_url(ctx, sub, ns, &location_of(inner, &k, rg_location), &op);
     Ok(lro_headers(resp, ctx, &url, duration, false))
@@ -729,6 +746,7 @@ fn delete_resource(
         if let Some(vm) = inner.vms.get_mut(k) {
             vm.power = "deallocating";
         }
+        inner.jobs.push(crate::state::Job::StopDocker { vm_key: k.to_owned() });
     }
     if lower == "microsoft.compute/virtualmachines/extensions"
         && let Some((vm_key, _)) = k.rsplit_once("/extensions/")
@@ -1674,6 +1692,19 @@ fn vm_action(
     let op = inner.start_op(duration, Effect::Power { vm_key: k, to }, result);
     let url = op_url(ctx, sub, "Microsoft.Compute", &location, &op);
     Ok(lro_headers(Resp::empty(202), ctx, &url, duration, true))
+}
+
+/// The public IP of a VM's primary NIC, if it has one.
+pub(crate) fn vm_public_ip(inner: &Inner, vm_key: &str) -> Option<String> {
+    let vm = inner.resources.get(vm_key)?;
+    let nics = vm.body["properties"]["networkProfile"]["networkInterfaces"].as_array()?;
+    nics.iter().filter_map(|n| n["id"].as_str()).find_map(|nic| {
+        let nic = inner.resources.get(&key(nic))?;
+        nic.body["properties"]["ipConfigurations"].as_array()?.iter().find_map(|c| {
+            let pip = c["properties"]["publicIPAddress"]["id"].as_str()?;
+            inner.resources.get(&key(pip))?.body["properties"]["ipAddress"].as_str().map(str::to_owned)
+        })
+    })
 }
 
 /// The resource as GET returns it: stored body, inline children, instance view on request.

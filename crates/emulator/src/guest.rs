@@ -53,6 +53,36 @@ pub struct Rdp {
     pub resets: u32,
 }
 
+/// Whether a real dockerd runs for this VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum Daemon {
+    /// Configured; the emulator is starting it.
+    Starting,
+    /// Listening with TLS on this address.
+    Running { address: String },
+    /// It cannot run here (no dockerd, not root, no TCP listener configured); says why.
+    Unavailable { reason: String },
+    /// It was started and failed; says why.
+    Failed { reason: String },
+    /// The VM is stopped or deallocated.
+    Stopped,
+}
+
+/// Docker as configured on the guest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Docker {
+    pub port: u16,
+    /// dockerd runs with `--tlsverify` (all three certificates were given).
+    pub tls: bool,
+    pub options: Vec<String>,
+    pub daemon: Daemon,
+    /// The CA, server certificate and key (PEM) written to `/etc/docker`; never shown.
+    #[serde(skip)]
+    pub certs: Option<[String; 3]>,
+}
+
 /// The guest state of one VM.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,6 +105,9 @@ pub struct Guest {
     /// Bytes of custom data delivered at creation (the data itself is not shown).
     #[serde(default)]
     pub custom_data_bytes: usize,
+    /// Docker, once an extension configured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker: Option<Docker>,
 }
 
 /// The result of running a handler.
@@ -98,6 +131,7 @@ impl Guest {
             handler_runs: BTreeMap::new(),
             last_settings: BTreeMap::new(),
             custom_data_bytes: 0,
+            docker: None,
         }
     }
 
@@ -133,6 +167,7 @@ impl Guest {
         let outcome = match (publisher.to_ascii_lowercase().as_str(), kind.to_ascii_lowercase().as_str()) {
             ("microsoft.ostcextensions", "vmaccessforlinux") => self.vmaccess_linux(&merged),
             ("microsoft.compute", "vmaccessagent") => self.vmaccess_windows(&merged),
+            ("microsoft.azure.extensions", "dockerextension") => self.docker_extension(settings, protected),
             _ => Err(format!(
                 "azdock's local cloud cannot run the {publisher}.{kind} handler yet; its settings were accepted but nothing ran on the guest"
             )),
@@ -220,6 +255,55 @@ impl Guest {
             done.push(format!("repaired disk '{name}'"));
         }
         Ok(if done.is_empty() { "Succeeded (no change requested)".into() } else { done.join("; ") })
+    }
+
+    /// The retired DockerExtension: `docker.port` (a string), `docker.options`, and
+    /// `certs.{ca,cert,key}` (base64 PEM, used only when all three are present).
+    fn docker_extension(&mut self, settings: &Value, protected: &Value) -> Result<String, String> {
+        use base64::Engine as _;
+        let port = match &settings["docker"]["port"] {
+            Value::String(p) => p.parse::<u16>().map_err(|_| format!("invalid docker.port '{p}'"))?,
+            Value::Number(n) => {
+                n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or_else(|| format!("invalid docker.port {n}"))?
+            }
+            Value::Null => 2376,
+            other => return Err(format!("invalid docker.port {other}")),
+        };
+        let options: Vec<String> = settings["docker"]["options"]
+            .as_array()
+            .map(|o| o.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let decode = |name: &str| -> Result<Option<String>, String> {
+            match protected["certs"][name].as_str() {
+                None => Ok(None),
+                Some(b64) => {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|_| format!("certs.{name} is not base64"))?;
+                    String::from_utf8(bytes).map(Some).map_err(|_| format!("certs.{name} is not PEM text"))
+                }
+            }
+        };
+        let certs = match (decode("ca")?, decode("cert")?, decode("key")?) {
+            (Some(ca), Some(cert), Some(key)) => Some([ca, cert, key]),
+            _ => None,
+        };
+        let tls = certs.is_some();
+        let daemon = if tls {
+            Daemon::Starting
+        } else {
+            Daemon::Unavailable {
+                reason:
+                    "no TCP listener: the extension listens on the network only with certs.ca, certs.cert and certs.key"
+                        .into(),
+            }
+        };
+        self.docker = Some(Docker { port, tls, options, daemon, certs });
+        Ok(if tls {
+            format!("Docker configured to listen with TLS on port {port}")
+        } else {
+            "Docker configured without a TCP listener (no certificates given)".into()
+        })
     }
 
     /// VMAccessAgent: the administrator account and password; empty settings reset RDP.

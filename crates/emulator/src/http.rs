@@ -100,7 +100,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     }
     let resp = dispatch(&shared, &req, lro_fail);
     let rid = request_id(&req);
-    lock(&shared).log(&req.method, &req.path, resp.status, started.elapsed());
+    let jobs = {
+        let mut inner = lock(&shared);
+        inner.log(&req.method, &req.path, resp.status, started.elapsed());
+        std::mem::take(&mut inner.jobs)
+    };
+    crate::docker::run_jobs(&shared, jobs);
     Ok(to_hyper(&resp, &rid))
 }
 

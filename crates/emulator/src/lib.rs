@@ -19,6 +19,7 @@ mod admin;
 mod arm;
 mod auth;
 mod catalog;
+mod docker;
 mod faults;
 mod guest;
 mod http;
@@ -115,6 +116,8 @@ impl Config {
 /// What every request handler shares.
 pub(crate) struct Shared {
     pub base_url: String,
+    pub state_dir: PathBuf,
+    pub daemons: docker::Daemons,
     pub key: Vec<u8>,
     pub principals: Vec<ServicePrincipal>,
     pub subscriptions: Vec<String>,
@@ -138,6 +141,7 @@ pub struct Emulator {
     base_url: String,
     ca_pem: String,
     principals: Vec<ServicePrincipal>,
+    shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -167,6 +171,8 @@ impl Emulator {
         let base_url = format!("https://127.0.0.1:{port}");
         let shared = Arc::new(Shared {
             base_url: base_url.clone(),
+            state_dir: config.state_dir.clone(),
+            daemons: docker::Daemons::default(),
             key,
             principals: principals.clone(),
             subscriptions: config.subscriptions.clone(),
@@ -179,8 +185,8 @@ impl Emulator {
         });
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.config);
-        let task = tokio::spawn(http::serve(listener, acceptor, shared, rx));
-        Ok(Self { base_url, ca_pem: identity.ca_pem, principals, shutdown, task })
+        let task = tokio::spawn(http::serve(listener, acceptor, shared.clone(), rx));
+        Ok(Self { base_url, ca_pem: identity.ca_pem, principals, shared, shutdown, task })
     }
 
     /// `https://127.0.0.1:<port>`: the ARM endpoint and the authority host.
@@ -198,10 +204,19 @@ impl Emulator {
         &self.principals
     }
 
-    /// Stops accepting connections and waits for the server task.
+    /// Stops accepting connections, waits for the server task, and stops every dockerd it
+    /// started.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let daemons: Vec<_> =
+            self.shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
+        let _ = tokio::task::spawn_blocking(move || drop(daemons)).await;
+    }
+
+    /// Why this machine cannot run real Docker daemons for VMs, if it cannot.
+    pub fn docker_unavailable_reason() -> Option<String> {
+        docker::unavailable_reason()
     }
 }
 

@@ -100,16 +100,34 @@ pub(crate) struct Operation {
     pub effect: Effect,
     pub result: Result<(), ArmError>,
     pub settled: bool,
+    /// Waiting for work outside the state lock (a dockerd starting); not done until cleared.
+    pub blocked: bool,
 }
 
 impl Operation {
     pub(crate) fn done(&self, now: Instant) -> bool {
-        now >= self.started + self.duration
+        !self.blocked && now >= self.started + self.duration
     }
 
     pub(crate) fn remaining(&self, now: Instant) -> Duration {
+        if self.blocked {
+            return Duration::from_secs(1);
+        }
         (self.started + self.duration).saturating_duration_since(now)
     }
+}
+
+/// Work that must not run under the state lock; drained after each request.
+#[derive(Debug, Clone)]
+pub(crate) enum Job {
+    /// Start the VM's dockerd, then unblock `op` (if any).
+    StartDocker {
+        vm_key: String,
+        op: Option<String>,
+    },
+    StopDocker {
+        vm_key: String,
+    },
 }
 
 /// A VM's runtime: power state, guest, and what its extension handlers reported.
@@ -146,6 +164,7 @@ pub(crate) struct Inner {
     pub log: VecDeque<LogEntry>,
     pub log_seq: u64,
     pub next_ip: u32,
+    pub jobs: Vec<Job>,
 }
 
 impl Inner {
@@ -160,6 +179,7 @@ impl Inner {
             log: VecDeque::new(),
             log_seq: 0,
             next_ip: 0,
+            jobs: Vec::new(),
         }
     }
 
@@ -196,7 +216,9 @@ impl Inner {
                     if ok {
                         for key in keys {
                             self.resources.remove(&key);
-                            self.vms.remove(&key);
+                            if self.vms.remove(&key).is_some_and(|vm| vm.guest.docker.is_some()) {
+                                self.jobs.push(Job::StopDocker { vm_key: key });
+                            }
                         }
                     }
                 }
@@ -205,6 +227,15 @@ impl Inner {
                         && ok
                     {
                         vm.power = to;
+                        if let Some(docker) = vm.guest.docker.as_mut().filter(|d| d.tls) {
+                            if to == "running" {
+                                docker.daemon = crate::guest::Daemon::Starting;
+                                self.jobs.push(Job::StartDocker { vm_key, op: None });
+                            } else {
+                                docker.daemon = crate::guest::Daemon::Stopped;
+                                self.jobs.push(Job::StopDocker { vm_key });
+                            }
+                        }
                     }
                 }
             }
@@ -227,6 +258,7 @@ impl Inner {
                 effect,
                 result,
                 settled: false,
+                blocked: false,
             },
         );
         id

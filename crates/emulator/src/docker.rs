@@ -1,0 +1,207 @@
+//! Real Docker daemons for emulated VMs: when a guest is configured to run dockerd with TLS on a
+//! port, a real dockerd listens on the VM's emulated public IP (in 127.0.0.0/8) with the
+//! certificates that travelled through ARM, so the Docker client's TLS handshake is the test.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::Shared;
+use crate::guest::Daemon;
+use crate::state::Job;
+use crate::wire::ArmError;
+
+/// One running dockerd, stopped (with its process group) when dropped.
+#[derive(Debug)]
+pub(crate) struct DaemonProcess {
+    child: Child,
+    exec_root: PathBuf,
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+    }
+}
+
+/// The running daemons by VM key.
+pub(crate) type Daemons = std::sync::Mutex<HashMap<String, DaemonProcess>>;
+
+/// Why dockerd cannot run on this machine, if it cannot.
+pub(crate) fn unavailable_reason() -> Option<String> {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("dockerd").is_file()));
+    if !found {
+        return Some("dockerd is not installed on the machine running the local cloud; install Debian's docker.io (`apt-get install docker.io`) to run Docker hosts locally".into());
+    }
+    let root =
+        Command::new("id").arg("-u").output().ok().is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    if !root {
+        return Some("the local cloud is not running as root, which dockerd needs; run `azdock local up` as root to run Docker hosts locally".into());
+    }
+    None
+}
+
+/// Runs the jobs the last request queued, outside the state lock.
+pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<Job>) {
+    for job in jobs {
+        let shared = shared.clone();
+        // Starting dockerd blocks for up to half a minute; keep it off the async workers.
+        tokio::task::spawn_blocking(move || match job {
+            Job::StartDocker { vm_key, op } => start(&shared, &vm_key, op.as_deref()),
+            Job::StopDocker { vm_key } => {
+                // Hold the map while the daemon exits, so a start for the same VM waits for it
+                // (dockerd refuses to start while the old one's pidfile exists).
+                let mut daemons = lock_daemons(&shared);
+                drop(daemons.remove(&vm_key));
+                drop(daemons);
+            }
+        });
+    }
+}
+
+fn lock_daemons(shared: &Shared) -> std::sync::MutexGuard<'_, HashMap<String, DaemonProcess>> {
+    shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn start(shared: &Shared, vm_key: &str, op: Option<&str>) {
+    let outcome = launch(shared, vm_key);
+    let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (daemon, failure) = match outcome {
+        Ok(Launched::Running { address, process }) => {
+            lock_daemons(shared).insert(vm_key.to_owned(), process);
+            (Daemon::Running { address }, None)
+        }
+        Ok(Launched::Unavailable(reason)) => (Daemon::Unavailable { reason }, None),
+        Err(reason) => (Daemon::Failed { reason: reason.clone() }, Some(reason)),
+    };
+    if let Some(docker) = inner.vms.get_mut(vm_key).and_then(|vm| vm.guest.docker.as_mut()) {
+        docker.daemon = daemon;
+    }
+    if let Some(op) = op.and_then(|id| inner.ops.get_mut(id)) {
+        op.blocked = false;
+        if let Some(reason) = failure {
+            op.result = Err(ArmError::new(
+                200,
+                "VMExtensionProvisioningError",
+                format!(
+                    "VM has reported a failure when processing extension: the Docker daemon did not start: {reason}"
+                ),
+            ));
+        }
+    }
+}
+
+enum Launched {
+    Running { address: String, process: DaemonProcess },
+    Unavailable(String),
+}
+
+/// Starts dockerd for the VM and waits (at most 30 s) until it accepts connections.
+fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
+    if let Some(reason) = unavailable_reason() {
+        return Ok(Launched::Unavailable(reason));
+    }
+    let (ip, port, options, certs) = {
+        let inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(docker) = inner.vms.get(vm_key).and_then(|vm| vm.guest.docker.clone()) else {
+            return Ok(Launched::Unavailable("Docker is not configured on this VM".into()));
+        };
+        let Some(certs) = docker.certs else {
+            return Ok(Launched::Unavailable("no TLS certificates were configured".into()));
+        };
+        let Some(ip) = crate::arm::vm_public_ip(&inner, vm_key) else {
+            return Ok(Launched::Unavailable("the VM has no public IP address to listen on".into()));
+        };
+        (ip, docker.port, docker.options, certs)
+    };
+    // A restart replaces the old daemon, waiting for it to exit first.
+    {
+        let mut daemons = lock_daemons(shared);
+        drop(daemons.remove(vm_key));
+    }
+    let id = hex_id(vm_key);
+    let dir = shared.state_dir.join("vms").join(&id).join("docker");
+    // dockerd's sockets live under the exec root; unix socket paths are short, so keep it in /tmp.
+    let exec_root = std::env::temp_dir().join(format!("azd-{}", &id[..12]));
+    let etc = dir.join("etc");
+    for d in [&dir, &etc, &exec_root] {
+        std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
+    }
+    let [ca, cert, key] = &certs;
+    for (name, pem) in [("ca.pem", ca), ("cert.pem", cert), ("key.pem", key)] {
+        write_private(&etc.join(name), pem.as_bytes())?;
+    }
+    let address: SocketAddr =
+        format!("{ip}:{port}").parse().map_err(|e| format!("invalid listen address {ip}:{port}: {e}"))?;
+    let log_path = dir.join("dockerd.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
+    let err_log = log.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new("dockerd");
+    cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--tlsverify"])
+        .arg(format!("--data-root={}", dir.join("data").display()))
+        .arg(format!("--exec-root={}", exec_root.display()))
+        .arg(format!("--pidfile={}", exec_root.join("dockerd.pid").display()))
+        .arg(format!("--tlscacert={}", etc.join("ca.pem").display()))
+        .arg(format!("--tlscert={}", etc.join("cert.pem").display()))
+        .arg(format!("--tlskey={}", etc.join("key.pem").display()))
+        .arg(format!("-H=tcp://{address}"))
+        .args(options.iter().filter(|o| !o.starts_with("-H") && !o.starts_with("--host")))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err_log);
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let child = cmd.spawn().map_err(|e| format!("cannot start dockerd: {e}"))?;
+    let mut process = DaemonProcess { child, exec_root };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return Ok(Launched::Running { address: address.to_string(), process });
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            return Err(format!("dockerd exited with {status}: {}", tail(&log_path)));
+        }
+        if Instant::now() > deadline {
+            return Err(format!("dockerd did not listen on {address} within 30 s: {}", tail(&log_path)));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn hex_id(vm_key: &str) -> String {
+    crate::guest::hex(&Sha256::digest(vm_key.as_bytes()))
+}
+
+fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+    file.write_all(data).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
