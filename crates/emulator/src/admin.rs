@@ -44,6 +44,22 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
             let rt = vm_runtime(inner, sub, rg, vm)?;
             Ok(Resp::json(200, json!({"power": rt.power, "guest": rt.guest})))
         }
+        ("GET", ["guests", sub, rg, vm, "files"]) => {
+            vm_runtime(inner, sub, rg, vm)?;
+            let path = req.query("path").unwrap_or_default();
+            let k =
+                format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
+                    .to_ascii_lowercase();
+            let root = crate::customscript::vm_dir(shared, &k);
+            match crate::customscript::guest_file(&root, path) {
+                Some(bytes) => Ok(Resp::json(200, json!({"path": path, "content": String::from_utf8_lossy(&bytes)}))),
+                None => Err(ArmError::new(
+                    404,
+                    "NotFound",
+                    format!("no file `{path}` on the guest (readable: /etc, /var, /home, /root, /tmp)"),
+                )),
+            }
+        }
         ("POST", ["guests", sub, rg, vm, "verify-password"]) => {
             let body = req.json()?;
             let rt = vm_runtime(inner, sub, rg, vm)?;

@@ -691,6 +691,12 @@ fn put_resource(
     // Inline children (subnets, security rules) become resources of their own, as in ARM.
     store_inline_children(inner, &k, &id);
     let op = inner.start_op(duration, Effect::Provision { key: k.clone() }, result);
+    if let Some((vm_key, extension, script)) = inner.pending_script.take() {
+        if let Some(o) = inner.ops.get_mut(&op) {
+            o.blocked = true;
+        }
+        inner.jobs.push(crate::state::Job::RunScript { vm_key, extension, op: op.clone(), script });
+    }
     // A Docker extension's operation ends when its dockerd listens (or cannot), as the real
     // handler reports success only once the daemon runs.
     if lower == "microsoft.compute/virtualmachines/extensions"
@@ -1615,6 +1621,14 @@ fn prepare_extension(inner: &mut Inner, id: &str, name: &str, props: &mut Map<St
     };
     match outcome {
         HandlerResult::Unchanged => Ok(Ok(())),
+        HandlerResult::Deferred(script) => {
+            vm.extension_status.insert(
+                name.to_ascii_lowercase(),
+                vec![status("ProvisioningState/transitioning", "Info", "Transitioning", "Enable in progress")],
+            );
+            inner.pending_script = Some((vm_key, name.to_owned(), script));
+            Ok(Ok(()))
+        }
         HandlerResult::Succeeded(message) => {
             vm.extension_status.insert(
                 name.to_ascii_lowercase(),

@@ -6,14 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::Shared;
 use crate::guest::Daemon;
-use crate::state::Job;
 use crate::wire::ArmError;
 
 /// One running dockerd, stopped (with its process group) when dropped.
@@ -58,29 +56,19 @@ pub(crate) fn unavailable_reason() -> Option<String> {
     None
 }
 
-/// Runs the jobs the last request queued, outside the state lock.
-pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<Job>) {
-    for job in jobs {
-        let shared = shared.clone();
-        // Starting dockerd blocks for up to half a minute; keep it off the async workers.
-        tokio::task::spawn_blocking(move || match job {
-            Job::StartDocker { vm_key, op } => start(&shared, &vm_key, op.as_deref()),
-            Job::StopDocker { vm_key } => {
-                // Hold the map while the daemon exits, so a start for the same VM waits for it
-                // (dockerd refuses to start while the old one's pidfile exists).
-                let mut daemons = lock_daemons(&shared);
-                drop(daemons.remove(&vm_key));
-                drop(daemons);
-            }
-        });
-    }
+/// Stops the VM's dockerd; holds the map while it exits, so a start for the same VM waits
+/// for it (dockerd refuses to start while the old one's pidfile exists).
+pub(crate) fn stop(shared: &Shared, vm_key: &str) {
+    let mut daemons = lock_daemons(shared);
+    drop(daemons.remove(vm_key));
+    drop(daemons);
 }
 
 fn lock_daemons(shared: &Shared) -> std::sync::MutexGuard<'_, HashMap<String, DaemonProcess>> {
     shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn start(shared: &Shared, vm_key: &str, op: Option<&str>) {
+pub(crate) fn start(shared: &Shared, vm_key: &str, op: Option<&str>) {
     let outcome = launch(shared, vm_key);
     let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (daemon, failure) = match outcome {
@@ -138,8 +126,10 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     }
     let id = hex_id(vm_key);
     let dir = shared.state_dir.join("vms").join(&id).join("docker");
-    // dockerd's sockets live under the exec root; unix socket paths are short, so keep it in /tmp.
-    let exec_root = std::env::temp_dir().join(format!("azd-{}", &id[..12]));
+    // dockerd's sockets live under the exec root and unix socket paths are short, so it sits in
+    // /tmp, named after this emulator's state directory and the VM (two clouds may share names).
+    let unique = hex_id(&format!("{}\n{vm_key}", shared.state_dir.display()));
+    let exec_root = std::env::temp_dir().join(format!("azd-{}", &unique[..12]));
     let etc = dir.join("etc");
     for d in [&dir, &etc, &exec_root] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
@@ -189,7 +179,7 @@ fn tail(path: &Path) -> String {
     text.lines().rev().take(3).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ")
 }
 
-fn hex_id(vm_key: &str) -> String {
+pub(crate) fn hex_id(vm_key: &str) -> String {
     crate::guest::hex(&Sha256::digest(vm_key.as_bytes()))
 }
 

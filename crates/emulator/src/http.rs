@@ -105,7 +105,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         inner.log(&req.method, &req.path, resp.status, started.elapsed());
         std::mem::take(&mut inner.jobs)
     };
-    crate::docker::run_jobs(&shared, jobs);
+    crate::run_jobs(&shared, jobs);
     Ok(to_hyper(&resp, &rid))
 }
 

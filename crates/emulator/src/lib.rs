@@ -19,6 +19,7 @@ mod admin;
 mod arm;
 mod auth;
 mod catalog;
+mod customscript;
 mod docker;
 mod faults;
 mod guest;
@@ -267,6 +268,21 @@ fn default_principal(dir: &Path) -> std::io::Result<ServicePrincipal> {
         serde_json::to_vec_pretty(&principal).unwrap_or_default()
     })?;
     serde_json::from_slice(&data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Runs the jobs the last request queued, outside the state lock and off the async workers
+/// (starting dockerd or running a script blocks for seconds).
+pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
+    for job in jobs {
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || match job {
+            state::Job::StartDocker { vm_key, op } => docker::start(&shared, &vm_key, op.as_deref()),
+            state::Job::StopDocker { vm_key } => docker::stop(&shared, &vm_key),
+            state::Job::RunScript { vm_key, extension, op, script } => {
+                customscript::run(&shared, &vm_key, &extension, &op, &script);
+            }
+        });
+    }
 }
 
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {

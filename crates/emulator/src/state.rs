@@ -128,6 +128,13 @@ pub(crate) enum Job {
     StopDocker {
         vm_key: String,
     },
+    /// Run a CustomScript, then unblock `op`.
+    RunScript {
+        vm_key: String,
+        extension: String,
+        op: String,
+        script: crate::customscript::Script,
+    },
 }
 
 /// A VM's runtime: power state, guest, and what its extension handlers reported.
@@ -165,6 +172,8 @@ pub(crate) struct Inner {
     pub log_seq: u64,
     pub next_ip: u32,
     pub jobs: Vec<Job>,
+    /// A script the extension PUT being handled wants run, until its operation exists.
+    pub pending_script: Option<(String, String, crate::customscript::Script)>,
 }
 
 impl Inner {
@@ -180,6 +189,7 @@ impl Inner {
             log_seq: 0,
             next_ip: 0,
             jobs: Vec::new(),
+            pending_script: None,
         }
     }
 

@@ -1,0 +1,323 @@
+//! Guest effects of extension handlers: CustomScript runs in the VM's sandbox, and Docker
+//! (the legacy extension, or a script's systemd drop-in) becomes a real dockerd on the VM's
+//! emulated public IP, reached with the real docker CLI and certificates from azdock-certs.
+
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+use std::time::Duration;
+
+use azdock_certs::{CertStore, Passphrases, ServerRequest};
+use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
+use base64::Engine as _;
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+
+const C: &str = "api-version=2024-11-01";
+const N: &str = "api-version=2024-05-01";
+
+struct Api {
+    http: Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        let text = resp.text().await.unwrap();
+        (status, headers, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    }
+
+    /// Sends and waits for the operation (Azure-AsyncOperation) to end; returns its status body.
+    async fn wait(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, headers, body) = self.call(method, path, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+        let Some(op) = headers.get("azure-asyncoperation") else { return json!({"status": "Succeeded"}) };
+        let op = op.to_str().unwrap().strip_prefix(&self.base).unwrap().to_owned();
+        for _ in 0..600 {
+            let (_, _, s) = self.call(Method::GET, &op, None).await;
+            if s["status"] != "InProgress" {
+                return s;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{op} did not finish");
+    }
+
+    async fn guest(&self, vm: &str) -> Value {
+        let url = format!("{}/_emulator/guests/{LOCAL_SUBSCRIPTION}/g/{vm}", self.base);
+        self.http.get(url).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn file(&self, vm: &str, path: &str) -> Option<String> {
+        let url = format!("{}/_emulator/guests/{LOCAL_SUBSCRIPTION}/g/{vm}/files?path={path}", self.base);
+        let resp = self.http.get(url).send().await.unwrap();
+        if resp.status() != 200 {
+            return None;
+        }
+        resp.json::<Value>().await.unwrap()["content"].as_str().map(str::to_owned)
+    }
+}
+
+fn path(rest: &str) -> String {
+    format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/{rest}")
+}
+
+/// A running local cloud with one Linux VM (`dockerhost`) that has a public IP.
+struct World {
+    emulator: Emulator,
+    api: Api,
+    ip: String,
+    vm: String,
+    dir: tempfile::TempDir,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = Emulator::start(Config::for_tests(&dir.path().join("cloud"))).await.unwrap();
+    let base = emulator.base_url().to_owned();
+    let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
+    let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().unwrap();
+    let p = emulator.principals()[0].clone();
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", &p.client_id),
+        ("client_secret", &p.client_secret),
+        ("scope", &format!("{base}/.default")),
+    ];
+    let token: Value = http
+        .post(format!("{base}/{}/oauth2/v2.0/token", p.tenant_id))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let api = Api { http, base, token: token["access_token"].as_str().unwrap().to_owned() };
+
+    let rg = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/g?api-version=2021-04-01");
+    api.call(Method::PUT, &rg, Some(json!({"location": "westeurope"}))).await;
+    let vnet = json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]}});
+    api.wait(Method::PUT, &format!("{}?{N}", path("Microsoft.Network/virtualNetworks/vnet")), Some(vnet)).await;
+    let pip = json!({"location": "westeurope", "properties": {"dnsSettings": {"domainNameLabel": "dockerhost"}}});
+    api.wait(Method::PUT, &format!("{}?{N}", path("Microsoft.Network/publicIPAddresses/pip")), Some(pip)).await;
+    let (_, _, pip) =
+        api.call(Method::GET, &format!("{}?{N}", path("Microsoft.Network/publicIPAddresses/pip")), None).await;
+    let ip = pip["properties"]["ipAddress"].as_str().unwrap().to_owned();
+    let subnet = path("Microsoft.Network/virtualNetworks/vnet/subnets/default");
+    let nic = json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}, "publicIPAddress": {"id": path("Microsoft.Network/publicIPAddresses/pip")}}}]}});
+    api.wait(Method::PUT, &format!("{}?{N}", path("Microsoft.Network/networkInterfaces/nic")), Some(nic)).await;
+    let vm = path("Microsoft.Compute/virtualMachines/dockerhost");
+    let body = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
+        "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+        "osProfile": {"adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!"},
+        "networkProfile": {"networkInterfaces": [{"id": path("Microsoft.Network/networkInterfaces/nic")}]}}});
+    api.wait(Method::PUT, &format!("{vm}?{C}"), Some(body)).await;
+    World { emulator, api, ip, vm, dir }
+}
+
+/// `azdock certs server` for the VM, with its emulated IP as a SAN.
+fn user_pki(world: &World) -> CertStore {
+    let certs = CertStore::new(world.dir.path().join("docker-certs"));
+    let request = ServerRequest::new(
+        "dockerhost",
+        &["dockerhost.westeurope.cloudapp.azure.com".into()],
+        std::slice::from_ref(&world.ip),
+    )
+    .unwrap();
+    certs.server(&request, &Passphrases::NONE).unwrap();
+    certs
+}
+
+/// Runs the docker CLI against the VM's daemon with the user's client certificate.
+fn docker(world: &World, certs: &CertStore, port: u16, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_CONFIG", world.dir.path().join("docker-client"))
+        .arg("--tlsverify")
+        .arg(format!("--tlscacert={}", certs.ca_path().display()))
+        .arg(format!("--tlscert={}", certs.client_cert_path().display()))
+        .arg(format!("--tlskey={}", certs.client_key_path().display()))
+        .arg(format!("--host=tcp://{}:{port}", world.ip))
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Polls (bounded) until `check` holds.
+async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    for _ in 0..300 {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+fn custom_script(protected: &Value) -> Value {
+    json!({"location": "westeurope", "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript", "typeHandlerVersion": "2.1",
+           "autoUpgradeMinorVersion": true, "settings": {}, "protectedSettings": protected}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_docker_extension_runs_a_real_dockerd_on_the_vms_public_ip() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let world = world().await;
+    let (api, ip, vm) = (&world.api, world.ip.clone(), world.vm.clone());
+    let certs = user_pki(&world);
+    let (server_cert, server_key) = certs.server_paths("dockerhost");
+    let read = |p: &std::path::Path| b64(&std::fs::read(p).unwrap());
+    let port = azdock_tests::free_port();
+    let extension = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "DockerExtension", "typeHandlerVersion": "1.2", "autoUpgradeMinorVersion": true,
+        "settings": {"docker": {"port": port.to_string()}},
+        "protectedSettings": {"certs": {"ca": read(&certs.ca_path()), "cert": read(&server_cert), "key": read(&server_key)}}}});
+    let op = api.wait(Method::PUT, &format!("{vm}/extensions/docker?{C}"), Some(extension)).await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let guest = api.guest("dockerhost").await;
+    assert_eq!(
+        guest["guest"]["docker"]["daemon"],
+        json!({"state": "running", "address": format!("{ip}:{port}")}),
+        "{guest}"
+    );
+    assert!(!guest.to_string().contains("BEGIN"), "certificates and keys are never shown");
+    let (ok, out) = docker(&world, &certs, port, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(ok, "docker could not reach the VM's daemon: {out}");
+
+    // Power off stops the daemon; start brings it back.
+    assert_eq!(api.wait(Method::POST, &format!("{vm}/powerOff?{C}"), None).await["status"], "Succeeded");
+    assert!(
+        eventually(async || std::net::TcpStream::connect((ip.as_str(), port)).is_err()).await,
+        "dockerd still listens after power off"
+    );
+    assert_eq!(api.guest("dockerhost").await["guest"]["docker"]["daemon"]["state"], "stopped");
+    api.wait(Method::POST, &format!("{vm}/start?{C}"), None).await;
+    assert!(
+        eventually(async || api.guest("dockerhost").await["guest"]["docker"]["daemon"]["state"] == "running").await,
+        "{}",
+        api.guest("dockerhost").await
+    );
+    assert!(docker(&world, &certs, port, &["info", "--format", "{{.ServerVersion}}"]).0);
+
+    // Deleting the VM stops its daemon too.
+    api.wait(Method::DELETE, &format!("{vm}?{C}"), None).await;
+    assert!(
+        eventually(async || std::net::TcpStream::connect((ip.as_str(), port)).is_err()).await,
+        "dockerd still listens after the VM was deleted"
+    );
+    world.emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_script_runs_in_the_vms_sandbox_and_reports_its_output() {
+    if azdock_emulator::Emulator::docker_unavailable_reason().is_some_and(|r| r.contains("root")) {
+        assert!(
+            std::env::var_os("AZDOCK_TESTS_WITHOUT_DOCKERD").is_some(),
+            "scripts need root; run as root or set AZDOCK_TESTS_WITHOUT_DOCKERD=1"
+        );
+        return;
+    }
+    let world = world().await;
+    let (api, vm) = (&world.api, world.vm.clone());
+    let script = "#!/bin/sh\nset -e\necho 'listen=8080' > /etc/myapp.conf\nmkdir -p /home/azureuser && echo hello > /home/azureuser/hello.txt\n\
+                  apt-get install -y openssl\nsystemctl restart myapp\necho done-out\necho done-err >&2\n";
+    let op = api
+        .wait(
+            Method::PUT,
+            &format!("{vm}/extensions/setup?{C}"),
+            Some(custom_script(&json!({"script": b64(script.as_bytes())}))),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    assert_eq!(api.file("dockerhost", "/etc/myapp.conf").await.as_deref(), Some("listen=8080\n"));
+    assert_eq!(api.file("dockerhost", "/home/azureuser/hello.txt").await.as_deref(), Some("hello\n"));
+    assert_eq!(api.file("dockerhost", "/var/lib/azdock-guest/systemctl.log").await.as_deref(), Some("restart myapp\n"));
+    assert!(!std::path::Path::new("/etc/myapp.conf").exists(), "the script wrote to the host's /etc");
+    let (_, _, ext) = api.call(Method::GET, &format!("{vm}/extensions/setup?{C}&$expand=instanceView"), None).await;
+    let view = &ext["properties"]["instanceView"];
+    assert_eq!(view["statuses"][0]["code"], "ProvisioningState/succeeded");
+    assert_eq!(view["substatuses"][0]["code"], "ComponentStatus/StdOut/succeeded");
+    assert!(view["substatuses"][0]["message"].as_str().unwrap().contains("done-out"), "{view}");
+    assert_eq!(view["substatuses"][1]["message"], "done-err\n");
+    assert!(ext["properties"].get("protectedSettings").is_none());
+
+    // A failing script: its exit code and stderr reach the operation and the instance view.
+    let failing = "echo about to fail\necho 'no such thing' >&2\nexit 3\n";
+    let op = api
+        .wait(
+            Method::PUT,
+            &format!("{vm}/extensions/setup?{C}"),
+            Some(custom_script(&json!({"script": b64(failing.as_bytes())}))),
+        )
+        .await;
+    assert_eq!(op["status"], "Failed");
+    assert_eq!(op["error"]["code"], "VMExtensionProvisioningError");
+    let message = op["error"]["message"].as_str().unwrap();
+    assert!(message.contains("exit status=3") && message.contains("no such thing"), "{message}");
+    let (_, _, ext) = api.call(Method::GET, &format!("{vm}/extensions/setup?{C}&$expand=instanceView"), None).await;
+    assert_eq!(ext["properties"]["instanceView"]["statuses"][0]["code"], "ProvisioningState/failed/3");
+
+    // Outside its own directories the host is read-only; unknown packages are not installed.
+    for (name, command) in [("usr", "touch /usr/azdock-escape"), ("pkg", "apt-get install -y definitely-not-a-package")]
+    {
+        let op = api
+            .wait(
+                Method::PUT,
+                &format!("{vm}/extensions/setup?{C}"),
+                Some(custom_script(&json!({"commandToExecute": command}))),
+            )
+            .await;
+        assert_eq!(op["status"], "Failed", "{name}: {op}");
+    }
+    assert!(!std::path::Path::new("/usr/azdock-escape").exists());
+    world.emulator.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let world = world().await;
+    let (api, vm) = (&world.api, world.vm.clone());
+    let certs = user_pki(&world);
+    let (server_cert, server_key) = certs.server_paths("dockerhost");
+    let pem = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let port = azdock_tests::free_port();
+    // What a Docker install script does, minus the package install the image already has.
+    let script = format!(
+        "set -e\nmkdir -p /etc/docker /etc/systemd/system/docker.service.d\numask 077\n\
+         cat > /etc/docker/ca.pem <<'EOF'\n{}EOF\ncat > /etc/docker/cert.pem <<'EOF'\n{}EOF\ncat > /etc/docker/key.pem <<'EOF'\n{}EOF\n\
+         cat > /etc/systemd/system/docker.service.d/10-azdock.conf <<'EOF'\n[Service]\nExecStart=\n\
+         ExecStart=/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:{port} --tlsverify --tlscacert=/etc/docker/ca.pem --tlscert=/etc/docker/cert.pem --tlskey=/etc/docker/key.pem\nEOF\n\
+         systemctl daemon-reload\nsystemctl restart docker\n",
+        pem(&certs.ca_path()),
+        pem(&server_cert),
+        pem(&server_key)
+    );
+    let op = api
+        .wait(
+            Method::PUT,
+            &format!("{vm}/extensions/docker?{C}"),
+            Some(custom_script(&json!({"script": b64(script.as_bytes())}))),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let guest = api.guest("dockerhost").await;
+    assert_eq!(guest["guest"]["docker"]["daemon"]["state"], "running", "{guest}");
+    let (ok, out) = docker(&world, &certs, port, &["version", "--format", "{{.Server.Version}}"]);
+    assert!(ok, "docker could not reach the daemon the script configured: {out}");
+    world.emulator.stop().await;
+}
