@@ -98,6 +98,7 @@ impl Env {
         cmd.env("HOME", self.path())
             .env("AZDOCK_CONFIG_DIR", self.path().join("config"))
             .env("XDG_CONFIG_HOME", self.path().join("xdg"))
+            .env("XDG_DATA_HOME", self.path().join("xdg-data"))
             .env("NO_COLOR", "1");
         cmd
     }

@@ -73,6 +73,13 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     rows.push(row("classic CLI openssl sequence (9 processes)", times, None, "(comparison)"));
 
     print_table(&rows);
+    let measures = crate::bench_emulator::run(&bin, &home)?;
+    println!();
+    println!("| measure | value | target |");
+    println!("|---|---:|---|");
+    for m in measures {
+        println!("| {} | {} | {} |", m.what, m.value, m.target);
+    }
     Ok(())
 }
 

@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage VM extensions
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Run the local cloud: Azure's token endpoint and ARM on loopback, with simulated VMs
+    #[command(subcommand)]
+    Local(LocalCommand),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
@@ -116,4 +119,46 @@ pub enum CertsCommand {
 pub enum ExtCommand {
     /// List the extensions azdock knows: built-ins and plugins
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalCommand {
+    /// Start the local cloud in the background (or report the running one)
+    Up {
+        /// Port on 127.0.0.1 [default: any free port]
+        #[arg(long)]
+        port: Option<u16>,
+        /// Finish every long-running operation at once instead of taking Azure's time
+        #[arg(long)]
+        instant: bool,
+        /// Turn off ARM's request throttling (for load tests of your own)
+        #[arg(long)]
+        no_throttle: bool,
+    },
+    /// Stop the local cloud, keeping its state
+    Down,
+    /// Show whether the local cloud runs, its endpoint, and what it can run here
+    Status,
+    /// Delete every resource in the local cloud (keeps its CA and credentials)
+    Reset {
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Print the local cloud's log
+    Logs {
+        /// How many lines from the end
+        #[arg(long, default_value_t = 200)]
+        tail: usize,
+    },
+    /// Run the local cloud in the foreground (what `up` starts)
+    #[command(hide = true)]
+    Serve {
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        instant: bool,
+        #[arg(long)]
+        no_throttle: bool,
+    },
 }

@@ -35,6 +35,16 @@ pub(crate) fn config_dir() -> anyhow::Result<PathBuf> {
     Ok(base.config_dir().join("azdock"))
 }
 
+/// The data directory: `AZDOCK_DATA_DIR`, else the platform's (XDG on Linux:
+/// `$XDG_DATA_HOME/azdock`, `~/.local/share/azdock`). The local cloud keeps its state here.
+pub(crate) fn data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("AZDOCK_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    let base = etcetera::choose_base_strategy().context("cannot find the home directory; set `AZDOCK_DATA_DIR`")?;
+    Ok(base.data_dir().join("azdock"))
+}
+
 /// Loads `config.toml`; a missing file is an empty config, a broken one an error naming it.
 pub(crate) fn load() -> anyhow::Result<Config> {
     let path = config_dir()?.join("config.toml");

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let registry = azdock_core::Registry::with_builtins()?;
             commands::ext::run(&ctx, &command, &registry)
         }
+        Command::Local(command) => commands::local::run(&ctx, &command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());
             Ok(())
@@ -73,6 +74,7 @@ fn init_logging(global: &cli::GlobalArgs) {
         .with_max_level(level)
         .with_writer(std::io::stderr)
         .with_target(global.debug)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .init();
 }

@@ -103,6 +103,8 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let jobs = {
         let mut inner = lock(&shared);
         inner.log(&req.method, &req.path, resp.status, started.elapsed());
+        // Reads settle operations too, which changes state; only admin routes change nothing.
+        inner.dirty |= !admin;
         std::mem::take(&mut inner.jobs)
     };
     crate::run_jobs(&shared, jobs);

@@ -24,6 +24,7 @@ mod docker;
 mod faults;
 mod guest;
 mod http;
+mod persist;
 mod state;
 mod throttle;
 mod tls;
@@ -91,6 +92,8 @@ pub struct Config {
     /// Subscriptions that exist (principals see those they have a role on).
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
+    /// Keep resources and guests in `state.json` across restarts.
+    pub persist: bool,
 }
 
 impl Config {
@@ -105,12 +108,13 @@ impl Config {
             principals: Vec::new(),
             subscriptions: vec![LOCAL_SUBSCRIPTION.to_owned()],
             token_lifetime_secs: 3600,
+            persist: true,
         }
     }
 
     /// Operations that finish at once, for tests.
     pub fn for_tests(state_dir: &Path) -> Self {
-        Self { durations: Durations::instant(), ..Self::new(state_dir) }
+        Self { durations: Durations::instant(), persist: false, ..Self::new(state_dir) }
     }
 }
 
@@ -145,6 +149,8 @@ pub struct Emulator {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    saver: Option<tokio::task::JoinHandle<()>>,
+    persist: bool,
 }
 
 impl fmt::Debug for Emulator {
@@ -184,10 +190,27 @@ impl Emulator {
                 config.durations,
             )),
         });
+        let restart_jobs = if config.persist {
+            let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            persist::load(&config.state_dir, &mut inner).map_err(state_err)?
+        } else {
+            Vec::new()
+        };
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.config);
-        let task = tokio::spawn(http::serve(listener, acceptor, shared.clone(), rx));
-        Ok(Self { base_url, ca_pem: identity.ca_pem, principals, shared, shutdown, task })
+        let task = tokio::spawn(http::serve(listener, acceptor, shared.clone(), rx.clone()));
+        let saver = config.persist.then(|| tokio::spawn(persist::saver(shared.clone(), rx)));
+        run_jobs(&shared, restart_jobs);
+        Ok(Self {
+            base_url,
+            ca_pem: identity.ca_pem,
+            principals,
+            shared,
+            shutdown,
+            task,
+            saver,
+            persist: config.persist,
+        })
     }
 
     /// `https://127.0.0.1:<port>`: the ARM endpoint and the authority host.
@@ -210,6 +233,15 @@ impl Emulator {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        if let Some(saver) = self.saver {
+            let _ = saver.await;
+        }
+        if self.persist {
+            let shared = self.shared.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || persist::save(&shared)).await {
+                tracing::warn!("cannot save the local cloud's state: {e}");
+            }
+        }
         let daemons: Vec<_> =
             self.shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
         let _ = tokio::task::spawn_blocking(move || drop(daemons)).await;
@@ -218,6 +250,11 @@ impl Emulator {
     /// Why this machine cannot run real Docker daemons for VMs, if it cannot.
     pub fn docker_unavailable_reason() -> Option<String> {
         docker::unavailable_reason()
+    }
+
+    /// Why this machine cannot run CustomScript scripts in a sandbox, if it cannot.
+    pub fn script_unavailable_reason() -> Option<String> {
+        customscript::unavailable_reason()
     }
 }
 

@@ -174,6 +174,8 @@ pub(crate) struct Inner {
     pub jobs: Vec<Job>,
     /// A script the extension PUT being handled wants run, until its operation exists.
     pub pending_script: Option<(String, String, crate::customscript::Script)>,
+    /// Something changed since the last save.
+    pub dirty: bool,
 }
 
 impl Inner {
@@ -190,6 +192,7 @@ impl Inner {
             next_ip: 0,
             jobs: Vec::new(),
             pending_script: None,
+            dirty: false,
         }
     }
 

@@ -32,6 +32,21 @@ impl Default for ThrottleConfig {
     }
 }
 
+impl ThrottleConfig {
+    /// Buckets no client can empty, for load tests.
+    pub fn unlimited() -> Self {
+        let big = 1e12;
+        Self {
+            read_burst: big,
+            read_per_sec: big,
+            write_burst: big,
+            write_per_sec: big,
+            delete_burst: big,
+            delete_per_sec: big,
+        }
+    }
+}
+
 /// Which bucket a request draws from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum OpClass {

@@ -29,7 +29,10 @@ impl Cloud {
     }
 
     async fn with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    async fn in_dir(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config::for_tests(dir.path());
         tweak(&mut config);
         let emulator = Emulator::start(config).await.unwrap();
@@ -762,4 +765,42 @@ async fn discovery_documents_and_image_catalogue() {
     let (_, providers) =
         cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute?{R}")).await;
     assert_eq!(providers["registrationState"], "Registered");
+}
+
+#[tokio::test]
+async fn state_survives_a_restart() {
+    let cloud = Cloud::with(|c| c.persist = true).await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let ext = format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/enablevmaccess"));
+    let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5", "forceUpdateTag": "1", "protectedSettings": {"username": "ops", "password": "N3w-Passw0rd!"}}});
+    cloud.put_and_wait(&ext, body).await;
+    let (_, pip_before) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip"))).await;
+    let Cloud { emulator, _dir: dir, .. } = cloud;
+    emulator.stop().await;
+    assert!(dir.path().join("state.json").exists());
+
+    let cloud = Cloud::in_dir(dir, |c| c.persist = true).await;
+    let (s, _) = cloud.get(&format!("{}?{R}", rg("g"))).await;
+    assert_eq!(s, 200);
+    let (s, vm) = cloud.get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(vm["properties"]["instanceView"]["statuses"][1]["code"], "PowerState/running");
+    let (_, pip) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip"))).await;
+    assert_eq!(pip["properties"]["ipAddress"], pip_before["properties"]["ipAddress"]);
+    let (_, ok) = cloud
+        .admin(
+            Method::POST,
+            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
+            Some(json!({"username": "ops", "password": "N3w-Passw0rd!"})),
+        )
+        .await;
+    assert_eq!(ok["valid"], true, "guest state survives");
+    let (_, ext) = cloud
+        .get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1/extensions/enablevmaccess")))
+        .await;
+    assert_eq!(ext["properties"]["instanceView"]["statuses"][0]["code"], "ProvisioningState/succeeded");
+    // A new public IP does not reuse an old address.
+    cloud.put_and_wait(&format!("{}?{N}", net("g", "publicIPAddresses/pip2")), json!({"location": "westeurope"})).await;
+    let (_, pip2) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip2"))).await;
+    assert_ne!(pip2["properties"]["ipAddress"], pip["properties"]["ipAddress"]);
 }

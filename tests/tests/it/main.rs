@@ -7,4 +7,5 @@
 mod bad_input;
 mod classic;
 mod cli;
+mod local;
 mod tls;

@@ -2,6 +2,7 @@
 
 pub(crate) mod certs;
 pub(crate) mod ext;
+pub(crate) mod local;
 
 use std::io::IsTerminal as _;
 

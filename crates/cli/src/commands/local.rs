@@ -1,0 +1,237 @@
+//! `azdock local …`: the embedded local cloud, run as a background process whose state lives
+//! in azdock's data directory, so that several azdock invocations see one cloud.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use azdock_emulator::{Config, Durations, Emulator, LOCAL_SUBSCRIPTION, ThrottleConfig};
+use serde_json::{Value, json};
+
+use super::{Ctx, interactive};
+use crate::cli::LocalCommand;
+use crate::error::Usage;
+use crate::output::Columns;
+
+const STATUS_COLUMNS: Columns =
+    &[("Status", "/status"), ("Endpoint", "/endpoint"), ("Pid", "/pid"), ("Resources", "/resources"), ("VMs", "/vms")];
+
+/// Where the local cloud keeps its state, its log and its runtime file.
+struct Paths {
+    dir: PathBuf,
+}
+
+impl Paths {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Self { dir: crate::config::data_dir()?.join("local") })
+    }
+    fn server(&self) -> PathBuf {
+        self.dir.join("server.json")
+    }
+    fn log(&self) -> PathBuf {
+        self.dir.join("emulator.log")
+    }
+    fn ca(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.pem")
+    }
+}
+
+/// The runtime file `serve` writes once it listens.
+fn running(paths: &Paths) -> Option<Value> {
+    let server: Value = serde_json::from_slice(&std::fs::read(paths.server()).ok()?).ok()?;
+    let pid = server["pid"].as_u64()?;
+    Path::new(&format!("/proc/{pid}")).exists().then_some(server)
+}
+
+pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
+    let paths = Paths::new()?;
+    match command {
+        &LocalCommand::Up { port, instant, no_throttle } => {
+            let status = up(&paths, port, instant, no_throttle)?;
+            ctx.print(
+                &status,
+                &[
+                    ("Status", "/status"),
+                    ("Endpoint", "/endpoint"),
+                    ("Tenant", "/tenantId"),
+                    ("Subscription", "/subscriptionId"),
+                    ("Client Id", "/clientId"),
+                ],
+            )
+        }
+        LocalCommand::Down => {
+            let status = down(&paths)?;
+            ctx.print(&json!({"status": status}), &[("Status", "/status")])
+        }
+        LocalCommand::Status => ctx.print(&status(&paths)?, STATUS_COLUMNS),
+        &LocalCommand::Reset { yes } => {
+            if !yes {
+                if !interactive() {
+                    return Err(Usage::new(
+                        "`azdock local reset` deletes every resource in the local cloud; pass `--yes` to confirm",
+                    )
+                    .into());
+                }
+                eprint!("Delete every resource in the local cloud? [y/N] ");
+                let mut answer = String::new();
+                std::io::stdin().read_line(&mut answer).context("cannot read the answer")?;
+                if !matches!(answer.trim(), "y" | "Y" | "yes") {
+                    return Err(Usage::new("reset cancelled").into());
+                }
+            }
+            let was_running = running(&paths).is_some();
+            down(&paths)?;
+            for stale in ["state.json", "vms"] {
+                let path = paths.dir.join(stale);
+                let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+                if let Err(e) = removed
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(e).with_context(|| format!("cannot remove `{}`", path.display()));
+                }
+            }
+            let status = if was_running { up(&paths, None, false, false)? } else { json!({"status": "reset"}) };
+            ctx.print(&status, STATUS_COLUMNS)
+        }
+        &LocalCommand::Logs { tail } => {
+            let text = std::fs::read_to_string(paths.log()).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let start = lines.len().saturating_sub(tail);
+            for line in &lines[start..] {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        &LocalCommand::Serve { port, instant, no_throttle } => serve(&paths, port, instant, no_throttle),
+    }
+}
+
+fn up(paths: &Paths, port: Option<u16>, instant: bool, no_throttle: bool) -> anyhow::Result<Value> {
+    if running(paths).is_none() {
+        // It will hold the local cloud's keys and credentials: private from the start.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&paths.dir)
+            .with_context(|| format!("cannot create `{}`", paths.dir.display()))?;
+        let _ = std::fs::remove_file(paths.server());
+        let log =
+            std::fs::File::create(paths.log()).with_context(|| format!("cannot create `{}`", paths.log().display()))?;
+        let exe = std::env::current_exe().context("cannot find the azdock binary")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["local", "serve"]);
+        if let Some(port) = port {
+            cmd.args(["--port", &port.to_string()]);
+        }
+        if instant {
+            cmd.arg("--instant");
+        }
+        if no_throttle {
+            cmd.arg("--no-throttle");
+        }
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        // Its own process group: the cloud outlives this command and its terminal.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().context("cannot start the local cloud")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while running(paths).is_none() {
+            if let Some(status) = child.try_wait()? {
+                let log = std::fs::read_to_string(paths.log()).unwrap_or_default();
+                bail!("the local cloud exited with {status}: {}", log.trim());
+            }
+            if Instant::now() > deadline {
+                bail!("the local cloud did not start within 30 s; see `azdock local logs`");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let server = running(paths).context("the local cloud stopped right after starting; see `azdock local logs`")?;
+    let principal: Value = serde_json::from_slice(&std::fs::read(paths.dir.join("principal.json"))?)?;
+    Ok(json!({
+        "status": "running",
+        "endpoint": server["baseUrl"],
+        "pid": server["pid"],
+        "tenantId": principal["tenantId"],
+        "subscriptionId": LOCAL_SUBSCRIPTION,
+        "clientId": principal["clientId"],
+        // The local cloud's own throwaway credential: it signs in to nothing else.
+        "clientSecret": principal["clientSecret"],
+        "caCertificate": paths.ca(),
+        "stateDir": paths.dir,
+    }))
+}
+
+fn down(paths: &Paths) -> anyhow::Result<&'static str> {
+    let Some(server) = running(paths) else { return Ok("not running") };
+    let pid = server["pid"].as_u64().context("invalid runtime file")?;
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("cannot run `kill`")?;
+    if !status.success() {
+        bail!("cannot stop the local cloud (pid {pid})");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            bail!("the local cloud (pid {pid}) did not stop within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_file(paths.server());
+    Ok("stopped")
+}
+
+fn status(paths: &Paths) -> anyhow::Result<Value> {
+    let docker = Emulator::docker_unavailable_reason().unwrap_or_else(|| "available".into());
+    let scripts = Emulator::script_unavailable_reason().unwrap_or_else(|| "available".into());
+    let Some(server) = running(paths) else {
+        return Ok(json!({"status": "stopped", "stateDir": paths.dir, "dockerDaemons": docker, "scripts": scripts}));
+    };
+    let base = server["baseUrl"].as_str().unwrap_or_default().to_owned();
+    let health = runtime()?.block_on(async {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(paths.ca())?)?;
+        let client = reqwest::Client::builder()
+            .add_root_certificate(ca)
+            .tls_built_in_root_certs(false)
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let health: Value =
+            client.get(format!("{base}/_emulator/health")).send().await?.error_for_status()?.json().await?;
+        anyhow::Ok(health)
+    })?;
+    Ok(json!({
+        "status": "running", "endpoint": base, "pid": server["pid"], "resources": health["resources"], "vms": health["vms"],
+        "operations": health["operations"], "stateDir": paths.dir, "dockerDaemons": docker, "scripts": scripts,
+    }))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Runs the cloud in the foreground until SIGTERM or Ctrl-C (what `up` starts in the background).
+fn serve(paths: &Paths, port: Option<u16>, instant: bool, no_throttle: bool) -> anyhow::Result<()> {
+    runtime()?.block_on(async {
+        let mut config = Config::new(&paths.dir);
+        config.port = port.unwrap_or(0);
+        if instant {
+            config.durations = Durations::instant();
+        }
+        if no_throttle {
+            config.throttle = ThrottleConfig::unlimited();
+        }
+        let emulator = Emulator::start(config).await?;
+        let server = json!({"pid": std::process::id(), "baseUrl": emulator.base_url()});
+        std::fs::write(paths.server(), serde_json::to_vec_pretty(&server)?)?;
+        tracing::warn!("azdock local cloud listening on {}", emulator.base_url());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        emulator.stop().await;
+        let _ = std::fs::remove_file(paths.server());
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,77 @@
+//! `azdock local`: the local cloud as a background process, through the real binary, checked
+//! with a plain HTTPS client against the endpoint and credentials it prints.
+
+use serde_json::{Value, json};
+
+use azdock_tests::Env;
+
+/// Signs in with the printed credentials and sends one ARM request.
+async fn arm(up: &Value, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let ca = std::fs::read(up["caCertificate"].as_str().unwrap()).unwrap();
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .tls_built_in_root_certs(false)
+        .build()
+        .unwrap();
+    let base = up["endpoint"].as_str().unwrap();
+    let form = [
+        ("grant_type", "client_credentials".to_owned()),
+        ("client_id", up["clientId"].as_str().unwrap().to_owned()),
+        ("client_secret", up["clientSecret"].as_str().unwrap().to_owned()),
+        ("scope", format!("{base}/.default")),
+    ];
+    let token: Value = http
+        .post(format!("{base}/{}/oauth2/v2.0/token", up["tenantId"].as_str().unwrap()))
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut req = http.request(method, format!("{base}{path}")).bearer_auth(token["access_token"].as_str().unwrap());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_up_down_keeps_state_and_reset_clears_it() {
+    let env = Env::new();
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    assert_eq!(up["status"], "running");
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let rg = format!("/subscriptions/{sub}/resourcegroups/kept?api-version=2021-04-01");
+    let (status, _) = arm(&up, reqwest::Method::PUT, &rg, Some(json!({"location": "westeurope"}))).await;
+    assert_eq!(status, 201);
+    // `up` again reports the running cloud rather than starting a second one.
+    let again = env.run(&["local", "up"]).success().json();
+    assert_eq!(again["pid"], up["pid"]);
+
+    assert_eq!(env.run(&["local", "down"]).success().json()["status"], "stopped");
+    assert_eq!(env.run(&["local", "status"]).success().json()["status"], "stopped");
+    assert_eq!(env.run(&["local", "down"]).success().json()["status"], "not running");
+
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let (status, body) = arm(&up, reqwest::Method::GET, &rg, None).await;
+    assert_eq!(status, 200, "the resource group survived down/up: {body}");
+    let status = env.run(&["local", "status"]).success().json();
+    assert_eq!((status["status"].as_str(), status["resources"].as_u64()), (Some("running"), Some(1)));
+
+    let out = env.run(&["local", "reset"]);
+    assert_eq!(out.code, 2, "reset without a terminal needs --yes: {out:?}");
+    let up = env.run(&["local", "reset", "--yes"]).success().json();
+    let (status, _) = arm(&up, reqwest::Method::GET, &rg, None).await;
+    assert_eq!(status, 404, "reset deleted the resource group");
+    assert!(env.run(&["local", "logs"]).success().stdout.contains("listening on"));
+    env.run(&["local", "down"]).success();
+
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(env.path().join("xdg-data/azdock/local")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o700);
+}

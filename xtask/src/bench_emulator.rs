@@ -1,0 +1,214 @@
+//! The local cloud's throughput and memory: simple GETs per second over HTTPS with keep-alive,
+//! and the resident memory of `azdock local serve` holding 1,000 VMs.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+
+/// One line of the second table.
+pub(crate) struct Measure {
+    pub what: String,
+    pub value: String,
+    pub target: &'static str,
+}
+
+struct Cloud {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    sub: String,
+}
+
+impl Cloud {
+    async fn put(&self, path: &str, body: Value) -> anyhow::Result<()> {
+        let resp = self.http.put(format!("{}{path}", self.base)).bearer_auth(&self.token).json(&body).send().await?;
+        if !resp.status().is_success() {
+            bail!("PUT {path}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn run(bin: &Path, home: &Path) -> anyhow::Result<Vec<Measure>> {
+    let data = home.join("local-data");
+    let azdock = |args: &[&str]| -> anyhow::Result<Value> {
+        let out = Command::new(bin)
+            .args(args)
+            .env("HOME", home)
+            .env("AZDOCK_DATA_DIR", &data)
+            .env("AZDOCK_CONFIG_DIR", home.join("config"))
+            .output()?;
+        if !out.status.success() {
+            bail!("azdock {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    };
+    let up = azdock(&["local", "up", "--instant", "--no-throttle", "-o", "json"])?;
+    let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(measure(&up));
+    azdock(&["local", "down", "-o", "json"])?;
+    result
+}
+
+async fn measure(up: &Value) -> anyhow::Result<Vec<Measure>> {
+    let text = |k: &str| up[k].as_str().map(str::to_owned).with_context(|| format!("`local up` printed no {k}"));
+    let ca = std::fs::read(text("caCertificate")?)?;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .tls_built_in_root_certs(false)
+        .pool_max_idle_per_host(16)
+        .build()?;
+    let base = text("endpoint")?;
+    let form = [
+        ("grant_type", "client_credentials".to_owned()),
+        ("client_id", text("clientId")?),
+        ("client_secret", text("clientSecret")?),
+        ("scope", format!("{base}/.default")),
+    ];
+    let token: Value =
+        http.post(format!("{base}/{}/oauth2/v2.0/token", text("tenantId")?)).form(&form).send().await?.json().await?;
+    let cloud = Cloud {
+        http,
+        base,
+        token: token["access_token"].as_str().context("no token")?.to_owned(),
+        sub: text("subscriptionId")?,
+    };
+    let pid = up["pid"].as_u64().context("no pid")?;
+    let rg = format!("/subscriptions/{}/resourcegroups/bench", cloud.sub);
+    cloud.put(&format!("{rg}?api-version=2021-04-01"), json!({"location": "westeurope"})).await?;
+
+    let get = throughput(&cloud, &format!("{}{rg}?api-version=2021-04-01", cloud.base)).await?;
+    // 1,000 VMs, each with its NIC, created eight at a time.
+    let net = format!("/subscriptions/{}/resourceGroups/bench/providers/Microsoft.Network", cloud.sub);
+    cloud
+        .put(
+            &format!("{net}/virtualNetworks/vnet?api-version=2024-05-01"),
+            json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/16"}}]}}),
+        )
+        .await?;
+    let fleet = fleet(std::sync::Arc::new(cloud), &net, pid).await?;
+    Ok(std::iter::once(get).chain(fleet).collect())
+}
+
+/// Simple GETs with 8 keep-alive connections. wrk (Debian's `wrk`) is the load generator when
+/// installed: cargo builds xtask without optimisations, so its own client would measure itself.
+async fn throughput(cloud: &Cloud, url: &str) -> anyhow::Result<Measure> {
+    let wrk = Command::new("wrk")
+        .args(["-t1", "-c8", "-d5s", "-H", &format!("Authorization: Bearer {}", cloud.token), url])
+        .output();
+    if let Some(out) = wrk.ok().filter(|o| o.status.success()) {
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.contains("Non-2xx") {
+            bail!("wrk saw failed requests:\n{text}");
+        }
+        let rate =
+            text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).map(str::trim).context("wrk printed no rate")?;
+        return Ok(Measure {
+            what: "emulator simple GETs over HTTPS (wrk, 8 keep-alive connections, 5 s)".into(),
+            value: format!("{rate} req/s"),
+            target: ">= 5,000 req/s",
+        });
+    }
+    let (connections, per_connection) = (8, 2500);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (http, url, token) = (cloud.http.clone(), url.to_owned(), cloud.token.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_connection {
+                let resp = http.get(&url).bearer_auth(&token).send().await?;
+                if !resp.status().is_success() {
+                    bail!("GET failed with {}", resp.status());
+                }
+                resp.bytes().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = f64::from(connections * per_connection) / start.elapsed().as_secs_f64();
+    Ok(Measure {
+        what: "emulator simple GETs over HTTPS (xtask's unoptimised client; install `wrk` for the server's figure)"
+            .into(),
+        value: format!("{rate:.0} req/s"),
+        target: ">= 5,000 req/s",
+    })
+}
+
+/// 1,000 VMs with their NICs, listed in one GET; the server's memory afterwards.
+async fn fleet(cloud: std::sync::Arc<Cloud>, net: &str, pid: u64) -> anyhow::Result<Vec<Measure>> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let (cloud, net) = (cloud.clone(), net.to_owned());
+        tasks.push(tokio::spawn(async move {
+            for i in (worker..1000).step_by(8) {
+                let subnet = format!("{net}/virtualNetworks/vnet/subnets/default");
+                let nic = json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}]}});
+                cloud.put(&format!("{net}/networkInterfaces/nic{i}?api-version=2024-05-01"), nic).await?;
+                let vm = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
+                    "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+                    "osProfile": {"adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!"},
+                    "networkProfile": {"networkInterfaces": [{"id": format!("{net}/networkInterfaces/nic{i}")}]}}});
+                cloud.put(&format!("/subscriptions/{}/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/vm{i}?api-version=2024-11-01", cloud.sub), vm).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let create = start.elapsed();
+    let start = Instant::now();
+    let list: Value = cloud
+        .http
+        .get(format!(
+            "{}/subscriptions/{}/providers/Microsoft.Compute/virtualMachines?api-version=2024-11-01",
+            cloud.base, cloud.sub
+        ))
+        .bearer_auth(&cloud.token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let list_time = start.elapsed();
+    let vms = list["value"].as_array().map_or(0, Vec::len);
+    if vms != 1000 {
+        bail!("expected 1000 VMs in the list, got {vms}");
+    }
+    // Let the saver write the snapshot, which is part of the cost of holding them.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let mb = |kib: u64| format!("{:.1} MB", kib as f64 / 1024.0);
+    Ok(vec![
+        Measure {
+            what: "create 1,000 VMs with their NICs (2,000 PUTs, 8 at a time)".into(),
+            value: format!("{:.2} s", create.as_secs_f64()),
+            target: "-",
+        },
+        Measure {
+            what: "list 1,000 VMs in one GET".into(),
+            value: format!("{:.1} ms", list_time.as_secs_f64() * 1000.0),
+            target: "-",
+        },
+        Measure {
+            what: "`azdock local serve` resident memory holding 1,000 VMs (VmRSS / VmHWM)".into(),
+            value: format!("{} / {}", mb(field("VmRSS:")), mb(field("VmHWM:"))),
+            target: "< 100 MB",
+        },
+    ])
+}
