@@ -4,6 +4,8 @@
 // Test support reports what it skips and panics with context; that is its job.
 #![allow(clippy::print_stderr, clippy::missing_panics_doc)]
 
+pub mod arm;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;

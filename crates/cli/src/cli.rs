@@ -124,17 +124,7 @@ pub enum ExtCommand {
 #[derive(Debug, Subcommand)]
 pub enum LocalCommand {
     /// Start the local cloud in the background (or report the running one)
-    Up {
-        /// Port on 127.0.0.1 [default: any free port]
-        #[arg(long)]
-        port: Option<u16>,
-        /// Finish every long-running operation at once instead of taking Azure's time
-        #[arg(long)]
-        instant: bool,
-        /// Turn off ARM's request throttling (for load tests of your own)
-        #[arg(long)]
-        no_throttle: bool,
-    },
+    Up(LocalRunArgs),
     /// Stop the local cloud, keeping its state
     Down,
     /// Show whether the local cloud runs, its endpoint, and what it can run here
@@ -153,12 +143,19 @@ pub enum LocalCommand {
     },
     /// Run the local cloud in the foreground (what `up` starts)
     #[command(hide = true)]
-    Serve {
-        #[arg(long)]
-        port: Option<u16>,
-        #[arg(long)]
-        instant: bool,
-        #[arg(long)]
-        no_throttle: bool,
-    },
+    Serve(LocalRunArgs),
+}
+
+/// How the local cloud runs; `up` passes the same flags to `serve`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct LocalRunArgs {
+    /// Port on 127.0.0.1 [default: any free port]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Finish every long-running operation at once instead of taking Azure's time
+    #[arg(long)]
+    pub instant: bool,
+    /// Turn off ARM's request throttling (for load tests of your own)
+    #[arg(long)]
+    pub no_throttle: bool,
 }

@@ -8,60 +8,23 @@ use std::time::Duration;
 
 use azdock_certs::{CertStore, Passphrases, ServerRequest};
 use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
+use azdock_tests::arm::Arm;
 use base64::Engine as _;
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 const C: &str = "api-version=2024-11-01";
 const N: &str = "api-version=2024-05-01";
 
-struct Api {
-    http: Client,
-    base: String,
-    token: String,
+/// The guest's admin views, through the shared plain client.
+async fn guest_state(api: &Arm, vm: &str) -> Value {
+    api.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/{vm}"), None).await.1
 }
 
-impl Api {
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
-        let text = resp.text().await.unwrap();
-        (status, headers, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-    }
-
-    /// Sends and waits for the operation (Azure-AsyncOperation) to end; returns its status body.
-    async fn wait(&self, method: Method, path: &str, body: Option<Value>) -> Value {
-        let (status, headers, body) = self.call(method, path, body).await;
-        assert!((200..300).contains(&status), "{path}: {status} {body}");
-        let Some(op) = headers.get("azure-asyncoperation") else { return json!({"status": "Succeeded"}) };
-        let op = op.to_str().unwrap().strip_prefix(&self.base).unwrap().to_owned();
-        for _ in 0..600 {
-            let (_, _, s) = self.call(Method::GET, &op, None).await;
-            if s["status"] != "InProgress" {
-                return s;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{op} did not finish");
-    }
-
-    async fn guest(&self, vm: &str) -> Value {
-        let url = format!("{}/_emulator/guests/{LOCAL_SUBSCRIPTION}/g/{vm}", self.base);
-        self.http.get(url).send().await.unwrap().json().await.unwrap()
-    }
-
-    async fn file(&self, vm: &str, path: &str) -> Option<String> {
-        let url = format!("{}/_emulator/guests/{LOCAL_SUBSCRIPTION}/g/{vm}/files?path={path}", self.base);
-        let resp = self.http.get(url).send().await.unwrap();
-        if resp.status() != 200 {
-            return None;
-        }
-        resp.json::<Value>().await.unwrap()["content"].as_str().map(str::to_owned)
-    }
+async fn file(api: &Arm, vm: &str, path: &str) -> Option<String> {
+    let (status, body) =
+        api.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/{vm}/files?path={path}"), None).await;
+    (status == 200).then(|| body["content"].as_str().map(str::to_owned)).flatten()
 }
 
 fn path(rest: &str) -> String {
@@ -71,7 +34,7 @@ fn path(rest: &str) -> String {
 /// A running local cloud with one Linux VM (`dockerhost`) that has a public IP.
 struct World {
     emulator: Emulator,
-    api: Api,
+    api: Arm,
     ip: String,
     vm: String,
     dir: tempfile::TempDir,
@@ -80,26 +43,10 @@ struct World {
 async fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let emulator = Emulator::start(Config::for_tests(&dir.path().join("cloud"))).await.unwrap();
-    let base = emulator.base_url().to_owned();
-    let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
-    let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().unwrap();
     let p = emulator.principals()[0].clone();
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", &p.client_id),
-        ("client_secret", &p.client_secret),
-        ("scope", &format!("{base}/.default")),
-    ];
-    let token: Value = http
-        .post(format!("{base}/{}/oauth2/v2.0/token", p.tenant_id))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let api = Api { http, base, token: token["access_token"].as_str().unwrap().to_owned() };
+    let api =
+        Arm::sign_in(emulator.base_url(), emulator.ca_pem().as_bytes(), &p.tenant_id, &p.client_id, &p.client_secret)
+            .await;
 
     let rg = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/g?api-version=2021-04-01");
     api.call(Method::PUT, &rg, Some(json!({"location": "westeurope"}))).await;
@@ -186,7 +133,7 @@ async fn legacy_docker_extension_runs_a_real_dockerd_on_the_vms_public_ip() {
         "protectedSettings": {"certs": {"ca": read(&certs.ca_path()), "cert": read(&server_cert), "key": read(&server_key)}}}});
     let op = api.wait(Method::PUT, &format!("{vm}/extensions/docker?{C}"), Some(extension)).await;
     assert_eq!(op["status"], "Succeeded", "{op}");
-    let guest = api.guest("dockerhost").await;
+    let guest = guest_state(api, "dockerhost").await;
     assert_eq!(
         guest["guest"]["docker"]["daemon"],
         json!({"state": "running", "address": format!("{ip}:{port}")}),
@@ -202,12 +149,13 @@ async fn legacy_docker_extension_runs_a_real_dockerd_on_the_vms_public_ip() {
         eventually(async || std::net::TcpStream::connect((ip.as_str(), port)).is_err()).await,
         "dockerd still listens after power off"
     );
-    assert_eq!(api.guest("dockerhost").await["guest"]["docker"]["daemon"]["state"], "stopped");
+    assert_eq!(guest_state(api, "dockerhost").await["guest"]["docker"]["daemon"]["state"], "stopped");
     api.wait(Method::POST, &format!("{vm}/start?{C}"), None).await;
     assert!(
-        eventually(async || api.guest("dockerhost").await["guest"]["docker"]["daemon"]["state"] == "running").await,
+        eventually(async || guest_state(api, "dockerhost").await["guest"]["docker"]["daemon"]["state"] == "running")
+            .await,
         "{}",
-        api.guest("dockerhost").await
+        guest_state(api, "dockerhost").await
     );
     assert!(docker(&world, &certs, port, &["info", "--format", "{{.ServerVersion}}"]).0);
 
@@ -241,9 +189,12 @@ async fn custom_script_runs_in_the_vms_sandbox_and_reports_its_output() {
         )
         .await;
     assert_eq!(op["status"], "Succeeded", "{op}");
-    assert_eq!(api.file("dockerhost", "/etc/myapp.conf").await.as_deref(), Some("listen=8080\n"));
-    assert_eq!(api.file("dockerhost", "/home/azureuser/hello.txt").await.as_deref(), Some("hello\n"));
-    assert_eq!(api.file("dockerhost", "/var/lib/azdock-guest/systemctl.log").await.as_deref(), Some("restart myapp\n"));
+    assert_eq!(file(api, "dockerhost", "/etc/myapp.conf").await.as_deref(), Some("listen=8080\n"));
+    assert_eq!(file(api, "dockerhost", "/home/azureuser/hello.txt").await.as_deref(), Some("hello\n"));
+    assert_eq!(
+        file(api, "dockerhost", "/var/lib/azdock-guest/systemctl.log").await.as_deref(),
+        Some("restart myapp\n")
+    );
     assert!(!std::path::Path::new("/etc/myapp.conf").exists(), "the script wrote to the host's /etc");
     let (_, _, ext) = api.call(Method::GET, &format!("{vm}/extensions/setup?{C}&$expand=instanceView"), None).await;
     let view = &ext["properties"]["instanceView"];
@@ -315,7 +266,7 @@ async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
         )
         .await;
     assert_eq!(op["status"], "Succeeded", "{op}");
-    let guest = api.guest("dockerhost").await;
+    let guest = guest_state(api, "dockerhost").await;
     assert_eq!(guest["guest"]["docker"]["daemon"]["state"], "running", "{guest}");
     let (ok, out) = docker(&world, &certs, port, &["version", "--format", "{{.Server.Version}}"]);
     assert!(ok, "docker could not reach the daemon the script configured: {out}");

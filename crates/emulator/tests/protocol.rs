@@ -6,10 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use azdock_emulator::{
-    Config, Durations, Emulator, LOCAL_SUBSCRIPTION, LOCAL_TENANT, ServicePrincipal, ThrottleConfig,
-};
-use reqwest::{Client, Method, StatusCode};
+use azdock_emulator::{Config, Durations, Emulator, LOCAL_SUBSCRIPTION, LOCAL_TENANT, ThrottleConfig};
+use azdock_tests::arm::Arm;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const C: &str = "api-version=2024-11-01";
@@ -18,9 +17,16 @@ const R: &str = "api-version=2021-04-01";
 
 struct Cloud {
     emulator: Emulator,
-    http: Client,
-    token: String,
+    arm: Arm,
     _dir: tempfile::TempDir,
+}
+
+/// The tests talk to the cloud through the shared plain client.
+impl std::ops::Deref for Cloud {
+    type Target = Arm;
+    fn deref(&self) -> &Arm {
+        &self.arm
+    }
 }
 
 impl Cloud {
@@ -36,91 +42,16 @@ impl Cloud {
         let mut config = Config::for_tests(dir.path());
         tweak(&mut config);
         let emulator = Emulator::start(config).await.unwrap();
-        let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
-        let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().unwrap();
-        let mut cloud = Self { emulator, http, token: String::new(), _dir: dir };
-        let p = cloud.emulator.principals()[0].clone();
-        cloud.token = cloud.token_for(&p).await;
-        cloud
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.emulator.base_url())
-    }
-
-    async fn token_for(&self, p: &ServicePrincipal) -> String {
-        let scope = format!("{}/.default", self.emulator.base_url());
-        let resp = self
-            .http
-            .post(self.url(&format!("/{}/oauth2/v2.0/token", p.tenant_id)))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", &p.client_id),
-                ("client_secret", &p.client_secret),
-                ("scope", &scope),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        resp.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
-        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let (status, headers) = (resp.status(), resp.headers().clone());
-        let text = resp.text().await.unwrap();
-        (status, headers, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let (s, _, b) = self.call(Method::GET, path, None).await;
-        (s, b)
-    }
-
-    /// PUTs and follows Azure-AsyncOperation to a terminal state; returns the final status body.
-    async fn put_and_wait(&self, path: &str, body: Value) -> (StatusCode, Value, Value) {
-        let (status, headers, created) = self.call(Method::PUT, path, Some(body)).await;
-        assert!(status.is_success(), "{path}: {status} {created}");
-        let op = headers.get("azure-asyncoperation").map(|v| v.to_str().unwrap().to_owned());
-        let outcome = match op {
-            Some(url) => self.poll(&url).await,
-            None => json!({"status": "Succeeded"}),
-        };
-        (status, created, outcome)
-    }
-
-    async fn poll(&self, url: &str) -> Value {
-        let path = url.strip_prefix(self.emulator.base_url()).unwrap().to_owned();
-        for _ in 0..200 {
-            let (s, body) = self.get(&path).await;
-            assert_eq!(s, 200, "{body}");
-            if body["status"] != "InProgress" {
-                return body;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("operation {url} did not finish");
-    }
-
-    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(&format!("/_emulator{path}")));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+        let p = emulator.principals()[0].clone();
+        let arm = Arm::sign_in(
+            emulator.base_url(),
+            emulator.ca_pem().as_bytes(),
+            &p.tenant_id,
+            &p.client_id,
+            &p.client_secret,
+        )
+        .await;
+        Self { emulator, arm, _dir: dir }
     }
 }
 
@@ -134,6 +65,13 @@ fn net(rg: &str, rest: &str) -> String {
 
 fn compute(rg: &str, rest: &str) -> String {
     format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{rg}/providers/Microsoft.Compute/{rest}")
+}
+
+/// Whether the guest of `vm1` in group `g` accepts this password.
+async fn password_ok(cloud: &Cloud, user: &str, password: &str) -> bool {
+    let path = format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password");
+    let (_, body) = cloud.admin(Method::POST, &path, Some(json!({"username": user, "password": password}))).await;
+    body["valid"] == true
 }
 
 fn code(body: &Value) -> &str {
@@ -383,14 +321,7 @@ async fn a_linux_vm_with_its_network_as_azure_builds_it() {
     let (_, guest) = cloud.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1"), None).await;
     assert_eq!(guest["guest"]["users"]["azureuser"]["admin"], true);
     assert_eq!(guest["guest"]["customDataBytes"], 14);
-    let (_, ok) = cloud
-        .admin(
-            Method::POST,
-            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
-            Some(json!({"username": "azureuser", "password": "Sup3r-Secret!"})),
-        )
-        .await;
-    assert_eq!(ok["valid"], true);
+    assert!(password_ok(&cloud, "azureuser", "Sup3r-Secret!").await);
 
     // The same DNS label in the same region is taken.
     let (s, _, body) = cloud
@@ -558,22 +489,8 @@ async fn vmaccess_changes_the_guest_and_reruns_only_with_a_new_tag() {
         .await;
     assert!(got["properties"].get("protectedSettings").is_none());
     assert_eq!(got["properties"]["instanceView"]["statuses"][0]["code"], "ProvisioningState/succeeded");
-    let (_, ok) = cloud
-        .admin(
-            Method::POST,
-            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
-            Some(json!({"username": "ops", "password": "N3w-Passw0rd!"})),
-        )
-        .await;
-    assert_eq!(ok["valid"], true);
-    let (_, bad) = cloud
-        .admin(
-            Method::POST,
-            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
-            Some(json!({"username": "ops", "password": "nope"})),
-        )
-        .await;
-    assert_eq!(bad["valid"], false);
+    assert!(password_ok(&cloud, "ops", "N3w-Passw0rd!").await);
+    assert!(!password_ok(&cloud, "ops", "nope").await);
 
     cloud.put_and_wait(&ext, body("1", json!({"username": "ops", "password": "N3w-Passw0rd!"}))).await;
     let (_, guest) = cloud.admin(Method::GET, &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1"), None).await;
@@ -787,14 +704,7 @@ async fn state_survives_a_restart() {
     assert_eq!(vm["properties"]["instanceView"]["statuses"][1]["code"], "PowerState/running");
     let (_, pip) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip"))).await;
     assert_eq!(pip["properties"]["ipAddress"], pip_before["properties"]["ipAddress"]);
-    let (_, ok) = cloud
-        .admin(
-            Method::POST,
-            &format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password"),
-            Some(json!({"username": "ops", "password": "N3w-Passw0rd!"})),
-        )
-        .await;
-    assert_eq!(ok["valid"], true, "guest state survives");
+    assert!(password_ok(&cloud, "ops", "N3w-Passw0rd!").await, "guest state survives");
     let (_, ext) = cloud
         .get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1/extensions/enablevmaccess")))
         .await;

@@ -4,39 +4,16 @@
 use serde_json::{Value, json};
 
 use azdock_tests::Env;
+use azdock_tests::arm::Arm;
 
 /// Signs in with the printed credentials and sends one ARM request.
 async fn arm(up: &Value, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let ca = std::fs::read(up["caCertificate"].as_str().unwrap()).unwrap();
-    let http = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-        .tls_built_in_root_certs(false)
-        .build()
-        .unwrap();
-    let base = up["endpoint"].as_str().unwrap();
-    let form = [
-        ("grant_type", "client_credentials".to_owned()),
-        ("client_id", up["clientId"].as_str().unwrap().to_owned()),
-        ("client_secret", up["clientSecret"].as_str().unwrap().to_owned()),
-        ("scope", format!("{base}/.default")),
-    ];
-    let token: Value = http
-        .post(format!("{base}/{}/oauth2/v2.0/token", up["tenantId"].as_str().unwrap()))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let mut req = http.request(method, format!("{base}{path}")).bearer_auth(token["access_token"].as_str().unwrap());
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap() })
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let client =
+        Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    let (status, _, body) = client.call(method, path, body).await;
+    (status.as_u16(), body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use azdock_emulator::{Config, Durations, Emulator, LOCAL_SUBSCRIPTION, ThrottleC
 use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
-use crate::cli::LocalCommand;
+use crate::cli::{LocalCommand, LocalRunArgs};
 use crate::error::Usage;
 use crate::output::Columns;
 
@@ -47,8 +47,8 @@ fn running(paths: &Paths) -> Option<Value> {
 pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
     let paths = Paths::new()?;
     match command {
-        &LocalCommand::Up { port, instant, no_throttle } => {
-            let status = up(&paths, port, instant, no_throttle)?;
+        LocalCommand::Up(args) => {
+            let status = up(&paths, *args)?;
             ctx.print(
                 &status,
                 &[
@@ -91,7 +91,8 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
                     return Err(e).with_context(|| format!("cannot remove `{}`", path.display()));
                 }
             }
-            let status = if was_running { up(&paths, None, false, false)? } else { json!({"status": "reset"}) };
+            let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false };
+            let status = if was_running { up(&paths, defaults)? } else { json!({"status": "reset"}) };
             ctx.print(&status, STATUS_COLUMNS)
         }
         &LocalCommand::Logs { tail } => {
@@ -103,11 +104,11 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        &LocalCommand::Serve { port, instant, no_throttle } => serve(&paths, port, instant, no_throttle),
+        LocalCommand::Serve(args) => serve(&paths, *args),
     }
 }
 
-fn up(paths: &Paths, port: Option<u16>, instant: bool, no_throttle: bool) -> anyhow::Result<Value> {
+fn up(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<Value> {
     if running(paths).is_none() {
         // It will hold the local cloud's keys and credentials: private from the start.
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
@@ -119,13 +120,13 @@ fn up(paths: &Paths, port: Option<u16>, instant: bool, no_throttle: bool) -> any
         let exe = std::env::current_exe().context("cannot find the azdock binary")?;
         let mut cmd = Command::new(exe);
         cmd.args(["local", "serve"]);
-        if let Some(port) = port {
+        if let Some(port) = args.port {
             cmd.args(["--port", &port.to_string()]);
         }
-        if instant {
+        if args.instant {
             cmd.arg("--instant");
         }
-        if no_throttle {
+        if args.no_throttle {
             cmd.arg("--no-throttle");
         }
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
@@ -211,14 +212,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Runs the cloud in the foreground until SIGTERM or Ctrl-C (what `up` starts in the background).
-fn serve(paths: &Paths, port: Option<u16>, instant: bool, no_throttle: bool) -> anyhow::Result<()> {
+fn serve(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<()> {
     runtime()?.block_on(async {
         let mut config = Config::new(&paths.dir);
-        config.port = port.unwrap_or(0);
-        if instant {
+        config.port = args.port.unwrap_or(0);
+        if args.instant {
             config.durations = Durations::instant();
         }
-        if no_throttle {
+        if args.no_throttle {
             config.throttle = ThrottleConfig::unlimited();
         }
         let emulator = Emulator::start(config).await?;

@@ -1,0 +1,121 @@
+//! A plain ARM client for tests (reqwest, not azdock's client): signs in as a service principal
+//! against a local cloud, sends requests, and follows long-running operations.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+
+/// A signed-in client for one local cloud.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    pub http: Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl Arm {
+    /// An HTTPS client trusting only `ca_pem`, without a token yet.
+    pub fn anonymous(base: &str, ca_pem: &[u8]) -> Self {
+        let ca = reqwest::Certificate::from_pem(ca_pem).expect("the CA is PEM");
+        let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().expect("client");
+        Self { http, base: base.trim_end_matches('/').to_owned(), token: String::new() }
+    }
+
+    /// Signs in with client credentials (v2 token endpoint, `<base>/.default` scope).
+    pub async fn sign_in(base: &str, ca_pem: &[u8], tenant: &str, client_id: &str, secret: &str) -> Self {
+        let mut arm = Self::anonymous(base, ca_pem);
+        arm.token = arm.token_for(tenant, client_id, secret).await;
+        arm
+    }
+
+    /// A fresh token for a principal.
+    pub async fn token_for(&self, tenant: &str, client_id: &str, secret: &str) -> String {
+        let scope = format!("{}/.default", self.base);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+            ("scope", &scope),
+        ];
+        let resp = self
+            .http
+            .post(self.url(&format!("/{tenant}/oauth2/v2.0/token")))
+            .form(&form)
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(resp.status(), 200, "sign-in failed");
+        let body: Value = resp.json().await.expect("token JSON");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends one authenticated request; the body is `null` when empty.
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, HeaderMap, Value) {
+        let mut req = self.http.request(method, self.url(path)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let text = resp.text().await.expect("body");
+        (status, headers, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, _, b) = self.call(Method::GET, path, None).await;
+        (s, b)
+    }
+
+    /// Sends, then follows `Azure-AsyncOperation` to a terminal state (bounded); returns the
+    /// status, the immediate body and the final operation status body.
+    pub async fn send_and_wait(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value, Value) {
+        let (status, headers, created) = self.call(method, path, body).await;
+        assert!(status.is_success(), "{path}: {status} {created}");
+        let outcome = match headers.get("azure-asyncoperation") {
+            Some(url) => self.poll(url.to_str().expect("header")).await,
+            None => json!({"status": "Succeeded"}),
+        };
+        (status, created, outcome)
+    }
+
+    /// Like [`Arm::send_and_wait`], returning only the final operation status body.
+    pub async fn wait(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        self.send_and_wait(method, path, body).await.2
+    }
+
+    pub async fn put_and_wait(&self, path: &str, body: Value) -> (StatusCode, Value, Value) {
+        self.send_and_wait(Method::PUT, path, Some(body)).await
+    }
+
+    /// Polls an operation status URL until it leaves `InProgress` (at most 30 s).
+    pub async fn poll(&self, url: &str) -> Value {
+        let path = url.strip_prefix(&self.base).expect("operation URL on this cloud").to_owned();
+        for _ in 0..600 {
+            let (s, body) = self.get(&path).await;
+            assert_eq!(s, 200, "{body}");
+            if body["status"] != "InProgress" {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("operation {url} did not finish");
+    }
+
+    /// A request to the local cloud's `/_emulator` admin routes (no token).
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(&format!("/_emulator{path}")));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
+    }
+}
