@@ -40,6 +40,19 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
             inner.faults.set(seed, Vec::new());
             Ok(Resp::empty(204))
         }
+        ("POST", ["principals", client_id, "certificates"]) => {
+            let body = req.json()?;
+            let Some(pem) = body["pem"].as_str().filter(|p| {
+                x509_parser::pem::parse_x509_pem(p.as_bytes()).is_ok_and(|(_, pem)| pem.parse_x509().is_ok())
+            }) else {
+                return Err(ArmError::new(400, "InvalidCertificate", "`pem` must hold an X.509 certificate in PEM"));
+            };
+            if !crate::add_certificate(shared, client_id, pem) {
+                return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
+            }
+            inner.dirty = true;
+            Ok(Resp::empty(204))
+        }
         ("GET", ["guests", sub, rg, vm]) => {
             let rt = vm_runtime(inner, sub, rg, vm)?;
             Ok(Resp::json(200, json!({"power": rt.power, "guest": rt.guest})))

@@ -22,6 +22,9 @@ pub struct ServicePrincipal {
     pub client_secret: String,
     pub object_id: String,
     pub subscriptions: Vec<String>,
+    /// Certificates (PEM) registered for sign-in with a signed client assertion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
 
 /// The claims azdock's emulator puts in a token.
@@ -134,30 +137,41 @@ impl Issuer<'_> {
                 ),
             );
         };
-        if form.contains_key("client_assertion") {
-            return entra_error(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation: azdock's local cloud has no certificate registered for this application; use a client secret.",
-            );
-        }
-        let secret = get("client_secret");
-        if secret.is_empty() {
-            return entra_error(
-                401,
-                "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
-            );
-        }
-        if !constant_time_eq(secret.as_bytes(), principal.client_secret.as_bytes()) {
-            return entra_error(
-                401,
-                "invalid_client",
-                7000215,
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
-            );
+        if let Some(assertion) = form.get("client_assertion") {
+            if get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+                return entra_error(
+                    400,
+                    "invalid_request",
+                    50027,
+                    "Invalid JWT token: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.",
+                );
+            }
+            let endpoint = if v2 {
+                format!("{}/{tenant}/oauth2/v2.0/token", self.base_url)
+            } else {
+                format!("{}/{tenant}/oauth2/token", self.base_url)
+            };
+            if let Err(resp) = check_assertion(principal, assertion, &endpoint) {
+                return resp;
+            }
+        } else {
+            let secret = get("client_secret");
+            if secret.is_empty() {
+                return entra_error(
+                    401,
+                    "invalid_client",
+                    7000218,
+                    "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                );
+            }
+            if !constant_time_eq(secret.as_bytes(), principal.client_secret.as_bytes()) {
+                return entra_error(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app.",
+                );
+            }
         }
         let resource = if v2 {
             let scope = get("scope");
@@ -293,6 +307,95 @@ impl Issuer<'_> {
             )
         })
     }
+}
+
+/// Checks a certificate-signed client assertion as Entra does: RS256 with `x5t` (SHA-1
+/// thumbprint) or PS256 with `x5t#S256`, signed by a certificate registered for the principal,
+/// for this token endpoint, issued by and about the client, and within its validity window.
+fn check_assertion(principal: &ServicePrincipal, assertion: &str, endpoint: &str) -> Result<(), Resp> {
+    let invalid = |code: u32, message: &str| entra_error(401, "invalid_client", code, message);
+    let mut parts = assertion.split('.');
+    let (Some(head), Some(body), Some(sig), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(entra_error(
+            400,
+            "invalid_request",
+            50027,
+            "Invalid JWT token. The token is not in JWS compact format.",
+        ));
+    };
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let (Some(header), Some(claims), Ok(signature)) = (decode(head), decode(body), URL_SAFE_NO_PAD.decode(sig)) else {
+        return Err(entra_error(
+            400,
+            "invalid_request",
+            50027,
+            "Invalid JWT token. The token is not valid base64url JSON.",
+        ));
+    };
+    let (algorithm, thumb_field): (&'static dyn ring::signature::VerificationAlgorithm, &str) =
+        match header["alg"].as_str() {
+            Some("RS256") => (&ring::signature::RSA_PKCS1_2048_8192_SHA256, "x5t"),
+            Some("PS256") => (&ring::signature::RSA_PSS_2048_8192_SHA256, "x5t#S256"),
+            other => {
+                return Err(invalid(
+                    5_002_730,
+                    &format!(
+                        "Invalid JWT token. Unsupported signing algorithm {}; use RS256 or PS256.",
+                        other.unwrap_or("none")
+                    ),
+                ));
+            }
+        };
+    let wanted = header[thumb_field]
+        .as_str()
+        .or_else(|| header["x5t#S256"].as_str())
+        .or_else(|| header["x5t"].as_str())
+        .unwrap_or_default();
+    let key = principal.certificates.iter().find_map(|pem| {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+        let sha1 = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &pem.contents));
+        let sha256 = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &pem.contents));
+        if wanted != sha1 && wanted != sha256 {
+            return None;
+        }
+        let cert = pem.parse_x509().ok()?;
+        Some(cert.public_key().subject_public_key.data.to_vec())
+    });
+    let Some(key) = key else {
+        return Err(invalid(
+            700_027,
+            &format!(
+                "Client assertion failed signature validation. (Reason - The key was not found., Thumbprint of key used by client: '{wanted}'). Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{}'.",
+                principal.client_id
+            ),
+        ));
+    };
+    let signing_input = format!("{head}.{body}");
+    if ring::signature::UnparsedPublicKey::new(algorithm, &key).verify(signing_input.as_bytes(), &signature).is_err() {
+        return Err(invalid(
+            700_027,
+            "Client assertion failed signature validation. (Reason - The provided signature value did not match the expected signature value.)",
+        ));
+    }
+    if claims["aud"].as_str() != Some(endpoint) {
+        return Err(invalid(
+            700_021,
+            &format!(
+                "Client assertion audience claim does not match Realm issuer. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials. Expected audience: {endpoint}."
+            ),
+        ));
+    }
+    if claims["iss"].as_str() != Some(principal.client_id.as_str())
+        || claims["sub"].as_str() != Some(principal.client_id.as_str())
+    {
+        return Err(invalid(700_023, "Client assertion issuer and subject must both be the client id."));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (nbf, exp) = (claims["nbf"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
+    if exp <= now || nbf > now + 300 {
+        return Err(invalid(700_024, "Client assertion is not within its valid time range."));
+    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -140,9 +140,15 @@ fn fault_status(status: u16) -> Resp {
 
 fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    let principals = shared.principals();
+    let issuer = crate::auth::Issuer {
+        key: &shared.key,
+        base_url: &shared.base_url,
+        principals: &principals,
+        lifetime_secs: shared.token_lifetime_secs,
+    };
     let mut inner = lock(shared);
     inner.settle(Instant::now());
-    let issuer = shared.issuer();
     match (req.method.as_str(), segments.as_slice()) {
         (_, [first, ..]) if *first == "_emulator" => crate::admin::handle(&mut inner, shared, req, &segments[1..]),
         ("GET", ["metadata", "endpoints"]) => {

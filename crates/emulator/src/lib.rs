@@ -124,20 +124,17 @@ pub(crate) struct Shared {
     pub state_dir: PathBuf,
     pub daemons: docker::Daemons,
     pub key: Vec<u8>,
-    pub principals: Vec<ServicePrincipal>,
+    /// Mutable so that certificates can be registered at run time.
+    pub principals: Mutex<Vec<ServicePrincipal>>,
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
     pub inner: Mutex<state::Inner>,
 }
 
 impl Shared {
-    pub(crate) fn issuer(&self) -> auth::Issuer<'_> {
-        auth::Issuer {
-            key: &self.key,
-            base_url: &self.base_url,
-            principals: &self.principals,
-            lifetime_secs: self.token_lifetime_secs,
-        }
+    /// The principals right now (cloned: they are few and small, and this keeps locks short).
+    pub(crate) fn principals(&self) -> Vec<ServicePrincipal> {
+        self.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -181,7 +178,7 @@ impl Emulator {
             state_dir: config.state_dir.clone(),
             daemons: docker::Daemons::default(),
             key,
-            principals: principals.clone(),
+            principals: Mutex::new(principals.clone()),
             subscriptions: config.subscriptions.clone(),
             token_lifetime_secs: config.token_lifetime_secs,
             inner: Mutex::new(state::Inner::new(
@@ -192,7 +189,8 @@ impl Emulator {
         });
         let restart_jobs = if config.persist {
             let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            persist::load(&config.state_dir, &mut inner).map_err(state_err)?
+            let mut principals = shared.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            persist::load(&config.state_dir, &mut inner, &mut principals).map_err(state_err)?
         } else {
             Vec::new()
         };
@@ -223,9 +221,19 @@ impl Emulator {
         &self.ca_pem
     }
 
-    /// The service principals that can sign in.
+    /// The service principals that can sign in (as configured at start).
     pub fn principals(&self) -> &[ServicePrincipal] {
         &self.principals
+    }
+
+    /// Registers a certificate (PEM) for a principal's client-assertion sign-in, as an
+    /// administrator uploads one to an app registration.
+    pub fn add_certificate(&self, client_id: &str, pem: &str) -> bool {
+        let added = add_certificate(&self.shared, client_id, pem);
+        if added {
+            self.shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dirty = true;
+        }
+        added
     }
 
     /// Stops accepting connections, waits for the server task, and stops every dockerd it
@@ -301,10 +309,21 @@ fn default_principal(dir: &Path) -> std::io::Result<ServicePrincipal> {
             client_secret: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(24)),
             object_id: "0b1ec700-0000-4000-8000-0000000000a1".into(),
             subscriptions: vec![LOCAL_SUBSCRIPTION.into()],
+            certificates: Vec::new(),
         };
         serde_json::to_vec_pretty(&principal).unwrap_or_default()
     })?;
     serde_json::from_slice(&data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+pub(crate) fn add_certificate(shared: &Shared, client_id: &str, pem: &str) -> bool {
+    let mut principals = shared.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(p) = principals.iter_mut().find(|p| p.client_id.eq_ignore_ascii_case(client_id)) else { return false };
+    if !p.certificates.iter().any(|c| c == pem) {
+        p.certificates.push(pem.to_owned());
+    }
+    // The caller marks the state dirty: the admin route already holds the state lock.
+    true
 }
 
 /// Runs the jobs the last request queued, outside the state lock and off the async workers

@@ -23,6 +23,9 @@ struct Snapshot {
     next_ip: u32,
     resources: Vec<StoredResource>,
     vms: BTreeMap<String, StoredVm>,
+    /// Certificates registered for principals at run time, by client id.
+    #[serde(default)]
+    certificates: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -52,7 +55,11 @@ fn power(name: &str) -> &'static str {
 }
 
 /// Loads `state.json` into `inner`; returns the jobs that bring running Docker hosts back.
-pub(crate) fn load(dir: &Path, inner: &mut Inner) -> std::io::Result<Vec<Job>> {
+pub(crate) fn load(
+    dir: &Path,
+    inner: &mut Inner,
+    principals: &mut [crate::ServicePrincipal],
+) -> std::io::Result<Vec<Job>> {
     let path = dir.join(FILE);
     let data = match std::fs::read(&path) {
         Ok(data) => data,
@@ -62,6 +69,13 @@ pub(crate) fn load(dir: &Path, inner: &mut Inner) -> std::io::Result<Vec<Job>> {
     let snapshot: Snapshot = serde_json::from_slice(&data)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("`{}`: {e}", path.display())))?;
     inner.next_ip = snapshot.next_ip;
+    for p in principals.iter_mut() {
+        for pem in snapshot.certificates.get(&p.client_id).into_iter().flatten() {
+            if !p.certificates.contains(pem) {
+                p.certificates.push(pem.clone());
+            }
+        }
+    }
     for r in snapshot.resources {
         let mut body = r.body;
         match body["properties"]["provisioningState"].as_str() {
@@ -93,8 +107,13 @@ pub(crate) fn load(dir: &Path, inner: &mut Inner) -> std::io::Result<Vec<Job>> {
     Ok(jobs)
 }
 
-fn snapshot(inner: &Inner) -> Snapshot {
+fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal]) -> Snapshot {
     Snapshot {
+        certificates: principals
+            .iter()
+            .filter(|p| !p.certificates.is_empty())
+            .map(|p| (p.client_id.clone(), p.certificates.clone()))
+            .collect(),
         version: VERSION,
         next_ip: inner.next_ip,
         resources: inner
@@ -126,7 +145,7 @@ pub(crate) fn save(shared: &Shared) -> std::io::Result<()> {
             return Ok(());
         }
         inner.dirty = false;
-        serde_json::to_vec(&snapshot(&inner)).map_err(std::io::Error::other)?
+        serde_json::to_vec(&snapshot(&inner, &shared.principals())).map_err(std::io::Error::other)?
     };
     write_atomic(&shared.state_dir.join(FILE), &data)
 }

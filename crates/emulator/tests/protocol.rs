@@ -714,3 +714,126 @@ async fn state_survives_a_restart() {
     let (_, pip2) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip2"))).await;
     assert_ne!(pip2["properties"]["ipAddress"], pip["properties"]["ipAddress"]);
 }
+
+/// A client assertion signed with `key` (PKCS#8 DER), in Entra's format.
+fn assertion(key: &[u8], cert_der: &[u8], alg: &str, aud: &str, client_id: &str, exp_offset: i64) -> String {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let header = if alg == "PS256" {
+        json!({"alg": "PS256", "typ": "JWT", "x5t#S256": b64(ring::digest::digest(&ring::digest::SHA256, cert_der).as_ref())})
+    } else {
+        json!({"alg": "RS256", "typ": "JWT", "x5t": b64(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, cert_der).as_ref())})
+    };
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let claims =
+        json!({"aud": aud, "iss": client_id, "sub": client_id, "jti": "1", "nbf": now - 60, "exp": now + exp_offset});
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(key).unwrap();
+    let mut sig = vec![0; pair.public().modulus_len()];
+    let padding: &'static dyn ring::signature::RsaEncoding =
+        if alg == "PS256" { &ring::signature::RSA_PSS_SHA256 } else { &ring::signature::RSA_PKCS1_SHA256 };
+    pair.sign(padding, &ring::rand::SystemRandom::new(), input.as_bytes(), &mut sig).unwrap();
+    format!("{input}.{}", b64(&sig))
+}
+
+fn pem_body(pem: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).unwrap()
+}
+
+#[tokio::test]
+async fn certificate_credentials_sign_in_with_a_signed_client_assertion() {
+    let cloud = Cloud::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let openssl = |args: &[&str]| {
+        assert!(
+            std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap().status.success()
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "cert.pem",
+        "-subj",
+        "/CN=azdock-sp",
+        "-days",
+        "1",
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "other-key.pem",
+        "-out",
+        "other.pem",
+        "-subj",
+        "/CN=other",
+        "-days",
+        "1",
+    ]);
+    let cert_pem = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
+    let (key, cert) = (pem_body(&std::fs::read_to_string(dir.path().join("key.pem")).unwrap()), pem_body(&cert_pem));
+    let (other_key, other) = (
+        pem_body(&std::fs::read_to_string(dir.path().join("other-key.pem")).unwrap()),
+        pem_body(&std::fs::read_to_string(dir.path().join("other.pem")).unwrap()),
+    );
+    let p = cloud.emulator.principals()[0].clone();
+    let (s, _) = cloud
+        .admin(Method::POST, &format!("/principals/{}/certificates", p.client_id), Some(json!({"pem": cert_pem})))
+        .await;
+    assert_eq!(s, 204);
+
+    let endpoint = cloud.url(&format!("/{}/oauth2/v2.0/token", p.tenant_id));
+    let scope = format!("{}/.default", cloud.emulator.base_url());
+    let sign_in = |assertion: String| {
+        let (http, endpoint, scope, client_id) =
+            (cloud.http.clone(), endpoint.clone(), scope.clone(), p.client_id.clone());
+        async move {
+            let form = [
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", client_id),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_owned()),
+                ("client_assertion", assertion),
+                ("scope", scope),
+            ];
+            let r = http.post(endpoint).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    for alg in ["RS256", "PS256"] {
+        let (s, body) = sign_in(assertion(&key, &cert, alg, &endpoint, &p.client_id, 600)).await;
+        assert_eq!(s, 200, "{alg}: {body}");
+        let r = cloud
+            .http
+            .get(cloud.url(&format!("/subscriptions?{R}")))
+            .bearer_auth(body["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let refused = [
+        (
+            assertion(&key, &cert, "RS256", "https://login.microsoftonline.com/x/oauth2/v2.0/token", &p.client_id, 600),
+            700_021,
+        ),
+        (assertion(&other_key, &other, "RS256", &endpoint, &p.client_id, 600), 700_027),
+        (assertion(&key, &cert, "RS256", &endpoint, &p.client_id, -10), 700_024),
+        // Signed by another key but naming the registered certificate.
+        (assertion(&other_key, &cert, "RS256", &endpoint, &p.client_id, 600), 700_027),
+    ];
+    for (jwt, code) in refused {
+        let (s, body) = sign_in(jwt).await;
+        assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(code)), "{body}");
+    }
+}
