@@ -691,6 +691,22 @@ fn put_resource(
     // Inline children (subnets, security rules) become resources of their own, as in ARM.
     store_inline_children(inner, &k, &id);
     let op = inner.start_op(duration, Effect::Provision { key: k.clone() }, result);
+    queue_guest_work(inner, &k, &lower, &op);
+    let resp = Resp::json(if creating { 201 } else { 200 }, render(inner, &k, false));
+    let url = op_url(ctx, sub, ns, &location_of(inner, &k, rg_location), &op);
+    Ok(lro_headers(resp, ctx, &url, duration, false))
+}
+
+/// Queues the guest-side work a PUT started (cloud-init, a script, a dockerd), blocking its
+/// operation until that work reports back.
+fn queue_guest_work(inner: &mut Inner, k: &str, lower: &str, op: &str) {
+    let op = op.to_owned();
+    if let Some((vm_key, user_data)) = inner.pending_user_data.take() {
+        if let Some(o) = inner.ops.get_mut(&op) {
+            o.blocked = true;
+        }
+        inner.jobs.push(crate::state::Job::CloudInit { vm_key, op: op.clone(), user_data });
+    }
     if let Some((vm_key, extension, script)) = inner.pending_script.take() {
         if let Some(o) = inner.ops.get_mut(&op) {
             o.blocked = true;
@@ -699,7 +715,12 @@ fn put_resource(
     }
     // A Docker extension's operation ends when its dockerd listens (or cannot), as the real
     // handler reports success only once the daemon runs.
+    let is_docker_extension = inner
+        .resources
+        .get(k)
+        .is_some_and(|r| r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, "DockerExtension")));
     if lower == "microsoft.compute/virtualmachines/extensions"
+        && is_docker_extension
         && let Some((vm_key, _)) = k.rsplit_once("/extensions/")
         && inner
             .vms
@@ -713,9 +734,6 @@ fn put_resource(
         }
         inner.jobs.push(crate::state::Job::StartDocker { vm_key, op: Some(op.clone()) });
     }
-    let resp = Resp::json(if creating { 201 } else { 200 }, render(inner, &k, false));
-    let url = op_url(ctx, sub, ns, &location_of(inner, &k, rg_location), &op);
-    Ok(lro_headers(resp, ctx, &url, duration, false))
 }
 
 fn location_of(inner: &Inner, k: &str, fallback: &str) -> String {
@@ -754,7 +772,12 @@ fn delete_resource(
         }
         inner.jobs.push(crate::state::Job::StopDocker { vm_key: k.to_owned() });
     }
+    let is_docker_extension = inner
+        .resources
+        .get(k)
+        .is_some_and(|r| r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, "DockerExtension")));
     if lower == "microsoft.compute/virtualmachines/extensions"
+        && is_docker_extension
         && let Some((vm_key, _)) = k.rsplit_once("/extensions/")
         && let Some(vm) = inner.vms.get_mut(vm_key)
     {
@@ -1468,7 +1491,7 @@ fn prepare_vm(
         }
         _ => {}
     }
-    let custom_data = match os_profile["customData"].as_str() {
+    let (custom_data, user_data) = match os_profile["customData"].as_str() {
         Some(data) => {
             let decoded = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| {
                 invalid_parameter("customData", "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.")
@@ -1479,9 +1502,9 @@ fn prepare_vm(
                     "Custom data in OSProfile must be in Base64 encoding and with a maximum length of 87380 characters.",
                 ));
             }
-            decoded.len()
+            (decoded.len(), Some(decoded))
         }
-        None => 0,
+        None => (0, None),
     };
     let nics: Vec<String> = props
         .get("networkProfile")
@@ -1547,6 +1570,10 @@ fn prepare_vm(
     guest.users.insert(user, admin);
     guest.sshd.password_authentication = os == OsKind::Linux && password.is_some() && !disable_password;
     guest.custom_data_bytes = custom_data;
+    if let Some(data) = user_data {
+        // cloud-init applies it at first boot, once the create's operation exists.
+        inner.pending_user_data = Some((k.clone(), crate::customscript::Script { command: None, script: Some(data) }));
+    }
     inner.vms.insert(k, VmRuntime { power: "running", guest, extension_status: std::collections::BTreeMap::new() });
     Ok(())
 }

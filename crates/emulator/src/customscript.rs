@@ -136,7 +136,6 @@ exec /bin/sh -c "$AZDOCK_COMMAND"
 /// Runs a script job and records its outcome; queues a dockerd when the script configured one.
 pub(crate) fn run(shared: &Arc<Shared>, vm_key: &str, extension: &str, op: &str, script: &Script) {
     let outcome = execute(shared, vm_key, script);
-    let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let (status, result) = match &outcome {
         Ok(out) => instance_view(extension, out),
         Err(reason) => (
@@ -145,34 +144,52 @@ pub(crate) fn run(shared: &Arc<Shared>, vm_key: &str, extension: &str, op: &str,
             Err(format!("Enable failed: {reason}")),
         ),
     };
-    let mut start_docker = false;
-    if let Some(vm) = inner.vms.get_mut(vm_key) {
-        vm.extension_status.insert(extension.to_ascii_lowercase(), vec![status]);
-        if result.is_ok()
-            && let Some(docker) = configured_docker(&vm_dir(shared, vm_key))
+    let failure = result.as_ref().err().map(|message| {
+        ArmError::new(
+            200,
+            "VMExtensionProvisioningError",
+            format!("VM has reported a failure when processing extension '{extension}' (publisher 'Microsoft.Azure.Extensions' and type 'CustomScript'). Error message: \"{message}\". More information on troubleshooting is available at https://aka.ms/VMExtensionCSELinuxTroubleshoot."),
+        )
+    });
+    let ok = failure.is_none();
+    let extension_key = extension.to_ascii_lowercase();
+    finish(shared, vm_key, op, ok, |inner| {
+        if let Some(vm) = inner.vms.get_mut(vm_key) {
+            vm.extension_status.insert(extension_key, vec![status]);
+        }
+        if let Some(failure) = failure
+            && let Some(o) = inner.ops.get_mut(op)
         {
-            start_docker = docker.daemon == Daemon::Starting;
-            vm.guest.docker = Some(docker);
+            o.result = Err(failure);
         }
+    });
+}
+
+/// Records a guest-side run under the state lock: applies `update` (statuses, results), then
+/// starts a dockerd the run configured (keeping `op` blocked until it listens) or unblocks `op`
+/// — in that order, so no poller sees the operation end before its outcome is recorded.
+pub(crate) fn finish(
+    shared: &Arc<Shared>,
+    vm_key: &str,
+    op: &str,
+    ok: bool,
+    update: impl FnOnce(&mut crate::state::Inner),
+) {
+    let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    update(&mut inner);
+    let mut start_docker = false;
+    if ok
+        && let Some(vm) = inner.vms.get_mut(vm_key)
+        && let Some(docker) = configured_docker(&vm_dir(shared, vm_key))
+    {
+        start_docker = docker.daemon == Daemon::Starting;
+        vm.guest.docker = Some(docker);
     }
-    if let Some(o) = inner.ops.get_mut(op) {
-        match result {
-            Ok(()) if start_docker => {
-                // Still blocked: the dockerd job unblocks it once the daemon listens.
-                inner.jobs.push(Job::StartDocker { vm_key: vm_key.to_owned(), op: Some(op.to_owned()) });
-            }
-            Ok(()) => o.blocked = false,
-            Err(message) => {
-                o.blocked = false;
-                o.result = Err(ArmError::new(
-                    200,
-                    "VMExtensionProvisioningError",
-                    format!(
-                        "VM has reported a failure when processing extension '{extension}' (publisher 'Microsoft.Azure.Extensions' and type 'CustomScript'). Error message: \"{message}\". More information on troubleshooting is available at https://aka.ms/VMExtensionCSELinuxTroubleshoot."
-                    ),
-                ));
-            }
-        }
+    if start_docker {
+        // Still blocked: the dockerd job unblocks it once the daemon listens.
+        inner.jobs.push(Job::StartDocker { vm_key: vm_key.to_owned(), op: Some(op.to_owned()) });
+    } else if let Some(o) = inner.ops.get_mut(op) {
+        o.blocked = false;
     }
     let jobs = std::mem::take(&mut inner.jobs);
     drop(inner);
@@ -184,13 +201,13 @@ pub(crate) fn vm_dir(shared: &Shared, vm_key: &str) -> PathBuf {
     shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("root")
 }
 
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
-fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<Output, String> {
+pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<Output, String> {
     if let Some(reason) = unavailable_reason() {
         return Err(reason);
     }

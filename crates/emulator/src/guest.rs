@@ -108,6 +108,9 @@ pub struct Guest {
     /// Docker, once an extension configured it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docker: Option<Docker>,
+    /// What cloud-init did with the custom data at first boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<crate::cloudinit::CloudInit>,
 }
 
 /// The result of running a handler.
@@ -134,6 +137,7 @@ impl Guest {
             last_settings: BTreeMap::new(),
             custom_data_bytes: 0,
             docker: None,
+            cloud_init: None,
         }
     }
 

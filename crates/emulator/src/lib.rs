@@ -19,6 +19,7 @@ mod admin;
 mod arm;
 mod auth;
 mod catalog;
+mod cloudinit;
 mod customscript;
 mod docker;
 mod faults;
@@ -334,6 +335,16 @@ pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
         tokio::task::spawn_blocking(move || match job {
             state::Job::StartDocker { vm_key, op } => docker::start(&shared, &vm_key, op.as_deref()),
             state::Job::StopDocker { vm_key } => docker::stop(&shared, &vm_key),
+            state::Job::ForgetVm { vm_key } => {
+                docker::stop(&shared, &vm_key);
+                let dir = shared.state_dir.join("vms").join(docker::hex_id(&vm_key));
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!("cannot remove `{}`: {e}", dir.display());
+                }
+            }
+            state::Job::CloudInit { vm_key, op, user_data } => cloudinit::run(&shared, &vm_key, &op, &user_data),
             state::Job::RunScript { vm_key, extension, op, script } => {
                 customscript::run(&shared, &vm_key, &extension, &op, &script);
             }

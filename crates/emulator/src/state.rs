@@ -128,6 +128,16 @@ pub(crate) enum Job {
     StopDocker {
         vm_key: String,
     },
+    /// The VM is gone: stop its dockerd and delete its guest files.
+    ForgetVm {
+        vm_key: String,
+    },
+    /// Apply the VM's user data (cloud-init) at first boot, then unblock `op`.
+    CloudInit {
+        vm_key: String,
+        op: String,
+        user_data: crate::customscript::Script,
+    },
     /// Run a CustomScript, then unblock `op`.
     RunScript {
         vm_key: String,
@@ -174,6 +184,8 @@ pub(crate) struct Inner {
     pub jobs: Vec<Job>,
     /// A script the extension PUT being handled wants run, until its operation exists.
     pub pending_script: Option<(String, String, crate::customscript::Script)>,
+    /// User data of the VM being created, until its operation exists.
+    pub pending_user_data: Option<(String, crate::customscript::Script)>,
     /// Something changed since the last save.
     pub dirty: bool,
 }
@@ -192,6 +204,7 @@ impl Inner {
             next_ip: 0,
             jobs: Vec::new(),
             pending_script: None,
+            pending_user_data: None,
             dirty: false,
         }
     }
@@ -229,8 +242,8 @@ impl Inner {
                     if ok {
                         for key in keys {
                             self.resources.remove(&key);
-                            if self.vms.remove(&key).is_some_and(|vm| vm.guest.docker.is_some()) {
-                                self.jobs.push(Job::StopDocker { vm_key: key });
+                            if self.vms.remove(&key).is_some() {
+                                self.jobs.push(Job::ForgetVm { vm_key: key });
                             }
                         }
                     }

@@ -272,3 +272,54 @@ async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
     assert!(ok, "docker could not reach the daemon the script configured: {out}");
     world.emulator.stop().await;
 }
+
+/// Creates another Linux VM in the world's network with this custom data.
+async fn vm_with_custom_data(world: &World, name: &str, custom_data: &str) -> Value {
+    let api = &world.api;
+    let subnet = path("Microsoft.Network/virtualNetworks/vnet/subnets/default");
+    let nic = json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}}}]}});
+    api.wait(
+        Method::PUT,
+        &format!("{}?{N}", path(&format!("Microsoft.Network/networkInterfaces/{name}-nic"))),
+        Some(nic),
+    )
+    .await;
+    let body = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
+        "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+        "osProfile": {"adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": b64(custom_data.as_bytes())},
+        "networkProfile": {"networkInterfaces": [{"id": path(&format!("Microsoft.Network/networkInterfaces/{name}-nic"))}]}}});
+    api.wait(Method::PUT, &format!("{}?{C}", path(&format!("Microsoft.Compute/virtualMachines/{name}"))), Some(body))
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_init_applies_cloud_config_at_first_boot() {
+    if azdock_emulator::Emulator::script_unavailable_reason().is_some() {
+        assert!(
+            std::env::var_os("AZDOCK_TESTS_WITHOUT_DOCKERD").is_some(),
+            "cloud-init needs root and unshare; run as root or set AZDOCK_TESTS_WITHOUT_DOCKERD=1"
+        );
+        return;
+    }
+    let world = world().await;
+    let config = "#cloud-config\nwrite_files:\n  - path: /etc/azdock/app.conf\n    content: |\n      port=8080\n    permissions: '0600'\n\
+                  packages:\n  - openssl\nruncmd:\n  - mkdir -p /home/azureuser && touch /home/azureuser/ran\n  - [sh, -c, 'echo $((20+22)) > /etc/azdock/answer']\n";
+    let op = vm_with_custom_data(&world, "initvm", config).await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let api = &world.api;
+    let file = |path: &'static str| file(api, "initvm", path);
+    assert_eq!(file("/etc/azdock/app.conf").await.as_deref(), Some("port=8080\n"));
+    assert_eq!(file("/etc/azdock/answer").await.as_deref(), Some("42\n"));
+    assert!(file("/home/azureuser/ran").await.is_some());
+    assert!(file("/var/lib/azdock-guest/packages.log").await.unwrap().contains("install -y openssl"));
+    let guest = guest_state(api, "initvm").await;
+    assert_eq!(guest["guest"]["cloudInit"]["status"], "done", "{guest}");
+
+    // A failing runcmd is cloud-init's error, not a failed VM, as on Azure.
+    let op = vm_with_custom_data(&world, "badinit", "#cloud-config\nruncmd:\n  - echo broken >&2; exit 7\n").await;
+    assert_eq!(op["status"], "Succeeded");
+    let guest = guest_state(api, "badinit").await;
+    assert_eq!(guest["guest"]["cloudInit"]["status"], "error", "{guest}");
+    assert!(guest["guest"]["cloudInit"]["detail"].as_str().unwrap().contains("broken"));
+    world.emulator.stop().await;
+}
