@@ -147,7 +147,7 @@ pub enum LocalCommand {
 }
 
 /// How the local cloud runs; `up` passes the same flags to `serve`.
-#[derive(Debug, Clone, Copy, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct LocalRunArgs {
     /// Port on 127.0.0.1 [default: any free port]
     #[arg(long)]
@@ -158,4 +158,8 @@ pub struct LocalRunArgs {
     /// Turn off ARM's request throttling (for load tests of your own)
     #[arg(long)]
     pub no_throttle: bool,
+    /// Fault rules to inject from the start: JSON `{"seed": N, "rules": [...]}`, the body of
+    /// `PUT /_emulator/faults`
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
 }

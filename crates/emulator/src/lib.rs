@@ -256,6 +256,11 @@ impl Emulator {
         let _ = tokio::task::spawn_blocking(move || drop(daemons)).await;
     }
 
+    /// Replaces the fault rules (also reachable as `PUT /_emulator/faults`).
+    pub fn set_faults(&self, seed: u64, rules: Vec<FaultRule>) {
+        self.shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).faults.set(seed, rules);
+    }
+
     /// Why this machine cannot run real Docker daemons for VMs, if it cannot.
     pub fn docker_unavailable_reason() -> Option<String> {
         docker::unavailable_reason()

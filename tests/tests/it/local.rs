@@ -52,3 +52,22 @@ async fn local_up_down_keeps_state_and_reset_clears_it() {
     );
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_rules_can_be_given_at_start() {
+    let env = Env::new();
+    let bad = env.path().join("bad.json");
+    std::fs::write(&bad, r#"{"rules": [{"fault": {"kind": "explode"}}]}"#).unwrap();
+    let out = env.run(&["local", "up", "--faults", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("invalid fault rules") && out.stderr.contains("bad.json"), "{}", out.stderr);
+    assert_eq!(env.run(&["local", "status"]).success().json()["status"], "stopped", "nothing was started");
+
+    let faults = env.path().join("faults.json");
+    std::fs::write(&faults, r#"{"seed": 7, "rules": [{"method": "GET", "pathContains": "/resourcegroups/", "sequence": [{"kind": "status", "status": 503}]}]}"#).unwrap();
+    let up = env.run(&["local", "up", "--instant", "--faults", faults.to_str().unwrap()]).success().json();
+    let rg = format!("/subscriptions/{}/resourcegroups/any?api-version=2021-04-01", up["subscriptionId"].as_str().unwrap());
+    assert_eq!(arm(&up, reqwest::Method::GET, &rg, None).await.0, 503, "the first GET meets the injected fault");
+    assert_eq!(arm(&up, reqwest::Method::GET, &rg, None).await.0, 404, "then the sequence is spent");
+    env.run(&["local", "down"]).success();
+}

@@ -48,7 +48,7 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
     let paths = Paths::new()?;
     match command {
         LocalCommand::Up(args) => {
-            let status = up(&paths, *args)?;
+            let status = up(&paths, args)?;
             ctx.print(
                 &status,
                 &[
@@ -91,8 +91,8 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
                     return Err(e).with_context(|| format!("cannot remove `{}`", path.display()));
                 }
             }
-            let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false };
-            let status = if was_running { up(&paths, defaults)? } else { json!({"status": "reset"}) };
+            let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false, faults: None };
+            let status = if was_running { up(&paths, &defaults)? } else { json!({"status": "reset"}) };
             ctx.print(&status, STATUS_COLUMNS)
         }
         &LocalCommand::Logs { tail } => {
@@ -104,11 +104,13 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        LocalCommand::Serve(args) => serve(&paths, *args),
+        LocalCommand::Serve(args) => serve(&paths, args),
     }
 }
 
-fn up(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<Value> {
+fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
+    // Read the fault file now, so a bad one is a usage error here rather than a dead server.
+    let faults = args.faults.as_deref().map(read_faults).transpose()?;
     if running(paths).is_none() {
         // It will hold the local cloud's keys and credentials: private from the start.
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
@@ -128,6 +130,9 @@ fn up(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<Value> {
         }
         if args.no_throttle {
             cmd.arg("--no-throttle");
+        }
+        if let (Some(path), Some(_)) = (&args.faults, &faults) {
+            cmd.arg("--faults").arg(std::path::absolute(path)?);
         }
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         // Its own process group: the cloud outlives this command and its terminal.
@@ -212,7 +217,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 /// Runs the cloud in the foreground until SIGTERM or Ctrl-C (what `up` starts in the background).
-fn serve(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<()> {
+/// Reads `{"seed": N, "rules": [...]}` for the fault injector.
+fn read_faults(path: &Path) -> anyhow::Result<(u64, Vec<azdock_emulator::FaultRule>)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read the fault file `{}`", path.display()))?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| Usage::new(format!("invalid fault file `{}`: {e}", path.display())))?;
+    let rules = serde_json::from_value(value.get("rules").cloned().unwrap_or_else(|| json!([])))
+        .map_err(|e| Usage::new(format!("invalid fault rules in `{}`: {e}", path.display())))?;
+    Ok((value.get("seed").and_then(Value::as_u64).unwrap_or(0x00c0_ffee), rules))
+}
+
+fn serve(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<()> {
+    let faults = args.faults.as_deref().map(read_faults).transpose()?;
     runtime()?.block_on(async {
         let mut config = Config::new(&paths.dir);
         config.port = args.port.unwrap_or(0);
@@ -223,6 +240,9 @@ fn serve(paths: &Paths, args: LocalRunArgs) -> anyhow::Result<()> {
             config.throttle = ThrottleConfig::unlimited();
         }
         let emulator = Emulator::start(config).await?;
+        if let Some((seed, rules)) = faults {
+            emulator.set_faults(seed, rules);
+        }
         let server = json!({"pid": std::process::id(), "baseUrl": emulator.base_url()});
         std::fs::write(paths.server(), serde_json::to_vec_pretty(&server)?)?;
         tracing::warn!("azdock local cloud listening on {}", emulator.base_url());
