@@ -60,16 +60,48 @@ fn ci() -> anyhow::Result<()> {
     tidy::run(&root())?;
     // The end-to-end tests run the built binary; build it before they start.
     cmd("cargo", &["build", "--locked", "-p", "azdock"])?;
-    cargo_test()
+    let sdk_python = interop_venv(&root());
+    cargo_test(sdk_python.as_deref())
+}
+
+/// A venv with Microsoft's Azure SDK for Python at the pinned versions, for the interop test;
+/// rebuilt when `tests/interop/requirements.txt` changes. `None` (with the reason printed)
+/// when it cannot be made; the test then says what is missing.
+fn interop_venv(root: &std::path::Path) -> Option<PathBuf> {
+    let requirements = root.join("tests/interop/requirements.txt");
+    let venv = root.join("target/interop-venv");
+    let python = venv.join("bin/python");
+    let stamp = venv.join("requirements.txt");
+    let wanted = std::fs::read(&requirements).ok()?;
+    if python.exists() && std::fs::read(&stamp).ok().as_deref() == Some(wanted.as_slice()) {
+        return Some(python);
+    }
+    eprintln!("$ python3 -m venv target/interop-venv && pip install -r tests/interop/requirements.txt");
+    let made = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status().is_ok_and(|s| s.success())
+        && Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements)
+            .status()
+            .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("warning: cannot set up the Azure SDK for Python; the interop test will say so");
+        return None;
+    }
+    std::fs::write(&stamp, &wanted).ok()?;
+    Some(python)
 }
 
 /// `cargo test --workspace`, echoing its output and ending with one total line, because
 /// cargo's own last line is that of whichever test binary ran last (often doc-tests with 0).
-fn cargo_test() -> anyhow::Result<()> {
+fn cargo_test(sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
     use std::io::{BufRead as _, BufReader};
     let args = ["test", "--workspace", "--locked"];
     eprintln!("$ cargo {}", args.join(" "));
-    let mut child = Command::new("cargo")
+    let mut command = Command::new("cargo");
+    if let Some(python) = sdk_python {
+        command.env("AZDOCK_SDK_PYTHON", python);
+    }
+    let mut child = command
         .args(args)
         .current_dir(root())
         .stdout(std::process::Stdio::piped())

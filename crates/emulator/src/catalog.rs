@@ -33,6 +33,10 @@ pub(crate) const COMPUTE_API_VERSIONS: &[&str] = &[
     "2024-03-01",
     "2024-07-01",
     "2024-11-01",
+    // Sent by the current Azure SDKs (azure-mgmt-compute 39): VMs and extensions, disks, galleries.
+    "2026-03-02",
+    "2026-03-03",
+    "2026-04-01",
 ];
 
 /// api-versions `Microsoft.Network` accepts.
@@ -84,6 +88,8 @@ pub(crate) const NETWORK_API_VERSIONS: &[&str] = &[
     "2024-01-01",
     "2024-03-01",
     "2024-05-01",
+    // Sent by the current Azure SDKs (azure-mgmt-network 33).
+    "2026-03-01",
 ];
 
 /// api-versions `Microsoft.Resources` (subscriptions, resource groups, providers) accepts.

@@ -66,7 +66,8 @@ async fn fault_rules_can_be_given_at_start() {
     let faults = env.path().join("faults.json");
     std::fs::write(&faults, r#"{"seed": 7, "rules": [{"method": "GET", "pathContains": "/resourcegroups/", "sequence": [{"kind": "status", "status": 503}]}]}"#).unwrap();
     let up = env.run(&["local", "up", "--instant", "--faults", faults.to_str().unwrap()]).success().json();
-    let rg = format!("/subscriptions/{}/resourcegroups/any?api-version=2021-04-01", up["subscriptionId"].as_str().unwrap());
+    let rg =
+        format!("/subscriptions/{}/resourcegroups/any?api-version=2021-04-01", up["subscriptionId"].as_str().unwrap());
     assert_eq!(arm(&up, reqwest::Method::GET, &rg, None).await.0, 503, "the first GET meets the injected fault");
     assert_eq!(arm(&up, reqwest::Method::GET, &rg, None).await.0, 404, "then the sequence is spent");
     env.run(&["local", "down"]).success();

@@ -7,5 +7,6 @@
 mod bad_input;
 mod classic;
 mod cli;
+mod interop;
 mod local;
 mod tls;
