@@ -1,0 +1,56 @@
+//! Clouds: where ARM and Entra live, and which certificate authorities to trust there.
+
+/// An Azure cloud's endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cloud {
+    pub name: String,
+    /// ARM, without a trailing slash.
+    pub resource_manager: String,
+    /// Entra's authority host, without a trailing slash.
+    pub authority_host: String,
+    /// The resource ARM tokens are for; the scope is `<audience>/.default`.
+    pub audience: String,
+    /// Extra CA certificates (PEM) to trust, and nothing else when set (the local cloud).
+    pub ca_pem: Option<String>,
+}
+
+impl Cloud {
+    fn public(name: &str, arm: &str, authority: &str) -> Self {
+        Self {
+            name: name.into(),
+            resource_manager: arm.into(),
+            authority_host: authority.into(),
+            audience: arm.into(),
+            ca_pem: None,
+        }
+    }
+
+    pub fn azure() -> Self {
+        Self::public("AzureCloud", "https://management.azure.com", "https://login.microsoftonline.com")
+    }
+
+    pub fn china() -> Self {
+        Self::public("AzureChinaCloud", "https://management.chinacloudapi.cn", "https://login.chinacloudapi.cn")
+    }
+
+    pub fn us_government() -> Self {
+        Self::public("AzureUSGovernment", "https://management.usgovcloudapi.net", "https://login.microsoftonline.us")
+    }
+
+    /// azdock's local cloud at `base_url`, trusting only its CA.
+    pub fn local(base_url: &str, ca_pem: &str) -> Self {
+        let base = base_url.trim_end_matches('/').to_owned();
+        Self {
+            name: "local".into(),
+            resource_manager: base.clone(),
+            authority_host: base.clone(),
+            audience: base,
+            ca_pem: Some(ca_pem.to_owned()),
+        }
+    }
+
+    /// The token scope for ARM in this cloud.
+    pub fn scope(&self) -> String {
+        format!("{}/.default", self.audience.trim_end_matches('/'))
+    }
+}

@@ -1,0 +1,409 @@
+//! The HTTP pipeline: one pooled rustls client, a request id per call, retries with jittered
+//! exponential backoff for requests that are safe to repeat, `Retry-After` honoured, pacing as
+//! ARM's rate-limit headers approach zero, redacted debug logs, and long-running operations
+//! followed to their end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::cloud::Cloud;
+use crate::credential::Credential;
+use crate::error::{ArmErrorBody, AzureError};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// First backoff; each retry doubles it, with ±20% jitter, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Timeout of one HTTP exchange.
+    pub request_timeout: Duration,
+    /// Overall deadline of one call, retries and long-running operation included.
+    pub deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            base_delay: Duration::from_millis(800),
+            max_delay: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            deadline: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// An answer from ARM.
+#[derive(Debug, Clone)]
+pub struct ArmResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// The client's view of one of ARM's token buckets, shared by every call of this client.
+#[derive(Debug)]
+struct Bucket {
+    /// Requests ARM will still take; unknown until the first answer says.
+    tokens: Option<f64>,
+    updated: Instant,
+    /// A request is out to learn the budget; the others wait for its answer.
+    probing: bool,
+}
+
+/// ARM's refill rates (requests per second) since 2024; the client assumes them, and ARM's
+/// `x-ms-ratelimit-remaining-*` answers correct its count.
+fn refill_rate(bucket: &str) -> f64 {
+    if bucket == "reads" { 25.0 } else { 10.0 }
+}
+
+#[derive(Debug, Default)]
+struct Budget {
+    buckets: HashMap<&'static str, Bucket>,
+}
+
+/// The ARM client.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    http: reqwest::Client,
+    cloud: Cloud,
+    credential: Arc<dyn Credential>,
+    policy: RetryPolicy,
+    budget: Arc<Mutex<Budget>>,
+}
+
+fn transport(url: &str, e: &reqwest::Error) -> AzureError {
+    AzureError::Transport { url: url.to_owned(), detail: e.to_string() }
+}
+
+/// Secret fields are replaced before a body reaches a log.
+const SECRET_KEYS: &[&str] = &[
+    "protectedsettings",
+    "adminpassword",
+    "customdata",
+    "script",
+    "password",
+    "client_secret",
+    "access_token",
+    "secret",
+];
+
+/// A copy of `value` with every secret field replaced by `[redacted]`.
+pub fn redact(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let hidden = SECRET_KEYS.contains(&k.to_ascii_lowercase().as_str());
+                    (k.clone(), if hidden { Value::String("[redacted]".into()) } else { redact(v) })
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redact).collect()),
+        other => other.clone(),
+    }
+}
+
+fn bucket(method: &Method) -> &'static str {
+    match *method {
+        Method::GET | Method::HEAD => "reads",
+        Method::DELETE => "deletes",
+        _ => "writes",
+    }
+}
+
+/// A fraction in [0.8, 1.2) from the system's random source, to spread retries apart.
+fn jitter() -> f64 {
+    use ring::rand::SecureRandom as _;
+    let mut b = [0u8; 2];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    0.8 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 0.4
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|s| Duration::from_secs_f64(s.max(0.0)))
+}
+
+impl Arm {
+    /// A client for `cloud`, signing in with `credential`.
+    pub fn new(cloud: Cloud, credential: Arc<dyn Credential>, policy: RetryPolicy) -> Result<Self, AzureError> {
+        let mut builder = reqwest::Client::builder().timeout(policy.request_timeout).pool_max_idle_per_host(32);
+        if let Some(pem) = &cloud.ca_pem {
+            let ca = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| AzureError::Protocol {
+                url: cloud.resource_manager.clone(),
+                detail: format!("invalid CA certificate: {e}"),
+            })?;
+            builder = builder.add_root_certificate(ca).tls_built_in_root_certs(false);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| AzureError::Protocol { url: cloud.resource_manager.clone(), detail: e.to_string() })?;
+        Ok(Self { http, cloud, credential, policy, budget: Arc::default() })
+    }
+
+    pub fn cloud(&self) -> &Cloud {
+        &self.cloud
+    }
+
+    /// Takes one request from the client's copy of ARM's bucket, waiting for a refill when it
+    /// is empty, so that a fan-out slows down before ARM has to answer 429.
+    async fn acquire(&self, bucket: &'static str) {
+        loop {
+            let wait = {
+                let mut budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let b = budget.buckets.entry(bucket).or_insert(Bucket {
+                    tokens: None,
+                    updated: Instant::now(),
+                    probing: false,
+                });
+                match b.tokens {
+                    None if !b.probing => {
+                        b.probing = true;
+                        return;
+                    }
+                    None => Duration::from_millis(20),
+                    Some(tokens) => {
+                        let now = Instant::now();
+                        let tokens =
+                            tokens + now.saturating_duration_since(b.updated).as_secs_f64() * refill_rate(bucket);
+                        b.updated = now;
+                        if tokens >= 1.0 {
+                            b.tokens = Some(tokens - 1.0);
+                            return;
+                        }
+                        b.tokens = Some(tokens);
+                        Duration::from_secs_f64((1.0 - tokens) / refill_rate(bucket))
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Records what ARM said about the bucket: its remaining count, or that it is empty.
+    fn note_budget(&self, bucket: &'static str, headers: Option<&HeaderMap>, throttled: bool) {
+        let header = format!("x-ms-ratelimit-remaining-subscription-{bucket}");
+        let remaining = headers
+            .and_then(|h| h.get(header.as_str()))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<f64>().ok());
+        let mut budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let b =
+            budget.buckets.entry(bucket).or_insert(Bucket { tokens: None, updated: Instant::now(), probing: false });
+        b.probing = false;
+        let reported = if throttled { Some(0.0) } else { remaining };
+        if let Some(reported) = reported {
+            // Requests still in flight are not in ARM's count yet; keep the lower figure.
+            b.tokens = Some(b.tokens.map_or(reported, |t| t.min(reported)));
+            b.updated = Instant::now();
+        }
+    }
+
+    /// Sends one request (path and query relative to ARM, or an absolute URL on ARM), retrying
+    /// what is safe to retry. Returns the first answer that is not a transient failure; ARM
+    /// errors become [`AzureError::Arm`].
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ArmResponse, AzureError> {
+        let url = if path.starts_with("https://") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.cloud.resource_manager)
+        };
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+        let bucket = bucket(&method);
+        let request_id = crate::uuid();
+        let started = Instant::now();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.acquire(bucket).await;
+            let token = self.credential.token(&self.http, &self.cloud.scope()).await?;
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.token.expose())
+                .header("x-ms-client-request-id", &request_id);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let logged = body.map_or(Value::Null, redact);
+            tracing::debug!(request_id, %method, url, body = %logged, "request");
+            let sent = Instant::now();
+            let result = req.send().await;
+            let (failure, wait) = match result {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let headers = resp.headers().clone();
+                    self.note_budget(bucket, Some(&headers), status == StatusCode::TOO_MANY_REQUESTS);
+                    let text = resp.text().await.map_err(|e| transport(&url, &e))?;
+                    tracing::debug!(
+                        request_id,
+                        status = status.as_u16(),
+                        millis = sent.elapsed().as_millis(),
+                        "response"
+                    );
+                    let body = if text.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    };
+                    if status.is_success() || status == StatusCode::NOT_FOUND && method == Method::HEAD {
+                        return Ok(ArmResponse { status, headers, body });
+                    }
+                    let error = arm_error(status, &body);
+                    // ARM did not process a 429 or a 503 with Retry-After: safe for any method.
+                    let not_processed = status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key("retry-after");
+                    let transient = matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504);
+                    if !(transient && (idempotent || not_processed)) {
+                        return Err(error);
+                    }
+                    (error, retry_after(&headers))
+                }
+                Err(e) => {
+                    self.note_budget(bucket, None, false);
+                    let error = transport(&url, &e);
+                    // The request may have reached ARM: only repeat what is idempotent.
+                    if !idempotent {
+                        return Err(error);
+                    }
+                    (error, None)
+                }
+            };
+            let backoff = self
+                .policy
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(10))
+                .min(self.policy.max_delay)
+                .mul_f64(jitter());
+            let wait = wait.unwrap_or(backoff);
+            if attempt >= self.policy.attempts || started.elapsed() + wait > self.policy.deadline {
+                return Err(AzureError::Exhausted {
+                    attempts: attempt,
+                    elapsed: started.elapsed(),
+                    last: Box::new(failure),
+                });
+            }
+            tracing::debug!(request_id, attempt, wait_ms = wait.as_millis(), error = %failure, "retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// GET a resource.
+    pub async fn get(&self, path: &str) -> Result<Value, AzureError> {
+        Ok(self.send(Method::GET, path, None).await?.body)
+    }
+
+    /// PUT a resource, follow its long-running operation, and GET the result.
+    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, AzureError> {
+        let resp = self.send(Method::PUT, path, Some(body)).await?;
+        if self.follow(&resp).await? { self.get(path).await } else { Ok(resp.body) }
+    }
+
+    /// DELETE a resource and wait until it is gone.
+    pub async fn delete(&self, path: &str) -> Result<(), AzureError> {
+        let resp = self.send(Method::DELETE, path, None).await?;
+        self.follow(&resp).await.map(|_| ())
+    }
+
+    /// POST an action and wait for its operation.
+    pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
+        let resp = self.send(Method::POST, path, body).await?;
+        self.follow(&resp).await?;
+        Ok(resp.body)
+    }
+
+    /// Follows a long-running operation (`Azure-AsyncOperation` first, else `Location`) to its
+    /// end; `false` when the response was final already.
+    pub async fn follow(&self, resp: &ArmResponse) -> Result<bool, AzureError> {
+        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let started = Instant::now();
+        let mut wait = retry_after(&resp.headers).unwrap_or(Duration::from_secs(1));
+        if let Some(url) = header("azure-asyncoperation") {
+            loop {
+                self.sleep_within(started, wait).await?;
+                let status = self.send(Method::GET, &url, None).await?;
+                match status.body["status"].as_str().unwrap_or("InProgress") {
+                    "Succeeded" => return Ok(true),
+                    "Failed" | "Canceled" => {
+                        let error = serde_json::from_value(status.body["error"].clone()).unwrap_or(ArmErrorBody {
+                            code: status.body["status"].as_str().unwrap_or("Failed").to_owned(),
+                            message: "the operation ended without an error description".into(),
+                            target: None,
+                            details: Vec::new(),
+                        });
+                        return Err(AzureError::Arm { status: 200, error });
+                    }
+                    _ => wait = retry_after(&status.headers).unwrap_or(Duration::from_secs(2)),
+                }
+            }
+        }
+        if resp.status == StatusCode::ACCEPTED
+            && let Some(url) = header("location")
+        {
+            loop {
+                self.sleep_within(started, wait).await?;
+                let polled = self.send(Method::GET, &url, None).await?;
+                if polled.status != StatusCode::ACCEPTED {
+                    return Ok(true);
+                }
+                wait = retry_after(&polled.headers).unwrap_or(Duration::from_secs(2));
+            }
+        }
+        Ok(false)
+    }
+
+    async fn sleep_within(&self, started: Instant, wait: Duration) -> Result<(), AzureError> {
+        if started.elapsed() + wait > self.policy.deadline {
+            return Err(AzureError::Timeout(self.policy.deadline));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+}
+
+/// ARM's error envelope as a typed error (or a generic one when the body is not ARM's).
+fn arm_error(status: StatusCode, body: &Value) -> AzureError {
+    let error = serde_json::from_value::<ArmErrorBody>(body["error"].clone()).unwrap_or_else(|_| ArmErrorBody {
+        code: status.canonical_reason().unwrap_or("HttpError").replace(' ', ""),
+        message: format!("HTTP {status}: {}", body.as_str().map_or_else(|| body.to_string(), str::to_owned)),
+        target: None,
+        details: Vec::new(),
+    });
+    AzureError::Arm { status: status.as_u16(), error }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn redaction_hides_secrets_at_any_depth() {
+        let body = json!({"properties": {"osProfile": {"adminPassword": "p", "customData": "c", "adminUsername": "u"},
+                          "protectedSettings": {"script": "s"}, "settings": {"port": 2376}}});
+        let out = redact(&body).to_string();
+        assert!(!out.contains("\"p\"") && !out.contains("\"c\"") && !out.contains("\"s\""), "{out}");
+        assert!(out.contains("\"u\"") && out.contains("2376"));
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        for _ in 0..100 {
+            let j = jitter();
+            assert!((0.8..1.2).contains(&j), "{j}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The client against azdock's local cloud over HTTPS: operations, errors, faults, throttling.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use azdock_azure_sm::{Arm, ClientSecretCredential, Cloud, RetryPolicy};
+use azdock_core::Secret;
+use azdock_emulator::{Config, Emulator, FaultKind, FaultRule, LOCAL_SUBSCRIPTION, ThrottleConfig};
+use serde_json::{Value, json};
+
+const R: &str = "api-version=2021-04-01";
+const N: &str = "api-version=2024-05-01";
+
+/// Fast retries, so fault tests take seconds.
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        base_delay: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+        deadline: Duration::from_secs(20),
+        ..RetryPolicy::default()
+    }
+}
+
+async fn cloud(tweak: impl FnOnce(&mut Config), policy: RetryPolicy) -> (Emulator, Arm, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    tweak(&mut config);
+    let emulator = Emulator::start(config).await.unwrap();
+    let p = emulator.principals()[0].clone();
+    let cloud = Cloud::local(emulator.base_url(), emulator.ca_pem());
+    let credential = ClientSecretCredential::new(
+        &cloud.authority_host,
+        &p.tenant_id,
+        &p.client_id,
+        Secret::new(p.client_secret.clone()),
+    );
+    let arm = Arm::new(cloud, Arc::new(credential), policy).unwrap();
+    (emulator, arm, dir)
+}
+
+fn rg(name: &str) -> String {
+    format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/{name}?{R}")
+}
+
+fn vnet(group: &str) -> String {
+    format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/vnet?{N}"
+    )
+}
+
+fn vnet_body() -> Value {
+    json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}}})
+}
+
+async fn requests(emulator: &Emulator, http: &reqwest::Client) -> Vec<Value> {
+    let log: Value =
+        http.get(format!("{}/_emulator/requests", emulator.base_url())).send().await.unwrap().json().await.unwrap();
+    log["requests"].as_array().unwrap().clone()
+}
+
+fn admin_client(emulator: &Emulator) -> reqwest::Client {
+    let ca = reqwest::Certificate::from_pem(emulator.ca_pem().as_bytes()).unwrap();
+    reqwest::Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().unwrap()
+}
+
+#[tokio::test]
+async fn puts_follow_operations_and_errors_keep_arms_code() {
+    let (_emulator, arm, _dir) = cloud(|c| c.durations.network = Duration::from_millis(300), quick()).await;
+    let group = arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    assert_eq!(group["properties"]["provisioningState"], "Succeeded");
+    let start = Instant::now();
+    let created = arm.put(&vnet("g"), &vnet_body()).await.unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(300), "returned before the operation ended");
+    assert_eq!(created["properties"]["provisioningState"], "Succeeded", "the final GET shows the finished resource");
+
+    let err = arm.get(&rg("missing")).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(404), Some("ResourceGroupNotFound")));
+    assert_eq!(err.to_string(), "(ResourceGroupNotFound) Resource group 'missing' could not be found.");
+
+    arm.delete(&rg("g")).await.unwrap();
+    assert_eq!(arm.get(&rg("g")).await.unwrap_err().code(), Some("ResourceGroupNotFound"));
+}
+
+#[tokio::test]
+async fn a_failed_operation_surfaces_its_error() {
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    let rule = FaultRule {
+        method: Some("PUT".into()),
+        path_contains: Some("/virtualNetworks/".into()),
+        rate: None,
+        sequence: vec![FaultKind::LroFail {
+            code: "InternalOperationError".into(),
+            message: "the region is on fire".into(),
+        }],
+        fault: None,
+        used: 0,
+    };
+    emulator.set_faults(1, vec![rule]);
+    let err = arm.put(&vnet("g"), &vnet_body()).await.unwrap_err();
+    assert_eq!(err.code(), Some("InternalOperationError"));
+    assert!(err.to_string().contains("the region is on fire"));
+}
+
+#[tokio::test]
+async fn transient_faults_are_retried_and_nothing_is_created_twice() {
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    let fault = |kind: FaultKind| FaultRule {
+        method: None,
+        path_contains: Some("/subscriptions/".into()),
+        rate: Some(0.2),
+        sequence: vec![],
+        fault: Some(kind),
+        used: 0,
+    };
+    // A fifth of requests fail, each with one of three transient faults (rules are tried in
+    // order, so each takes a share of what the previous one let through).
+    emulator.set_faults(
+        42,
+        vec![
+            fault(FaultKind::Status { status: 429 }),
+            FaultRule { rate: Some(0.1), ..fault(FaultKind::Status { status: 503 }) },
+            FaultRule { rate: Some(0.05), ..fault(FaultKind::Drop) },
+        ],
+    );
+    for i in 0..10 {
+        let group = format!("g{i}");
+        arm.put(&rg(&group), &json!({"location": "westeurope"})).await.unwrap();
+        arm.put(&vnet(&group), &vnet_body()).await.unwrap();
+    }
+    emulator.set_faults(42, vec![]);
+    let groups = arm.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups?{R}")).await.unwrap();
+    assert_eq!(groups["value"].as_array().unwrap().len(), 10);
+    let vnets = arm
+        .get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Network/virtualNetworks?{N}"))
+        .await
+        .unwrap();
+    assert_eq!(vnets["value"].as_array().unwrap().len(), 10, "each VNet exactly once");
+    let log = requests(&emulator, &admin_client(&emulator)).await;
+    let faulted = log.iter().filter(|r| matches!(r["status"].as_u64(), Some(0 | 429 | 503))).count();
+    assert!(faulted >= 5, "the faults did happen ({faulted})");
+}
+
+#[tokio::test]
+async fn a_permanent_failure_ends_in_bounded_time_with_the_reason() {
+    let policy = RetryPolicy { attempts: 4, ..quick() };
+    let (emulator, arm, _dir) = cloud(|_| {}, policy).await;
+    emulator.set_faults(
+        1,
+        vec![FaultRule {
+            method: Some("GET".into()),
+            path_contains: None,
+            rate: Some(1.0),
+            sequence: vec![],
+            fault: Some(FaultKind::Status { status: 500 }),
+            used: 0,
+        }],
+    );
+    let start = Instant::now();
+    let err = arm.get(&rg("g")).await.unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, azdock_azure_sm::AzureError::Exhausted { attempts: 4, .. }), "{err}");
+    assert_eq!(err.code(), Some("InternalServerError"));
+}
+
+#[tokio::test]
+async fn a_post_whose_connection_dropped_is_not_sent_again() {
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    let http = admin_client(&emulator);
+    emulator.set_faults(
+        1,
+        vec![FaultRule {
+            method: Some("POST".into()),
+            path_contains: None,
+            rate: None,
+            sequence: vec![FaultKind::Drop],
+            fault: None,
+            used: 0,
+        }],
+    );
+    let url = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/register?{R}");
+    let err = arm.post(&url, None).await.unwrap_err();
+    assert!(matches!(err, azdock_azure_sm::AzureError::Transport { .. }), "{err}");
+    let posts = requests(&emulator, &http).await.iter().filter(|r| r["method"] == "POST").count();
+    assert_eq!(posts, 1, "a POST that may have reached ARM is never repeated blindly");
+}
+
+#[tokio::test]
+async fn a_fan_out_paces_itself_instead_of_meeting_429() {
+    let throttle = ThrottleConfig { write_burst: 30.0, write_per_sec: 20.0, ..ThrottleConfig::default() };
+    let (emulator, arm, _dir) = cloud(|c| c.throttle = throttle, quick()).await;
+    let mut tasks = Vec::new();
+    for i in 0..80 {
+        let arm = arm.clone();
+        tasks.push(tokio::spawn(
+            async move { arm.put(&rg(&format!("fan{i}")), &json!({"location": "westeurope"})).await },
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let log = requests(&emulator, &admin_client(&emulator)).await;
+    let throttled = log.iter().filter(|r| r["status"] == 429).count();
+    assert_eq!(throttled, 0, "{throttled} of 80 writes met a 429");
+}
