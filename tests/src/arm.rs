@@ -118,4 +118,30 @@ impl Arm {
         let text = resp.text().await.expect("body");
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
     }
+
+    /// A resource group `group` in westeurope with a VNet, a Standard public IP labelled `vm`, a
+    /// NIC and a Linux VM `vm` (Ubuntu 24.04, `azureuser`), each created through its operation.
+    pub async fn linux_vm(&self, subscription: &str, group: &str, vm: &str) -> Value {
+        let net = format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Network");
+        let n = "api-version=2024-05-01";
+        let (status, _, body) = self
+            .call(
+                Method::PUT,
+                &format!("/subscriptions/{subscription}/resourcegroups/{group}?api-version=2021-04-01"),
+                Some(json!({"location": "westeurope"})),
+            )
+            .await;
+        assert!(status.is_success(), "{body}");
+        self.put_and_wait(&format!("{net}/virtualNetworks/vnet?{n}"), json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]}})).await;
+        self.put_and_wait(&format!("{net}/publicIPAddresses/pip?{n}"), json!({"location": "westeurope", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": vm}}})).await;
+        let nic = json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": format!("{net}/virtualNetworks/vnet/subnets/default")}, "publicIPAddress": {"id": format!("{net}/publicIPAddresses/pip")}}}]}});
+        self.put_and_wait(&format!("{net}/networkInterfaces/nic?{n}"), nic).await;
+        let body = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
+            "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+            "osProfile": {"computerName": vm, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": "I2Nsb3VkLWNvbmZpZwo="},
+            "networkProfile": {"networkInterfaces": [{"id": format!("{net}/networkInterfaces/nic"), "properties": {"primary": true}}]}}});
+        let (_, _, outcome) = self.put_and_wait(&format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}?api-version=2024-11-01"), body).await;
+        assert_eq!(outcome["status"], "Succeeded", "{outcome}");
+        outcome
+    }
 }

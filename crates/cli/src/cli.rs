@@ -35,6 +35,13 @@ pub struct GlobalArgs {
     /// Print errors only, no warnings
     #[arg(long, global = true)]
     pub only_show_errors: bool,
+    /// Cloud: AzureCloud, AzureChinaCloud, AzureUSGovernment or local [default: AzureCloud, or
+    /// `defaults.cloud` in the config file]
+    #[arg(long, global = true, env = "AZDOCK_CLOUD", value_name = "NAME")]
+    pub cloud: Option<String>,
+    /// Subscription id [default: `defaults.subscription`, or the only one the login can see]
+    #[arg(long, global = true, env = "AZDOCK_SUBSCRIPTION", value_name = "ID")]
+    pub subscription: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,6 +51,12 @@ pub enum Command {
     /// Manage VM extensions
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Show the subscriptions the login can use
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Manage virtual machines
+    #[command(subcommand)]
+    Vm(VmCommand),
     /// Run the local cloud: Azure's token endpoint and ARM on loopback, with simulated VMs
     #[command(subcommand)]
     Local(LocalCommand),
@@ -162,4 +175,34 @@ pub struct LocalRunArgs {
     /// `PUT /_emulator/faults`
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// List the subscriptions the login can use
+    List,
+    /// Show the subscription commands use
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// List virtual machines in the subscription, or in one resource group
+    List {
+        /// Resource group
+        #[arg(short = 'g', long)]
+        resource_group: Option<String>,
+    },
+    /// Show one virtual machine
+    Show {
+        /// Resource group
+        #[arg(short = 'g', long)]
+        resource_group: String,
+        /// VM name
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Add power state, public and private IPs and FQDNs (more requests)
+        #[arg(short = 'd', long)]
+        show_details: bool,
+    },
 }

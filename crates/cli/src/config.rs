@@ -23,6 +23,8 @@ pub(crate) struct Config {
 pub(crate) struct Defaults {
     pub output: Option<Format>,
     pub docker_cert_dir: Option<PathBuf>,
+    pub cloud: Option<String>,
+    pub subscription: Option<String>,
 }
 
 /// The config directory: `AZDOCK_CONFIG_DIR`, else the platform's (XDG on Linux:

@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod session;
 
 use std::process::ExitCode;
 
@@ -41,7 +42,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let config = config::load()?;
     let ctx = Ctx {
         format: cli.global.output.or(config.defaults.output).unwrap_or(Format::Json),
-        query: cli.global.query,
+        query: cli.global.query.clone(),
         only_show_errors: cli.global.only_show_errors,
     };
     match cli.command {
@@ -51,6 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::ext::run(&ctx, &command, &registry)
         }
         Command::Local(command) => commands::local::run(&ctx, &command),
+        Command::Account(command) => commands::account::run(&ctx, &cli.global, &config, &command),
+        Command::Vm(command) => commands::vm::run(&ctx, &cli.global, &config, &command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());
             Ok(())

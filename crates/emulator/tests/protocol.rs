@@ -78,39 +78,9 @@ fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or_default()
 }
 
-/// A resource group with a VNet, an NSG, a public IP, a NIC and a Linux VM.
+/// A resource group with a VNet, a public IP, a NIC and a Linux VM (the shared test setup).
 async fn linux_vm(cloud: &Cloud, group: &str, vm: &str) {
-    let (s, _, _) =
-        cloud.call(Method::PUT, &format!("{}?{R}", rg(group)), Some(json!({"location": "westeurope"}))).await;
-    assert!(s.is_success());
-    cloud
-        .put_and_wait(
-            &format!("{}?{N}", net(group, "virtualNetworks/vnet")),
-            json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/24"}}]}}),
-        )
-        .await;
-    cloud.put_and_wait(&format!("{}?{N}", net(group, "publicIPAddresses/pip")), json!({"location": "westeurope", "sku": {"name": "Standard"}, "properties": {"publicIPAllocationMethod": "Static", "dnsSettings": {"domainNameLabel": vm}}})).await;
-    let subnet = format!(
-        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/virtualNetworks/vnet/subnets/default"
-    );
-    let pip = format!(
-        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/publicIPAddresses/pip"
-    );
-    cloud.put_and_wait(&format!("{}?{N}", net(group, "networkInterfaces/nic")), json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": subnet}, "publicIPAddress": {"id": pip}}}]}})).await;
-    let nic = format!(
-        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/Microsoft.Network/networkInterfaces/nic"
-    );
-    let (_, _, op) = cloud
-        .put_and_wait(
-            &format!("{}?{C}", compute(group, &format!("virtualMachines/{vm}"))),
-            json!({"location": "westeurope", "properties": {
-                "hardwareProfile": {"vmSize": "Standard_B1s"},
-                "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
-                "osProfile": {"computerName": vm, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": "I2Nsb3VkLWNvbmZpZwo="},
-                "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {"primary": true}}]}}}),
-        )
-        .await;
-    assert_eq!(op["status"], "Succeeded", "{op}");
+    cloud.arm.linux_vm(LOCAL_SUBSCRIPTION, group, vm).await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod bad_input;
 mod classic;
 mod cli;
+mod cloud;
 mod interop;
 mod local;
 mod tls;

@@ -108,6 +108,13 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The running local cloud's endpoint and credentials, starting it when it is not running
+/// (what `--cloud local` does before the first request).
+pub(crate) fn ensure_running() -> anyhow::Result<Value> {
+    let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false, faults: None };
+    up(&Paths::new()?, &defaults)
+}
+
 fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
     // Read the fault file now, so a bad one is a usage error here rather than a dead server.
     let faults = args.faults.as_deref().map(read_faults).transpose()?;

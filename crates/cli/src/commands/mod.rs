@@ -1,8 +1,10 @@
 //! The commands: each turns parsed arguments into a JSON result for `output::print`.
 
+pub(crate) mod account;
 pub(crate) mod certs;
 pub(crate) mod ext;
 pub(crate) mod local;
+pub(crate) mod vm;
 
 use std::io::IsTerminal as _;
 

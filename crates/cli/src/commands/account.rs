@@ -1,0 +1,47 @@
+//! `azdock account …`: the subscriptions the login can use.
+
+use serde_json::{Value, json};
+
+use super::Ctx;
+use crate::cli::{AccountCommand, GlobalArgs};
+use crate::config::Config;
+use crate::output::Columns;
+use crate::session;
+
+const COLUMNS: Columns = &[
+    ("Name", "/name"),
+    ("Subscription Id", "/id"),
+    ("Tenant Id", "/tenantId"),
+    ("State", "/state"),
+    ("Is Default", "/isDefault"),
+];
+
+/// az's account shape: name, id, tenantId, state, isDefault, cloudName.
+fn account(sub: &Value, default: Option<&str>, cloud: &str) -> Value {
+    let id = sub["subscriptionId"].as_str().unwrap_or_default();
+    json!({"name": sub["displayName"], "id": id, "tenantId": sub["tenantId"], "state": sub["state"], "isDefault": Some(id) == default, "cloudName": cloud})
+}
+
+pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &AccountCommand) -> anyhow::Result<()> {
+    let value = session::block_on(async {
+        match command {
+            AccountCommand::List => {
+                let arm = session::arm(global, config).await?;
+                let default = global.subscription.clone().or_else(|| config.defaults.subscription.clone());
+                let subs = session::subscriptions(&arm).await?;
+                let only = (subs.len() == 1).then(|| subs[0]["subscriptionId"].as_str().unwrap_or_default().to_owned());
+                let default = default.or(only);
+                Ok(Value::Array(subs.iter().map(|s| account(s, default.as_deref(), &arm.cloud().name)).collect()))
+            }
+            AccountCommand::Show => {
+                let s = session::session(global, config).await?;
+                let sub = s
+                    .arm
+                    .get(&format!("/subscriptions/{}?api-version={}", s.subscription, session::RESOURCES_API))
+                    .await?;
+                Ok(account(&sub, Some(&s.subscription), &s.arm.cloud().name))
+            }
+        }
+    })?;
+    ctx.print(&value, COLUMNS)
+}

@@ -1,0 +1,121 @@
+//! A session with a cloud: which cloud, which credential, which subscription — resolved from
+//! flags, the environment and the config file, in the order az users expect.
+
+use std::sync::Arc;
+
+use anyhow::{Context as _, bail};
+use azdock_azure_sm::{Arm, ClientSecretCredential, Cloud, RetryPolicy};
+use azdock_core::Secret;
+use serde_json::Value;
+
+use crate::cli::GlobalArgs;
+use crate::config::Config;
+use crate::error::Usage;
+
+/// The api-version azdock uses for subscriptions and resource groups.
+pub(crate) const RESOURCES_API: &str = "2021-04-01";
+/// The api-version azdock uses for Microsoft.Compute.
+pub(crate) const COMPUTE_API: &str = "2024-11-01";
+/// The api-version azdock uses for Microsoft.Network.
+pub(crate) const NETWORK_API: &str = "2024-05-01";
+
+/// A signed-in client and the subscription commands work in.
+pub(crate) struct Session {
+    pub arm: Arm,
+    pub subscription: String,
+}
+
+/// The cloud named by `--cloud`, `AZDOCK_CLOUD` or `defaults.cloud`.
+fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
+    global.cloud.clone().or_else(|| config.defaults.cloud.clone()).unwrap_or_else(|| "AzureCloud".into())
+}
+
+/// Signs in to the cloud. The local cloud starts when it is not running and signs in with its
+/// own principal; the public clouds use `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
+/// `AZURE_CLIENT_SECRET`.
+pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
+    let name = cloud_name(global, config);
+    let (cloud, credential) = match name.to_ascii_lowercase().as_str() {
+        "local" => {
+            let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
+            let text = |k: &str| {
+                up[k].as_str().map(str::to_owned).with_context(|| format!("the local cloud did not report {k}"))
+            };
+            let ca = std::fs::read_to_string(text("caCertificate")?).context("cannot read the local cloud's CA")?;
+            let cloud = Cloud::local(&text("endpoint")?, &ca);
+            let credential = ClientSecretCredential::new(
+                &cloud.authority_host,
+                &text("tenantId")?,
+                &text("clientId")?,
+                Secret::new(text("clientSecret")?),
+            );
+            (cloud, credential)
+        }
+        other => {
+            let cloud = match other {
+                "azurecloud" => Cloud::azure(),
+                "azurechinacloud" => Cloud::china(),
+                "azureusgovernment" => Cloud::us_government(),
+                _ => {
+                    return Err(Usage::new(format!(
+                        "unknown cloud `{name}`: use AzureCloud, AzureChinaCloud, AzureUSGovernment or local"
+                    ))
+                    .into());
+                }
+            };
+            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+            let (Some(tenant), Some(client), Some(secret)) =
+                (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET"))
+            else {
+                bail!(
+                    "no credentials for {}: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal",
+                    cloud.name
+                );
+            };
+            let credential = ClientSecretCredential::new(&cloud.authority_host, &tenant, &client, Secret::new(secret));
+            (cloud, credential)
+        }
+    };
+    Ok(Arm::new(cloud, Arc::new(credential), RetryPolicy::default())?)
+}
+
+/// The subscriptions the login can see.
+pub(crate) async fn subscriptions(arm: &Arm) -> anyhow::Result<Vec<Value>> {
+    let body = arm.get(&format!("/subscriptions?api-version={RESOURCES_API}")).await?;
+    Ok(body["value"].as_array().cloned().unwrap_or_default())
+}
+
+/// Signs in and picks the subscription: `--subscription`, `AZDOCK_SUBSCRIPTION`,
+/// `defaults.subscription`, or the only one the login can see.
+pub(crate) async fn session(global: &GlobalArgs, config: &Config) -> anyhow::Result<Session> {
+    let arm = arm(global, config).await?;
+    let chosen = global.subscription.clone().or_else(|| config.defaults.subscription.clone());
+    let subscription = match chosen {
+        Some(id) => id,
+        None => {
+            let subs = subscriptions(&arm).await?;
+            match subs.as_slice() {
+                [one] => one["subscriptionId"].as_str().unwrap_or_default().to_owned(),
+                [] => bail!("the login can see no subscription"),
+                many => {
+                    let ids: Vec<&str> = many.iter().filter_map(|s| s["subscriptionId"].as_str()).collect();
+                    return Err(Usage::new(format!(
+                        "the login can see several subscriptions ({}); pass `--subscription`",
+                        ids.join(", ")
+                    ))
+                    .into());
+                }
+            }
+        }
+    };
+    Ok(Session { arm, subscription })
+}
+
+/// A current-thread runtime for one command: nothing async runs at start-up.
+pub(crate) fn block_on<T>(future: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
