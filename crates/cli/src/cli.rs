@@ -185,6 +185,20 @@ pub enum AccountCommand {
     Show,
 }
 
+/// Which VM an action applies to, and whether to wait for it.
+#[derive(Debug, Args)]
+pub struct VmTarget {
+    /// Resource group
+    #[arg(short = 'g', long)]
+    pub resource_group: String,
+    /// VM name
+    #[arg(short = 'n', long)]
+    pub name: String,
+    /// Return once Azure accepted the request, without waiting for it to finish
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum VmCommand {
     /// List virtual machines in the subscription, or in one resource group
@@ -204,5 +218,48 @@ pub enum VmCommand {
         /// Add power state, public and private IPs and FQDNs (more requests)
         #[arg(short = 'd', long)]
         show_details: bool,
+    },
+    /// Start a stopped or deallocated VM
+    Start(VmTarget),
+    /// Power off a VM (it keeps its resources and is still billed)
+    Stop(VmTarget),
+    /// Stop a VM and release its compute resources
+    Deallocate(VmTarget),
+    /// Restart a running VM
+    Restart(VmTarget),
+    /// Delete a VM (its NIC, disks and IPs stay)
+    Delete {
+        #[command(flatten)]
+        target: VmTarget,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Find VM images
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// The image aliases every command accepts (Ubuntu2404, Debian11, …)
+    Aliases,
+    /// List images: the aliases, or with `--all` every version in the catalogue
+    List {
+        /// Query the location's catalogue instead of listing the aliases
+        #[arg(long)]
+        all: bool,
+        /// Publisher (required with --all), e.g. Canonical
+        #[arg(short = 'p', long)]
+        publisher: Option<String>,
+        /// Offer, or part of it
+        #[arg(short = 'f', long)]
+        offer: Option<String>,
+        /// Sku, or part of it
+        #[arg(short = 's', long)]
+        sku: Option<String>,
+        /// Location whose catalogue to read
+        #[arg(short = 'l', long, default_value = "westeurope")]
+        location: String,
     },
 }

@@ -67,3 +67,58 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
         out.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_power_actions_delete_and_images() {
+    let env = Env::new();
+    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    arm.linux_vm(&text("subscriptionId"), "ops", "box1").await;
+    let power = |env: &Env| {
+        azdock(
+            env,
+            &["--cloud", "local", "vm", "show", "-g", "ops", "-n", "box1", "-d", "--query", "powerState", "-o", "tsv"],
+        )
+        .success()
+        .stdout
+    };
+
+    let out = azdock(&env, &["--cloud", "local", "vm", "stop", "-g", "ops", "-n", "box1"]).success();
+    assert_eq!(out.stdout, "", "actions print nothing, as az does");
+    assert_eq!(power(&env), "VM stopped\n");
+    azdock(&env, &["--cloud", "local", "vm", "start", "-g", "ops", "-n", "box1"]).success();
+    assert_eq!(power(&env), "VM running\n");
+    azdock(&env, &["--cloud", "local", "vm", "deallocate", "-g", "ops", "-n", "box1", "--no-wait"]).success();
+    azdock(&env, &["--cloud", "local", "vm", "start", "-g", "ops", "-n", "box1"]).success();
+    azdock(&env, &["--cloud", "local", "vm", "restart", "-g", "ops", "-n", "box1"]).success();
+    assert_eq!(power(&env), "VM running\n");
+
+    let out = azdock(&env, &["--cloud", "local", "vm", "delete", "-g", "ops", "-n", "box1"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("pass `--yes` to confirm"), "{}", out.stderr);
+    azdock(&env, &["--cloud", "local", "vm", "delete", "-g", "ops", "-n", "box1", "--yes"]).success();
+    let vms = azdock(&env, &["--cloud", "local", "vm", "list", "-g", "ops"]).success().json();
+    assert_eq!(vms, serde_json::json!([]));
+
+    let aliases = azdock(&env, &["vm", "image", "aliases", "-o", "json"]).success().json();
+    assert_eq!(aliases[0]["urn"], "Canonical:ubuntu-24_04-lts:server:latest");
+    let images = azdock(
+        &env,
+        &["--cloud", "local", "vm", "image", "list", "--all", "-p", "Canonical", "-f", "ubuntu-24", "-o", "json"],
+    )
+    .success()
+    .json();
+    let urns: Vec<&str> = images.as_array().unwrap().iter().map(|i| i["urn"].as_str().unwrap()).collect();
+    assert_eq!(
+        urns,
+        ["Canonical:ubuntu-24_04-lts:server:24.04.202409120", "Canonical:ubuntu-24_04-lts:server:24.04.202411030"]
+    );
+    let out = azdock(&env, &["--cloud", "local", "vm", "image", "list", "--all"]);
+    assert_eq!(out.code, 2, "{out:?}");
+    let missing = azdock(&env, &["--cloud", "local", "vm", "start", "-g", "ops", "-n", "ghost"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("(ResourceNotFound)"), "{}", missing.stderr);
+    azdock(&env, &["local", "down"]).success();
+}
