@@ -85,8 +85,9 @@ fn confirm_delete(target: &VmTarget, yes: bool) -> anyhow::Result<()> {
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmCommand) -> anyhow::Result<()> {
     match command {
-        VmCommand::Image(ImageCommand::Aliases) => return ctx.print(&alias_rows(), ALIAS_COLUMNS),
-        VmCommand::Image(ImageCommand::List { all: false, .. }) => return ctx.print(&alias_rows(), ALIAS_COLUMNS),
+        VmCommand::Image(ImageCommand::Aliases | ImageCommand::List { all: false, .. }) => {
+            return ctx.print(&alias_rows(), ALIAS_COLUMNS);
+        }
         VmCommand::Image(ImageCommand::List { all: true, publisher: None, .. }) => {
             return Err(Usage::new(
                 "`vm image list --all` needs `--publisher` (scanning every publisher of a location takes minutes)",
