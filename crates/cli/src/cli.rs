@@ -51,6 +51,10 @@ pub enum Command {
     /// Manage VM extensions
     #[command(subcommand)]
     Ext(ExtCommand),
+    /// Sign in to the cloud as a service principal
+    Login(LoginArgs),
+    /// Forget the stored sign-in for the cloud
+    Logout,
     /// Show the subscriptions the login can use
     #[command(subcommand)]
     Account(AccountCommand),
@@ -177,12 +181,37 @@ pub struct LocalRunArgs {
     pub faults: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Sign in as a service principal (the only kind of sign-in azdock stores)
+    #[arg(long, required = true)]
+    pub service_principal: bool,
+    /// Application (client) id
+    #[arg(short = 'u', long = "username", value_name = "CLIENT_ID")]
+    pub client_id: String,
+    /// Directory (tenant) id
+    #[arg(short = 't', long)]
+    pub tenant: String,
+    /// Read the client secret from standard input
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// The client secret (visible to other users of this machine; prefer --password-stdin)
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// List the subscriptions the login can use
     List,
     /// Show the subscription commands use
     Show,
+    /// Make a subscription the default (`defaults.subscription` in the config file)
+    Set {
+        /// Subscription id
+        #[arg(short = 's', long)]
+        subscription: String,
+    },
 }
 
 /// Which VM an action applies to, and whether to wait for it.

@@ -62,6 +62,26 @@ fn load_from(path: &Path) -> anyhow::Result<Config> {
     }
 }
 
+/// Sets `defaults.<key>` in `config.toml`, keeping everything else in the file.
+pub(crate) fn set_default(key: &str, value: &str) -> anyhow::Result<()> {
+    let dir = config_dir()?;
+    let path = dir.join("config.toml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    };
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|e| Usage::new(format!("invalid config file `{}`: {}", path.display(), e.message())))?;
+    let defaults = table.entry("defaults").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(defaults) = defaults.as_table_mut() else {
+        return Err(Usage::new(format!("invalid config file `{}`: `defaults` is not a table", path.display())).into());
+    };
+    defaults.insert(key.to_owned(), toml::Value::String(value.to_owned()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    std::fs::write(&path, toml::to_string(&table)?).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
 /// Docker's own default certificate directory, `~/.docker`.
 pub(crate) fn default_docker_cert_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::home_dir()

@@ -52,6 +52,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             commands::ext::run(&ctx, &command, &registry)
         }
         Command::Local(command) => commands::local::run(&ctx, &command),
+        Command::Login(args) => commands::login::login(&ctx, &cli.global, &config, &args),
+        Command::Logout => commands::login::logout(&ctx, &cli.global, &config),
         Command::Account(command) => commands::account::run(&ctx, &cli.global, &config, &command),
         Command::Vm(command) => commands::vm::run(&ctx, &cli.global, &config, &command),
         Command::Completions { shell } => {

@@ -26,14 +26,24 @@ pub(crate) struct Session {
 }
 
 /// The cloud named by `--cloud`, `AZDOCK_CLOUD` or `defaults.cloud`.
-fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
+pub(crate) fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
     global.cloud.clone().or_else(|| config.defaults.cloud.clone()).unwrap_or_else(|| "AzureCloud".into())
 }
 
-/// Signs in to the cloud. The local cloud starts when it is not running and signs in with its
-/// own principal; the public clouds use `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and
-/// `AZURE_CLIENT_SECRET`.
+/// Signs in to the cloud: with the login stored by `azdock login` for it, else the local
+/// cloud's own principal (starting it when it is not running), else for the public clouds
+/// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`.
 pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
+    let stored = crate::commands::login::stored(&cloud_name(global, config))?;
+    arm_with(global, config, stored).await
+}
+
+/// Like [`arm`], with this login instead of the stored one.
+pub(crate) async fn arm_with(
+    global: &GlobalArgs,
+    config: &Config,
+    login: Option<crate::commands::login::StoredLogin>,
+) -> anyhow::Result<Arm> {
     let name = cloud_name(global, config);
     let (cloud, credential) = match name.to_ascii_lowercase().as_str() {
         "local" => {
@@ -43,12 +53,17 @@ pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<
             };
             let ca = std::fs::read_to_string(text("caCertificate")?).context("cannot read the local cloud's CA")?;
             let cloud = Cloud::local(&text("endpoint")?, &ca);
-            let credential = ClientSecretCredential::new(
-                &cloud.authority_host,
-                &text("tenantId")?,
-                &text("clientId")?,
-                Secret::new(text("clientSecret")?),
-            );
+            let credential = match &login {
+                Some(l) => {
+                    ClientSecretCredential::new(&cloud.authority_host, &l.tenant, &l.client_id, l.secret.clone())
+                }
+                None => ClientSecretCredential::new(
+                    &cloud.authority_host,
+                    &text("tenantId")?,
+                    &text("clientId")?,
+                    Secret::new(text("clientSecret")?),
+                ),
+            };
             (cloud, credential)
         }
         other => {
@@ -63,12 +78,17 @@ pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<
                     .into());
                 }
             };
+            if let Some(l) = &login {
+                let credential =
+                    ClientSecretCredential::new(&cloud.authority_host, &l.tenant, &l.client_id, l.secret.clone());
+                return Ok(Arm::new(cloud, Arc::new(credential), RetryPolicy::default())?);
+            }
             let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
             let (Some(tenant), Some(client), Some(secret)) =
                 (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET"))
             else {
                 bail!(
-                    "no credentials for {}: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET for a service principal",
+                    "no credentials for {}: run `azdock login --service-principal`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
                     cloud.name
                 );
             };

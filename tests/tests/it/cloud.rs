@@ -62,7 +62,7 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("no credentials for AzureCloud: set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"),
+            .contains("no credentials for AzureCloud: run `azdock login --service-principal`, or set AZURE_TENANT_ID"),
         "{}",
         out.stderr
     );
@@ -120,5 +120,63 @@ async fn vm_power_actions_delete_and_images() {
     let missing = azdock(&env, &["--cloud", "local", "vm", "start", "-g", "ops", "-n", "ghost"]);
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("(ResourceNotFound)"), "{}", missing.stderr);
+    azdock(&env, &["local", "down"]).success();
+}
+
+#[test]
+fn login_checks_the_secret_stores_it_privately_and_logout_forgets_it() {
+    let env = Env::new();
+    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (tenant, client, secret) =
+        (up["tenantId"].as_str().unwrap(), up["clientId"].as_str().unwrap(), up["clientSecret"].as_str().unwrap());
+    let login = |password: &str| {
+        let mut cmd = env.azdock();
+        cmd.args(["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "--password-stdin"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let credentials = env.path().join("config/credentials.json");
+
+    let (code, stdout, stderr) = login("not-the-secret");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("sign-in failed: invalid_client: AADSTS7000215"), "{stderr}");
+    assert!(!credentials.exists(), "a failed sign-in stores nothing");
+    assert!(stdout.is_empty());
+
+    let (code, stdout, stderr) = login(secret);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains(up["subscriptionId"].as_str().unwrap()), "login lists the subscriptions: {stdout}");
+    assert!(!stdout.contains(secret) && !stderr.contains(secret), "the secret is never printed");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&credentials).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!std::fs::read_to_string(env.path().join("config/config.toml")).unwrap_or_default().contains(secret));
+
+    // account set writes the default into the config file; an unknown subscription is refused.
+    let sub = up["subscriptionId"].as_str().unwrap();
+    azdock(&env, &["--cloud", "local", "account", "set", "-s", sub]).success();
+    let config = std::fs::read_to_string(env.path().join("config/config.toml")).unwrap();
+    assert!(config.contains(&format!("subscription = \"{sub}\"")), "{config}");
+    let out = azdock(&env, &["--cloud", "local", "account", "set", "-s", "11111111-1111-4111-8111-111111111111"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is not visible to this login"), "{}", out.stderr);
+
+    // A secret in argv works, with a warning.
+    let argv =
+        azdock(&env, &["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "-p", secret]);
+    assert_eq!(argv.code, 0, "{}", argv.stderr);
+    assert!(argv.stderr.contains("WARNING: a secret on the command line is visible"), "{}", argv.stderr);
+
+    azdock(&env, &["--cloud", "local", "logout"]).success();
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    assert_eq!(stored, serde_json::json!({}));
     azdock(&env, &["local", "down"]).success();
 }

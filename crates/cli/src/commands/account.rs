@@ -33,6 +33,23 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Acc
                 let default = default.or(only);
                 Ok(Value::Array(subs.iter().map(|s| account(s, default.as_deref(), &arm.cloud().name)).collect()))
             }
+            AccountCommand::Set { subscription } => {
+                let arm = session::arm(global, config).await?;
+                let subs = session::subscriptions(&arm).await?;
+                if !subs
+                    .iter()
+                    .any(|s| s["subscriptionId"].as_str().is_some_and(|id| id.eq_ignore_ascii_case(subscription)))
+                {
+                    let ids: Vec<&str> = subs.iter().filter_map(|s| s["subscriptionId"].as_str()).collect();
+                    return Err(crate::error::Usage::new(format!(
+                        "subscription `{subscription}` is not visible to this login; it sees: {}",
+                        ids.join(", ")
+                    ))
+                    .into());
+                }
+                crate::config::set_default("subscription", subscription)?;
+                Ok(Value::Null)
+            }
             AccountCommand::Show => {
                 let s = session::session(global, config).await?;
                 let sub = s
@@ -43,5 +60,8 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Acc
             }
         }
     })?;
+    if value.is_null() {
+        return Ok(());
+    }
     ctx.print(&value, COLUMNS)
 }

@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod certs;
 pub(crate) mod ext;
 pub(crate) mod local;
+pub(crate) mod login;
 pub(crate) mod vm;
 
 use std::io::IsTerminal as _;

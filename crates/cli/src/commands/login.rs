@@ -1,0 +1,126 @@
+//! `azdock login` / `logout`: a service principal's sign-in, checked against the cloud and kept
+//! in `credentials.json` (0600) in the config directory — never in the config file.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use azdock_core::Secret;
+use serde_json::{Value, json};
+
+use super::{Ctx, interactive};
+use crate::cli::{GlobalArgs, LoginArgs};
+use crate::config::Config;
+use crate::error::Usage;
+use crate::session;
+
+/// A stored sign-in for one cloud.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredLogin {
+    pub tenant: String,
+    pub client_id: String,
+    pub secret: Secret<String>,
+}
+
+fn path() -> anyhow::Result<PathBuf> {
+    Ok(crate::config::config_dir()?.join("credentials.json"))
+}
+
+fn read_all() -> anyhow::Result<serde_json::Map<String, Value>> {
+    match std::fs::read(path()?) {
+        Ok(data) => {
+            Ok(serde_json::from_slice::<Value>(&data).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::Map::new()),
+        Err(e) => Err(e).context("cannot read the stored credentials"),
+    }
+}
+
+fn write_all(map: &serde_json::Map<String, Value>) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = path()?;
+    let dir = path.parent().context("no config directory")?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let tmp = path.with_extension("json.tmp");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    file.write_all(&serde_json::to_vec_pretty(&Value::Object(map.clone()))?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// The stored sign-in for a cloud, if any.
+pub(crate) fn stored(cloud: &str) -> anyhow::Result<Option<StoredLogin>> {
+    let all = read_all()?;
+    let Some(entry) = all.get(&cloud.to_ascii_lowercase()) else { return Ok(None) };
+    let text = |k: &str| {
+        entry[k]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("the stored credentials lack `{k}`; run `azdock login` again"))
+    };
+    Ok(Some(StoredLogin {
+        tenant: text("tenantId")?,
+        client_id: text("clientId")?,
+        secret: Secret::new(text("clientSecret")?),
+    }))
+}
+
+fn read_secret(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<Secret<String>> {
+    if let Some(p) = &args.password {
+        ctx.warn("a secret on the command line is visible to other users of this machine and stays in shell history; prefer `--password-stdin`");
+        return Ok(Secret::new(p.clone()));
+    }
+    if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the secret from standard input")?;
+        let secret = line.trim_end_matches(['\r', '\n']).to_owned();
+        if secret.is_empty() {
+            return Err(Usage::new("`--password-stdin` read an empty secret").into());
+        }
+        return Ok(Secret::new(secret));
+    }
+    if interactive() {
+        return Ok(Secret::new(rpassword::prompt_password("Client secret: ").context("cannot read the secret")?));
+    }
+    Err(Usage::new("no client secret: pass `--password-stdin` (or run on a terminal to be asked)").into())
+}
+
+pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &LoginArgs) -> anyhow::Result<()> {
+    let secret = read_secret(args, ctx)?;
+    let login = StoredLogin { tenant: args.tenant.clone(), client_id: args.client_id.clone(), secret };
+    let cloud = session::cloud_name(global, config);
+    // Sign in and list subscriptions before storing anything: a wrong secret stores nothing.
+    let accounts = session::block_on(async {
+        let arm = session::arm_with(global, config, Some(login.clone())).await?;
+        let subs = session::subscriptions(&arm).await?;
+        anyhow::Ok(subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name})).collect::<Vec<_>>())
+    })?;
+    let mut all = read_all()?;
+    all.insert(
+        cloud.to_ascii_lowercase(),
+        json!({"tenantId": login.tenant, "clientId": login.client_id, "clientSecret": login.secret.expose()}),
+    );
+    write_all(&all)?;
+    ctx.print(
+        &Value::Array(accounts),
+        &[("Name", "/name"), ("Subscription Id", "/id"), ("Tenant Id", "/tenantId"), ("State", "/state")],
+    )
+}
+
+pub(crate) fn logout(ctx: &Ctx, global: &GlobalArgs, config: &Config) -> anyhow::Result<()> {
+    let cloud = session::cloud_name(global, config);
+    let mut all = read_all()?;
+    if all.remove(&cloud.to_ascii_lowercase()).is_none() {
+        ctx.warn(&format!("no stored sign-in for {cloud}"));
+        return Ok(());
+    }
+    write_all(&all)
+}
