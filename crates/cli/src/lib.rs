@@ -63,9 +63,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs go to stderr: warnings by default, info with `--verbose`, debug with `--debug`.
+/// Logs go to stderr: warnings by default, info with `--verbose`, debug with `--debug`. Only
+/// azdock's own crates log below warning level: they redact secrets before formatting, and
+/// libraries' debug output (connection pools, TLS) would drown them.
 fn init_logging(global: &cli::GlobalArgs) {
     use tracing::level_filters::LevelFilter;
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
     let level = if global.debug {
         LevelFilter::DEBUG
     } else if global.verbose {
@@ -75,11 +79,18 @@ fn init_logging(global: &cli::GlobalArgs) {
     } else {
         LevelFilter::WARN
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
+    let libraries = if global.only_show_errors { LevelFilter::ERROR } else { LevelFilter::WARN };
+    let filter = Targets::new()
+        .with_default(libraries)
+        .with_target("azdock", level)
+        .with_target("azdock_cli", level)
+        .with_target("azdock_azure_sm", level)
+        .with_target("azdock_emulator", level)
+        .with_target("azdock_certs", level);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(global.debug)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .init();
+        .without_time();
+    tracing_subscriber::registry().with(layer).with(filter).init();
 }

@@ -180,3 +180,30 @@ fn login_checks_the_secret_stores_it_privately_and_logout_forgets_it() {
     assert_eq!(stored, serde_json::json!({}));
     azdock(&env, &["local", "down"]).success();
 }
+
+#[test]
+fn debug_logs_show_requests_but_never_secrets_or_tokens() {
+    let env = Env::new();
+    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (tenant, client, secret) =
+        (up["tenantId"].as_str().unwrap(), up["clientId"].as_str().unwrap(), up["clientSecret"].as_str().unwrap());
+    let login = azdock(
+        &env,
+        &["--debug", "--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "-p", secret],
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let list = azdock(&env, &["--debug", "--cloud", "local", "vm", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    for out in [&login, &list] {
+        assert!(out.stderr.contains("azdock_azure_sm::pipeline: request"), "debug logs show requests: {}", out.stderr);
+        assert!(!out.stderr.contains(secret), "the client secret reached the log");
+        // A JWT starts with the base64 of `{"`; no bearer token reaches the log either.
+        assert!(
+            !out.stderr.contains("eyJ") && !out.stderr.to_ascii_lowercase().contains("bearer "),
+            "a token reached the log: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("hyper_util"), "library debug output is filtered");
+    }
+    azdock(&env, &["local", "down"]).success();
+}
