@@ -134,8 +134,82 @@ pub enum CertsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ExtCommand {
-    /// List the extensions azdock knows: built-ins and plugins
-    List,
+    /// List the extensions azdock knows (built-ins and plugins), or with --vm those on a VM
+    List {
+        /// List the extensions installed on this VM instead
+        #[arg(long, requires = "resource_group")]
+        vm: Option<String>,
+        /// Resource group of the VM
+        #[arg(short = 'g', long)]
+        resource_group: Option<String>,
+    },
+    /// Show an extension installed on a VM, with its status
+    Show {
+        #[command(flatten)]
+        on: ExtOn,
+        /// Extension instance name
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    /// Install or update an extension on a VM (any publisher and type)
+    // `--version` is the handler's version here, as in `az vm extension set`.
+    #[command(disable_version_flag = true)]
+    Set(ExtSetArgs),
+    /// Remove an extension from a VM
+    Remove {
+        #[command(flatten)]
+        on: ExtOn,
+        /// Extension instance name
+        #[arg(short = 'n', long)]
+        name: String,
+        /// Return once Azure accepted the request
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+/// The VM an extension command works on.
+#[derive(Debug, Args)]
+pub struct ExtOn {
+    /// VM name
+    #[arg(long)]
+    pub vm: String,
+    /// Resource group
+    #[arg(short = 'g', long)]
+    pub resource_group: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtSetArgs {
+    #[command(flatten)]
+    pub on: ExtOn,
+    /// Handler publisher, e.g. Microsoft.OSTCExtensions
+    #[arg(long)]
+    pub publisher: String,
+    /// Handler type, e.g. VMAccessForLinux
+    #[arg(long = "type", value_name = "TYPE")]
+    pub kind: String,
+    /// Instance name [default: the existing instance of this handler, else the type]
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+    /// Handler version (trimmed to major.minor) [default: the latest]
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Public settings: JSON, or @FILE
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub settings: Option<String>,
+    /// Protected settings (encrypted by Azure, never shown): JSON, or @FILE
+    #[arg(long, value_name = "JSON|@FILE")]
+    pub protected_settings: Option<String>,
+    /// Run the handler again even when the settings did not change
+    #[arg(long)]
+    pub force_update: bool,
+    /// Do not let Azure move to newer minor versions
+    #[arg(long)]
+    pub no_auto_upgrade: bool,
+    /// Return once Azure accepted the request
+    #[arg(long)]
+    pub no_wait: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,4 +365,15 @@ pub enum ImageCommand {
         #[arg(short = 'l', long, default_value = "westeurope")]
         location: String,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's own consistency checks over the whole tree (duplicate flags, bad defaults, …).
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

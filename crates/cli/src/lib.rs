@@ -47,10 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir),
-        Command::Ext(command) => {
-            let registry = azdock_core::Registry::with_builtins()?;
-            commands::ext::run(&ctx, &command, &registry)
-        }
+        Command::Ext(command) => commands::ext::run(&ctx, &cli.global, &config, &command),
         Command::Local(command) => commands::local::run(&ctx, &command),
         Command::Login(args) => commands::login::login(&ctx, &cli.global, &config, &args),
         Command::Logout => commands::login::logout(&ctx, &cli.global, &config),

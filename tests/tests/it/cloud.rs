@@ -207,3 +207,87 @@ fn debug_logs_show_requests_but_never_secrets_or_tokens() {
     }
     azdock(&env, &["local", "down"]).success();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_set_list_show_remove_on_a_vm() {
+    let env = Env::new();
+    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    let sub = text("subscriptionId");
+    arm.linux_vm(&sub, "ext", "vm1").await;
+    let vm = [
+        "--cloud",
+        "local",
+        "ext",
+        "set",
+        "--vm",
+        "vm1",
+        "-g",
+        "ext",
+        "--publisher",
+        "Microsoft.OSTCExtensions",
+        "--type",
+        "VMAccessForLinux",
+    ];
+    let with = |extra: &[&str]| azdock(&env, &[&vm[..], extra].concat());
+
+    // The latest version is looked up and trimmed; protected settings reach the handler.
+    let set = with(&["--protected-settings", r#"{"username": "ops", "password": "N3w-Passw0rd!"}"#]).success().json();
+    assert_eq!(set["name"], "VMAccessForLinux");
+    assert_eq!(set["properties"]["typeHandlerVersion"], "1.5");
+    assert_eq!(set["properties"]["instanceView"]["statuses"][0]["code"], "ProvisioningState/succeeded");
+    assert!(set["properties"].get("protectedSettings").is_none());
+    let (_, ok) = arm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/guests/{sub}/ext/vm1/verify-password"),
+            Some(serde_json::json!({"username": "ops", "password": "N3w-Passw0rd!"})),
+        )
+        .await;
+    assert_eq!(ok["valid"], true);
+    let runs = async || {
+        arm.admin(reqwest::Method::GET, &format!("/guests/{sub}/ext/vm1"), None).await.1["guest"]["handlerRuns"]["vmaccessforlinux"].clone()
+    };
+    assert_eq!(runs().await, 1);
+
+    // Same settings again: the instance is reused and the handler does not run; --force-update runs it.
+    let again =
+        with(&["--version", "1.5.18", "--protected-settings", r#"{"username": "ops", "password": "N3w-Passw0rd!"}"#])
+            .success()
+            .json();
+    assert_eq!(again["name"], "VMAccessForLinux");
+    assert_eq!(runs().await, 1);
+    with(&["--force-update", "--protected-settings", r#"{"username": "ops", "password": "N3w-Passw0rd!"}"#]).success();
+    assert_eq!(runs().await, 2);
+
+    // A handler failure is reported with the handler's message.
+    let failed = with(&["--protected-settings", r#"{"username": "nopass"}"#]);
+    assert_eq!(failed.code, 1);
+    assert!(
+        failed.stderr.contains("(VMExtensionProvisioningError)")
+            && failed.stderr.contains("neither password nor ssh_key"),
+        "{}",
+        failed.stderr
+    );
+    // Bad JSON is refused before any request.
+    let bad = with(&["--settings", "{not json"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("invalid JSON for `--settings`"), "{}", bad.stderr);
+
+    let list = azdock(&env, &["--cloud", "local", "ext", "list", "--vm", "vm1", "-g", "ext"]).success().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let shown =
+        azdock(&env, &["--cloud", "local", "ext", "show", "--vm", "vm1", "-g", "ext", "-n", "VMAccessForLinux"])
+            .success()
+            .json();
+    assert_eq!(shown["properties"]["publisher"], "Microsoft.OSTCExtensions");
+    azdock(&env, &["--cloud", "local", "ext", "remove", "--vm", "vm1", "-g", "ext", "-n", "VMAccessForLinux"])
+        .success();
+    let list = azdock(&env, &["--cloud", "local", "ext", "list", "--vm", "vm1", "-g", "ext"]).success().json();
+    assert_eq!(list, serde_json::json!([]));
+    // Without --vm, `ext list` is still the registry and needs no cloud.
+    assert_eq!(azdock(&env, &["ext", "list"]).success().json(), serde_json::json!([]));
+    azdock(&env, &["local", "down"]).success();
+}
