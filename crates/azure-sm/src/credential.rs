@@ -100,3 +100,61 @@ impl Credential for ClientSecretCredential {
         Ok(token)
     }
 }
+
+/// The Azure CLI's own sign-in: `az account get-access-token`, as az users expect azdock to
+/// reuse their `az login`.
+#[derive(Debug)]
+pub struct AzureCliCredential {
+    /// The `az` program (a path or a name on PATH).
+    program: String,
+    tenant: Option<String>,
+    cache: Mutex<Option<(String, AccessToken)>>,
+}
+
+impl AzureCliCredential {
+    pub fn new(program: &str, tenant: Option<&str>) -> Self {
+        Self { program: program.to_owned(), tenant: tenant.map(str::to_owned), cache: Mutex::new(None) }
+    }
+}
+
+#[async_trait]
+impl Credential for AzureCliCredential {
+    async fn token(&self, _http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
+        let mut cache = self.cache.lock().await;
+        if let Some((cached_scope, token)) = cache.as_ref()
+            && cached_scope == scope
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let mut cmd = tokio::process::Command::new(&self.program);
+        cmd.args(["account", "get-access-token", "--output", "json", "--scope", scope]);
+        if let Some(tenant) = &self.tenant {
+            cmd.args(["--tenant", tenant]);
+        }
+        let failed = |detail: String| AzureError::Auth { status: 0, error: "azure_cli".into(), description: detail };
+        let out = cmd.output().await.map_err(|e| {
+            failed(format!("cannot run `{}`: {e}; install the Azure CLI or sign in another way", self.program))
+        })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            return Err(failed(format!("`az account get-access-token` failed: {}; run `az login`", stderr.trim())));
+        }
+        let body: Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| failed(format!("`az account get-access-token` printed no JSON: {e}")))?;
+        let access = body["accessToken"]
+            .as_str()
+            .ok_or_else(|| failed("`az account get-access-token` printed no accessToken".into()))?;
+        // `expires_on` (unix seconds) since az 2.54; older versions print only `expiresOn`.
+        let expires_on =
+            body["expires_on"].as_i64().or_else(|| body["expires_on"].as_str().and_then(|s| s.parse().ok()));
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
+        let token = AccessToken {
+            token: Secret::new(access.to_owned()),
+            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+        };
+        *cache = Some((scope.to_owned(), token.clone()));
+        Ok(token)
+    }
+}

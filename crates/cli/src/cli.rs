@@ -256,16 +256,20 @@ pub struct LocalRunArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["service_principal", "use_az_cli"])))]
 pub struct LoginArgs {
-    /// Sign in as a service principal (the only kind of sign-in azdock stores)
-    #[arg(long, required = true)]
+    /// Sign in as a service principal with a client secret
+    #[arg(long, requires_all = ["client_id", "tenant"])]
     pub service_principal: bool,
+    /// Use the Azure CLI's sign-in (`az login`) for every request
+    #[arg(long, conflicts_with_all = ["service_principal", "client_id", "password", "password_stdin"])]
+    pub use_az_cli: bool,
     /// Application (client) id
     #[arg(short = 'u', long = "username", value_name = "CLIENT_ID")]
-    pub client_id: String,
+    pub client_id: Option<String>,
     /// Directory (tenant) id
     #[arg(short = 't', long)]
-    pub tenant: String,
+    pub tenant: Option<String>,
     /// Read the client secret from standard input
     #[arg(long, conflicts_with = "password")]
     pub password_stdin: bool,

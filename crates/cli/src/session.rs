@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use azdock_azure_sm::{Arm, ClientSecretCredential, Cloud, RetryPolicy};
+use azdock_azure_sm::{Arm, AzureCliCredential, ClientSecretCredential, Cloud, Credential, RetryPolicy};
 use azdock_core::Secret;
 use serde_json::Value;
 
@@ -45,7 +45,7 @@ pub(crate) async fn arm_with(
     login: Option<crate::commands::login::StoredLogin>,
 ) -> anyhow::Result<Arm> {
     let name = cloud_name(global, config);
-    let (cloud, credential) = match name.to_ascii_lowercase().as_str() {
+    let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match name.to_ascii_lowercase().as_str() {
         "local" => {
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
             let text = |k: &str| {
@@ -53,50 +53,51 @@ pub(crate) async fn arm_with(
             };
             let ca = std::fs::read_to_string(text("caCertificate")?).context("cannot read the local cloud's CA")?;
             let cloud = Cloud::local(&text("endpoint")?, &ca);
-            let credential = match &login {
-                Some(l) => {
-                    ClientSecretCredential::new(&cloud.authority_host, &l.tenant, &l.client_id, l.secret.clone())
-                }
-                None => ClientSecretCredential::new(
-                    &cloud.authority_host,
-                    &text("tenantId")?,
-                    &text("clientId")?,
-                    Secret::new(text("clientSecret")?),
-                ),
-            };
-            (cloud, credential)
+            // Without a stored sign-in, the local cloud's own principal.
+            let own = ClientSecretCredential::new(
+                &cloud.authority_host,
+                &text("tenantId")?,
+                &text("clientId")?,
+                Secret::new(text("clientSecret")?),
+            );
+            (cloud, Some(Arc::new(own)))
         }
-        other => {
-            let cloud = match other {
-                "azurecloud" => Cloud::azure(),
-                "azurechinacloud" => Cloud::china(),
-                "azureusgovernment" => Cloud::us_government(),
-                _ => {
-                    return Err(Usage::new(format!(
-                        "unknown cloud `{name}`: use AzureCloud, AzureChinaCloud, AzureUSGovernment or local"
-                    ))
-                    .into());
-                }
-            };
-            if let Some(l) = &login {
-                let credential =
-                    ClientSecretCredential::new(&cloud.authority_host, &l.tenant, &l.client_id, l.secret.clone());
-                return Ok(Arm::new(cloud, Arc::new(credential), RetryPolicy::default())?);
-            }
-            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-            let (Some(tenant), Some(client), Some(secret)) =
-                (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET"))
-            else {
-                bail!(
-                    "no credentials for {}: run `azdock login --service-principal`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-                    cloud.name
-                );
-            };
-            let credential = ClientSecretCredential::new(&cloud.authority_host, &tenant, &client, Secret::new(secret));
-            (cloud, credential)
+        "azurecloud" => (Cloud::azure(), None),
+        "azurechinacloud" => (Cloud::china(), None),
+        "azureusgovernment" => (Cloud::us_government(), None),
+        _ => {
+            return Err(Usage::new(format!(
+                "unknown cloud `{name}`: use AzureCloud, AzureChinaCloud, AzureUSGovernment or local"
+            ))
+            .into());
         }
     };
-    Ok(Arm::new(cloud, Arc::new(credential), RetryPolicy::default())?)
+    let credential = match (login, fallback) {
+        (Some(login), _) => login.credential(&cloud.authority_host),
+        (None, Some(own)) => own,
+        (None, None) => environment_or_cli(&cloud)?,
+    };
+    Ok(Arm::new(cloud, credential, RetryPolicy::default())?)
+}
+
+/// The public clouds' chain after a stored sign-in: the `AZURE_*` environment, then the Azure
+/// CLI when it is installed.
+fn environment_or_cli(cloud: &Cloud) -> anyhow::Result<Arc<dyn Credential>> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(tenant), Some(client), Some(secret)) =
+        (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET"))
+    {
+        return Ok(Arc::new(ClientSecretCredential::new(&cloud.authority_host, &tenant, &client, Secret::new(secret))));
+    }
+    let az_installed =
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()));
+    if az_installed {
+        return Ok(Arc::new(AzureCliCredential::new("az", var("AZURE_TENANT_ID").as_deref())));
+    }
+    bail!(
+        "no credentials for {}: run `azdock login --service-principal` or `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
+        cloud.name
+    )
 }
 
 /// The subscriptions the login can see.

@@ -62,7 +62,7 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
-            .contains("no credentials for AzureCloud: run `azdock login --service-principal`, or set AZURE_TENANT_ID"),
+            .contains("no credentials for AzureCloud: run `azdock login --service-principal` or `az login`, or set AZURE_TENANT_ID"),
         "{}",
         out.stderr
     );
@@ -289,5 +289,50 @@ async fn ext_set_list_show_remove_on_a_vm() {
     assert_eq!(list, serde_json::json!([]));
     // Without --vm, `ext list` is still the registry and needs no cloud.
     assert_eq!(azdock(&env, &["ext", "list"]).success().json(), serde_json::json!([]));
+    azdock(&env, &["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_the_azure_cli_uses_its_tokens() {
+    let env = Env::new();
+    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    // A fake `az` that hands out a real token of the local cloud and records how it was asked.
+    let bin = env.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let expires = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 3600;
+    let script = format!(
+        "#!/bin/sh\necho \"$@\" >> '{}'\ncat <<'EOF'\n{{\"accessToken\": \"{}\", \"expires_on\": {expires}, \"subscription\": \"{}\", \"tenant\": \"{}\", \"tokenType\": \"Bearer\"}}\nEOF\n",
+        env.path().join("az-calls").display(),
+        arm.token,
+        text("subscriptionId"),
+        text("tenantId")
+    );
+    std::fs::write(bin.join("az"), script).unwrap();
+    std::fs::set_permissions(bin.join("az"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let with_az = |args: &[&str]| azdock_tests::run(env.azdock().env("PATH", &path).args(args));
+
+    let login = with_az(&["--cloud", "local", "login", "--use-az-cli"]);
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    assert!(login.stdout.contains(&text("subscriptionId")));
+    let accounts = with_az(&["--cloud", "local", "account", "list"]);
+    assert_eq!(accounts.code, 0, "{}", accounts.stderr);
+    let calls = std::fs::read_to_string(env.path().join("az-calls")).unwrap();
+    assert!(
+        calls.contains(&format!("account get-access-token --output json --scope {}/.default", text("endpoint"))),
+        "{calls}"
+    );
+    let stored = std::fs::read_to_string(env.path().join("config/credentials.json")).unwrap();
+    assert!(stored.contains("azureCli") && !stored.contains(&arm.token), "the az token is not stored: {stored}");
+
+    // An `az` that is not signed in: its message, and the way forward.
+    std::fs::write(bin.join("az"), "#!/bin/sh\necho 'ERROR: Please run az login to setup account.' >&2\nexit 1\n")
+        .unwrap();
+    let out = with_az(&["--cloud", "local", "account", "list"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Please run az login") && out.stderr.contains("run `az login`"), "{}", out.stderr);
     azdock(&env, &["local", "down"]).success();
 }

@@ -16,10 +16,25 @@ use crate::session;
 
 /// A stored sign-in for one cloud.
 #[derive(Debug, Clone)]
-pub(crate) struct StoredLogin {
-    pub tenant: String,
-    pub client_id: String,
-    pub secret: Secret<String>,
+pub(crate) enum StoredLogin {
+    /// A service principal with a client secret.
+    Secret { tenant: String, client_id: String, secret: Secret<String> },
+    /// The Azure CLI's sign-in, optionally in one tenant.
+    AzureCli { tenant: Option<String> },
+}
+
+impl StoredLogin {
+    /// The credential for this sign-in against `authority_host`.
+    pub(crate) fn credential(&self, authority_host: &str) -> std::sync::Arc<dyn azdock_azure_sm::Credential> {
+        match self {
+            StoredLogin::Secret { tenant, client_id, secret } => std::sync::Arc::new(
+                azdock_azure_sm::ClientSecretCredential::new(authority_host, tenant, client_id, secret.clone()),
+            ),
+            StoredLogin::AzureCli { tenant } => {
+                std::sync::Arc::new(azdock_azure_sm::AzureCliCredential::new("az", tenant.as_deref()))
+            }
+        }
+    }
 }
 
 fn path() -> anyhow::Result<PathBuf> {
@@ -66,7 +81,10 @@ pub(crate) fn stored(cloud: &str) -> anyhow::Result<Option<StoredLogin>> {
             .map(str::to_owned)
             .with_context(|| format!("the stored credentials lack `{k}`; run `azdock login` again"))
     };
-    Ok(Some(StoredLogin {
+    if entry["kind"] == "azureCli" {
+        return Ok(Some(StoredLogin::AzureCli { tenant: entry["tenantId"].as_str().map(str::to_owned) }));
+    }
+    Ok(Some(StoredLogin::Secret {
         tenant: text("tenantId")?,
         client_id: text("clientId")?,
         secret: Secret::new(text("clientSecret")?),
@@ -94,8 +112,14 @@ fn read_secret(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<Secret<String>> {
 }
 
 pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &LoginArgs) -> anyhow::Result<()> {
-    let secret = read_secret(args, ctx)?;
-    let login = StoredLogin { tenant: args.tenant.clone(), client_id: args.client_id.clone(), secret };
+    let login = if args.use_az_cli {
+        StoredLogin::AzureCli { tenant: args.tenant.clone() }
+    } else {
+        let (Some(tenant), Some(client_id)) = (args.tenant.clone(), args.client_id.clone()) else {
+            return Err(Usage::new("`--service-principal` needs `--username` (the client id) and `--tenant`").into());
+        };
+        StoredLogin::Secret { tenant, client_id, secret: read_secret(args, ctx)? }
+    };
     let cloud = session::cloud_name(global, config);
     // Sign in and list subscriptions before storing anything: a wrong secret stores nothing.
     let accounts = session::block_on(async {
@@ -104,10 +128,13 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
         anyhow::Ok(subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name})).collect::<Vec<_>>())
     })?;
     let mut all = read_all()?;
-    all.insert(
-        cloud.to_ascii_lowercase(),
-        json!({"tenantId": login.tenant, "clientId": login.client_id, "clientSecret": login.secret.expose()}),
-    );
+    let entry = match &login {
+        StoredLogin::Secret { tenant, client_id, secret } => {
+            json!({"kind": "clientSecret", "tenantId": tenant, "clientId": client_id, "clientSecret": secret.expose()})
+        }
+        StoredLogin::AzureCli { tenant } => json!({"kind": "azureCli", "tenantId": tenant}),
+    };
+    all.insert(cloud.to_ascii_lowercase(), entry);
     write_all(&all)?;
     ctx.print(
         &Value::Array(accounts),
