@@ -24,6 +24,30 @@ pub trait Credential: Send + Sync + std::fmt::Debug {
     async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError>;
 }
 
+/// Tokens by scope, kept until shortly before they expire.
+#[derive(Debug, Default)]
+struct TokenCache(Mutex<Option<(String, AccessToken)>>);
+
+impl TokenCache {
+    /// The cached token for `scope`, or `fetch` run under the cache's lock (so concurrent
+    /// callers sign in once) and its result cached.
+    async fn get_or_fetch<F>(&self, scope: &str, fetch: F) -> Result<AccessToken, AzureError>
+    where
+        F: std::future::Future<Output = Result<AccessToken, AzureError>>,
+    {
+        let mut cache = self.0.lock().await;
+        if let Some((cached_scope, token)) = cache.as_ref()
+            && cached_scope == scope
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let token = fetch.await?;
+        *cache = Some((scope.to_owned(), token.clone()));
+        Ok(token)
+    }
+}
+
 /// A service principal with a client secret (`client_credentials` on Entra's v2 endpoint).
 #[derive(Debug)]
 pub struct ClientSecretCredential {
@@ -31,7 +55,7 @@ pub struct ClientSecretCredential {
     tenant: String,
     client_id: String,
     secret: Secret<String>,
-    cache: Mutex<Option<(String, AccessToken)>>,
+    cache: TokenCache,
 }
 
 /// Tokens are renewed this long before Entra says they expire.
@@ -44,7 +68,7 @@ impl ClientSecretCredential {
             tenant: tenant.to_owned(),
             client_id: client_id.to_owned(),
             secret,
-            cache: Mutex::new(None),
+            cache: TokenCache::default(),
         }
     }
 }
@@ -52,13 +76,12 @@ impl ClientSecretCredential {
 #[async_trait]
 impl Credential for ClientSecretCredential {
     async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
-        let mut cache = self.cache.lock().await;
-        if let Some((cached_scope, token)) = cache.as_ref()
-            && cached_scope == scope
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
+        self.cache.get_or_fetch(scope, self.fetch(http, scope)).await
+    }
+}
+
+impl ClientSecretCredential {
+    async fn fetch(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
         let url = format!("{}/{}/oauth2/v2.0/token", self.authority_host, self.tenant);
         let form = [
             ("grant_type", "client_credentials"),
@@ -96,7 +119,6 @@ impl Credential for ClientSecretCredential {
             token: Secret::new(access.to_owned()),
             refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
         };
-        *cache = Some((scope.to_owned(), token.clone()));
         Ok(token)
     }
 }
@@ -108,25 +130,24 @@ pub struct AzureCliCredential {
     /// The `az` program (a path or a name on PATH).
     program: String,
     tenant: Option<String>,
-    cache: Mutex<Option<(String, AccessToken)>>,
+    cache: TokenCache,
 }
 
 impl AzureCliCredential {
     pub fn new(program: &str, tenant: Option<&str>) -> Self {
-        Self { program: program.to_owned(), tenant: tenant.map(str::to_owned), cache: Mutex::new(None) }
+        Self { program: program.to_owned(), tenant: tenant.map(str::to_owned), cache: TokenCache::default() }
     }
 }
 
 #[async_trait]
 impl Credential for AzureCliCredential {
     async fn token(&self, _http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
-        let mut cache = self.cache.lock().await;
-        if let Some((cached_scope, token)) = cache.as_ref()
-            && cached_scope == scope
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
+        self.cache.get_or_fetch(scope, self.fetch(scope)).await
+    }
+}
+
+impl AzureCliCredential {
+    async fn fetch(&self, scope: &str) -> Result<AccessToken, AzureError> {
         let mut cmd = tokio::process::Command::new(&self.program);
         cmd.args(["account", "get-access-token", "--output", "json", "--scope", scope]);
         if let Some(tenant) = &self.tenant {
@@ -154,7 +175,35 @@ impl Credential for AzureCliCredential {
             token: Secret::new(access.to_owned()),
             refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
         };
-        *cache = Some((scope.to_owned(), token.clone()));
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cache_fetches_once_per_scope_until_the_token_is_due() {
+        // A future runs only when awaited, so `ran` counts real fetches.
+        let ran = AtomicU32::new(0);
+        let counted = |fresh: bool| {
+            let ran = &ran;
+            async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                let refresh_at = if fresh { Instant::now() + Duration::from_secs(60) } else { Instant::now() };
+                Ok(AccessToken { token: Secret::new("t".into()), refresh_at })
+            }
+        };
+        let cache = TokenCache::default();
+        cache.get_or_fetch("a", counted(true)).await.unwrap();
+        cache.get_or_fetch("a", counted(true)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "a fresh token is reused");
+        cache.get_or_fetch("b", counted(false)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "another scope fetches");
+        cache.get_or_fetch("b", counted(true)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 3, "a token due for refresh is fetched again");
     }
 }

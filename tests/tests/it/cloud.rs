@@ -3,6 +3,15 @@
 use azdock_tests::Env;
 use azdock_tests::arm::Arm;
 
+/// `azdock local up --instant`, and a plain client signed in with the credentials it printed.
+async fn local_cloud(env: &Env) -> (serde_json::Value, Arm) {
+    let up = azdock(env, &["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    (up, arm)
+}
+
 fn azdock(env: &Env, args: &[&str]) -> azdock_tests::Output {
     let mut cmd = env.azdock();
     // Never reach a real cloud from a test: no ambient Azure credentials.
@@ -23,10 +32,8 @@ async fn cloud_local_starts_the_cloud_and_reads_accounts_and_vms() {
 
     // It started with Azure's own operation times; the VM below wants them instant.
     azdock(&env, &["local", "down"]).success();
-    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (up, arm) = local_cloud(&env).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     arm.linux_vm(&text("subscriptionId"), "web", "web1").await;
 
     let vms = azdock(&env, &["--cloud", "local", "vm", "list"]).success().json();
@@ -71,10 +78,8 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_power_actions_delete_and_images() {
     let env = Env::new();
-    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (up, arm) = local_cloud(&env).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     arm.linux_vm(&text("subscriptionId"), "ops", "box1").await;
     let power = |env: &Env| {
         azdock(
@@ -211,10 +216,8 @@ fn debug_logs_show_requests_but_never_secrets_or_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_set_list_show_remove_on_a_vm() {
     let env = Env::new();
-    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (up, arm) = local_cloud(&env).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     let sub = text("subscriptionId");
     arm.linux_vm(&sub, "ext", "vm1").await;
     let vm = [
@@ -295,10 +298,8 @@ async fn ext_set_list_show_remove_on_a_vm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_the_azure_cli_uses_its_tokens() {
     let env = Env::new();
-    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (up, arm) = local_cloud(&env).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     // A fake `az` that hands out a real token of the local cloud and records how it was asked.
     let bin = env.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
