@@ -89,37 +89,154 @@ impl ClientSecretCredential {
             ("client_secret", self.secret.expose()),
             ("scope", scope),
         ];
-        let resp = http
-            .post(&url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| AzureError::Transport { url: url.clone(), detail: e.to_string() })?;
-        let status = resp.status().as_u16();
-        let body: Value =
-            resp.json().await.map_err(|e| AzureError::Protocol { url: url.clone(), detail: e.to_string() })?;
-        if status != 200 {
-            return Err(AzureError::Auth {
-                status,
-                error: body["error"].as_str().unwrap_or("unknown_error").to_owned(),
-                description: body["error_description"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .lines()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-            });
-        }
-        let Some(access) = body["access_token"].as_str() else {
-            return Err(AzureError::Protocol { url, detail: "no access_token in the token response".into() });
+        request_token(http, &url, &form).await
+    }
+}
+
+/// Entra's client-credentials exchange: POST the form, read the token or Entra's error.
+async fn request_token(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> Result<AccessToken, AzureError> {
+    let resp = http
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| AzureError::Transport { url: url.to_owned(), detail: e.to_string() })?;
+    let status = resp.status().as_u16();
+    let body: Value =
+        resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
+    if status != 200 {
+        return Err(AzureError::Auth {
+            status,
+            error: body["error"].as_str().unwrap_or("unknown_error").to_owned(),
+            description: body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    let Some(access) = body["access_token"].as_str() else {
+        return Err(AzureError::Protocol {
+            url: url.to_owned(),
+            detail: "no access_token in the token response".into(),
+        });
+    };
+    let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+    Ok(AccessToken {
+        token: Secret::new(access.to_owned()),
+        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+    })
+}
+
+/// A service principal with a certificate: each token request carries a client assertion
+/// (RS256, `x5t` thumbprint) signed with the certificate's key.
+pub struct ClientCertificateCredential {
+    authority_host: String,
+    tenant: String,
+    client_id: String,
+    key: ring::signature::RsaKeyPair,
+    cert_der: Vec<u8>,
+    cache: TokenCache,
+}
+
+impl std::fmt::Debug for ClientCertificateCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificateCredential")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The base64 body of the first PEM block with this label.
+fn pem_block(text: &str, label: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    let body: String = text[start..stop].chars().filter(|c| !c.is_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD.decode(body).ok()
+}
+
+impl ClientCertificateCredential {
+    /// From PEM text holding the certificate and its unencrypted PKCS#8 RSA key (what
+    /// `az ad sp create-for-rbac --create-cert` writes); `source` names it in errors.
+    pub fn from_pem(
+        authority_host: &str,
+        tenant: &str,
+        client_id: &str,
+        pem: &Secret<String>,
+        source: &str,
+    ) -> Result<Self, AzureError> {
+        let invalid = |detail: &str| AzureError::Auth {
+            status: 0,
+            error: "invalid_certificate".into(),
+            description: format!("`{source}`: {detail}"),
         };
-        let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
-        let token = AccessToken {
-            token: Secret::new(access.to_owned()),
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-        };
-        Ok(token)
+        let text = pem.expose();
+        let cert_der = pem_block(text, "CERTIFICATE").ok_or_else(|| invalid("no CERTIFICATE block"))?;
+        let key_der = pem_block(text, "PRIVATE KEY").ok_or_else(|| {
+            invalid("no unencrypted PKCS#8 key (BEGIN PRIVATE KEY); convert it with `openssl pkcs8 -topk8 -nocrypt`")
+        })?;
+        // Wiped when dropped.
+        let key_der = Secret::new(key_der);
+        let key = ring::signature::RsaKeyPair::from_pkcs8(key_der.expose())
+            .map_err(|e| invalid(&format!("the key is not an RSA key Entra accepts ({e})")))?;
+        Ok(Self {
+            authority_host: authority_host.trim_end_matches('/').to_owned(),
+            tenant: tenant.to_owned(),
+            client_id: client_id.to_owned(),
+            key,
+            cert_der,
+            cache: TokenCache::default(),
+        })
+    }
+
+    fn assertion(&self, audience: &str) -> Result<Secret<String>, AzureError> {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let thumbprint = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &self.cert_der);
+        let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "x5t": b64(thumbprint.as_ref())});
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = serde_json::json!({"aud": audience, "iss": self.client_id, "sub": self.client_id, "jti": crate::uuid(), "nbf": now, "iat": now, "exp": now + 600});
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let mut signature = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut signature,
+            )
+            .map_err(|_| AzureError::Auth {
+                status: 0,
+                error: "invalid_certificate".into(),
+                description: "cannot sign the client assertion".into(),
+            })?;
+        Ok(Secret::new(format!("{input}.{}", b64(&signature))))
+    }
+
+    async fn fetch(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
+        let url = format!("{}/{}/oauth2/v2.0/token", self.authority_host, self.tenant);
+        let assertion = self.assertion(&url)?;
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", &self.client_id),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", assertion.expose()),
+            ("scope", scope),
+        ];
+        request_token(http, &url, &form).await
+    }
+}
+
+#[async_trait]
+impl Credential for ClientCertificateCredential {
+    async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
+        self.cache.get_or_fetch(scope, self.fetch(http, scope)).await
     }
 }
 

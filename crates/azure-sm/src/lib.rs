@@ -11,7 +11,9 @@ pub mod error;
 pub mod pipeline;
 
 pub use cloud::Cloud;
-pub use credential::{AccessToken, AzureCliCredential, ClientSecretCredential, Credential};
+pub use credential::{
+    AccessToken, AzureCliCredential, ClientCertificateCredential, ClientSecretCredential, Credential,
+};
 pub use error::{ArmErrorBody, AzureError};
 pub use pipeline::{Arm, ArmResponse, RetryPolicy, redact};
 

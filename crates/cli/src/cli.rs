@@ -276,6 +276,10 @@ pub struct LoginArgs {
     /// The client secret (visible to other users of this machine; prefer --password-stdin)
     #[arg(short = 'p', long)]
     pub password: Option<String>,
+    /// Sign in with a certificate instead of a secret: a PEM file with the certificate and its
+    /// unencrypted PKCS#8 RSA key (kept where it is; azdock stores the path)
+    #[arg(long, value_name = "PEM", conflicts_with_all = ["password", "password_stdin", "use_az_cli"])]
+    pub certificate: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -73,7 +73,7 @@ pub(crate) async fn arm_with(
         }
     };
     let credential = match (login, fallback) {
-        (Some(login), _) => login.credential(&cloud.authority_host),
+        (Some(login), _) => login.credential(&cloud.authority_host)?,
         (None, Some(own)) => own,
         (None, None) => environment_or_cli(&cloud)?,
     };

@@ -337,3 +337,95 @@ async fn login_with_the_azure_cli_uses_its_tokens() {
     assert!(out.stderr.contains("Please run az login") && out.stderr.contains("run `az login`"), "{}", out.stderr);
     azdock(&env, &["local", "down"]).success();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_a_certificate_signs_client_assertions() {
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let openssl = |args: &[&str]| azdock_tests::openssl(env.path(), args);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "sp-key.pem",
+        "-out",
+        "sp-cert.pem",
+        "-subj",
+        "/CN=azdock-sp",
+        "-days",
+        "2",
+    ]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "other-key.pem",
+        "-out",
+        "other-cert.pem",
+        "-subj",
+        "/CN=other",
+        "-days",
+        "2",
+    ]);
+    let cert = std::fs::read_to_string(env.path().join("sp-cert.pem")).unwrap();
+    let combined = env.path().join("sp.pem");
+    std::fs::write(&combined, cert.clone() + &std::fs::read_to_string(env.path().join("sp-key.pem")).unwrap()).unwrap();
+    let other = env.path().join("other.pem");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(env.path().join("other-cert.pem")).unwrap()
+            + &std::fs::read_to_string(env.path().join("other-key.pem")).unwrap(),
+    )
+    .unwrap();
+    let (status, _) = arm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/principals/{}/certificates", text("clientId")),
+            Some(serde_json::json!({"pem": cert})),
+        )
+        .await;
+    assert_eq!(status, 204);
+
+    let login = |pem: &std::path::Path| {
+        azdock(
+            &env,
+            &[
+                "--cloud",
+                "local",
+                "login",
+                "--service-principal",
+                "-u",
+                &text("clientId"),
+                "-t",
+                &text("tenantId"),
+                "--certificate",
+                pem.to_str().unwrap(),
+            ],
+        )
+    };
+    let refused = login(&other);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("invalid_client: AADSTS700027"), "{}", refused.stderr);
+    assert!(!env.path().join("config/credentials.json").exists(), "a refused sign-in stores nothing");
+    let missing = login(&env.path().join("nope.pem"));
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+
+    let ok = login(&combined);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    let stored = std::fs::read_to_string(env.path().join("config/credentials.json")).unwrap();
+    assert!(
+        stored.contains("clientCertificate") && !stored.contains("PRIVATE KEY"),
+        "the path is stored, not the key: {stored}"
+    );
+    // Later commands sign in with fresh assertions from the stored certificate.
+    let accounts = azdock(&env, &["--cloud", "local", "account", "list"]).success().json();
+    assert_eq!(accounts[0]["id"], text("subscriptionId"));
+    azdock(&env, &["local", "down"]).success();
+}

@@ -19,21 +19,40 @@ use crate::session;
 pub(crate) enum StoredLogin {
     /// A service principal with a client secret.
     Secret { tenant: String, client_id: String, secret: Secret<String> },
+    /// A service principal with a certificate (the PEM file's path).
+    Certificate { tenant: String, client_id: String, path: PathBuf },
     /// The Azure CLI's sign-in, optionally in one tenant.
     AzureCli { tenant: Option<String> },
 }
 
 impl StoredLogin {
     /// The credential for this sign-in against `authority_host`.
-    pub(crate) fn credential(&self, authority_host: &str) -> std::sync::Arc<dyn azdock_azure_sm::Credential> {
-        match self {
+    pub(crate) fn credential(
+        &self,
+        authority_host: &str,
+    ) -> anyhow::Result<std::sync::Arc<dyn azdock_azure_sm::Credential>> {
+        Ok(match self {
             StoredLogin::Secret { tenant, client_id, secret } => std::sync::Arc::new(
                 azdock_azure_sm::ClientSecretCredential::new(authority_host, tenant, client_id, secret.clone()),
             ),
+            StoredLogin::Certificate { tenant, client_id, path } => {
+                let pem = Secret::new(
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("cannot read the certificate `{}`", path.display()))?,
+                );
+                let source = path.display().to_string();
+                std::sync::Arc::new(azdock_azure_sm::ClientCertificateCredential::from_pem(
+                    authority_host,
+                    tenant,
+                    client_id,
+                    &pem,
+                    &source,
+                )?)
+            }
             StoredLogin::AzureCli { tenant } => {
                 std::sync::Arc::new(azdock_azure_sm::AzureCliCredential::new("az", tenant.as_deref()))
             }
-        }
+        })
     }
 }
 
@@ -84,6 +103,13 @@ pub(crate) fn stored(cloud: &str) -> anyhow::Result<Option<StoredLogin>> {
     if entry["kind"] == "azureCli" {
         return Ok(Some(StoredLogin::AzureCli { tenant: entry["tenantId"].as_str().map(str::to_owned) }));
     }
+    if entry["kind"] == "clientCertificate" {
+        return Ok(Some(StoredLogin::Certificate {
+            tenant: text("tenantId")?,
+            client_id: text("clientId")?,
+            path: PathBuf::from(text("certificatePath")?),
+        }));
+    }
     Ok(Some(StoredLogin::Secret {
         tenant: text("tenantId")?,
         client_id: text("clientId")?,
@@ -118,7 +144,17 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
         let (Some(tenant), Some(client_id)) = (args.tenant.clone(), args.client_id.clone()) else {
             return Err(Usage::new("`--service-principal` needs `--username` (the client id) and `--tenant`").into());
         };
-        StoredLogin::Secret { tenant, client_id, secret: read_secret(args, ctx)? }
+        match &args.certificate {
+            Some(path) => {
+                let path = std::path::absolute(path)
+                    .with_context(|| format!("invalid certificate path `{}`", path.display()))?;
+                if !path.is_file() {
+                    return Err(Usage::new(format!("no certificate file `{}`", path.display())).into());
+                }
+                StoredLogin::Certificate { tenant, client_id, path }
+            }
+            None => StoredLogin::Secret { tenant, client_id, secret: read_secret(args, ctx)? },
+        }
     };
     let cloud = session::cloud_name(global, config);
     // Sign in and list subscriptions before storing anything: a wrong secret stores nothing.
@@ -131,6 +167,9 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
     let entry = match &login {
         StoredLogin::Secret { tenant, client_id, secret } => {
             json!({"kind": "clientSecret", "tenantId": tenant, "clientId": client_id, "clientSecret": secret.expose()})
+        }
+        StoredLogin::Certificate { tenant, client_id, path } => {
+            json!({"kind": "clientCertificate", "tenantId": tenant, "clientId": client_id, "certificatePath": path})
         }
         StoredLogin::AzureCli { tenant } => json!({"kind": "azureCli", "tenantId": tenant}),
     };
