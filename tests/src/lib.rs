@@ -184,6 +184,21 @@ pub fn classic_cli_pki(dir: &Path, passphrase: &str, traditional: bool) {
     openssl(dir, &["rsa", "-in", "server-key.pem", "-out", "server-key.pem"]);
 }
 
+/// A self-signed RSA 2048 certificate and its unencrypted PKCS#8 key, made by openssl in `dir`
+/// as `<name>-cert.pem` and `<name>-key.pem` (what service-principal certificates look like).
+pub fn self_signed_rsa(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (format!("{name}-cert.pem"), format!("{name}-key.pem"));
+    let subject = format!("/CN={name}");
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &cert, "-subj", &subject,
+            "-days", "2",
+        ],
+    );
+    (dir.join(cert), dir.join(key))
+}
+
 /// Every file below `dir` with its contents and mode, to prove a failed command changed nothing.
 pub fn snapshot_dir(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
     let mut out = BTreeMap::new();

@@ -716,47 +716,12 @@ fn pem_body(pem: &str) -> Vec<u8> {
 async fn certificate_credentials_sign_in_with_a_signed_client_assertion() {
     let cloud = Cloud::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let openssl = |args: &[&str]| {
-        assert!(
-            std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap().status.success()
-        );
-    };
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "cert.pem",
-        "-subj",
-        "/CN=azdock-sp",
-        "-days",
-        "1",
-    ]);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "other-key.pem",
-        "-out",
-        "other.pem",
-        "-subj",
-        "/CN=other",
-        "-days",
-        "1",
-    ]);
-    let cert_pem = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
-    let (key, cert) = (pem_body(&std::fs::read_to_string(dir.path().join("key.pem")).unwrap()), pem_body(&cert_pem));
-    let (other_key, other) = (
-        pem_body(&std::fs::read_to_string(dir.path().join("other-key.pem")).unwrap()),
-        pem_body(&std::fs::read_to_string(dir.path().join("other.pem")).unwrap()),
-    );
+    let (cert_path, key_path) = azdock_tests::self_signed_rsa(dir.path(), "azdock-sp");
+    let (other_cert, other_key_path) = azdock_tests::self_signed_rsa(dir.path(), "other");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let cert_pem = read(&cert_path);
+    let (key, cert) = (pem_body(&read(&key_path)), pem_body(&cert_pem));
+    let (other_key, other) = (pem_body(&read(&other_key_path)), pem_body(&read(&other_cert)));
     let p = cloud.emulator.principals()[0].clone();
     let (s, _) = cloud
         .admin(Method::POST, &format!("/principals/{}/certificates", p.client_id), Some(json!({"pem": cert_pem})))

@@ -343,47 +343,14 @@ async fn login_with_a_certificate_signs_client_assertions() {
     let env = Env::new();
     let (up, arm) = local_cloud(&env).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let openssl = |args: &[&str]| azdock_tests::openssl(env.path(), args);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "sp-key.pem",
-        "-out",
-        "sp-cert.pem",
-        "-subj",
-        "/CN=azdock-sp",
-        "-days",
-        "2",
-    ]);
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "other-key.pem",
-        "-out",
-        "other-cert.pem",
-        "-subj",
-        "/CN=other",
-        "-days",
-        "2",
-    ]);
-    let cert = std::fs::read_to_string(env.path().join("sp-cert.pem")).unwrap();
+    let (sp_cert, sp_key) = azdock_tests::self_signed_rsa(env.path(), "sp");
+    let (other_cert, other_key) = azdock_tests::self_signed_rsa(env.path(), "other");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
+    let cert = read(&sp_cert);
     let combined = env.path().join("sp.pem");
-    std::fs::write(&combined, cert.clone() + &std::fs::read_to_string(env.path().join("sp-key.pem")).unwrap()).unwrap();
+    std::fs::write(&combined, cert.clone() + &read(&sp_key)).unwrap();
     let other = env.path().join("other.pem");
-    std::fs::write(
-        &other,
-        std::fs::read_to_string(env.path().join("other-cert.pem")).unwrap()
-            + &std::fs::read_to_string(env.path().join("other-key.pem")).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(&other, read(&other_cert) + &read(&other_key)).unwrap();
     let (status, _) = arm
         .admin(
             reqwest::Method::POST,
