@@ -116,6 +116,21 @@ impl Env {
     }
 }
 
+/// A test that fails before `azdock local down` must not leave its local cloud running.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if self.path().join("xdg-data/azdock/local/server.json").exists() {
+            let _ = self
+                .azdock()
+                .args(["local", "down"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 /// Runs openssl in `dir`, panicking with its output on failure.
 #[track_caller]
 pub fn openssl(dir: &Path, args: &[&str]) -> Output {
