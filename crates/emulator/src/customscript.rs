@@ -177,6 +177,7 @@ pub(crate) fn finish(
 ) {
     let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     update(&mut inner);
+    inner.dirty = true;
     let mut start_docker = false;
     if ok
         && let Some(vm) = inner.vms.get_mut(vm_key)

@@ -103,8 +103,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let jobs = {
         let mut inner = lock(&shared);
         inner.log(&req.method, &req.path, resp.status, started.elapsed());
-        // Reads settle operations too, which changes state; only admin routes change nothing.
-        inner.dirty |= !admin;
+        // Only an accepted change to ARM resources needs saving; reads, token requests and
+        // refused requests change nothing (settling operations marks itself).
+        let mutating = !matches!(req.method.as_str(), "GET" | "HEAD");
+        inner.dirty |= !admin && mutating && resp.status < 400 && req.path.starts_with("/subscriptions");
         std::mem::take(&mut inner.jobs)
     };
     crate::run_jobs(&shared, jobs);

@@ -228,6 +228,8 @@ impl Inner {
     pub(crate) fn settle(&mut self, now: Instant) {
         let due: Vec<String> =
             self.ops.iter().filter(|(_, op)| !op.settled && op.done(now)).map(|(id, _)| id.clone()).collect();
+        // Applying an effect changes what must survive a restart.
+        self.dirty |= !due.is_empty();
         for id in due {
             let Some(op) = self.ops.get_mut(&id) else { continue };
             op.settled = true;

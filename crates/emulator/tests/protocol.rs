@@ -18,7 +18,7 @@ const R: &str = "api-version=2021-04-01";
 struct Cloud {
     emulator: Emulator,
     arm: Arm,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The tests talk to the cloud through the shared plain client.
@@ -51,7 +51,7 @@ impl Cloud {
             &p.client_secret,
         )
         .await;
-        Self { emulator, arm, _dir: dir }
+        Self { emulator, arm, dir }
     }
 }
 
@@ -72,6 +72,12 @@ async fn password_ok(cloud: &Cloud, user: &str, password: &str) -> bool {
     let path = format!("/guests/{LOCAL_SUBSCRIPTION}/g/vm1/verify-password");
     let (_, body) = cloud.admin(Method::POST, &path, Some(json!({"username": user, "password": password}))).await;
     body["valid"] == true
+}
+
+/// Whether ARM accepts this bearer token (for a plain `GET /subscriptions`).
+async fn arm_accepts(cloud: &Cloud, token: &str) -> bool {
+    let resp = cloud.http.get(cloud.url(&format!("/subscriptions?{R}"))).bearer_auth(token).send().await.unwrap();
+    resp.status() == 200
 }
 
 fn code(body: &Value) -> &str {
@@ -147,14 +153,7 @@ async fn tokens_are_issued_to_known_principals_and_refused_otherwise() {
     let body: Value = r.json().await.unwrap();
     assert!(body["expires_on"].as_str().unwrap().parse::<i64>().is_ok());
     // And it works against ARM.
-    let resp = cloud
-        .http
-        .get(cloud.url(&format!("/subscriptions?{R}")))
-        .bearer_auth(body["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert!(arm_accepts(&cloud, body["access_token"].as_str().unwrap()).await);
 }
 
 #[tokio::test]
@@ -662,7 +661,7 @@ async fn state_survives_a_restart() {
     let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5", "forceUpdateTag": "1", "protectedSettings": {"username": "ops", "password": "N3w-Passw0rd!"}}});
     cloud.put_and_wait(&ext, body).await;
     let (_, pip_before) = cloud.get(&format!("{}?{N}", net("g", "publicIPAddresses/pip"))).await;
-    let Cloud { emulator, _dir: dir, .. } = cloud;
+    let Cloud { emulator, dir, .. } = cloud;
     emulator.stop().await;
     assert!(dir.path().join("state.json").exists());
 
@@ -748,14 +747,7 @@ async fn certificate_credentials_sign_in_with_a_signed_client_assertion() {
     for alg in ["RS256", "PS256"] {
         let (s, body) = sign_in(assertion(&key, &cert, alg, &endpoint, &p.client_id, 600)).await;
         assert_eq!(s, 200, "{alg}: {body}");
-        let r = cloud
-            .http
-            .get(cloud.url(&format!("/subscriptions?{R}")))
-            .bearer_auth(body["access_token"].as_str().unwrap())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert!(arm_accepts(&cloud, body["access_token"].as_str().unwrap()).await);
     }
     let refused = [
         (
@@ -771,4 +763,24 @@ async fn certificate_credentials_sign_in_with_a_signed_client_assertion() {
         let (s, body) = sign_in(jwt).await;
         assert_eq!((s, body["error_codes"][0].as_u64()), (401, Some(code)), "{body}");
     }
+}
+
+#[tokio::test]
+async fn reads_do_not_rewrite_the_saved_state_but_changes_do() {
+    let cloud = Cloud::with(|c| c.persist = true).await;
+    let state = cloud.dir.path().join("state.json");
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    let saved = async || {
+        // The saver runs every 250 ms.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        std::fs::metadata(&state).unwrap().modified().unwrap()
+    };
+    let first = saved().await;
+    for _ in 0..20 {
+        assert_eq!(cloud.get(&format!("{}?{R}", rg("g"))).await.0, 200);
+    }
+    assert_eq!(cloud.get(&format!("{}?{R}", rg("missing"))).await.0, 404);
+    assert_eq!(saved().await, first, "reads rewrote state.json");
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("h")), Some(json!({"location": "westeurope"}))).await;
+    assert_ne!(saved().await, first, "a change was not saved");
 }
