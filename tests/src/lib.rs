@@ -80,6 +80,9 @@ impl Default for Env {
     }
 }
 
+/// Where tests point IMDS: a loopback port nothing listens on (9, discard).
+pub const CLOSED_IMDS: &str = "http://127.0.0.1:9";
+
 impl Env {
     pub fn new() -> Self {
         Self { home: tempfile::tempdir().expect("temp home") }
@@ -92,11 +95,17 @@ impl Env {
     /// `azdock` with this environment.
     pub fn azdock(&self) -> Command {
         let mut cmd = Command::new(azdock_bin());
+        // Nothing of the machine's own Azure sign-in may leak in: the AZURE_* environment and
+        // managed identity are cleared, and IMDS points at a closed loopback port, so that no test
+        // reaches 169.254.169.254.
         for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("AZDOCK_") && key != "AZDOCK_BIN" {
+            let k = key.to_string_lossy();
+            let azure = k.starts_with("AZURE_") || k.starts_with("IDENTITY_") || k.starts_with("MSI_");
+            if azure || k.starts_with("AZDOCK_") && key != "AZDOCK_BIN" {
                 cmd.env_remove(key);
             }
         }
+        cmd.env("AZURE_POD_IDENTITY_AUTHORITY_HOST", CLOSED_IMDS);
         cmd.env("HOME", self.path())
             .env("AZDOCK_CONFIG_DIR", self.path().join("config"))
             .env("XDG_CONFIG_HOME", self.path().join("xdg"))

@@ -50,25 +50,132 @@ pub(crate) fn run(bin: &Path, home: &Path) -> anyhow::Result<Vec<Measure>> {
     let result = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(measure(&up));
     // The fleet read through the real binary, against the 1,000 VMs `measure` created.
     let fleet = result.as_ref().ok().map(|_| fleet_read(bin, home, &data));
+    let fan_out = result.as_ref().ok().map(|_| ext_fan_out(bin, home, &data, &up));
     azdock(&["local", "down", "-o", "json"])?;
     let mut measures = result?;
     if let Some(fleet) = fleet {
         measures.push(fleet?);
     }
+    if let Some(fan_out) = fan_out {
+        measures.extend(fan_out?);
+    }
     Ok(measures)
+}
+
+/// ARM's limits, which the emulator enforces as `local up` does by default.
+const READS: (f64, f64) = (250.0, 25.0);
+const WRITES: (f64, f64) = (200.0, 10.0);
+
+/// `azdock ext set --ids` over 500 of the VMs with ARM's throttling switched on: the time
+/// against the least the token buckets allow for the requests it made, the 429s ARM had to
+/// send, and the client's peak memory.
+fn ext_fan_out(bin: &Path, home: &Path, data: &Path, up: &Value) -> anyhow::Result<Vec<Measure>> {
+    let text = |k: &str| up[k].as_str().map(str::to_owned).with_context(|| format!("`local up` printed no {k}"));
+    let (base, sub) = (text("endpoint")?, text("subscriptionId")?);
+    let ca = std::fs::read(text("caCertificate")?)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let http = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+        .tls_built_in_root_certs(false)
+        .build()?;
+    let admin = |method: reqwest::Method, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
+        rt.block_on(async {
+            let mut req = http.request(method, format!("{base}/_emulator{path}"));
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            let resp = req.send().await?;
+            let status = resp.status();
+            let text = resp.text().await?;
+            if !status.is_success() {
+                bail!("{path}: {status} {text}");
+            }
+            Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+        })
+    };
+    admin(
+        reqwest::Method::PUT,
+        "/throttle",
+        Some(
+            json!({"readBurst": READS.0, "readPerSec": READS.1, "writeBurst": WRITES.0, "writePerSec": WRITES.1, "deleteBurst": 200.0, "deletePerSec": 10.0}),
+        ),
+    )?;
+    let before = admin(reqwest::Method::GET, "/requests?since=999999999999", None)?["last"].as_u64().unwrap_or(0);
+    let ids: Vec<String> = (0..500)
+        .map(|i| format!("/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/vm{i}"))
+        .collect();
+    let mut cmd = azdock_against(bin, home, data, Path::new("/usr/bin/time").exists());
+    cmd.args([
+        "--cloud",
+        "local",
+        "ext",
+        "set",
+        "--publisher",
+        "Microsoft.OSTCExtensions",
+        "--type",
+        "VMAccessForLinux",
+    ])
+    .args(["--settings", r#"{"check_disk": true}"#, "--max-parallel", "32", "-o", "none", "--ids"])
+    .args(&ids);
+    let start = Instant::now();
+    let out = cmd.output()?;
+    let elapsed = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("azdock ext set --ids (500 VMs) failed: {stderr}");
+    }
+    let rss = stderr.lines().last().and_then(|l| l.trim().parse::<u64>().ok());
+    let log = admin(reqwest::Method::GET, &format!("/requests?since={before}"), None)?;
+    let entries = log["requests"].as_array().cloned().unwrap_or_default();
+    let arm = entries.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/subscriptions")));
+    let (mut reads, mut writes, mut throttled) = (0u32, 0u32, 0u32);
+    for e in arm {
+        if e["status"] == 429 {
+            throttled += 1;
+        }
+        if e["method"] == "GET" { reads += 1 } else { writes += 1 }
+    }
+    // The least time the buckets allow: what exceeds the burst, at the refill rate.
+    let bound = |(burst, rate): (f64, f64), n: u32| ((f64::from(n) - burst) / rate).max(0.0);
+    let floor = bound(READS, reads).max(bound(WRITES, writes));
+    #[allow(clippy::cast_precision_loss)]
+    let rss = rss.map_or_else(|| "-".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0));
+    Ok(vec![
+        Measure {
+            what: format!(
+                "`ext set --ids` over 500 VMs, ARM throttling on ({reads} reads, {writes} writes; bucket floor {floor:.1} s)"
+            ),
+            value: format!(
+                "{:.1} s ({:+.1}% over the floor)",
+                elapsed.as_secs_f64(),
+                (elapsed.as_secs_f64() / floor - 1.0) * 100.0
+            ),
+            target: "within 10% of the floor",
+        },
+        Measure {
+            what: "  429s ARM sent / surfaced to the user; client peak RSS".into(),
+            value: format!("{throttled} / 0; {rss}"),
+            target: "0 surfaced; < 50 MB",
+        },
+    ])
+}
+
+/// The azdock binary with the bench's home and local cloud, under GNU time (`%M`, peak RSS in
+/// KiB on the last line of stderr) when `timed`.
+fn azdock_against(bin: &Path, home: &Path, data: &Path, timed: bool) -> Command {
+    let mut cmd = if timed { Command::new("/usr/bin/time") } else { Command::new(bin) };
+    if timed {
+        cmd.args(["-f", "%M"]).arg(bin);
+    }
+    cmd.env("HOME", home).env("AZDOCK_DATA_DIR", data).env("AZDOCK_CONFIG_DIR", home.join("config"));
+    cmd
 }
 
 /// `azdock --cloud local vm list` over 1,000 VMs: median wall time of 5 runs, and peak RSS.
 fn fleet_read(bin: &Path, home: &Path, data: &Path) -> anyhow::Result<Measure> {
     let run = |timed: bool| -> anyhow::Result<(Duration, Option<u64>)> {
-        let mut cmd = if timed { Command::new("/usr/bin/time") } else { Command::new(bin) };
-        if timed {
-            cmd.args(["-f", "%M"]).arg(bin);
-        }
-        cmd.args(["--cloud", "local", "vm", "list", "-o", "none"])
-            .env("HOME", home)
-            .env("AZDOCK_DATA_DIR", data)
-            .env("AZDOCK_CONFIG_DIR", home.join("config"));
+        let mut cmd = azdock_against(bin, home, data, timed);
+        cmd.args(["--cloud", "local", "vm", "list", "-o", "none"]);
         let start = Instant::now();
         let out = cmd.output()?;
         let elapsed = start.elapsed();

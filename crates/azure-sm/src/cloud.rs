@@ -10,8 +10,11 @@ pub struct Cloud {
     pub authority_host: String,
     /// The resource ARM tokens are for; the scope is `<audience>/.default`.
     pub audience: String,
-    /// Extra CA certificates (PEM) to trust, and nothing else when set (the local cloud).
+    /// Extra CA certificates (PEM, one or more) to trust.
     pub ca_pem: Option<String>,
+    /// Whether the system's trusted roots count too (not for the local cloud, whose CA alone
+    /// may vouch for it).
+    pub trust_system_roots: bool,
 }
 
 impl Cloud {
@@ -22,6 +25,7 @@ impl Cloud {
             authority_host: authority.into(),
             audience: arm.into(),
             ca_pem: None,
+            trust_system_roots: true,
         }
     }
 
@@ -46,6 +50,26 @@ impl Cloud {
             authority_host: base.clone(),
             audience: base,
             ca_pem: Some(ca_pem.to_owned()),
+            trust_system_roots: false,
+        }
+    }
+
+    /// A cloud registered by the user (Azure Stack Hub, a private or sovereign cloud), with its
+    /// CA bundle trusted next to the system's roots.
+    pub fn custom(
+        name: &str,
+        resource_manager: &str,
+        authority_host: &str,
+        audience: &str,
+        ca_pem: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            resource_manager: resource_manager.trim_end_matches('/').into(),
+            authority_host: authority_host.trim_end_matches('/').into(),
+            audience: audience.into(),
+            ca_pem,
+            trust_system_roots: true,
         }
     }
 

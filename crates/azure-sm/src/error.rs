@@ -24,6 +24,10 @@ pub enum AzureError {
     /// Entra refused to issue a token.
     #[error("sign-in failed: {error}: {description}")]
     Auth { status: u16, error: String, description: String },
+    /// A credential that cannot work on this machine (no `az`, no managed identity); a chain
+    /// moves on to the next one.
+    #[error("{credential} is not available: {detail}")]
+    Unavailable { credential: &'static str, detail: String },
     /// The request could not be sent or its answer not read.
     #[error("cannot reach {url}: {detail}")]
     Transport { url: String, detail: String },

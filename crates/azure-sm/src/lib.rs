@@ -1,20 +1,25 @@
 //! azdock-azure-sm: the Azure service-management client — clouds, credentials, an HTTP
 //! pipeline that retries safely and paces itself against ARM's throttling, long-running
 //! operations followed to their end, and ARM's error envelope as a typed error.
-//!
-//! Status: the pipeline and client-secret credentials; typed models, the rest of the credential
-//! chain and fleet fan-out helpers arrive with the everyday commands (see ARCHITECTURE.md).
+//! Typed models of the resources azdock reads live in [`models`]; fleet operations go through
+//! [`fanout::fan_out`] on one shared client.
 
 pub mod cloud;
 pub mod credential;
 pub mod error;
+pub mod extensions;
+pub mod fanout;
+pub mod images;
+pub mod models;
 pub mod pipeline;
 
 pub use cloud::Cloud;
 pub use credential::{
-    AccessToken, AzureCliCredential, ClientCertificateCredential, ClientSecretCredential, Credential,
+    AccessToken, AzureCliCredential, ChainedCredential, ClientCertificateCredential, ClientSecretCredential,
+    Credential, ManagedIdentityCredential, ManagedIdentitySource, WorkloadIdentityCredential,
 };
 pub use error::{ArmErrorBody, AzureError};
+pub use fanout::fan_out;
 pub use pipeline::{Arm, ArmResponse, RetryPolicy, redact};
 
 /// A fresh UUID (v4) for request ids.

@@ -29,6 +29,18 @@ pub struct RetryPolicy {
     pub deadline: Duration,
 }
 
+impl RetryPolicy {
+    /// The default, with the first backoff taken from `AZDOCK_RETRY_BASE_DELAY_MS` when set (a
+    /// script that would rather fail fast than wait out a long outage sets it low).
+    pub fn from_env() -> Self {
+        let mut policy = Self::default();
+        if let Some(ms) = std::env::var("AZDOCK_RETRY_BASE_DELAY_MS").ok().and_then(|v| v.trim().parse::<u64>().ok()) {
+            policy.base_delay = Duration::from_millis(ms);
+        }
+        policy
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
@@ -65,9 +77,24 @@ fn refill_rate(bucket: &str) -> f64 {
     if bucket == "reads" { 25.0 } else { 10.0 }
 }
 
+/// One bucket per subscription and kind of request, as ARM counts them.
 #[derive(Debug, Default)]
 struct Budget {
-    buckets: HashMap<&'static str, Bucket>,
+    buckets: HashMap<(String, &'static str), Bucket>,
+}
+
+impl Budget {
+    fn bucket(&mut self, key: &(String, &'static str)) -> &mut Bucket {
+        self.buckets.entry(key.clone()).or_insert(Bucket { tokens: None, updated: Instant::now(), probing: false })
+    }
+}
+
+/// The subscription a request is counted against (empty for tenant-level calls).
+fn subscription_of(url: &str) -> String {
+    let lower = url.to_ascii_lowercase();
+    lower.find("/subscriptions/").map_or_else(String::new, |at| {
+        lower[at + "/subscriptions/".len()..].split(['/', '?']).next().unwrap_or_default().to_owned()
+    })
 }
 
 /// The ARM client.
@@ -141,12 +168,19 @@ impl Arm {
     pub fn new(cloud: Cloud, credential: Arc<dyn Credential>, policy: RetryPolicy) -> Result<Self, AzureError> {
         let mut builder = reqwest::Client::builder().timeout(policy.request_timeout).pool_max_idle_per_host(32);
         if let Some(pem) = &cloud.ca_pem {
-            let ca = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| AzureError::Protocol {
+            let invalid = |detail: String| AzureError::Protocol {
                 url: cloud.resource_manager.clone(),
-                detail: format!("invalid CA certificate: {e}"),
-            })?;
-            builder = builder.add_root_certificate(ca).tls_built_in_root_certs(false);
+                detail: format!("invalid CA certificate: {detail}"),
+            };
+            let bundle = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            if bundle.is_empty() {
+                return Err(invalid("no certificate in the bundle".into()));
+            }
+            for ca in bundle {
+                builder = builder.add_root_certificate(ca);
+            }
         }
+        builder = builder.tls_built_in_root_certs(cloud.trust_system_roots);
         let http = builder
             .build()
             .map_err(|e| AzureError::Protocol { url: cloud.resource_manager.clone(), detail: e.to_string() })?;
@@ -159,15 +193,12 @@ impl Arm {
 
     /// Takes one request from the client's copy of ARM's bucket, waiting for a refill when it
     /// is empty, so that a fan-out slows down before ARM has to answer 429.
-    async fn acquire(&self, bucket: &'static str) {
+    async fn acquire(&self, key: &(String, &'static str)) {
+        let bucket = key.1;
         loop {
             let wait = {
                 let mut budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let b = budget.buckets.entry(bucket).or_insert(Bucket {
-                    tokens: None,
-                    updated: Instant::now(),
-                    probing: false,
-                });
+                let b = budget.bucket(key);
                 match b.tokens {
                     None if !b.probing => {
                         b.probing = true;
@@ -193,15 +224,14 @@ impl Arm {
     }
 
     /// Records what ARM said about the bucket: its remaining count, or that it is empty.
-    fn note_budget(&self, bucket: &'static str, headers: Option<&HeaderMap>, throttled: bool) {
-        let header = format!("x-ms-ratelimit-remaining-subscription-{bucket}");
+    fn note_budget(&self, key: &(String, &'static str), headers: Option<&HeaderMap>, throttled: bool) {
+        let header = format!("x-ms-ratelimit-remaining-subscription-{}", key.1);
         let remaining = headers
             .and_then(|h| h.get(header.as_str()))
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<f64>().ok());
         let mut budget = self.budget.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let b =
-            budget.buckets.entry(bucket).or_insert(Bucket { tokens: None, updated: Instant::now(), probing: false });
+        let b = budget.bucket(key);
         b.probing = false;
         let reported = if throttled { Some(0.0) } else { remaining };
         if let Some(reported) = reported {
@@ -215,19 +245,40 @@ impl Arm {
     /// what is safe to retry. Returns the first answer that is not a transient failure; ARM
     /// errors become [`AzureError::Arm`].
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ArmResponse, AzureError> {
+        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
+        self.send_as(method, path, body, idempotent).await
+    }
+
+    /// Like [`Arm::send`], for a POST whose repetition is harmless (`start` on a started VM
+    /// does nothing): it is retried after a dropped connection or a 5xx like a PUT.
+    pub async fn send_idempotent(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<ArmResponse, AzureError> {
+        self.send_as(method, path, body, true).await
+    }
+
+    async fn send_as(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> Result<ArmResponse, AzureError> {
         let url = if path.starts_with("https://") {
             path.to_owned()
         } else {
             format!("{}{path}", self.cloud.resource_manager)
         };
-        let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
-        let bucket = bucket(&method);
+        let bucket = (subscription_of(&url), bucket(&method));
         let request_id = crate::uuid();
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.acquire(bucket).await;
+            self.acquire(&bucket).await;
             let token = self.credential.token(&self.http, &self.cloud.scope()).await?;
             let mut req = self
                 .http
@@ -245,7 +296,7 @@ impl Arm {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
-                    self.note_budget(bucket, Some(&headers), status == StatusCode::TOO_MANY_REQUESTS);
+                    self.note_budget(&bucket, Some(&headers), status == StatusCode::TOO_MANY_REQUESTS);
                     let text = resp.text().await.map_err(|e| transport(&url, &e))?;
                     tracing::debug!(
                         request_id,
@@ -272,7 +323,7 @@ impl Arm {
                     (error, retry_after(&headers))
                 }
                 Err(e) => {
-                    self.note_budget(bucket, None, false);
+                    self.note_budget(&bucket, None, false);
                     let error = transport(&url, &e);
                     // The request may have reached ARM: only repeat what is idempotent.
                     if !idempotent {
@@ -320,6 +371,13 @@ impl Arm {
     /// POST an action and wait for its operation.
     pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
         let resp = self.send(Method::POST, path, body).await?;
+        self.follow(&resp).await?;
+        Ok(resp.body)
+    }
+
+    /// POST an action that is safe to repeat (see [`Arm::send_idempotent`]) and wait for it.
+    pub async fn post_idempotent(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
+        let resp = self.send_idempotent(Method::POST, path, body).await?;
         self.follow(&resp).await?;
         Ok(resp.body)
     }
@@ -397,6 +455,13 @@ mod tests {
         let out = redact(&body).to_string();
         assert!(!out.contains("\"p\"") && !out.contains("\"c\"") && !out.contains("\"s\""), "{out}");
         assert!(out.contains("\"u\"") && out.contains("2376"));
+    }
+
+    #[test]
+    fn requests_count_against_their_subscription() {
+        assert_eq!(subscription_of("https://m/subscriptions/AB-1/resourceGroups/g?x"), "ab-1");
+        assert_eq!(subscription_of("https://m/subscriptions?api-version=1"), "");
+        assert_eq!(subscription_of("https://m/tenants"), "");
     }
 
     #[test]

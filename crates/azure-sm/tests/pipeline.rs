@@ -173,7 +173,8 @@ async fn a_post_whose_connection_dropped_is_not_sent_again() {
         1,
         vec![FaultRule {
             method: Some("POST".into()),
-            path_contains: None,
+            // ARM's POST, not the token request (which is safe to repeat, and is repeated).
+            path_contains: Some("/providers/Microsoft.Compute/register".into()),
             rate: None,
             sequence: vec![FaultKind::Drop],
             fault: None,
@@ -183,7 +184,11 @@ async fn a_post_whose_connection_dropped_is_not_sent_again() {
     let url = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/register?{R}");
     let err = arm.post(&url, None).await.unwrap_err();
     assert!(matches!(err, azdock_azure_sm::AzureError::Transport { .. }), "{err}");
-    let posts = requests(&emulator, &http).await.iter().filter(|r| r["method"] == "POST").count();
+    let posts = requests(&emulator, &http)
+        .await
+        .iter()
+        .filter(|r| r["method"] == "POST" && r["path"].as_str().is_some_and(|p| p.ends_with("/register")))
+        .count();
     assert_eq!(posts, 1, "a POST that may have reached ARM is never repeated blindly");
 }
 

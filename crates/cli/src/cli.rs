@@ -51,7 +51,10 @@ pub enum Command {
     /// Manage VM extensions
     #[command(subcommand)]
     Ext(ExtCommand),
-    /// Sign in to the cloud as a service principal
+    /// Choose the cloud: Azure's public clouds, the local cloud, or one you register
+    #[command(subcommand)]
+    Cloud(CloudCommand),
+    /// Sign in: service principal, Azure CLI or managed identity
     Login(LoginArgs),
     /// Forget the stored sign-in for the cloud
     Logout,
@@ -147,9 +150,9 @@ pub enum ExtCommand {
     Show {
         #[command(flatten)]
         on: ExtOn,
-        /// Extension instance name
+        /// Extension instance name (or give extension ids with --ids)
         #[arg(short = 'n', long)]
-        name: String,
+        name: Option<String>,
     },
     /// Install or update an extension on a VM (any publisher and type)
     // `--version` is the handler's version here, as in `az vm extension set`.
@@ -159,24 +162,30 @@ pub enum ExtCommand {
     Remove {
         #[command(flatten)]
         on: ExtOn,
-        /// Extension instance name
+        /// Extension instance name (or give extension ids with --ids)
         #[arg(short = 'n', long)]
-        name: String,
+        name: Option<String>,
         /// Return once Azure accepted the request
         #[arg(long)]
         no_wait: bool,
     },
 }
 
-/// The VM an extension command works on.
+/// The VMs an extension command works on: `--vm` and `-g`, or `--ids`.
 #[derive(Debug, Args)]
 pub struct ExtOn {
     /// VM name
-    #[arg(long)]
-    pub vm: String,
+    #[arg(long, required_unless_present = "ids")]
+    pub vm: Option<String>,
     /// Resource group
-    #[arg(short = 'g', long)]
-    pub resource_group: String,
+    #[arg(short = 'g', long, required_unless_present = "ids")]
+    pub resource_group: Option<String>,
+    /// One or more VM resource ids (or extension ids for show and remove), instead of --vm and -g
+    #[arg(long, num_args = 1.., value_name = "ID", conflicts_with_all = ["vm", "resource_group"])]
+    pub ids: Vec<String>,
+    /// How many VMs to work on at once with --ids
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
 }
 
 #[derive(Debug, Args)]
@@ -255,31 +264,73 @@ pub struct LocalRunArgs {
     pub faults: Option<PathBuf>,
 }
 
+// Each flag is one of az's, as az spells it.
+#[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("how").required(true).args(["service_principal", "use_az_cli"])))]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["service_principal", "use_az_cli", "identity"])))]
 pub struct LoginArgs {
-    /// Sign in as a service principal with a client secret
+    /// Sign in as a service principal, with a client secret or a certificate
     #[arg(long, requires_all = ["client_id", "tenant"])]
     pub service_principal: bool,
     /// Use the Azure CLI's sign-in (`az login`) for every request
     #[arg(long, conflicts_with_all = ["service_principal", "client_id", "password", "password_stdin"])]
     pub use_az_cli: bool,
+    /// Use this machine's managed identity (-u for a user-assigned identity's client id)
+    #[arg(long, conflicts_with_all = ["service_principal", "use_az_cli", "password", "password_stdin", "certificate", "tenant"])]
+    pub identity: bool,
     /// Application (client) id
     #[arg(short = 'u', long = "username", value_name = "CLIENT_ID")]
     pub client_id: Option<String>,
     /// Directory (tenant) id
     #[arg(short = 't', long)]
     pub tenant: Option<String>,
-    /// Read the client secret from standard input
+    /// Read the client secret (or the PFX password) from standard input
     #[arg(long, conflicts_with = "password")]
     pub password_stdin: bool,
-    /// The client secret (visible to other users of this machine; prefer --password-stdin)
-    #[arg(short = 'p', long)]
+    /// The client secret or PFX password (visible to other users of this machine; prefer
+    /// --password-stdin)
+    #[arg(short = 'p', long, allow_hyphen_values = true)]
     pub password: Option<String>,
     /// Sign in with a certificate instead of a secret: a PEM file with the certificate and its
-    /// unencrypted PKCS#8 RSA key (kept where it is; azdock stores the path)
-    #[arg(long, value_name = "PEM", conflicts_with_all = ["password", "password_stdin", "use_az_cli"])]
+    /// unencrypted PKCS#8 RSA key, or a PFX (kept where it is; azdock stores the path)
+    #[arg(long, value_name = "PEM|PFX", conflicts_with = "use_az_cli")]
     pub certificate: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CloudCommand {
+    /// List the clouds: built-in, local and registered
+    List,
+    /// Show a cloud's endpoints [default: the active cloud]
+    Show {
+        /// Cloud name
+        #[arg(short = 'n', long)]
+        name: Option<String>,
+    },
+    /// Make a cloud the default (`defaults.cloud` in the config file)
+    Set {
+        /// Cloud name
+        #[arg(short = 'n', long)]
+        name: String,
+    },
+    /// Register a cloud by its Resource Manager endpoint; the rest is read from its metadata
+    Register {
+        /// A name for the cloud
+        #[arg(short = 'n', long)]
+        name: String,
+        /// The cloud's Resource Manager URL, e.g. https://management.local.azurestack.external
+        #[arg(long, value_name = "URL")]
+        endpoint_resource_manager: String,
+        /// CA certificates (PEM) that sign the cloud's endpoints, trusted besides the system's
+        #[arg(long, value_name = "FILE")]
+        ca_bundle: Option<PathBuf>,
+    },
+    /// Forget a registered cloud
+    Unregister {
+        /// Cloud name
+        #[arg(short = 'n', long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -296,15 +347,28 @@ pub enum AccountCommand {
     },
 }
 
-/// Which VM an action applies to, and whether to wait for it.
+/// Which VMs: `-g` with `-n`, or `--ids`.
+#[derive(Debug, Args)]
+pub struct VmRef {
+    /// Resource group
+    #[arg(short = 'g', long, required_unless_present = "ids")]
+    pub resource_group: Option<String>,
+    /// VM name
+    #[arg(short = 'n', long, required_unless_present = "ids")]
+    pub name: Option<String>,
+    /// One or more VM resource ids, instead of -g and -n
+    #[arg(long, num_args = 1.., value_name = "ID", conflicts_with_all = ["resource_group", "name"])]
+    pub ids: Vec<String>,
+    /// How many VMs to work on at once with --ids
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
+}
+
+/// Which VMs an action applies to, and whether to wait for it.
 #[derive(Debug, Args)]
 pub struct VmTarget {
-    /// Resource group
-    #[arg(short = 'g', long)]
-    pub resource_group: String,
-    /// VM name
-    #[arg(short = 'n', long)]
-    pub name: String,
+    #[command(flatten)]
+    pub vm: VmRef,
     /// Return once Azure accepted the request, without waiting for it to finish
     #[arg(long)]
     pub no_wait: bool,
@@ -320,12 +384,8 @@ pub enum VmCommand {
     },
     /// Show one virtual machine
     Show {
-        /// Resource group
-        #[arg(short = 'g', long)]
-        resource_group: String,
-        /// VM name
-        #[arg(short = 'n', long)]
-        name: String,
+        #[command(flatten)]
+        vm: VmRef,
         /// Add power state, public and private IPs and FQDNs (more requests)
         #[arg(short = 'd', long)]
         show_details: bool,
@@ -355,6 +415,15 @@ pub enum VmCommand {
 pub enum ImageCommand {
     /// The image aliases every command accepts (Ubuntu2404, Debian11, …)
     Aliases,
+    /// Look an image up: an alias, a URN (`latest` resolved) or an image resource id
+    Show {
+        /// Alias, publisher:offer:sku:version, or resource id
+        #[arg(value_name = "IMAGE")]
+        image: String,
+        /// Location whose catalogue to read
+        #[arg(short = 'l', long, default_value = "westeurope")]
+        location: String,
+    },
     /// List images: the aliases, or with `--all` every version in the catalogue
     List {
         /// Query the location's catalogue instead of listing the aliases

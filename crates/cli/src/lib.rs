@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod output;
 mod session;
+mod targets;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     match cli.command {
         Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir),
+        Command::Cloud(command) => commands::cloud::run(&ctx, &cli.global, &config, &command),
         Command::Ext(command) => commands::ext::run(&ctx, &cli.global, &config, &command),
         Command::Local(command) => commands::local::run(&ctx, &command),
         Command::Login(args) => commands::login::login(&ctx, &cli.global, &config, &args),

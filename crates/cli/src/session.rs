@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use azdock_azure_sm::{Arm, AzureCliCredential, ClientSecretCredential, Cloud, Credential, RetryPolicy};
+use azdock_azure_sm::{Arm, ChainedCredential, ClientSecretCredential, Cloud, Credential, RetryPolicy};
 use azdock_core::Secret;
 use serde_json::Value;
 
@@ -31,8 +31,9 @@ pub(crate) fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
 }
 
 /// Signs in to the cloud: with the login stored by `azdock login` for it, else the local
-/// cloud's own principal (starting it when it is not running), else for the public clouds
-/// `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and `AZURE_CLIENT_SECRET`.
+/// cloud's own principal (starting it when it is not running), else for the other clouds the
+/// chain of [`ChainedCredential::from_env`]: the `AZURE_*` environment, the Azure CLI, managed
+/// identity.
 pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
     let stored = crate::commands::login::stored(&cloud_name(global, config))?;
     arm_with(global, config, stored).await
@@ -62,42 +63,14 @@ pub(crate) async fn arm_with(
             );
             (cloud, Some(Arc::new(own)))
         }
-        "azurecloud" => (Cloud::azure(), None),
-        "azurechinacloud" => (Cloud::china(), None),
-        "azureusgovernment" => (Cloud::us_government(), None),
-        _ => {
-            return Err(Usage::new(format!(
-                "unknown cloud `{name}`: use AzureCloud, AzureChinaCloud, AzureUSGovernment or local"
-            ))
-            .into());
-        }
+        _ => (crate::commands::cloud::resolve(&name)?, None),
     };
-    let credential = match (login, fallback) {
+    let credential: Arc<dyn Credential> = match (login, fallback) {
         (Some(login), _) => login.credential(&cloud.authority_host)?,
         (None, Some(own)) => own,
-        (None, None) => environment_or_cli(&cloud)?,
+        (None, None) => Arc::new(ChainedCredential::from_env(&cloud)?),
     };
-    Ok(Arm::new(cloud, credential, RetryPolicy::default())?)
-}
-
-/// The public clouds' chain after a stored sign-in: the `AZURE_*` environment, then the Azure
-/// CLI when it is installed.
-fn environment_or_cli(cloud: &Cloud) -> anyhow::Result<Arc<dyn Credential>> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(tenant), Some(client), Some(secret)) =
-        (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"), var("AZURE_CLIENT_SECRET"))
-    {
-        return Ok(Arc::new(ClientSecretCredential::new(&cloud.authority_host, &tenant, &client, Secret::new(secret))));
-    }
-    let az_installed =
-        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()));
-    if az_installed {
-        return Ok(Arc::new(AzureCliCredential::new("az", var("AZURE_TENANT_ID").as_deref())));
-    }
-    bail!(
-        "no credentials for {}: run `azdock login --service-principal` or `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET",
-        cloud.name
-    )
+    Ok(Arm::new(cloud, credential, RetryPolicy::from_env())?)
 }
 
 /// The subscriptions the login can see.

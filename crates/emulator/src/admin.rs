@@ -40,19 +40,20 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
             inner.faults.set(seed, Vec::new());
             Ok(Resp::empty(204))
         }
-        ("POST", ["principals", client_id, "certificates"]) => {
-            let body = req.json()?;
-            let Some(pem) = body["pem"].as_str().filter(|p| {
-                x509_parser::pem::parse_x509_pem(p.as_bytes()).is_ok_and(|(_, pem)| pem.parse_x509().is_ok())
-            }) else {
-                return Err(ArmError::new(400, "InvalidCertificate", "`pem` must hold an X.509 certificate in PEM"));
-            };
-            if !crate::add_certificate(shared, client_id, pem) {
-                return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
-            }
-            inner.dirty = true;
+        ("POST", ["principals", client_id, what]) => principal_credential(inner, shared, req, client_id, what),
+        // New limits and full buckets: load tests set up without throttling, then measure with it.
+        ("PUT", ["throttle"]) => {
+            let config: crate::ThrottleConfig = serde_json::from_value(req.json()?).map_err(|e| {
+                ArmError::new(400, "InvalidRequest", format!("expected the ThrottleConfig fields: {e}"))
+            })?;
+            inner.throttle = crate::throttle::Throttle::new(config);
             Ok(Resp::empty(204))
         }
+        ("GET", ["identity"]) => Ok(Resp::json(
+            200,
+            json!({"identityEndpoint": format!("{}/msi/token", shared.base_url), "identityHeader": shared.identity_header,
+                   "imdsEndpoint": shared.base_url}),
+        )),
         ("GET", ["guests", sub, rg, vm]) => {
             let rt = vm_runtime(inner, sub, rg, vm)?;
             Ok(Resp::json(200, json!({"power": rt.power, "guest": rt.guest})))
@@ -88,4 +89,54 @@ fn vm_runtime<'a>(inner: &'a Inner, sub: &str, rg: &str, vm: &str) -> Result<&'a
     let k = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
         .to_ascii_lowercase();
     inner.vms.get(&k).ok_or_else(|| ArmError::new(404, "NotFound", format!("no VM {vm} in resource group {rg}")))
+}
+
+/// A sign-in credential added to a principal: a certificate (PEM) for client assertions, or a
+/// federated identity credential.
+fn principal_credential(
+    inner: &mut Inner,
+    shared: &Shared,
+    req: &Req,
+    client_id: &str,
+    what: &str,
+) -> Result<Resp, ArmError> {
+    match what {
+        "certificates" => {
+            let body = req.json()?;
+            let Some(pem) = body["pem"].as_str().filter(|p| {
+                x509_parser::pem::parse_x509_pem(p.as_bytes()).is_ok_and(|(_, pem)| pem.parse_x509().is_ok())
+            }) else {
+                return Err(ArmError::new(400, "InvalidCertificate", "`pem` must hold an X.509 certificate in PEM"));
+            };
+            if !crate::add_certificate(shared, client_id, pem) {
+                return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
+            }
+            inner.dirty = true;
+            Ok(Resp::empty(204))
+        }
+        "federated-credentials" => {
+            let credential: crate::FederatedCredential = serde_json::from_value(req.json()?).map_err(|e| {
+                ArmError::new(
+                    400,
+                    "InvalidRequest",
+                    format!("expected {{issuer, subject, certificate[, audiences]}}: {e}"),
+                )
+            })?;
+            if x509_parser::pem::parse_x509_pem(credential.certificate.as_bytes())
+                .map_or(true, |(_, p)| p.parse_x509().is_err())
+            {
+                return Err(ArmError::new(
+                    400,
+                    "InvalidCertificate",
+                    "`certificate` must hold an X.509 certificate in PEM",
+                ));
+            }
+            if !crate::add_federated(shared, client_id, credential) {
+                return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
+            }
+            inner.dirty = true;
+            Ok(Resp::empty(204))
+        }
+        _ => Err(ArmError::new(404, "NotFound", format!("The requested path '{}' was not found.", req.path))),
+    }
 }

@@ -1718,7 +1718,9 @@ fn vm_action(
         "deallocate" => ("deallocating", "deallocated"),
         _ => return Err(ArmError::new(404, "NotFound", format!("The requested path '{}' was not found.", req.path))),
     };
+    let mut back = "running";
     if let Some(rt) = inner.vms.get_mut(&k) {
+        back = rt.power;
         if eq(action, "restart") && rt.power != "running" {
             return Err(ArmError::new(
                 409,
@@ -1730,7 +1732,7 @@ fn vm_action(
     }
     let duration = inner.durations.vm_action;
     let result = ctx.lro_fail.clone().map_or(Ok(()), Err);
-    let op = inner.start_op(duration, Effect::Power { vm_key: k, to }, result);
+    let op = inner.start_op(duration, Effect::Power { vm_key: k, to, back }, result);
     let url = op_url(ctx, sub, "Microsoft.Compute", &location, &op);
     Ok(lro_headers(Resp::empty(202), ctx, &url, duration, true))
 }
@@ -1768,7 +1770,17 @@ pub(crate) fn render(inner: &Inner, k: &str, expand: bool) -> Value {
             body["properties"]["securityRules"] = Value::Array(children("securityrules"));
         }
         "microsoft.compute/virtualmachines" => {
-            let exts: Vec<Value> = children("extensions").into_iter().map(|e| json!({"id": e["id"]})).collect();
+            // As ARM does: each extension in full, without what only its own GET may show.
+            let exts: Vec<Value> = children("extensions")
+                .into_iter()
+                .map(|mut e| {
+                    if let Some(p) = e["properties"].as_object_mut() {
+                        p.remove("protectedSettings");
+                        p.remove("instanceView");
+                    }
+                    e
+                })
+                .collect();
             if !exts.is_empty() {
                 body["resources"] = Value::Array(exts);
             }

@@ -25,6 +25,28 @@ pub struct ServicePrincipal {
     /// Certificates (PEM) registered for sign-in with a signed client assertion.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
+    /// Federated identity credentials: tokens from another issuer (a Kubernetes cluster, a CI
+    /// system) that this principal accepts as client assertions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub federated: Vec<FederatedCredential>,
+}
+
+/// A federated identity credential, as Entra stores it, plus the issuer's signing certificate:
+/// Entra fetches an issuer's keys from its OIDC discovery document, which a local cloud cannot
+/// reach, so the key is registered with the credential instead.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FederatedCredential {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default = "default_federated_audiences")]
+    pub audiences: Vec<String>,
+    /// The issuer's signing certificate (PEM).
+    pub certificate: String,
+}
+
+fn default_federated_audiences() -> Vec<String> {
+    vec!["api://AzureADTokenExchange".into()]
 }
 
 /// The claims azdock's emulator puts in a token.
@@ -207,19 +229,7 @@ impl Issuer<'_> {
                 ),
             );
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let claims = Claims {
-            aud: resource.clone(),
-            iss: format!("{}/{}/", self.base_url, principal.tenant_id),
-            iat: now,
-            nbf: now - 300,
-            exp: now + self.lifetime_secs,
-            appid: principal.client_id.clone(),
-            oid: principal.object_id.clone(),
-            tid: principal.tenant_id.clone(),
-            sub: principal.object_id.clone(),
-        };
-        let token = sign(self.key, &claims);
+        let (token, claims) = self.mint(principal, &resource);
         if v2 {
             Resp::json(
                 200,
@@ -239,6 +249,70 @@ impl Issuer<'_> {
                 }),
             )
         }
+    }
+
+    /// A signed token for `principal` to call `resource`.
+    pub(crate) fn mint(&self, principal: &ServicePrincipal, resource: &str) -> (String, Claims) {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let claims = Claims {
+            aud: resource.to_owned(),
+            iss: format!("{}/{}/", self.base_url, principal.tenant_id),
+            iat: now,
+            nbf: now - 300,
+            exp: now + self.lifetime_secs,
+            appid: principal.client_id.clone(),
+            oid: principal.object_id.clone(),
+            tid: principal.tenant_id.clone(),
+            sub: principal.object_id.clone(),
+        };
+        (sign(self.key, &claims), claims)
+    }
+
+    /// Managed identity: IMDS (`GET /metadata/identity/oauth2/token`, header `Metadata: true`)
+    /// and App Service's `IDENTITY_ENDPOINT` (`GET /msi/token`, header `X-IDENTITY-HEADER`).
+    /// The identity is the first principal, or the one `client_id` names.
+    pub(crate) fn managed_identity(&self, req: &crate::wire::Req, app_service_header: Option<&str>) -> Resp {
+        let bad = |status: u16, error: &str, description: &str| {
+            Resp::json(status, json!({"error": error, "error_description": description}))
+        };
+        match app_service_header {
+            None if req.header("metadata") != Some("true") => {
+                return bad(400, "invalid_request", "Required metadata header not specified");
+            }
+            Some(expected)
+                if !constant_time_eq(
+                    req.header("x-identity-header").unwrap_or_default().as_bytes(),
+                    expected.as_bytes(),
+                ) =>
+            {
+                return bad(401, "unauthorized", "The X-IDENTITY-HEADER is missing or wrong");
+            }
+            _ => {}
+        }
+        let resource = req.query("resource").unwrap_or_default();
+        if !self.audiences().iter().any(|a| a.trim_end_matches('/') == resource.trim_end_matches('/')) {
+            return bad(
+                400,
+                "invalid_resource",
+                &format!("AADSTS500011: The resource principal named {resource} was not found in the tenant."),
+            );
+        }
+        let wanted = req.query("client_id").or_else(|| req.query("clientid"));
+        let principal = match wanted {
+            Some(id) => self.principals.iter().find(|p| p.client_id.eq_ignore_ascii_case(id)),
+            None => self.principals.first(),
+        };
+        let Some(principal) = principal else {
+            return bad(400, "invalid_request", "Identity not found");
+        };
+        let (token, claims) = self.mint(principal, resource);
+        // IMDS sends numbers as strings; App Service (2019-08-01) sends expires_on as a number.
+        let expires_on = if app_service_header.is_some() { json!(claims.exp) } else { json!(claims.exp.to_string()) };
+        Resp::json(
+            200,
+            json!({"access_token": token, "client_id": principal.client_id, "expires_in": self.lifetime_secs.to_string(),
+                   "expires_on": expires_on, "not_before": claims.nbf.to_string(), "resource": resource, "token_type": "Bearer"}),
+        )
     }
 
     /// Checks the `Authorization` header of an ARM call; the principal it names on success.
@@ -346,20 +420,24 @@ fn check_assertion(principal: &ServicePrincipal, assertion: &str, endpoint: &str
                 ));
             }
         };
+    // A token from another issuer: a federated credential must name its issuer and subject.
+    if claims["iss"].as_str() != Some(principal.client_id.as_str()) && claims["iss"].is_string() {
+        return check_federated(principal, &claims, algorithm, &format!("{head}.{body}"), &signature);
+    }
     let wanted = header[thumb_field]
         .as_str()
         .or_else(|| header["x5t#S256"].as_str())
         .or_else(|| header["x5t"].as_str())
         .unwrap_or_default();
     let key = principal.certificates.iter().find_map(|pem| {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
-        let sha1 = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &pem.contents));
-        let sha256 = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &pem.contents));
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+        let sha1 =
+            URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, &parsed.contents));
+        let sha256 = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &parsed.contents));
         if wanted != sha1 && wanted != sha256 {
             return None;
         }
-        let cert = pem.parse_x509().ok()?;
-        Some(cert.public_key().subject_public_key.data.to_vec())
+        public_key(pem)
     });
     let Some(key) = key else {
         return Err(invalid(
@@ -390,12 +468,66 @@ fn check_assertion(principal: &ServicePrincipal, assertion: &str, endpoint: &str
     {
         return Err(invalid(700_023, "Client assertion issuer and subject must both be the client id."));
     }
+    within_time(&claims).map_err(|()| invalid(700_024, "Client assertion is not within its valid time range."))
+}
+
+/// A client assertion issued by someone else (workload identity federation): a federated
+/// credential of the principal must name its issuer and subject and accept its audience, and the
+/// issuer's registered key must have signed it.
+fn check_federated(
+    principal: &ServicePrincipal,
+    claims: &Value,
+    algorithm: &'static dyn ring::signature::VerificationAlgorithm,
+    signing_input: &str,
+    signature: &[u8],
+) -> Result<(), Resp> {
+    let invalid = |code: u32, message: &str| entra_error(401, "invalid_client", code, message);
+    let issuer = claims["iss"].as_str().unwrap_or_default();
+    let subject = claims["sub"].as_str().unwrap_or_default();
+    let Some(fic) = principal.federated.iter().find(|f| f.issuer == issuer && f.subject == subject) else {
+        return Err(invalid(
+            70_021,
+            &format!(
+                "No matching federated identity record found for presented assertion. Assertion Issuer: '{issuer}'. Assertion Subject: '{subject}'."
+            ),
+        ));
+    };
+    let key = public_key(&fic.certificate).unwrap_or_default();
+    if ring::signature::UnparsedPublicKey::new(algorithm, &key).verify(signing_input.as_bytes(), signature).is_err() {
+        return Err(invalid(
+            50_013,
+            "Assertion failed signature validation. (Reason - The key was not found or the signature did not match.)",
+        ));
+    }
+    let audience_ok = match &claims["aud"] {
+        Value::String(a) => fic.audiences.contains(a),
+        Value::Array(list) => list.iter().any(|a| a.as_str().is_some_and(|a| fic.audiences.iter().any(|f| f == a))),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(invalid(
+            700_212,
+            &format!(
+                "No matching federated identity record found for presented assertion audience '{}'.",
+                claims["aud"]
+            ),
+        ));
+    }
+    within_time(claims).map_err(|()| invalid(700_024, "Client assertion is not within its valid time range."))
+}
+
+/// The public key of a PEM certificate, as ring verifies with it.
+fn public_key(pem: &str) -> Option<Vec<u8>> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = pem.parse_x509().ok()?;
+    Some(cert.public_key().subject_public_key.data.to_vec())
+}
+
+/// An assertion's `nbf`..`exp` covers now (with Entra's five minutes of clock skew).
+fn within_time(claims: &Value) -> Result<(), ()> {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let (nbf, exp) = (claims["nbf"].as_i64().unwrap_or(0), claims["exp"].as_i64().unwrap_or(0));
-    if exp <= now || nbf > now + 300 {
-        return Err(invalid(700_024, "Client assertion is not within its valid time range."));
-    }
-    Ok(())
+    if exp <= now || nbf > now + 300 { Err(()) } else { Ok(()) }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -91,20 +91,26 @@ impl Faults {
         fraction
     }
 
-    /// The fault for this request, if any: the first matching rule decides.
+    /// The fault for this request, if any. Matching rules are tried in order: a sequence with
+    /// entries left applies its next one; a rate rule rolls its dice. The first that fires wins,
+    /// so rules at 7% each for 429, 503 and drops fault about a fifth of requests.
     pub fn decide(&mut self, method: &str, path: &str) -> Option<FaultKind> {
-        let index = self.rules.iter().position(|r| r.matches(method, path))?;
-        if !self.rules[index].sequence.is_empty() {
-            let rule = &mut self.rules[index];
-            let fault = rule.sequence.get(rule.used).cloned();
-            if fault.is_some() {
-                rule.used += 1;
+        for index in 0..self.rules.len() {
+            if !self.rules[index].matches(method, path) {
+                continue;
             }
-            return fault.filter(|f| *f != FaultKind::None);
+            if !self.rules[index].sequence.is_empty() {
+                let rule = &mut self.rules[index];
+                let Some(fault) = rule.sequence.get(rule.used).cloned() else { continue };
+                rule.used += 1;
+                return Some(fault).filter(|f| *f != FaultKind::None);
+            }
+            let rate = self.rules[index].rate.unwrap_or(1.0);
+            if self.next_f64() < rate {
+                return self.rules[index].fault.clone();
+            }
         }
-        let rate = self.rules[index].rate.unwrap_or(1.0);
-        let roll = self.next_f64();
-        if roll < rate { self.rules[index].fault.clone() } else { None }
+        None
     }
 }
 

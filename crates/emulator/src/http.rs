@@ -156,6 +156,8 @@ fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
         ("GET", ["metadata", "endpoints"]) => {
             Resp::json(200, crate::metadata_endpoints(&shared.base_url, req.query("api-version")))
         }
+        ("GET", ["metadata", "identity", "oauth2", "token"]) => issuer.managed_identity(req, None),
+        ("GET", ["msi", "token"]) => issuer.managed_identity(req, Some(&shared.identity_header)),
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => issuer.token(tenant, &req.body, true),
         ("POST", [tenant, "oauth2", "token"]) => issuer.token(tenant, &req.body, false),
         (

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-pub use auth::ServicePrincipal;
+pub use auth::{FederatedCredential, ServicePrincipal};
 pub use faults::{FaultKind, FaultRule, Faults};
 pub use guest::{Guest, Rdp, Sshd, User};
 pub use state::Durations;
@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     pub principals: Mutex<Vec<ServicePrincipal>>,
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
+    /// The secret a managed-identity caller sends as `X-IDENTITY-HEADER` (App Service style).
+    pub identity_header: String,
     pub inner: Mutex<state::Inner>,
 }
 
@@ -182,6 +184,10 @@ impl Emulator {
             principals: Mutex::new(principals.clone()),
             subscriptions: config.subscriptions.clone(),
             token_lifetime_secs: config.token_lifetime_secs,
+            identity_header: {
+                use base64::Engine as _;
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(24))
+            },
             inner: Mutex::new(state::Inner::new(
                 throttle::Throttle::new(config.throttle),
                 Faults::new(config.fault_seed),
@@ -225,6 +231,12 @@ impl Emulator {
     /// The service principals that can sign in (as configured at start).
     pub fn principals(&self) -> &[ServicePrincipal] {
         &self.principals
+    }
+
+    /// Managed identity as App Service offers it: the `IDENTITY_ENDPOINT` URL and the
+    /// `IDENTITY_HEADER` secret. IMDS answers at `<base_url>/metadata/identity/oauth2/token`.
+    pub fn identity_endpoint(&self) -> (String, String) {
+        (format!("{}/msi/token", self.base_url), self.shared.identity_header.clone())
     }
 
     /// Registers a certificate (PEM) for a principal's client-assertion sign-in, as an
@@ -316,10 +328,20 @@ fn default_principal(dir: &Path) -> std::io::Result<ServicePrincipal> {
             object_id: "0b1ec700-0000-4000-8000-0000000000a1".into(),
             subscriptions: vec![LOCAL_SUBSCRIPTION.into()],
             certificates: Vec::new(),
+            federated: Vec::new(),
         };
         serde_json::to_vec_pretty(&principal).unwrap_or_default()
     })?;
     serde_json::from_slice(&data).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Adds a federated identity credential to a principal; `false` when there is no such principal.
+pub(crate) fn add_federated(shared: &Shared, client_id: &str, credential: auth::FederatedCredential) -> bool {
+    let mut principals = shared.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(p) = principals.iter_mut().find(|p| p.client_id.eq_ignore_ascii_case(client_id)) else { return false };
+    p.federated.retain(|f| !(f.issuer == credential.issuer && f.subject == credential.subject));
+    p.federated.push(credential);
+    true
 }
 
 pub(crate) fn add_certificate(shared: &Shared, client_id: &str, pem: &str) -> bool {

@@ -26,6 +26,9 @@ struct Snapshot {
     /// Certificates registered for principals at run time, by client id.
     #[serde(default)]
     certificates: BTreeMap<String, Vec<String>>,
+    /// Federated identity credentials added at run time, by client id.
+    #[serde(default)]
+    federated: BTreeMap<String, Vec<crate::FederatedCredential>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +78,11 @@ pub(crate) fn load(
                 p.certificates.push(pem.clone());
             }
         }
+        for f in snapshot.federated.get(&p.client_id).into_iter().flatten() {
+            if !p.federated.contains(f) {
+                p.federated.push(f.clone());
+            }
+        }
     }
     for r in snapshot.resources {
         let mut body = r.body;
@@ -113,6 +121,11 @@ fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal]) -> Snapshot {
             .iter()
             .filter(|p| !p.certificates.is_empty())
             .map(|p| (p.client_id.clone(), p.certificates.clone()))
+            .collect(),
+        federated: principals
+            .iter()
+            .filter(|p| !p.federated.is_empty())
+            .map(|p| (p.client_id.clone(), p.federated.clone()))
             .collect(),
         version: VERSION,
         next_ip: inner.next_ip,

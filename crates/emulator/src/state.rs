@@ -88,7 +88,8 @@ pub(crate) enum Effect {
     /// Deletes finish: the resources (and VM runtimes) disappear.
     Delete { keys: Vec<String> },
     /// A VM power action finishes.
-    Power { vm_key: String, to: &'static str },
+    /// A power action; a failed one puts the VM back in the state it was in (`back`).
+    Power { vm_key: String, to: &'static str, back: &'static str },
 }
 
 /// A long-running operation.
@@ -250,7 +251,12 @@ impl Inner {
                         }
                     }
                 }
-                Effect::Power { vm_key, to } => {
+                Effect::Power { vm_key, to, back } => {
+                    if let Some(vm) = self.vms.get_mut(&vm_key)
+                        && !ok
+                    {
+                        vm.power = back;
+                    }
                     if let Some(vm) = self.vms.get_mut(&vm_key)
                         && ok
                     {

@@ -61,7 +61,9 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
     let out = azdock(&env, &["--cloud", "Mars", "account", "list"]);
     assert_eq!(out.code, 2);
     assert!(
-        out.stderr.contains("unknown cloud `Mars`: use AzureCloud, AzureChinaCloud, AzureUSGovernment or local"),
+        out.stderr.contains(
+            "unknown cloud `Mars`: use AzureCloud, AzureChinaCloud, AzureUSGovernment, local (or register one"
+        ),
         "{}",
         out.stderr
     );
@@ -99,6 +101,22 @@ async fn vm_power_actions_delete_and_images() {
     azdock(&env, &["--cloud", "local", "vm", "start", "-g", "ops", "-n", "box1"]).success();
     azdock(&env, &["--cloud", "local", "vm", "restart", "-g", "ops", "-n", "box1"]).success();
     assert_eq!(power(&env), "VM running\n");
+
+    // A long-running operation that fails: its error code and message; `--no-wait` returns
+    // once Azure accepted the request, so the same failure does not reach it.
+    let preempted = serde_json::json!({"rules": [{"method": "POST", "pathContains": "/restart", "sequence": [
+        {"kind": "lroFail", "code": "OperationPreempted", "message": "Operation execution has been preempted by a more recent operation."},
+        {"kind": "lroFail", "code": "OperationPreempted", "message": "Operation execution has been preempted by a more recent operation."}]}]});
+    let (status, _) = arm.admin(reqwest::Method::PUT, "/faults", Some(preempted)).await;
+    assert!(status.is_success());
+    let failed = azdock(&env, &["--cloud", "local", "vm", "restart", "-g", "ops", "-n", "box1"]);
+    assert_eq!(failed.code, 1);
+    assert!(
+        failed.stderr.contains("ERROR: (OperationPreempted) Operation execution has been preempted"),
+        "{}",
+        failed.stderr
+    );
+    azdock(&env, &["--cloud", "local", "vm", "restart", "-g", "ops", "-n", "box1", "--no-wait"]).success();
 
     let out = azdock(&env, &["--cloud", "local", "vm", "delete", "-g", "ops", "-n", "box1"]);
     assert_eq!(out.code, 2);
@@ -174,9 +192,10 @@ fn login_checks_the_secret_stores_it_privately_and_logout_forgets_it() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("is not visible to this login"), "{}", out.stderr);
 
-    // A secret in argv works, with a warning.
+    // A secret in argv works, with a warning. (`--password=` because secrets may start with `-`.)
+    let password = format!("--password={secret}");
     let argv =
-        azdock(&env, &["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "-p", secret]);
+        azdock(&env, &["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, &password]);
     assert_eq!(argv.code, 0, "{}", argv.stderr);
     assert!(argv.stderr.contains("WARNING: a secret on the command line is visible"), "{}", argv.stderr);
 
@@ -186,22 +205,51 @@ fn login_checks_the_secret_stores_it_privately_and_logout_forgets_it() {
     azdock(&env, &["local", "down"]).success();
 }
 
-#[test]
-fn debug_logs_show_requests_but_never_secrets_or_tokens() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_logs_show_requests_but_never_secrets_or_tokens() {
     let env = Env::new();
-    let up = azdock(&env, &["local", "up", "--instant"]).success().json();
+    let (up, arm) = local_cloud(&env).await;
+    arm.linux_vm(up["subscriptionId"].as_str().unwrap(), "dbg", "dbgvm").await;
     let (tenant, client, secret) =
         (up["tenantId"].as_str().unwrap(), up["clientId"].as_str().unwrap(), up["clientSecret"].as_str().unwrap());
+    let password = format!("--password={secret}");
     let login = azdock(
         &env,
-        &["--debug", "--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "-p", secret],
+        &["--debug", "--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, &password],
     );
     assert_eq!(login.code, 0, "{}", login.stderr);
     let list = azdock(&env, &["--debug", "--cloud", "local", "vm", "list"]);
     assert_eq!(list.code, 0, "{}", list.stderr);
-    for out in [&login, &list] {
+    // A password and a script in protected settings, from a file as scripts pass them.
+    let settings = env.path().join("protected.json");
+    std::fs::write(&settings, r#"{"username": "ops", "password": "Zq9-Redact-Me!", "script": "ZWNobyBzM2NyM3Q="}"#)
+        .unwrap();
+    let set = azdock(
+        &env,
+        &[
+            "--debug",
+            "--cloud",
+            "local",
+            "ext",
+            "set",
+            "--vm",
+            "dbgvm",
+            "-g",
+            "dbg",
+            "--publisher",
+            "Microsoft.OSTCExtensions",
+            "--type",
+            "VMAccessForLinux",
+            "--protected-settings",
+            &format!("@{}", settings.display()),
+        ],
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(set.stderr.contains("protectedSettings") && set.stderr.contains("[redacted]"), "{}", set.stderr);
+    for out in [&login, &list, &set] {
         assert!(out.stderr.contains("azdock_azure_sm::pipeline: request"), "debug logs show requests: {}", out.stderr);
         assert!(!out.stderr.contains(secret), "the client secret reached the log");
+        assert!(!out.stderr.contains("Zq9-Redact-Me!") && !out.stderr.contains("ZWNobyBzM2NyM3Q="), "{}", out.stderr);
         // A JWT starts with the base64 of `{"`; no bearer token reaches the log either.
         assert!(
             !out.stderr.contains("eyJ") && !out.stderr.to_ascii_lowercase().contains("bearer "),
@@ -394,5 +442,158 @@ async fn login_with_a_certificate_signs_client_assertions() {
     // Later commands sign in with fresh assertions from the stored certificate.
     let accounts = azdock(&env, &["--cloud", "local", "account", "list"]).success().json();
     assert_eq!(accounts[0]["id"], text("subscriptionId"));
+    azdock(&env, &["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_fan_out_over_vms_and_name_every_failure() {
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    for g in ["fleet1", "fleet2", "fleet3"] {
+        arm.linux_vm(&sub, g, g).await;
+    }
+    let id =
+        |g: &str| format!("/subscriptions/{sub}/resourceGroups/{g}/providers/Microsoft.Compute/virtualMachines/{g}");
+    let (f1, f2, f3) = (id("fleet1"), id("fleet2"), id("fleet3"));
+    let local = |args: &[&str]| azdock(&env, &[&["--cloud", "local"][..], args].concat());
+
+    // Bad ids and mixed forms are refused before any request.
+    let bad = local(&["vm", "stop", "--ids", "fleet1"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("invalid VM id `fleet1`"), "{}", bad.stderr);
+    assert_eq!(local(&["vm", "stop", "-g", "fleet1", "--ids", &f1]).code, 2);
+
+    local(&["vm", "stop", "--ids", &f1, &f2, &f3]).success();
+    let power = local(&["vm", "show", "-d", "--ids", &f1, &f2, &f3, "--query", "[].powerState"]).success().json();
+    assert_eq!(power, serde_json::json!(["VM stopped", "VM stopped", "VM stopped"]));
+
+    // One VM that does not exist: the others still start, and the failure names it.
+    let ghost = f1.replace("/virtualMachines/fleet1", "/virtualMachines/ghost");
+    let out = local(&["vm", "start", "--ids", &f1, &ghost, &f2]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("1 of 3 VMs failed")
+            && out.stderr.contains(&ghost)
+            && out.stderr.contains("(ResourceNotFound)"),
+        "{}",
+        out.stderr
+    );
+    let power = local(&["vm", "show", "-d", "--ids", &f1, &f2, &f3, "--query", "[].powerState"]).success().json();
+    assert_eq!(power, serde_json::json!(["VM running", "VM running", "VM stopped"]));
+
+    // Extensions on several VMs at once, then by their own ids.
+    let set = local(&[
+        "ext",
+        "set",
+        "--ids",
+        &f1,
+        &f2,
+        "--publisher",
+        "Microsoft.OSTCExtensions",
+        "--type",
+        "VMAccessForLinux",
+        "--protected-settings",
+        r#"{"username": "ops", "password": "N3w-Passw0rd!"}"#,
+    ])
+    .success()
+    .json();
+    let ext_ids: Vec<String> = set.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ext_ids.len(), 2);
+    let shown = local(&["ext", "show", "--ids", &ext_ids[0], &ext_ids[1], "--query", "[].name"]).success().json();
+    assert_eq!(shown, serde_json::json!(["VMAccessForLinux", "VMAccessForLinux"]));
+    let unnamed = local(&["ext", "show", "--ids", &f1]);
+    assert_eq!(unnamed.code, 2);
+    assert!(unnamed.stderr.contains("name the extension"), "{}", unnamed.stderr);
+    local(&["ext", "remove", "--ids", &ext_ids[0], &ext_ids[1]]).success();
+    assert_eq!(local(&["ext", "list", "--vm", "fleet2", "-g", "fleet2"]).success().json(), serde_json::json!([]));
+
+    // Image arguments: an alias resolves to the newest version; a URN and an id are looked up.
+    let image = local(&["vm", "image", "show", "ubuntu2404"]).success().json();
+    assert_eq!((image["version"].as_str(), image["osType"].as_str()), (Some("24.04.202411030"), Some("Linux")));
+    let pinned = local(&["vm", "image", "show", "Canonical:ubuntu-24_04-lts:server:24.04.202409120"]).success().json();
+    assert_eq!(pinned["version"], "24.04.202409120");
+    let bad = local(&["vm", "image", "show", "Ubuntu"]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("invalid image `Ubuntu`") && bad.stderr.contains("Ubuntu2404"), "{}", bad.stderr);
+    assert_eq!(local(&["vm", "image", "show", "Canonical:ubuntu-24_04-lts:server:1.0.0"]).code, 1);
+    azdock(&env, &["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_ride_out_throttling_drops_and_outages_and_give_up_on_a_permanent_500() {
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    arm.linux_vm(&sub, "flaky", "flaky").await;
+    // A fifth of all requests (token requests too) meet a 429, a 503 or a dropped connection.
+    let rules = serde_json::json!({"seed": 20_261_128, "rules": [
+        {"rate": 0.07, "fault": {"kind": "status", "status": 429}},
+        {"rate": 0.07, "fault": {"kind": "status", "status": 503}},
+        {"rate": 0.07, "fault": {"kind": "drop"}}]});
+    let (status, _) = arm.admin(reqwest::Method::PUT, "/faults", Some(rules)).await;
+    assert!(status.is_success());
+    let local = |args: &[&str]| {
+        let out = azdock(&env, &[&["--cloud", "local"][..], args].concat());
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        out
+    };
+    for _ in 0..3 {
+        local(&["account", "list"]);
+        local(&["vm", "list"]);
+        local(&["vm", "show", "-g", "flaky", "-n", "flaky", "-d"]);
+    }
+    local(&["vm", "restart", "-g", "flaky", "-n", "flaky"]);
+    let ext = [
+        "ext",
+        "set",
+        "--vm",
+        "flaky",
+        "-g",
+        "flaky",
+        "--publisher",
+        "Microsoft.OSTCExtensions",
+        "--type",
+        "VMAccessForLinux",
+    ];
+    local(&[&ext[..], &["--protected-settings", r#"{"username": "ops", "password": "N3w-Passw0rd!"}"#]].concat());
+    local(&["ext", "list", "--vm", "flaky", "-g", "flaky"]);
+
+    // Nothing happened twice: one accepted PUT of the extension, one handler run.
+    let (_, log) = arm.admin(reqwest::Method::GET, "/requests", None).await;
+    let entries = log["requests"].as_array().unwrap();
+    let faulted = entries.iter().filter(|e| matches!(e["status"].as_u64(), Some(0 | 429 | 503))).count();
+    assert!(faulted >= 5, "faults were injected: {faulted} of {}", entries.len());
+    let accepted_puts = entries
+        .iter()
+        .filter(|e| e["method"] == "PUT" && e["path"].as_str().unwrap().ends_with("/extensions/VMAccessForLinux"))
+        .filter(|e| (200..300).contains(&e["status"].as_u64().unwrap()))
+        .count();
+    assert_eq!(accepted_puts, 1);
+    let (_, _) = arm.admin(reqwest::Method::PUT, "/faults", Some(serde_json::json!({"rules": []}))).await;
+    let (_, guest) = arm.admin(reqwest::Method::GET, &format!("/guests/{sub}/flaky/flaky"), None).await;
+    assert_eq!(guest["guest"]["handlerRuns"]["vmaccessforlinux"], 1);
+
+    // A permanent 500: a clear message after a bounded number of attempts.
+    let broken = serde_json::json!({"rules": [{"method": "GET", "pathContains": "/virtualMachines", "rate": 1.0, "fault": {"kind": "status", "status": 500}}]});
+    arm.admin(reqwest::Method::PUT, "/faults", Some(broken)).await;
+    let before = arm.admin(reqwest::Method::GET, "/requests", None).await.1["last"].as_u64().unwrap();
+    let out = azdock_tests::run(
+        env.azdock().env("AZDOCK_RETRY_BASE_DELAY_MS", "20").args(["--cloud", "local", "vm", "list"]),
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("gave up after 6 attempts") && out.stderr.contains("(InternalServerError)"),
+        "{}",
+        out.stderr
+    );
+    let (_, log) = arm.admin(reqwest::Method::GET, "/requests", None).await;
+    let tries = log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["seq"].as_u64().unwrap() > before && e["path"].as_str().unwrap().ends_with("/virtualMachines"))
+        .count();
+    assert_eq!(tries, 6);
     azdock(&env, &["local", "down"]).success();
 }

@@ -1,6 +1,10 @@
 //! `azdock ext …`: the extension registry.
 
+use std::collections::HashMap;
+
 use anyhow::Context as _;
+use azdock_azure_sm::models::{CatalogueEntry, Page, VirtualMachine, VirtualMachineExtension, newest_version};
+use azdock_azure_sm::{Arm, extensions};
 use azdock_core::Registry;
 use serde_json::{Value, json};
 
@@ -9,7 +13,8 @@ use crate::cli::{ExtCommand, ExtSetArgs, GlobalArgs};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
-use crate::session::{self, COMPUTE_API, Session};
+use crate::session::{self, COMPUTE_API};
+use crate::targets::{self, Selection, VmAddr};
 
 const INSTALLED_COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -33,7 +38,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         let registry = Registry::with_builtins()?;
         return ctx.print(&list(&registry), LIST_COLUMNS);
     }
-    // Settings are read and checked before anything is sent.
+    // Settings and targets are read and checked before anything is sent.
     let settings = match command {
         ExtCommand::Set(args) => Some((
             json_arg("--settings", args.settings.as_deref())?,
@@ -41,47 +46,85 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         )),
         _ => None,
     };
-    let value = session::block_on(async {
-        let s = session::session(global, config).await?;
-        match command {
-            ExtCommand::List { vm: Some(vm), resource_group } => {
-                let group = resource_group.as_deref().unwrap_or_default();
-                let body =
-                    s.arm.get(&format!("{}/extensions?api-version={COMPUTE_API}", vm_path(&s, group, vm))).await?;
-                Ok(body["value"].clone())
+    let (on, name) = match command {
+        ExtCommand::Show { on, name } | ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
+        ExtCommand::Set(args) => (Some(&args.on), None),
+        ExtCommand::List { .. } => (None, None),
+    };
+    let chosen = match on {
+        Some(on) => {
+            let named = matches!(command, ExtCommand::Show { .. } | ExtCommand::Remove { .. });
+            let chosen = Selection::new(on.resource_group.as_deref(), on.vm.as_deref(), &on.ids, named)?;
+            if named && name.is_none() {
+                let all_named = matches!(&chosen, Selection::Ids(a) if a.iter().all(|a| a.extension.is_some()));
+                if !all_named {
+                    return Err(
+                        Usage::new("name the extension with `-n NAME`, or give extension ids with `--ids`").into()
+                    );
+                }
             }
-            ExtCommand::Show { on, name } => Ok(s
-                .arm
-                .get(&format!(
-                    "{}/extensions/{name}?api-version={COMPUTE_API}&$expand=instanceView",
-                    vm_path(&s, &on.resource_group, &on.vm)
-                ))
-                .await?),
+            Some((chosen, usize::from(on.max_parallel)))
+        }
+        None => None,
+    };
+    let value = session::block_on(async {
+        let Some((chosen, limit)) = chosen else {
+            let ExtCommand::List { vm: Some(vm), resource_group } = command else { return Ok(Value::Null) };
+            let s = session::session(global, config).await?;
+            let path = format!(
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{vm}/extensions?api-version={COMPUTE_API}",
+                s.subscription,
+                resource_group.as_deref().unwrap_or_default()
+            );
+            return Ok(s.arm.get(&path).await?["value"].clone());
+        };
+        let several = matches!(&chosen, Selection::Ids(ids) if ids.len() > 1);
+        let (arm, addrs) = chosen.resolve(global, config).await?;
+        let arm = &arm;
+        let ext_path = move |a: &VmAddr| {
+            let name = a.extension.as_deref().or(name).unwrap_or_default();
+            format!("{}/extensions/{name}", a.path())
+        };
+        let results = match command {
+            ExtCommand::Show { .. } => {
+                targets::for_each(addrs, limit, |a| async move {
+                    Ok(arm.get(&format!("{}?api-version={COMPUTE_API}&$expand=instanceView", ext_path(&a))).await?)
+                })
+                .await?
+            }
+            ExtCommand::Remove { no_wait, .. } => {
+                targets::for_each(addrs, limit, |a| async move {
+                    let path = format!("{}?api-version={COMPUTE_API}", ext_path(&a));
+                    if *no_wait {
+                        arm.send(reqwest::Method::DELETE, &path, None).await?;
+                    } else {
+                        arm.delete(&path).await?;
+                    }
+                    Ok(Value::Null)
+                })
+                .await?
+            }
             ExtCommand::Set(args) => {
                 let (public, protected) = settings.clone().unwrap_or_default();
-                set(&s, args, public, protected).await
+                let versions = VersionCache::default();
+                let (public, protected, versions) = (&public, &protected, &versions);
+                targets::for_each(addrs, limit, |a| async move {
+                    set(arm, &a, args, public.as_ref(), protected.as_ref(), versions).await
+                })
+                .await?
             }
-            ExtCommand::Remove { on, name, no_wait } => {
-                let path =
-                    format!("{}/extensions/{name}?api-version={COMPUTE_API}", vm_path(&s, &on.resource_group, &on.vm));
-                if *no_wait {
-                    s.arm.send(reqwest::Method::DELETE, &path, None).await?;
-                } else {
-                    s.arm.delete(&path).await?;
-                }
-                Ok(Value::Null)
-            }
-            ExtCommand::List { vm: None, .. } => Ok(Value::Null),
-        }
+            ExtCommand::List { .. } => Vec::new(),
+        };
+        Ok(match results.as_slice() {
+            [one] if !several => one.clone(),
+            many if many.iter().all(Value::is_null) => Value::Null,
+            many => Value::Array(many.to_vec()),
+        })
     })?;
     if value.is_null() {
         return Ok(());
     }
     ctx.print(&value, INSTALLED_COLUMNS)
-}
-
-fn vm_path(s: &Session, group: &str, vm: &str) -> String {
-    format!("/subscriptions/{}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}", s.subscription)
 }
 
 /// A JSON object given inline or as `@file`; `None` when absent.
@@ -106,56 +149,76 @@ fn major_minor(version: &str) -> String {
     version.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
+/// The latest handler version per location, looked up once for a whole fleet.
+#[derive(Debug, Default)]
+struct VersionCache(tokio::sync::Mutex<HashMap<String, String>>);
+
 /// What `az vm extension set` does: reuse the handler's instance, resolve the version, PUT,
 /// wait, and show the result (or the handler's failure message).
-async fn set(s: &Session, args: &ExtSetArgs, public: Option<Value>, protected: Option<Value>) -> anyhow::Result<Value> {
-    let vm_path = vm_path(s, &args.on.resource_group, &args.on.vm);
-    let vm = s.arm.get(&format!("{vm_path}?api-version={COMPUTE_API}")).await?;
-    let location = vm["location"].as_str().context("the VM has no location")?.to_owned();
-    let installed = s.arm.get(&format!("{vm_path}/extensions?api-version={COMPUTE_API}")).await?;
-    let existing = installed["value"].as_array().into_iter().flatten().find(|e| {
-        e["properties"]["publisher"].as_str().is_some_and(|p| p.eq_ignore_ascii_case(&args.publisher))
-            && e["properties"]["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(&args.kind))
-    });
-    let name = args
-        .name
-        .clone()
-        .or_else(|| existing.and_then(|e| e["name"].as_str().map(str::to_owned)))
-        .unwrap_or_else(|| args.kind.clone());
+async fn set(
+    arm: &Arm,
+    a: &VmAddr,
+    args: &ExtSetArgs,
+    public: Option<&Value>,
+    protected: Option<&Value>,
+    versions: &VersionCache,
+) -> anyhow::Result<Value> {
+    let vm_path = a.path();
+    let vm: VirtualMachine = serde_json::from_value(arm.get(&format!("{vm_path}?api-version={COMPUTE_API}")).await?)
+        .context("unexpected VM shape from Azure")?;
+    let location = vm.location.clone();
+    // ARM lists a VM's extensions in its `resources`; older answers carry only their ids, and
+    // then the extension list is read.
+    let installed = if vm.resources.iter().all(|e| !e.properties.publisher.is_empty()) {
+        vm.resources.clone()
+    } else {
+        let page: Page<VirtualMachineExtension> =
+            serde_json::from_value(arm.get(&format!("{vm_path}/extensions?api-version={COMPUTE_API}")).await?)
+                .context("unexpected extension list from Azure")?;
+        page.value
+    };
+    let existing = installed.iter().find(|e| e.is_handler(&args.publisher, &args.kind));
+    let name = args.name.clone().or_else(|| existing.map(|e| e.name.clone())).unwrap_or_else(|| args.kind.clone());
     let version = match &args.version {
         Some(v) => major_minor(v),
         None => {
-            let url = format!(
-                "/subscriptions/{}/providers/Microsoft.Compute/locations/{location}/publishers/{}/artifacttypes/vmextension/types/{}/versions?api-version={COMPUTE_API}",
-                s.subscription, args.publisher, args.kind
-            );
-            let versions = s.arm.get(&url).await?;
-            let latest = versions
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v["name"].as_str())
-                .max_by_key(|v| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>());
-            major_minor(latest.context("Azure lists no version of this extension")?)
+            let mut cache = versions.0.lock().await;
+            if let Some(v) = cache.get(&location) {
+                v.clone()
+            } else {
+                let url = format!(
+                    "/subscriptions/{}/providers/Microsoft.Compute/locations/{location}/publishers/{}/artifacttypes/vmextension/types/{}/versions?api-version={COMPUTE_API}",
+                    a.subscription, args.publisher, args.kind
+                );
+                let list: Vec<CatalogueEntry> =
+                    serde_json::from_value(arm.get(&url).await?).context("unexpected version list from Azure")?;
+                let latest = newest_version(list.iter().map(|v| v.name.as_str()))
+                    .context("Azure lists no version of this extension")?;
+                let v = major_minor(latest);
+                cache.insert(location.clone(), v.clone());
+                v
+            }
         }
     };
     let mut properties = json!({"publisher": args.publisher, "type": args.kind, "typeHandlerVersion": version, "autoUpgradeMinorVersion": !args.no_auto_upgrade});
     if let Some(p) = public {
-        properties["settings"] = p;
+        properties["settings"] = p.clone();
     }
     if let Some(p) = protected {
-        properties["protectedSettings"] = p;
+        properties["protectedSettings"] = p.clone();
     }
     if args.force_update {
         properties["forceUpdateTag"] = json!(time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string());
     }
-    let path = format!("{vm_path}/extensions/{name}?api-version={COMPUTE_API}");
+    let path = format!("{vm_path}/extensions/{name}");
     let body = json!({"location": location, "properties": properties});
     if args.no_wait {
-        return Ok(s.arm.send(reqwest::Method::PUT, &path, Some(&body)).await?.body);
+        return Ok(arm
+            .send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE_API}"), Some(&body))
+            .await?
+            .body);
     }
-    s.arm.put(&path, &body).await?;
-    Ok(s.arm.get(&format!("{path}&$expand=instanceView")).await?)
+    Ok(extensions::put(arm, &path, COMPUTE_API, &body).await?.1)
 }
 
 /// One object per extension: its manifest plus where it came from. `handlerNames` and

@@ -19,10 +19,12 @@ use crate::session;
 pub(crate) enum StoredLogin {
     /// A service principal with a client secret.
     Secret { tenant: String, client_id: String, secret: Secret<String> },
-    /// A service principal with a certificate (the PEM file's path).
-    Certificate { tenant: String, client_id: String, path: PathBuf },
+    /// A service principal with a certificate (the PEM or PFX file's path, and a PFX's password).
+    Certificate { tenant: String, client_id: String, path: PathBuf, password: Option<Secret<String>> },
     /// The Azure CLI's sign-in, optionally in one tenant.
     AzureCli { tenant: Option<String> },
+    /// The machine's managed identity (a user-assigned one by its client id).
+    ManagedIdentity { client_id: Option<String> },
 }
 
 impl StoredLogin {
@@ -35,19 +37,17 @@ impl StoredLogin {
             StoredLogin::Secret { tenant, client_id, secret } => std::sync::Arc::new(
                 azdock_azure_sm::ClientSecretCredential::new(authority_host, tenant, client_id, secret.clone()),
             ),
-            StoredLogin::Certificate { tenant, client_id, path } => {
-                let pem = Secret::new(
-                    std::fs::read_to_string(path)
-                        .with_context(|| format!("cannot read the certificate `{}`", path.display()))?,
-                );
-                let source = path.display().to_string();
-                std::sync::Arc::new(azdock_azure_sm::ClientCertificateCredential::from_pem(
+            StoredLogin::Certificate { tenant, client_id, path, password } => {
+                std::sync::Arc::new(azdock_azure_sm::ClientCertificateCredential::from_file(
                     authority_host,
                     tenant,
                     client_id,
-                    &pem,
-                    &source,
+                    path,
+                    password.as_ref(),
                 )?)
+            }
+            StoredLogin::ManagedIdentity { client_id } => {
+                std::sync::Arc::new(azdock_azure_sm::ManagedIdentityCredential::from_env(client_id.as_deref()))
             }
             StoredLogin::AzureCli { tenant } => {
                 std::sync::Arc::new(azdock_azure_sm::AzureCliCredential::new("az", tenant.as_deref()))
@@ -103,11 +103,15 @@ pub(crate) fn stored(cloud: &str) -> anyhow::Result<Option<StoredLogin>> {
     if entry["kind"] == "azureCli" {
         return Ok(Some(StoredLogin::AzureCli { tenant: entry["tenantId"].as_str().map(str::to_owned) }));
     }
+    if entry["kind"] == "managedIdentity" {
+        return Ok(Some(StoredLogin::ManagedIdentity { client_id: entry["clientId"].as_str().map(str::to_owned) }));
+    }
     if entry["kind"] == "clientCertificate" {
         return Ok(Some(StoredLogin::Certificate {
             tenant: text("tenantId")?,
             client_id: text("clientId")?,
             path: PathBuf::from(text("certificatePath")?),
+            password: entry["certificatePassword"].as_str().map(|p| Secret::new(p.to_owned())),
         }));
     }
     Ok(Some(StoredLogin::Secret {
@@ -140,6 +144,8 @@ fn read_secret(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<Secret<String>> {
 pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &LoginArgs) -> anyhow::Result<()> {
     let login = if args.use_az_cli {
         StoredLogin::AzureCli { tenant: args.tenant.clone() }
+    } else if args.identity {
+        StoredLogin::ManagedIdentity { client_id: args.client_id.clone() }
     } else {
         let (Some(tenant), Some(client_id)) = (args.tenant.clone(), args.client_id.clone()) else {
             return Err(Usage::new("`--service-principal` needs `--username` (the client id) and `--tenant`").into());
@@ -148,10 +154,19 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
             Some(path) => {
                 let path = std::path::absolute(path)
                     .with_context(|| format!("invalid certificate path `{}`", path.display()))?;
-                if !path.is_file() {
-                    return Err(Usage::new(format!("no certificate file `{}`", path.display())).into());
+                let data = std::fs::read(&path)
+                    .map_err(|e| Usage::new(format!("cannot read the certificate `{}`: {e}", path.display())))?;
+                let pem = data.windows(11).any(|w| w == b"-----BEGIN ");
+                // A PFX is encrypted: its password comes like a secret, or is empty.
+                let asked = args.password.is_some() || args.password_stdin;
+                if pem && asked {
+                    return Err(Usage::new(
+                        "a PEM certificate takes no password; `-p`/`--password-stdin` are for a PFX",
+                    )
+                    .into());
                 }
-                StoredLogin::Certificate { tenant, client_id, path }
+                let password = if pem || !asked { None } else { Some(read_secret(args, ctx)?) };
+                StoredLogin::Certificate { tenant, client_id, path, password }
             }
             None => StoredLogin::Secret { tenant, client_id, secret: read_secret(args, ctx)? },
         }
@@ -168,10 +183,15 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
         StoredLogin::Secret { tenant, client_id, secret } => {
             json!({"kind": "clientSecret", "tenantId": tenant, "clientId": client_id, "clientSecret": secret.expose()})
         }
-        StoredLogin::Certificate { tenant, client_id, path } => {
-            json!({"kind": "clientCertificate", "tenantId": tenant, "clientId": client_id, "certificatePath": path})
+        StoredLogin::Certificate { tenant, client_id, path, password } => {
+            let mut entry = json!({"kind": "clientCertificate", "tenantId": tenant, "clientId": client_id, "certificatePath": path});
+            if let Some(p) = password {
+                entry["certificatePassword"] = json!(p.expose());
+            }
+            entry
         }
         StoredLogin::AzureCli { tenant } => json!({"kind": "azureCli", "tenantId": tenant}),
+        StoredLogin::ManagedIdentity { client_id } => json!({"kind": "managedIdentity", "clientId": client_id}),
     };
     all.insert(cloud.to_ascii_lowercase(), entry);
     write_all(&all)?;

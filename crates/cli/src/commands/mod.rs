@@ -2,6 +2,7 @@
 
 pub(crate) mod account;
 pub(crate) mod certs;
+pub(crate) mod cloud;
 pub(crate) mod ext;
 pub(crate) mod local;
 pub(crate) mod login;

@@ -1,13 +1,18 @@
 //! `azdock vm …`: virtual machines.
 
+use anyhow::Context as _;
+use azdock_azure_sm::Arm;
+use azdock_azure_sm::images::{self, ImageSpec};
+use azdock_azure_sm::models::{NetworkInterface, PublicIpAddress, VirtualMachine};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::cli::{GlobalArgs, ImageCommand, VmCommand, VmTarget};
+use crate::cli::{GlobalArgs, ImageCommand, VmCommand, VmRef};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
 use crate::session::{self, COMPUTE_API, NETWORK_API};
+use crate::targets::{self, Selection, VmAddr};
 
 const LIST_COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -47,18 +52,8 @@ const ALIAS_COLUMNS: Columns =
 const IMAGE_COLUMNS: Columns =
     &[("Publisher", "/publisher"), ("Offer", "/offer"), ("Sku", "/sku"), ("Version", "/version"), ("Urn", "/urn")];
 
-/// The image aliases az accepts, as `publisher:offer:sku:version`.
-pub(crate) const ALIASES: &[(&str, &str)] = &[
-    ("Ubuntu2404", "Canonical:ubuntu-24_04-lts:server:latest"),
-    ("Ubuntu2204", "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest"),
-    ("Debian11", "Debian:debian-11:11-backports-gen2:latest"),
-    ("FlatcarLinuxFreeGen2", "kinvolk:flatcar-container-linux-free:stable-gen2:latest"),
-    ("Win2022Datacenter", "MicrosoftWindowsServer:WindowsServer:2022-datacenter-g2:latest"),
-    ("Win2019Datacenter", "MicrosoftWindowsServer:WindowsServer:2019-datacenter-gensecond:latest"),
-];
-
 fn alias_rows() -> Value {
-    ALIASES
+    azdock_azure_sm::images::ALIASES
         .iter()
         .map(|(alias, urn)| {
             let parts: Vec<&str> = urn.split(':').collect();
@@ -68,19 +63,29 @@ fn alias_rows() -> Value {
 }
 
 /// Asks before deleting, unless `--yes`; without a terminal, `--yes` is required.
-fn confirm_delete(target: &VmTarget, yes: bool) -> anyhow::Result<()> {
+fn confirm_delete(what: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
     if !super::interactive() {
-        return Err(
-            Usage::new(format!("deleting VM `{}` cannot be undone; pass `--yes` to confirm", target.name)).into()
-        );
+        return Err(Usage::new(format!("deleting {what} cannot be undone; pass `--yes` to confirm")).into());
     }
-    eprint!("Delete VM `{}` in resource group `{}`? [y/N] ", target.name, target.resource_group);
+    eprint!("Delete {what}? [y/N] ");
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer)?;
     if matches!(answer.trim(), "y" | "Y" | "yes") { Ok(()) } else { Err(Usage::new("deletion cancelled").into()) }
+}
+
+/// How a delete prompt names the VMs.
+fn describe(vm: &VmRef) -> String {
+    match (&vm.resource_group, &vm.name) {
+        (Some(g), Some(n)) if vm.ids.is_empty() => format!("VM `{n}` in resource group `{g}`"),
+        _ => format!("{} VM(s) given by --ids", vm.ids.iter().flat_map(|i| i.split_whitespace()).count()),
+    }
+}
+
+fn selection(vm: &VmRef) -> Result<Selection, Usage> {
+    Selection::new(vm.resource_group.as_deref(), vm.name.as_deref(), &vm.ids, false)
 }
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmCommand) -> anyhow::Result<()> {
@@ -94,10 +99,63 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmC
             )
             .into());
         }
-        VmCommand::Delete { target, yes } => confirm_delete(target, *yes)?,
         _ => {}
     }
+    // Every argument is checked before anything is sent.
+    let image = match command {
+        VmCommand::Image(ImageCommand::Show { image, .. }) => {
+            Some(ImageSpec::parse(image).map_err(|e| Usage::new(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let chosen = match command {
+        VmCommand::Show { vm, .. } => Some((selection(vm)?, usize::from(vm.max_parallel))),
+        VmCommand::Start(t) | VmCommand::Stop(t) | VmCommand::Deallocate(t) | VmCommand::Restart(t) => {
+            Some((selection(&t.vm)?, usize::from(t.vm.max_parallel)))
+        }
+        VmCommand::Delete { target, yes } => {
+            let chosen = selection(&target.vm)?;
+            confirm_delete(&describe(&target.vm), *yes)?;
+            Some((chosen, usize::from(target.vm.max_parallel)))
+        }
+        _ => None,
+    };
     let (value, columns) = session::block_on(async {
+        if let Some((chosen, limit)) = chosen {
+            let several = matches!(&chosen, Selection::Ids(ids) if ids.len() > 1);
+            let (arm, addrs) = chosen.resolve(global, config).await?;
+            let arm = &arm;
+            let (results, columns) = match command {
+                VmCommand::Show { show_details, .. } => {
+                    let columns = if *show_details { DETAIL_COLUMNS } else { LIST_COLUMNS };
+                    (targets::for_each(addrs, limit, |a| show(arm, a, *show_details)).await?, columns)
+                }
+                VmCommand::Start(t) => {
+                    (targets::for_each(addrs, limit, |a| action(arm, a, "start", t.no_wait)).await?, LIST_COLUMNS)
+                }
+                VmCommand::Stop(t) => {
+                    (targets::for_each(addrs, limit, |a| action(arm, a, "powerOff", t.no_wait)).await?, LIST_COLUMNS)
+                }
+                VmCommand::Deallocate(t) => {
+                    (targets::for_each(addrs, limit, |a| action(arm, a, "deallocate", t.no_wait)).await?, LIST_COLUMNS)
+                }
+                VmCommand::Restart(t) => {
+                    (targets::for_each(addrs, limit, |a| action(arm, a, "restart", t.no_wait)).await?, LIST_COLUMNS)
+                }
+                VmCommand::Delete { target, .. } => {
+                    (targets::for_each(addrs, limit, |a| delete(arm, a, target.no_wait)).await?, LIST_COLUMNS)
+                }
+                _ => unreachable!("only VM commands select VMs"),
+            };
+            // Actions print nothing on success, like az; several shows print a list.
+            let value = match results.as_slice() {
+                [] => Value::Null,
+                [one] if !several => one.clone(),
+                many if many.iter().all(Value::is_null) => Value::Null,
+                many => Value::Array(many.to_vec()),
+            };
+            return Ok((value, columns));
+        }
         let s = session::session(global, config).await?;
         match command {
             VmCommand::List { resource_group } => {
@@ -116,63 +174,69 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmC
                 }
                 Ok((Value::Array(vms), LIST_COLUMNS))
             }
-            VmCommand::Show { resource_group, name, show_details } => {
-                let path = format!(
-                    "/subscriptions/{}/resourceGroups/{resource_group}/providers/Microsoft.Compute/virtualMachines/{name}",
-                    s.subscription
-                );
-                let expand = if *show_details { "&$expand=instanceView" } else { "" };
-                let vm = s.arm.get(&format!("{path}?api-version={COMPUTE_API}{expand}")).await?;
-                let mut out = flatten(&vm);
-                if *show_details {
-                    details(&s, &vm, &mut out).await?;
-                    return Ok((out, DETAIL_COLUMNS));
-                }
-                Ok((out, LIST_COLUMNS))
-            }
-            VmCommand::Start(t) => action(&s, t, "start").await,
-            VmCommand::Stop(t) => action(&s, t, "powerOff").await,
-            VmCommand::Deallocate(t) => action(&s, t, "deallocate").await,
-            VmCommand::Restart(t) => action(&s, t, "restart").await,
-            VmCommand::Delete { target, .. } => {
-                let path = format!("{}?api-version={COMPUTE_API}", vm_path(&s, target));
-                if target.no_wait {
-                    s.arm.send(reqwest::Method::DELETE, &path, None).await?;
-                } else {
-                    s.arm.delete(&path).await?;
-                }
-                Ok((Value::Null, LIST_COLUMNS))
-            }
             VmCommand::Image(ImageCommand::List { publisher, offer, sku, location, .. }) => {
                 let publisher = publisher.as_deref().unwrap_or_default();
                 Ok((catalogue(&s, location, publisher, offer.as_deref(), sku.as_deref()).await?, IMAGE_COLUMNS))
             }
-            VmCommand::Image(ImageCommand::Aliases) => Ok((alias_rows(), ALIAS_COLUMNS)),
+            VmCommand::Image(ImageCommand::Show { location, .. }) => {
+                let spec = image.clone().unwrap_or_else(|| unreachable!("parsed above"));
+                let found = images::resolve(&s.arm, &s.subscription, location, &spec).await?;
+                Ok((image_row(&found), IMAGE_COLUMNS))
+            }
+            _ => Ok((alias_rows(), ALIAS_COLUMNS)),
         }
     })?;
     if value.is_null() {
-        // Like az, actions print nothing on success.
         return Ok(());
     }
     ctx.print(&value, columns)
 }
 
-fn vm_path(s: &session::Session, t: &VmTarget) -> String {
-    format!(
-        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
-        s.subscription, t.resource_group, t.name
-    )
+/// An image as `vm image show` prints it.
+fn image_row(found: &images::ResolvedImage) -> Value {
+    let image = &found.reference;
+    let os = found.os_type.as_ref().map(ToString::to_string);
+    if let Some(id) = &image.id {
+        return json!({"id": id, "osType": os});
+    }
+    let part = |v: &Option<String>| v.clone().unwrap_or_default();
+    let (publisher, offer, sku) = (part(&image.publisher), part(&image.offer), part(&image.sku));
+    let version = found.exact_version.clone().or_else(|| image.version.clone()).unwrap_or_default();
+    let urn = format!("{publisher}:{offer}:{sku}:{version}");
+    json!({"publisher": publisher, "offer": offer, "sku": sku, "version": version, "osType": os, "urn": urn})
 }
 
-/// A power action: POST, then (unless `--no-wait`) wait for its operation.
-async fn action(s: &session::Session, t: &VmTarget, verb: &str) -> anyhow::Result<(Value, Columns)> {
-    let path = format!("{}/{verb}?api-version={COMPUTE_API}", vm_path(s, t));
-    if t.no_wait {
-        s.arm.send(reqwest::Method::POST, &path, None).await?;
-    } else {
-        s.arm.post(&path, None).await?;
+async fn show(arm: &Arm, a: VmAddr, details: bool) -> anyhow::Result<Value> {
+    let expand = if details { "&$expand=instanceView" } else { "" };
+    let body = arm.get(&format!("{}?api-version={COMPUTE_API}{expand}", a.path())).await?;
+    let mut out = flatten(&body);
+    if details {
+        let vm: VirtualMachine = serde_json::from_value(body).context("unexpected VM shape from Azure")?;
+        show_details(arm, &vm, &mut out).await?;
     }
-    Ok((Value::Null, LIST_COLUMNS))
+    Ok(out)
+}
+
+/// A power action: POST, then (unless `--no-wait`) wait for its operation. Power actions are
+/// safe to repeat after a lost answer: the VM ends in the state asked for either way.
+async fn action(arm: &Arm, a: VmAddr, verb: &str, no_wait: bool) -> anyhow::Result<Value> {
+    let path = format!("{}/{verb}?api-version={COMPUTE_API}", a.path());
+    if no_wait {
+        arm.send_idempotent(reqwest::Method::POST, &path, None).await?;
+    } else {
+        arm.post_idempotent(&path, None).await?;
+    }
+    Ok(Value::Null)
+}
+
+async fn delete(arm: &Arm, a: VmAddr, no_wait: bool) -> anyhow::Result<Value> {
+    let path = format!("{}?api-version={COMPUTE_API}", a.path());
+    if no_wait {
+        arm.send(reqwest::Method::DELETE, &path, None).await?;
+    } else {
+        arm.delete(&path).await?;
+    }
+    Ok(Value::Null)
 }
 
 /// Every version of the publisher's images in a location, filtered by offer and sku.
@@ -209,34 +273,26 @@ async fn catalogue(
     Ok(Value::Array(rows))
 }
 
-/// az's `--show-details` fields: powerState, publicIps, fqdns, privateIps, macAddresses.
-async fn details(s: &session::Session, vm: &Value, out: &mut Value) -> anyhow::Result<()> {
-    let statuses = vm["properties"]["instanceView"]["statuses"].as_array().cloned().unwrap_or_default();
-    let power_text = statuses
-        .iter()
-        .find(|st| st["code"].as_str().is_some_and(|c| c.starts_with("PowerState/")))
-        .and_then(|st| st["displayStatus"].as_str())
-        .unwrap_or("unknown");
+/// az's `--show-details` fields: powerState, publicIps, fqdns, privateIps.
+async fn show_details(arm: &Arm, vm: &VirtualMachine, out: &mut Value) -> anyhow::Result<()> {
+    let power = vm.properties.instance_view.as_ref().and_then(|v| v.power_state_display()).unwrap_or("unknown");
     let (mut public, mut fqdns, mut private) = (Vec::new(), Vec::new(), Vec::new());
-    for nic in vm["properties"]["networkProfile"]["networkInterfaces"].as_array().into_iter().flatten() {
-        let Some(nic_id) = nic["id"].as_str() else { continue };
-        let nic = s.arm.get(&format!("{nic_id}?api-version={NETWORK_API}")).await?;
-        for config in nic["properties"]["ipConfigurations"].as_array().into_iter().flatten() {
-            if let Some(ip) = config["properties"]["privateIPAddress"].as_str() {
-                private.push(ip.to_owned());
-            }
-            if let Some(pip_id) = config["properties"]["publicIPAddress"]["id"].as_str() {
-                let pip = s.arm.get(&format!("{pip_id}?api-version={NETWORK_API}")).await?;
-                if let Some(ip) = pip["properties"]["ipAddress"].as_str() {
-                    public.push(ip.to_owned());
-                }
-                if let Some(fqdn) = pip["properties"]["dnsSettings"]["fqdn"].as_str() {
-                    fqdns.push(fqdn.to_owned());
-                }
+    for nic in &vm.properties.network_profile.network_interfaces {
+        let nic: NetworkInterface =
+            serde_json::from_value(arm.get(&format!("{}?api-version={NETWORK_API}", nic.id)).await?)
+                .context("unexpected NIC shape from Azure")?;
+        for config in &nic.properties.ip_configurations {
+            private.extend(config.properties.private_ip_address.clone());
+            if let Some(pip) = &config.properties.public_ip_address {
+                let pip: PublicIpAddress =
+                    serde_json::from_value(arm.get(&format!("{}?api-version={NETWORK_API}", pip.id)).await?)
+                        .context("unexpected public IP shape from Azure")?;
+                public.extend(pip.properties.ip_address.clone());
+                fqdns.extend(pip.fqdn().map(str::to_owned));
             }
         }
     }
-    out["powerState"] = json!(power_text);
+    out["powerState"] = json!(power);
     out["publicIps"] = json!(public.join(","));
     out["fqdns"] = json!(fqdns.join(","));
     out["privateIps"] = json!(private.join(","));
