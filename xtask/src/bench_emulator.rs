@@ -59,7 +59,86 @@ pub(crate) fn run(bin: &Path, home: &Path) -> anyhow::Result<Vec<Measure>> {
     if let Some(fan_out) = fan_out {
         measures.extend(fan_out?);
     }
+    measures.extend(docker_create(bin, home)?);
     Ok(measures)
+}
+
+/// Fixed operation times for the `vm docker create` measure, in milliseconds.
+const NETWORK_MS: u64 = 2000;
+const VM_CREATE_MS: u64 = 6000;
+const EXTENSION_MS: u64 = 3000;
+
+/// `azdock vm docker create` against a local cloud whose operations take fixed times: the wall
+/// time against the critical path (group → network resources together → NIC → VM → extension;
+/// the group is synchronous), and the HTTP requests it made.
+fn docker_create(bin: &Path, home: &Path) -> anyhow::Result<Vec<Measure>> {
+    let home = home.join("docker-create");
+    let data = home.join("data");
+    std::fs::create_dir_all(&home)?;
+    let azdock = |args: &[&str]| -> anyhow::Result<Value> {
+        let out = azdock_against(bin, &home, &data, false).args(args).output()?;
+        if !out.status.success() {
+            bail!("azdock {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout).unwrap_or(Value::Null))
+    };
+    let durations = format!(
+        "network={NETWORK_MS},vm-create={VM_CREATE_MS},extension={EXTENSION_MS},vm-action=1000,delete=1000,group-delete=1000"
+    );
+    let up = azdock(&["local", "up", "--durations", &durations, "-o", "json"])?;
+    let result = (|| {
+        let start = Instant::now();
+        let out = azdock_against(bin, &home, &data, false)
+            .args([
+                "--cloud",
+                "local",
+                "vm",
+                "docker",
+                "create",
+                "benchhost",
+                "--generate-ssh-keys",
+                "-y",
+                "-o",
+                "json",
+            ])
+            .output()?;
+        let elapsed = start.elapsed();
+        if !out.status.success() {
+            bail!("vm docker create failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let report: Value = serde_json::from_slice(&out.stdout)?;
+        let log = reqwest_blocking_log(&up)?;
+        Ok((elapsed, report, log))
+    })();
+    azdock(&["local", "down", "-o", "json"])?;
+    let (elapsed, report, log) = result?;
+    #[allow(clippy::cast_precision_loss)]
+    let critical = (NETWORK_MS * 2 + VM_CREATE_MS + EXTENSION_MS) as f64 / 1000.0;
+    let requests = log.len();
+    let arm = log.iter().filter(|e| e["path"].as_str().is_some_and(|p| p.starts_with("/subscriptions"))).count();
+    let daemon = report["daemon"]["status"].as_str().unwrap_or("?").to_owned();
+    Ok(vec![Measure {
+        what: format!(
+            "`vm docker create` (network {NETWORK_MS} ms, VM {VM_CREATE_MS} ms, extension {EXTENSION_MS} ms; critical path {critical:.1} s; daemon {daemon}; {requests} HTTP requests, {arm} to ARM)"
+        ),
+        value: format!("{:.2} s ({:+.1}%)", elapsed.as_secs_f64(), (elapsed.as_secs_f64() / critical - 1.0) * 100.0),
+        target: "within 10% of the critical path",
+    }])
+}
+
+/// The local cloud's request log, every entry.
+fn reqwest_blocking_log(up: &Value) -> anyhow::Result<Vec<Value>> {
+    let text = |k: &str| up[k].as_str().map(str::to_owned).with_context(|| format!("`local up` printed no {k}"));
+    let ca = std::fs::read(text("caCertificate")?)?;
+    let base = text("endpoint")?;
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
+            .tls_built_in_root_certs(false)
+            .build()?;
+        let log: Value = http.get(format!("{base}/_emulator/requests")).send().await?.json().await?;
+        Ok(log["requests"].as_array().cloned().unwrap_or_default())
+    })
 }
 
 /// ARM's limits, which the emulator enforces as `local up` does by default.

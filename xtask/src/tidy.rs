@@ -45,8 +45,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
 }
 
 /// Library code: `src/` of the crates, not tests, benches, xtask or the test-support crate.
+/// Library code: under a crate's `src/`, except a `tests.rs` (declared `#[cfg(test)] mod tests;`).
 fn is_library(rel: &str) -> bool {
-    rel.starts_with("crates/") && rel.contains("/src/")
+    rel.starts_with("crates/") && rel.contains("/src/") && !rel.ends_with("/tests.rs")
 }
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {

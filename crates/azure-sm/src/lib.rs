@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod images;
 pub mod models;
 pub mod pipeline;
+pub mod rules;
 
 pub use cloud::Cloud;
 pub use credential::{

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -64,6 +64,9 @@ pub enum Command {
     /// Manage virtual machines
     #[command(subcommand)]
     Vm(VmCommand),
+    /// The client side of Docker hosts: shell environment and docker contexts
+    #[command(subcommand)]
+    Docker(DockerCommand),
     /// Run the local cloud: Azure's token endpoint and ARM on loopback, with simulated VMs
     #[command(subcommand)]
     Local(LocalCommand),
@@ -158,6 +161,9 @@ pub enum ExtCommand {
     // `--version` is the handler's version here, as in `az vm extension set`.
     #[command(disable_version_flag = true)]
     Set(ExtSetArgs),
+    /// The Docker host extension: install, status, verify, uninstall, rotate-certs
+    #[command(subcommand)]
+    Docker(ExtDockerCommand),
     /// Remove an extension from a VM
     Remove {
         #[command(flatten)]
@@ -247,7 +253,7 @@ pub enum LocalCommand {
 }
 
 /// How the local cloud runs; `up` passes the same flags to `serve`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct LocalRunArgs {
     /// Port on 127.0.0.1 [default: any free port]
     #[arg(long)]
@@ -258,6 +264,10 @@ pub struct LocalRunArgs {
     /// Turn off ARM's request throttling (for load tests of your own)
     #[arg(long)]
     pub no_throttle: bool,
+    /// Fixed operation times in milliseconds, e.g. network=2000,vm-create=8000 (keys: network,
+    /// vm-create, vm-action, extension, delete, group-delete)
+    #[arg(long, value_name = "KEY=MS,…")]
+    pub durations: Option<String>,
     /// Fault rules to inject from the start: JSON `{"seed": N, "rules": [...]}`, the body of
     /// `PUT /_emulator/faults`
     #[arg(long, value_name = "FILE")]
@@ -409,6 +419,191 @@ pub enum VmCommand {
     /// Find VM images
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Docker hosts: VMs running Docker with mutual TLS
+    #[command(subcommand)]
+    Docker(VmDockerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VmDockerCommand {
+    /// Create a VM that is a Docker host with mutual TLS (the classic `azure vm docker create`)
+    Create(Box<DockerCreateArgs>),
+}
+
+// Each flag is one of the classic CLI's or az's.
+#[allow(clippy::struct_excessive_bools)]
+#[derive(Debug, Args)]
+pub struct DockerCreateArgs {
+    /// VM name; also its DNS label, <NAME>.<location>.cloudapp.azure.com
+    pub name: String,
+    /// Image: an alias (Ubuntu2404), a URN publisher:offer:sku:version, or an image id
+    #[arg(default_value = "Ubuntu2404")]
+    pub image: String,
+    /// Admin user name
+    #[arg(default_value = "azureuser")]
+    pub user: String,
+    /// Admin password (visible to other users of this machine; prefer --password-stdin or SSH keys)
+    pub password: Option<String>,
+    /// Resource group [default: one named after the VM]
+    #[arg(short = 'g', long)]
+    pub resource_group: Option<String>,
+    /// Location [default: the resource group's, else westeurope]
+    #[arg(short = 'l', long)]
+    pub location: Option<String>,
+    /// VM size
+    #[arg(long, default_value = "Standard_B2s")]
+    pub size: String,
+    /// Open SSH in the network security group, on PORT (22 when given without one)
+    #[arg(short = 'e', long = "ssh", value_name = "PORT", num_args = 0..=1, default_missing_value = "22")]
+    pub ssh: Option<u16>,
+    /// The port dockerd listens on with TLS (4243 reproduces the 2014 article)
+    #[arg(short = 'p', long, default_value_t = 2376, value_parser = clap::value_parser!(u16).range(1..))]
+    pub docker_port: u16,
+    /// Certificate directory [default: AZDOCK_DOCKER_CERT_DIR, the config file, ~/.docker]
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub docker_cert_dir: Option<PathBuf>,
+    /// Source address or CIDR admitted to the Docker and SSH ports (repeatable) [default: any]
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    pub allow_from: Vec<String>,
+    /// SSH public key: a file, or the key itself
+    #[arg(long, value_name = "FILE|KEY")]
+    pub ssh_key_value: Option<String>,
+    /// Make ~/.ssh/id_ed25519 when there is no key yet, and use it
+    #[arg(long, conflicts_with = "ssh_key_value")]
+    pub generate_ssh_keys: bool,
+    /// Read the admin password from standard input
+    #[arg(long, conflicts_with = "password")]
+    pub password_stdin: bool,
+    /// How Docker gets onto the VM: customscript, cloud-init or legacy
+    #[arg(long, default_value = "customscript")]
+    pub handler: String,
+    /// Extra dockerd flag, e.g. --docker-option=--log-level=warn (repeatable)
+    #[arg(long = "docker-option", value_name = "FLAG", allow_hyphen_values = true)]
+    pub docker_options: Vec<String>,
+    /// Extra name or IP the server certificate must carry, such as your own CNAME (repeatable)
+    #[arg(long = "cert-san", value_name = "NAME|IP")]
+    pub cert_sans: Vec<String>,
+    /// Return once the VM and the extension were accepted, without waiting for Docker
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Keep what this run created when the Docker install fails
+    #[arg(long)]
+    pub keep_on_failure: bool,
+    /// Do not ask before opening the Docker port to any address
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+/// The VM a Docker action works on, and the client side it uses.
+#[derive(Debug, Args)]
+pub struct ExtDockerTarget {
+    #[command(flatten)]
+    pub on: ExtOn,
+    /// The port dockerd listens on [default: what azdock set up, else 2376]
+    #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Certificate directory [default: AZDOCK_DOCKER_CERT_DIR, the config file, ~/.docker]
+    #[arg(short = 'C', long, value_name = "DIR")]
+    pub docker_cert_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtDockerInstallArgs {
+    #[command(flatten)]
+    pub target: ExtDockerTarget,
+    /// customscript or legacy
+    #[arg(long, default_value = "customscript")]
+    pub handler: String,
+    /// Extra dockerd flag, e.g. --docker-option=--log-level=warn (repeatable)
+    #[arg(long = "docker-option", value_name = "FLAG", allow_hyphen_values = true)]
+    pub docker_options: Vec<String>,
+    /// Source address or CIDR admitted to the Docker port (repeatable) [default: any]
+    #[arg(long = "allow-from", value_name = "CIDR")]
+    pub allow_from: Vec<String>,
+    /// Extra name or IP the server certificate must carry (repeatable)
+    #[arg(long = "cert-san", value_name = "NAME|IP")]
+    pub cert_sans: Vec<String>,
+    /// Return once Azure accepted the extension, without waiting for Docker
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtDockerRotateArgs {
+    #[command(flatten)]
+    pub target: ExtDockerTarget,
+    /// A new CA and client certificate too, pushed to every Docker host azdock knows
+    #[arg(long)]
+    pub ca: bool,
+    /// Confirm a CA rotation without a prompt
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtDockerCommand {
+    /// Install Docker with TLS on an existing Linux VM, open the port, wait until it answers
+    Install(ExtDockerInstallArgs),
+    /// The handler's state, whether the daemon answers, and the certificate's expiry
+    Status(ExtDockerTarget),
+    /// TLS handshake and Docker's /_ping and /version with your client certificate
+    Verify(ExtDockerTarget),
+    /// Stop dockerd listening on TCP, remove its certificates from the VM, close the port
+    Uninstall(ExtDockerTarget),
+    /// A new server certificate pushed to the VM (--ca: a new CA for every host)
+    RotateCerts(ExtDockerRotateArgs),
+}
+
+impl ExtDockerCommand {
+    pub(crate) fn target(&self) -> &ExtDockerTarget {
+        match self {
+            Self::Install(i) => &i.target,
+            Self::RotateCerts(r) => &r.target,
+            Self::Status(t) | Self::Verify(t) | Self::Uninstall(t) => t,
+        }
+    }
+}
+
+/// The shells `docker env` writes for, as docker-machine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+    Cmd,
+}
+
+impl Shell {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Bash => "bash",
+            Self::Zsh => "zsh",
+            Self::Fish => "fish",
+            Self::Powershell => "powershell",
+            Self::Cmd => "cmd",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// Print the environment that points the docker CLI at a host (docker-machine style)
+    Env {
+        /// Docker host name (the VM name)
+        name: String,
+        /// The shell to write for
+        #[arg(long, value_enum, default_value = "bash")]
+        shell: Shell,
+        /// Print the commands that undo it
+        #[arg(long)]
+        unset: bool,
+    },
+    /// Create or update a docker context for a host
+    Context {
+        /// Docker host name (the VM name)
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

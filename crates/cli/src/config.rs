@@ -82,6 +82,18 @@ pub(crate) fn set_default(key: &str, value: &str) -> anyhow::Result<()> {
     std::fs::write(&path, toml::to_string(&table)?).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// Writes `data` to `path` through a temporary file and a rename, creating the directory, so a
+/// crash never leaves half a file.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let dir = path.parent().context("no parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, data).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
 /// Docker's own default certificate directory, `~/.docker`.
 pub(crate) fn default_docker_cert_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::home_dir()

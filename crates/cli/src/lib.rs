@@ -7,12 +7,18 @@
 pub mod cli;
 mod commands;
 mod config;
+mod docker_hosts;
 mod error;
+mod host;
 mod output;
 mod session;
+mod sshkey;
 mod targets;
 
 use std::process::ExitCode;
+
+// Built-in extensions register themselves; naming the crates keeps the linker from dropping them.
+use azdock_ext_docker as _;
 
 use clap::{CommandFactory, Parser};
 
@@ -51,9 +57,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cloud(command) => commands::cloud::run(&ctx, &cli.global, &config, &command),
         Command::Ext(command) => commands::ext::run(&ctx, &cli.global, &config, &command),
         Command::Local(command) => commands::local::run(&ctx, &command),
+        Command::Docker(command) => commands::docker::run_client(&ctx, &command),
         Command::Login(args) => commands::login::login(&ctx, &cli.global, &config, &args),
         Command::Logout => commands::login::logout(&ctx, &cli.global, &config),
         Command::Account(command) => commands::account::run(&ctx, &cli.global, &config, &command),
+        Command::Vm(cli::VmCommand::Docker(cli::VmDockerCommand::Create(args))) => {
+            commands::docker_create::run(&ctx, &cli.global, &config, &args)
+        }
         Command::Vm(command) => commands::vm::run(&ctx, &cli.global, &config, &command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());

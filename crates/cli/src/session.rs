@@ -25,9 +25,32 @@ pub(crate) struct Session {
     pub subscription: String,
 }
 
-/// The cloud named by `--cloud`, `AZDOCK_CLOUD` or `defaults.cloud`.
+/// The cloud named by `--cloud`, `AZDOCK_CLOUD` or `defaults.cloud`, else AzureCloud: the
+/// cloud `login` and `logout` work on.
 pub(crate) fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
     global.cloud.clone().or_else(|| config.defaults.cloud.clone()).unwrap_or_else(|| "AzureCloud".into())
+}
+
+/// The cloud commands work in: the one named, else AzureCloud when any sign-in for it is
+/// configured (a stored login, the `AZURE_*` or managed-identity environment, the Azure CLI),
+/// else the local cloud — so that a fresh machine runs everything locally, and says so.
+pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
+    if let Some(named) = global.cloud.clone().or_else(|| config.defaults.cloud.clone()) {
+        return named;
+    }
+    let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let az =
+        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()));
+    let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
+    if stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT") {
+        return "AzureCloud".into();
+    }
+    if !global.only_show_errors {
+        eprintln!(
+            "WARNING: no Azure sign-in is configured, so this runs in azdock's local cloud; `azdock login` or `az login` to use Azure, or `--cloud` to choose"
+        );
+    }
+    "local".into()
 }
 
 /// Signs in to the cloud: with the login stored by `azdock login` for it, else the local
@@ -35,17 +58,22 @@ pub(crate) fn cloud_name(global: &GlobalArgs, config: &Config) -> String {
 /// chain of [`ChainedCredential::from_env`]: the `AZURE_*` environment, the Azure CLI, managed
 /// identity.
 pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
-    let stored = crate::commands::login::stored(&cloud_name(global, config))?;
-    arm_with(global, config, stored).await
+    let name = working_cloud(global, config);
+    let stored = crate::commands::login::stored(&name)?;
+    arm_on(&name, stored).await
 }
 
-/// Like [`arm`], with this login instead of the stored one.
+/// Like [`arm`] on the cloud `login` works on, with this login instead of the stored one.
 pub(crate) async fn arm_with(
     global: &GlobalArgs,
     config: &Config,
     login: Option<crate::commands::login::StoredLogin>,
 ) -> anyhow::Result<Arm> {
-    let name = cloud_name(global, config);
+    arm_on(&cloud_name(global, config), login).await
+}
+
+async fn arm_on(name: &str, login: Option<crate::commands::login::StoredLogin>) -> anyhow::Result<Arm> {
+    let name = name.to_owned();
     let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match name.to_ascii_lowercase().as_str() {
         "local" => {
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;

@@ -149,8 +149,10 @@ pub(crate) fn run(shared: &Arc<Shared>, vm_key: &str, op: &str, user_data: &Scri
         },
         Err(reason) => CloudInit { status: "error".into(), exit_code: None, detail: reason },
     };
-    let ok = result.status == "done";
-    customscript::finish(shared, vm_key, op, ok, |inner| {
+    // cloud-init carries on past a failing runcmd: what earlier steps set up (a dockerd) runs
+    // all the same, so the guest is inspected whenever the script ran at all.
+    let ran = result.exit_code.is_some();
+    customscript::finish(shared, vm_key, op, ran, |inner| {
         if let Some(vm) = inner.vms.get_mut(vm_key) {
             vm.guest.cloud_init = Some(result);
         }

@@ -86,10 +86,13 @@ const SYSTEMCTL_SHIM: &str = r#"#!/bin/sh
 mkdir -p /var/lib/azdock-guest
 echo "$*" >> /var/lib/azdock-guest/systemctl.log
 case "$1" in
-  is-active|is-enabled) echo active ;;
+  is-active|is-enabled) case " $* " in *" --quiet "*|*" -q "*) ;; *) echo active ;; esac ;;
 esac
 exit 0
 "#;
+
+/// Packages the shim accepts when the host lacks them.
+const SIMULATED_PACKAGES: &str = "docker.io\ndocker-ce\ndocker\nmoby-engine\ncontainerd\nrunc\n";
 
 const PACKAGE_SHIM: &str = r#"#!/bin/sh
 # azdock local cloud: installs succeed only for packages present on the host.
@@ -102,6 +105,8 @@ for a in "$@"; do
     *) if [ -z "$verb" ]; then verb="$a"; elif [ "$verb" = install ]; then
          if grep -qx "$a" /var/lib/azdock-guest/host-packages 2>/dev/null; then
            echo "$a is already the newest version."
+         elif grep -qx "$a" /var/lib/azdock-guest/simulated-packages 2>/dev/null; then
+           echo "Setting up $a (simulated: the host has no $a; azdock's local cloud reports its daemon as unavailable)"
          else
            echo "E: Unable to locate package $a (azdock's local cloud installs only packages present on its host)" >&2
            exit 100
@@ -179,12 +184,20 @@ pub(crate) fn finish(
     update(&mut inner);
     inner.dirty = true;
     let mut start_docker = false;
-    if ok
-        && let Some(vm) = inner.vms.get_mut(vm_key)
-        && let Some(docker) = configured_docker(&vm_dir(shared, vm_key))
-    {
-        start_docker = docker.daemon == Daemon::Starting;
-        vm.guest.docker = Some(docker);
+    let root = vm_dir(shared, vm_key);
+    if ok && let Some(vm) = inner.vms.get_mut(vm_key) {
+        match configured_docker(&root) {
+            Some(docker) => {
+                start_docker = docker.daemon == Daemon::Starting;
+                vm.guest.docker = Some(docker);
+            }
+            // Docker restarted without a TCP listener: the script took TLS away (an uninstall).
+            None if docker_restarted(&root) && vm.guest.docker.is_some() => {
+                vm.guest.docker = None;
+                inner.jobs.push(Job::StopDocker { vm_key: vm_key.to_owned() });
+            }
+            None => {}
+        }
     }
     if start_docker {
         // Still blocked: the dockerd job unblocks it once the daemon listens.
@@ -215,6 +228,8 @@ pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<
     let vm = vm_dir(shared, vm_key);
     prepare_vm_root(&vm)?;
     write_shims(&vm.join("var/lib/azdock-guest/bin"))?;
+    // What systemctl was asked is read per run: an old run's restart must not count again.
+    let _ = std::fs::remove_file(vm.join("var/lib/azdock-guest/systemctl.log"));
     let download = vm.join("var/lib/waagent/custom-script/download/0");
     std::fs::create_dir_all(&download).map_err(|e| format!("cannot create `{}`: {e}", download.display()))?;
     let command = match (&script.script, &script.command) {
@@ -316,6 +331,10 @@ fn prepare_vm_root(vm: &Path) -> Result<(), String> {
     let packages =
         Command::new("dpkg-query").args(["-W", "-f", "${Package}\n"]).output().map(|o| o.stdout).unwrap_or_default();
     std::fs::write(vm.join("var/lib/azdock-guest/host-packages"), packages).map_err(|e| e.to_string())?;
+    // Docker's packages "install" even on a host without them, so that a Docker host can be set
+    // up anywhere; whether its daemon can run is then reported on its own (Daemon::Unavailable).
+    std::fs::write(vm.join("var/lib/azdock-guest/simulated-packages"), SIMULATED_PACKAGES)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -348,15 +367,19 @@ pub(crate) fn guest_file(vm: &Path, path: &str) -> Option<Vec<u8>> {
     std::fs::read(vm.join(rel)).ok()
 }
 
+/// Whether this run (re)started docker through systemctl (the log is per run).
+fn docker_restarted(vm: &Path) -> bool {
+    let log = std::fs::read_to_string(vm.join("var/lib/azdock-guest/systemctl.log")).unwrap_or_default();
+    log.lines().any(|l| {
+        let words: Vec<&str> = l.split_whitespace().collect();
+        words.contains(&"docker") || words.contains(&"docker.service")
+    }) && log.lines().any(|l| l.starts_with("restart") || l.starts_with("start") || l.contains("--now"))
+}
+
 /// Docker as a script left it: a systemd drop-in whose `ExecStart=` runs dockerd with a TCP
 /// listener, and a (re)start of docker through systemctl.
 fn configured_docker(vm: &Path) -> Option<Docker> {
-    let log = std::fs::read_to_string(vm.join("var/lib/azdock-guest/systemctl.log")).unwrap_or_default();
-    let started = log.lines().any(|l| {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        words.contains(&"docker") || words.contains(&"docker.service")
-    }) && log.lines().any(|l| l.starts_with("restart") || l.starts_with("start") || l.contains("--now"));
-    if !started {
+    if !docker_restarted(vm) {
         return None;
     }
     // systemd applies drop-ins in lexical order; the last ExecStart= wins.

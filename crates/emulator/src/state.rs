@@ -202,7 +202,14 @@ impl Inner {
             durations,
             log: VecDeque::new(),
             log_seq: 0,
-            next_ip: 0,
+            // A random start, so that two local clouds on one machine (parallel tests) hand out
+            // different addresses and their dockerds do not collide.
+            next_ip: {
+                use ring::rand::SecureRandom as _;
+                let mut b = [0u8; 4];
+                let _ = ring::rand::SystemRandom::new().fill(&mut b);
+                u32::from_le_bytes(b) % (253 * 256)
+            },
             jobs: Vec::new(),
             pending_script: None,
             pending_user_data: None,

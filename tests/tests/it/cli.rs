@@ -98,12 +98,19 @@ fn error_messages_and_exit_codes() {
 }
 
 #[test]
-fn ext_list_is_empty_until_extensions_land() {
+fn ext_list_shows_the_built_in_extensions_with_their_handlers_and_actions() {
     let env = Env::new();
-    let out = env.run(&["ext", "list"]).success();
-    assert_eq!(out.json(), serde_json::json!([]));
-    let out = env.run(&["ext", "list", "-o", "table"]).success();
-    assert_eq!(out.stdout, "");
+    let list = env.run(&["ext", "list"]).success().json();
+    let docker = list.as_array().unwrap().iter().find(|e| e["id"] == "docker").expect("the docker extension");
+    assert_eq!(docker["source"]["kind"], "builtin");
+    assert_eq!(docker["actionNames"], serde_json::json!(["install", "uninstall", "status", "verify"]));
+    let handlers = docker["handlerNames"].as_array().unwrap();
+    assert!(
+        handlers.iter().any(|h| h.as_str().unwrap().starts_with("Microsoft.Azure.Extensions.CustomScript 2.1")),
+        "{handlers:?}"
+    );
+    let table = env.run(&["ext", "list", "-o", "table"]).success().stdout;
+    assert!(table.starts_with("Id ") && table.contains("\ndocker "), "{table}");
 }
 
 #[test]

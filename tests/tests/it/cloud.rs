@@ -67,7 +67,7 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
         "{}",
         out.stderr
     );
-    let out = azdock(&env, &["account", "list"]);
+    let out = azdock(&env, &["--cloud", "AzureCloud", "account", "list"]);
     assert_eq!(out.code, 1);
     assert!(
         out.stderr
@@ -75,6 +75,15 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
         "{}",
         out.stderr
     );
+    // With no cloud named and no Azure sign-in at all, commands run in the local cloud and say so.
+    let out = azdock(&env, &["account", "list"]).success();
+    assert_eq!(out.json()[0]["cloudName"], "local");
+    assert!(
+        out.stderr.contains("no Azure sign-in is configured, so this runs in azdock's local cloud"),
+        "{}",
+        out.stderr
+    );
+    azdock(&env, &["local", "down"]).success();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -339,7 +348,7 @@ async fn ext_set_list_show_remove_on_a_vm() {
     let list = azdock(&env, &["--cloud", "local", "ext", "list", "--vm", "vm1", "-g", "ext"]).success().json();
     assert_eq!(list, serde_json::json!([]));
     // Without --vm, `ext list` is still the registry and needs no cloud.
-    assert_eq!(azdock(&env, &["ext", "list"]).success().json(), serde_json::json!([]));
+    assert_eq!(azdock(&env, &["ext", "list"]).success().json()[0]["id"], "docker");
     azdock(&env, &["local", "down"]).success();
 }
 

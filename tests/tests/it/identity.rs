@@ -114,7 +114,7 @@ async fn clouds_are_registered_from_their_metadata_and_checked_first() {
     let list = env.run(&["cloud", "list"]).success().json();
     let names: Vec<&str> = list.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["AzureCloud", "AzureChinaCloud", "AzureUSGovernment", "local", "stack"]);
-    assert_eq!(list[0]["isActive"], true, "AzureCloud until another is set");
+    assert_eq!(list[3]["isActive"], true, "with no Azure sign-in configured, commands use the local cloud");
     let shown = env.run(&["cloud", "show", "-n", "stack"]).success().json();
     assert_eq!(shown["endpoints"]["resourceManager"], endpoint);
     assert_eq!(shown["endpoints"]["activeDirectoryResourceId"], format!("{endpoint}/"));

@@ -8,6 +8,7 @@ mod bad_input;
 mod classic;
 mod cli;
 mod cloud;
+mod docker;
 mod identity;
 mod interop;
 mod local;

@@ -43,6 +43,12 @@ pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<PathBuf>) -> a
     let dir =
         std::path::absolute(&dir).with_context(|| format!("invalid certificate directory `{}`", dir.display()))?;
     let store = CertStore::new(dir);
+    with_passphrases(|passphrases| run_with(ctx, &store, args.command, passphrases))
+}
+
+/// Runs `f` with the CA key's passphrases: `AZDOCK_CA_KEY_PASSPHRASE`, then a prompt when a
+/// person is at the terminal.
+pub(crate) fn with_passphrases<T>(f: impl FnOnce(&Passphrases<'_>) -> T) -> T {
     let given = std::env::var("AZDOCK_CA_KEY_PASSPHRASE").ok().map(Zeroizing::new);
     let prompt = |path: &Path| -> Option<Zeroizing<String>> {
         rpassword::prompt_password(format!("Passphrase for `{}`: ", path.display())).ok().map(Zeroizing::new)
@@ -51,11 +57,15 @@ pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<PathBuf>) -> a
         given: given.as_ref().map(|s| s.as_str()),
         prompt: if interactive() { Some(&prompt) } else { None },
     };
-    match args.command {
-        CertsCommand::Init => report(ctx, &store.init(&passphrases)?),
+    f(&passphrases)
+}
+
+fn run_with(ctx: &Ctx, store: &CertStore, command: CertsCommand, passphrases: &Passphrases<'_>) -> anyhow::Result<()> {
+    match command {
+        CertsCommand::Init => report(ctx, &store.init(passphrases)?),
         CertsCommand::Server { host, dns, ips } => {
             let request = ServerRequest::new(&host, &dns, &ips)?;
-            report(ctx, &store.server(&request, &passphrases)?)
+            report(ctx, &store.server(&request, passphrases)?)
         }
         CertsCommand::Show => {
             let infos = store.show()?;
@@ -65,7 +75,7 @@ pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<PathBuf>) -> a
             ctx.print(&serde_json::to_value(infos)?, SHOW_COLUMNS)
         }
         CertsCommand::Verify { hosts, sans } => {
-            let checks = store.verify(&hosts, &sans, &passphrases)?;
+            let checks = store.verify(&hosts, &sans, passphrases)?;
             ctx.print(&serde_json::to_value(&checks)?, VERIFY_COLUMNS)?;
             let failed = checks.iter().filter(|c| c.status == CheckStatus::Failed).count();
             if failed > 0 {
@@ -80,10 +90,10 @@ pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<PathBuf>) -> a
                 Rotation::Client
             } else {
                 debug_assert!(ca, "clap requires one of --server, --client, --ca");
-                confirm_ca_rotation(&store, yes)?;
+                confirm_ca_rotation(store, yes)?;
                 Rotation::Ca
             };
-            let result = store.rotate(&rotation, &passphrases)?;
+            let result = store.rotate(&rotation, passphrases)?;
             if !result.redeploy.is_empty() {
                 ctx.warn(&format!(
                     "the CA changed: redeploy the certificates of {} (`azdock ext docker rotate-certs`); their old certificates are in `{}`",

@@ -66,12 +66,7 @@ pub(crate) fn registered() -> anyhow::Result<BTreeMap<String, Registered>> {
 }
 
 fn save(map: &BTreeMap<String, Registered>) -> anyhow::Result<()> {
-    let path = registry_path()?;
-    let dir = path.parent().context("no config directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, toml::to_string(map)?).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write `{}`", path.display()))
+    crate::config::write_atomic(&registry_path()?, toml::to_string(map)?.as_bytes())
 }
 
 /// The cloud called `name` (any case), other than the local cloud; a usage error listing the
@@ -149,7 +144,12 @@ fn check_https(flag: &str, url: &str) -> Result<String, Usage> {
 }
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &CloudCommand) -> anyhow::Result<()> {
-    let active = session::cloud_name(global, config);
+    // What commands would use; `cloud list` with nothing configured shows `local` active.
+    let active = if matches!(command, CloudCommand::List | CloudCommand::Show { .. }) {
+        session::working_cloud(global, config)
+    } else {
+        session::cloud_name(global, config)
+    };
     match command {
         CloudCommand::List => ctx.print(&Value::Array(all_rows(&active)?), COLUMNS),
         CloudCommand::Show { name } => {

@@ -34,6 +34,9 @@ const LIST_COLUMNS: Columns = &[
 ];
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCommand) -> anyhow::Result<()> {
+    if let ExtCommand::Docker(docker) = command {
+        return super::docker::run_ext(ctx, global, config, docker);
+    }
     if let ExtCommand::List { vm: None, .. } = command {
         let registry = Registry::with_builtins()?;
         return ctx.print(&list(&registry), LIST_COLUMNS);
@@ -49,7 +52,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     let (on, name) = match command {
         ExtCommand::Show { on, name } | ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
         ExtCommand::Set(args) => (Some(&args.on), None),
-        ExtCommand::List { .. } => (None, None),
+        ExtCommand::List { .. } | ExtCommand::Docker(_) => (None, None),
     };
     let chosen = match on {
         Some(on) => {
@@ -113,7 +116,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
                 })
                 .await?
             }
-            ExtCommand::List { .. } => Vec::new(),
+            ExtCommand::List { .. } | ExtCommand::Docker(_) => Vec::new(),
         };
         Ok(match results.as_slice() {
             [one] if !several => one.clone(),

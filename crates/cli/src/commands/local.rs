@@ -91,7 +91,7 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
                     return Err(e).with_context(|| format!("cannot remove `{}`", path.display()));
                 }
             }
-            let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false, faults: None };
+            let defaults = LocalRunArgs::default();
             let status = if was_running { up(&paths, &defaults)? } else { json!({"status": "reset"}) };
             ctx.print(&status, STATUS_COLUMNS)
         }
@@ -111,13 +111,15 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
 /// The running local cloud's endpoint and credentials, starting it when it is not running
 /// (what `--cloud local` does before the first request).
 pub(crate) fn ensure_running() -> anyhow::Result<Value> {
-    let defaults = LocalRunArgs { port: None, instant: false, no_throttle: false, faults: None };
+    let defaults = LocalRunArgs::default();
     up(&Paths::new()?, &defaults)
 }
 
 fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
-    // Read the fault file now, so a bad one is a usage error here rather than a dead server.
+    // Read the fault file and durations now, so a bad one is a usage error here rather than a
+    // dead server.
     let faults = args.faults.as_deref().map(read_faults).transpose()?;
+    durations(args)?;
     if running(paths).is_none() {
         // It will hold the local cloud's keys and credentials: private from the start.
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
@@ -137,6 +139,9 @@ fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
         }
         if args.no_throttle {
             cmd.arg("--no-throttle");
+        }
+        if let Some(spec) = &args.durations {
+            cmd.args(["--durations", spec]);
         }
         if let (Some(path), Some(_)) = (&args.faults, &faults) {
             cmd.arg("--faults").arg(std::path::absolute(path)?);
@@ -235,14 +240,36 @@ fn read_faults(path: &Path) -> anyhow::Result<(u64, Vec<azdock_emulator::FaultRu
     Ok((value.get("seed").and_then(Value::as_u64).unwrap_or(0x00c0_ffee), rules))
 }
 
+/// Operation times: Azure's, or none with `--instant`, then each `--durations` key.
+fn durations(args: &LocalRunArgs) -> anyhow::Result<Durations> {
+    let mut d = if args.instant { Durations::instant() } else { Durations::default() };
+    for item in args.durations.iter().flat_map(|s| s.split(',')).filter(|s| !s.trim().is_empty()) {
+        let bad = || {
+            Usage::new(format!(
+                "invalid --durations entry `{item}`: use KEY=MILLISECONDS with KEY one of network, vm-create, vm-action, extension, delete, group-delete"
+            ))
+        };
+        let (key, ms) = item.split_once('=').ok_or_else(bad)?;
+        let ms = Duration::from_millis(ms.trim().parse::<u64>().map_err(|_| bad())?);
+        match key.trim() {
+            "network" => d.network = ms,
+            "vm-create" => d.vm_create = ms,
+            "vm-action" => d.vm_action = ms,
+            "extension" => d.extension = ms,
+            "delete" => d.delete = ms,
+            "group-delete" => d.resource_group_delete = ms,
+            _ => return Err(bad().into()),
+        }
+    }
+    Ok(d)
+}
+
 fn serve(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<()> {
     let faults = args.faults.as_deref().map(read_faults).transpose()?;
     runtime()?.block_on(async {
         let mut config = Config::new(&paths.dir);
         config.port = args.port.unwrap_or(0);
-        if args.instant {
-            config.durations = Durations::instant();
-        }
+        config.durations = durations(args)?;
         if args.no_throttle {
             config.throttle = ThrottleConfig::unlimited();
         }

@@ -3,6 +3,8 @@
 pub(crate) mod account;
 pub(crate) mod certs;
 pub(crate) mod cloud;
+pub(crate) mod docker;
+pub(crate) mod docker_create;
 pub(crate) mod ext;
 pub(crate) mod local;
 pub(crate) mod login;
@@ -25,6 +27,14 @@ impl Ctx {
     pub(crate) fn warn(&self, message: &str) {
         if !self.only_show_errors {
             eprintln!("WARNING: {message}");
+        }
+    }
+
+    /// Prints progress or guidance on stderr, unless `--only-show-errors`; stdout stays the
+    /// result alone, for scripts.
+    pub(crate) fn info(&self, message: &str) {
+        if !self.only_show_errors {
+            eprintln!("{message}");
         }
     }
 

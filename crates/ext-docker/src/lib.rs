@@ -1,0 +1,359 @@
+//! azdock-ext-docker: the Docker host extension — dockerd on a Linux VM listening on a TCP port
+//! with `--tlsverify`, holding a server certificate from the user's CA (minted here through
+//! `azdock-certs`), delivered by CustomScript (default), cloud-init (new VMs) or the retired
+//! DockerExtension. Like every extension it only plans; the host talks to Azure.
+
+pub mod payload;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use azdock_certs::{CertStore, Passphrases, ServerRequest};
+use azdock_core::{
+    ActionSpec, ArgKind, ArgSpec, ExtensionError, ExtensionInstance, HandlerSpec, Manifest, Operation, OsType, Plan,
+    PlanRequest, Probe, Protocol, Secret, Step, VmExtension,
+};
+pub use payload::{DockerSetup, check_option, uninstall_script};
+
+azdock_core::register_builtin!(DockerExtension);
+
+/// Docker's registered port for TLS.
+pub const DEFAULT_PORT: u16 = 2376;
+/// The NSG rule the extension opens for the Docker port.
+pub const RULE_NAME: &str = "azdock-docker";
+/// How long the host waits for the daemon to answer a TLS handshake after an install.
+const READY_TIMEOUT_SECS: u32 = 600;
+
+/// How Docker gets onto the VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handler {
+    /// CustomScript 2.1 running the install script from protected settings.
+    CustomScript,
+    /// cloud-config in `customData`, for new VMs only.
+    CloudInit,
+    /// The DockerExtension Azure retired in 2018.
+    Legacy,
+}
+
+impl Handler {
+    /// Parses `--handler`; the message names what is accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "customscript" | "custom-script" => Ok(Self::CustomScript),
+            "cloud-init" | "cloudinit" => Ok(Self::CloudInit),
+            "legacy" => Ok(Self::Legacy),
+            _ => Err(format!("unknown handler `{text}`: use customscript, cloud-init or legacy")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CustomScript => "customscript",
+            Self::CloudInit => "cloud-init",
+            Self::Legacy => "legacy",
+        }
+    }
+
+    /// The Azure handler, for those that are extensions.
+    pub fn spec(self) -> Option<HandlerSpec> {
+        let spec = |kind: &str, version: &str| HandlerSpec {
+            name: self.name().into(),
+            os: OsType::Linux,
+            publisher: "Microsoft.Azure.Extensions".into(),
+            kind: kind.into(),
+            type_handler_version: version.into(),
+        };
+        match self {
+            Self::CustomScript => Some(spec("CustomScript", "2.1")),
+            Self::Legacy => Some(spec("DockerExtension", "1.2")),
+            Self::CloudInit => None,
+        }
+    }
+}
+
+/// The warning every use of the legacy handler prints.
+pub const LEGACY_WARNING: &str = "the DockerExtension was retired by Azure in November 2018: regions may refuse it and it gets no fixes; the default customscript handler does the same with the distribution's Docker";
+
+/// The note for the default `--allow-from`.
+pub const OPEN_TO_ANY_NOTE: &str = "the Docker port admits connections from any address (only holders of a client certificate from your CA get in), as Azure's own tools did; narrow it with --allow-from CIDR";
+
+/// Checks `--allow-from`: `*`, an IPv4/IPv6 address, or a CIDR prefix.
+pub fn check_source(source: &str) -> Result<(), String> {
+    if source == "*" || source.eq_ignore_ascii_case("Internet") {
+        return Ok(());
+    }
+    let (addr, prefix) = source.split_once('/').map_or((source, None), |(a, p)| (a, Some(p)));
+    let ip: IpAddr =
+        addr.parse().map_err(|_| format!("`{source}` is not an address or CIDR prefix (e.g. 203.0.113.0/24, or *)"))?;
+    if let Some(p) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        if !p.parse::<u8>().is_ok_and(|p| p <= max) {
+            return Err(format!("`{source}`: the prefix length must be 0 to {max}"));
+        }
+    }
+    Ok(())
+}
+
+/// The Docker host extension.
+#[derive(Debug)]
+pub struct DockerExtension {
+    manifest: Manifest,
+}
+
+impl Default for DockerExtension {
+    fn default() -> Self {
+        let port = || {
+            ArgSpec::text("port", "TCP port dockerd listens on with TLS").kind(ArgKind::Integer).default_value("2376")
+        };
+        let cert_dir = || ArgSpec::text("docker-cert-dir", "Certificate directory [default: ~/.docker]");
+        let linux = vec![OsType::Linux];
+        let manifest = Manifest {
+            id: "docker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            summary: "Docker with mutual TLS: dockerd on the VM, certificates from your CA in ~/.docker".into(),
+            handlers: [Handler::CustomScript, Handler::Legacy].into_iter().filter_map(Handler::spec).collect(),
+            actions: vec![
+                ActionSpec {
+                    name: "install".into(),
+                    summary: "Install Docker with TLS on the port, open it in the NSG, and wait until it answers"
+                        .into(),
+                    os: linux.clone(),
+                    args: vec![
+                        port(),
+                        ArgSpec::text("handler", "customscript or legacy").default_value("customscript"),
+                        ArgSpec::text("docker-option", "Extra dockerd flag (repeatable)").kind(ArgKind::List),
+                        ArgSpec::text("allow-from", "Source CIDR admitted to the port (repeatable) [default: any]")
+                            .kind(ArgKind::List),
+                        ArgSpec::text("cert-san", "Extra name or IP for the server certificate (repeatable)")
+                            .kind(ArgKind::List),
+                        cert_dir(),
+                    ],
+                },
+                ActionSpec {
+                    name: "uninstall".into(),
+                    summary: "Stop dockerd listening on TCP and remove its certificates from the VM".into(),
+                    os: linux.clone(),
+                    args: vec![port()],
+                },
+                ActionSpec {
+                    name: "status".into(),
+                    summary: "Handler state, daemon reachability and certificate expiry".into(),
+                    os: linux.clone(),
+                    args: vec![port(), cert_dir()],
+                },
+                ActionSpec {
+                    name: "verify".into(),
+                    summary: "TLS handshake and Docker's /_ping and /version with your client certificate".into(),
+                    os: linux,
+                    args: vec![port(), cert_dir()],
+                },
+            ],
+        };
+        Self { manifest }
+    }
+}
+
+fn invalid(arg: &str, message: impl Into<String>) -> ExtensionError {
+    ExtensionError::InvalidArgument { arg: arg.into(), message: message.into() }
+}
+
+/// The port argument, checked.
+pub fn port_of(request: &PlanRequest) -> Result<u16, ExtensionError> {
+    let port = request.integer("port").unwrap_or(i64::from(DEFAULT_PORT));
+    u16::try_from(port)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| invalid("port", format!("{port} is not a TCP port (1 to 65535)")))
+}
+
+/// The certificate directory: the argument, else `~/.docker`.
+pub fn cert_dir_of(request: &PlanRequest) -> Result<PathBuf, ExtensionError> {
+    if let Some(dir) = request.text("docker-cert-dir") {
+        return Ok(PathBuf::from(dir));
+    }
+    std::env::home_dir()
+        .filter(|h| !h.as_os_str().is_empty())
+        .map(|h| h.join(".docker"))
+        .ok_or_else(|| ExtensionError::Failed("cannot find the home directory; pass --docker-cert-dir".into()))
+}
+
+/// The names the host's server certificate carries: its FQDN, its public IPs, and extra SANs.
+pub fn server_request(request: &PlanRequest) -> Result<ServerRequest, ExtensionError> {
+    let facts = &request.facts;
+    let mut dns: Vec<String> = facts.fqdn.iter().cloned().collect();
+    let mut ips: Vec<String> = facts.public_ips.iter().map(ToString::to_string).collect();
+    for san in request.list("cert-san") {
+        if san.parse::<IpAddr>().is_ok() {
+            ips.push(san.clone());
+        } else {
+            dns.push(san.clone());
+        }
+    }
+    ServerRequest::new(&facts.name, &dns, &ips).map_err(|e| invalid("cert-san", e.to_string()))
+}
+
+/// The CA passphrase from `AZDOCK_CA_KEY_PASSPHRASE`, the only way an extension gets one (the
+/// CLI mints with a prompt before planning, so this matters only without a terminal).
+fn env_passphrase() -> Option<String> {
+    std::env::var("AZDOCK_CA_KEY_PASSPHRASE").ok().filter(|p| !p.is_empty())
+}
+
+/// Mints (or reuses) the host's server certificate and reads what the VM needs.
+pub fn docker_setup(request: &PlanRequest, port: u16, options: Vec<String>) -> Result<DockerSetup, ExtensionError> {
+    let store = CertStore::new(cert_dir_of(request)?);
+    let server = server_request(request)?;
+    let given = env_passphrase();
+    store.server(&server, &Passphrases { given: given.as_deref(), prompt: None }).map_err(|e| {
+        if e.is_usage() { invalid("docker-cert-dir", e.to_string()) } else { ExtensionError::Failed(e.to_string()) }
+    })?;
+    let (cert, key) = store.server_paths(server.host());
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).map_err(|e| ExtensionError::Failed(format!("cannot read `{}`: {e}", p.display())))
+    };
+    Ok(DockerSetup {
+        port,
+        options,
+        admin_user: request.facts.admin_username.clone(),
+        ca_pem: read(&store.ca_path())?,
+        cert_pem: read(&cert)?,
+        key_pem: Secret::new(read(&key)?),
+    })
+}
+
+impl DockerExtension {
+    fn install(request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        let port = port_of(request)?;
+        let handler =
+            Handler::parse(request.text("handler").unwrap_or("customscript")).map_err(|m| invalid("handler", m))?;
+        if handler == Handler::CloudInit {
+            return Err(invalid(
+                "handler",
+                "cloud-init runs only when a VM is created: use `azdock vm docker create --handler cloud-init`, or customscript here",
+            ));
+        }
+        let options = request.list("docker-option").to_vec();
+        for option in &options {
+            check_option(option).map_err(|m| invalid("docker-option", m))?;
+        }
+        let mut sources = request.list("allow-from").to_vec();
+        for source in &sources {
+            check_source(source).map_err(|m| invalid("allow-from", m))?;
+        }
+        let mut notes = Vec::new();
+        if sources.is_empty() {
+            sources.push("*".into());
+            notes.push(OPEN_TO_ANY_NOTE.to_owned());
+        }
+        let setup = docker_setup(request, port, options)?;
+        let spec = handler.spec().unwrap_or_else(|| unreachable!("cloud-init was refused above"));
+        let existing = request.facts.extension_of(&spec.publisher, &spec.kind).map(|e| e.name.clone());
+        let (settings, protected) = match handler {
+            Handler::Legacy => {
+                notes.push(LEGACY_WARNING.to_owned());
+                setup.legacy_settings()
+            }
+            _ => (serde_json::json!({}), payload::customscript_protected(setup.install_script().expose())),
+        };
+        let store = CertStore::new(cert_dir_of(request)?);
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        Ok(Plan {
+            prerequisites: vec![Step::OpenInboundPort {
+                rule_name: RULE_NAME.into(),
+                port,
+                protocol: Protocol::Tcp,
+                sources,
+            }],
+            operation: Operation::Put(Box::new(ExtensionInstance {
+                name: existing.unwrap_or_else(|| {
+                    if handler == Handler::Legacy { "DockerExtension".into() } else { "docker".into() }
+                }),
+                publisher: spec.publisher,
+                kind: spec.kind,
+                type_handler_version: spec.type_handler_version,
+                auto_upgrade_minor_version: true,
+                force_update_tag: Some(request.run_id.clone()),
+                settings,
+                protected_settings: Some(protected),
+            })),
+            follow_ups: vec![Step::WaitForEndpoint {
+                port,
+                probe: Probe::MutualTls {
+                    ca: path(store.ca_path()),
+                    cert: path(store.client_cert_path()),
+                    key: path(store.client_key_path()),
+                },
+                timeout_secs: READY_TIMEOUT_SECS,
+            }],
+            notes,
+        })
+    }
+
+    fn uninstall(request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        let port = port_of(request)?;
+        let facts = &request.facts;
+        let legacy = Handler::Legacy.spec().and_then(|s| facts.extension_of(&s.publisher, &s.kind).cloned());
+        let operation = match legacy {
+            Some(ext) => Operation::Delete { name: ext.name },
+            None => {
+                let spec = Handler::CustomScript.spec().unwrap_or_else(|| unreachable!("customscript is an extension"));
+                let name = facts
+                    .extension_of(&spec.publisher, &spec.kind)
+                    .map_or_else(|| "docker".to_owned(), |e| e.name.clone());
+                Operation::Put(Box::new(ExtensionInstance {
+                    name,
+                    publisher: spec.publisher,
+                    kind: spec.kind,
+                    type_handler_version: spec.type_handler_version,
+                    auto_upgrade_minor_version: true,
+                    force_update_tag: Some(request.run_id.clone()),
+                    settings: serde_json::json!({}),
+                    protected_settings: Some(payload::customscript_protected(&uninstall_script(port))),
+                }))
+            }
+        };
+        let mut plan = Plan::new(operation);
+        plan.follow_ups.push(Step::CloseInboundPort { rule_name: RULE_NAME.into() });
+        Ok(plan)
+    }
+
+    fn probe(request: &PlanRequest, timeout_secs: u32) -> Result<Plan, ExtensionError> {
+        let port = port_of(request)?;
+        let store = CertStore::new(cert_dir_of(request)?);
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut plan = Plan::new(Operation::Inspect);
+        plan.follow_ups.push(Step::WaitForEndpoint {
+            port,
+            probe: Probe::MutualTls {
+                ca: path(store.ca_path()),
+                cert: path(store.client_cert_path()),
+                key: path(store.client_key_path()),
+            },
+            timeout_secs,
+        });
+        Ok(plan)
+    }
+}
+
+#[azdock_core::async_trait]
+impl VmExtension for DockerExtension {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        if request.facts.os_type != OsType::Linux {
+            return Err(ExtensionError::wrong_os(&request.action, request.facts.os_type));
+        }
+        match request.action.as_str() {
+            "install" => Self::install(request),
+            "uninstall" => Self::uninstall(request),
+            // A status looks once; verify gives a just-restarted daemon a moment.
+            "status" => Self::probe(request, 0),
+            "verify" => Self::probe(request, 15),
+            other => Err(ExtensionError::UnknownAction(other.into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

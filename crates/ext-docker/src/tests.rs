@@ -1,0 +1,123 @@
+//! Plans for each action, from facts alone, with certificates minted into a temp directory.
+
+use azdock_core::{ArgValue, Args, InstalledExtension, PowerState, VmFacts};
+
+use super::*;
+
+fn facts(os: OsType) -> VmFacts {
+    VmFacts {
+        name: "web1".into(),
+        resource_group: "rg".into(),
+        subscription_id: "sub".into(),
+        resource_id: "/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/web1".into(),
+        location: "westeurope".into(),
+        os_type: os,
+        power_state: PowerState::Running,
+        cloud: "local".into(),
+        admin_username: Some("azureuser".into()),
+        fqdn: Some("web1.westeurope.cloudapp.azure.com".into()),
+        public_ips: vec!["127.1.0.9".parse().unwrap()],
+        private_ips: vec![],
+        extensions: vec![],
+    }
+}
+
+fn request(action: &str, dir: &std::path::Path, extra: &[(&str, ArgValue)]) -> PlanRequest {
+    let mut args = Args::new();
+    args.insert("docker-cert-dir".into(), ArgValue::Text(dir.to_string_lossy().into_owned()));
+    for (k, v) in extra {
+        args.insert((*k).into(), v.clone());
+    }
+    PlanRequest { action: action.into(), args, facts: facts(OsType::Linux), run_id: "run-1".into() }
+}
+
+#[test]
+fn the_manifest_is_valid() {
+    DockerExtension::default().manifest().validate().unwrap();
+}
+
+#[tokio::test]
+async fn install_mints_the_certificate_opens_the_port_and_waits_for_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = DockerExtension::default();
+    let plan = ext
+        .plan(&request("install", dir.path(), &[("cert-san", ArgValue::List(vec!["docker.example.com".into()]))]))
+        .await
+        .unwrap();
+    assert!(matches!(&plan.prerequisites[0], Step::OpenInboundPort { port: 2376, sources, .. } if sources == &["*"]));
+    assert!(plan.notes.iter().any(|n| n.contains("--allow-from")));
+    let Operation::Put(instance) = &plan.operation else { panic!("a put") };
+    assert_eq!(
+        (instance.name.as_str(), instance.kind.as_str(), instance.type_handler_version.as_str()),
+        ("docker", "CustomScript", "2.1")
+    );
+    assert_eq!(instance.force_update_tag.as_deref(), Some("run-1"));
+    let script = instance.protected_settings.as_ref().unwrap().expose()["script"].as_str().unwrap().to_owned();
+    let script =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, script).unwrap()).unwrap();
+    assert!(script.contains("-H tcp://0.0.0.0:2376 --tlsverify") && script.contains("BEGIN PRIVATE KEY"));
+    let cert = azdock_certs::inspect::CertFile::parse(
+        &dir.path().join("web1-server-cert.pem"),
+        std::fs::read_to_string(dir.path().join("web1-server-cert.pem")).unwrap(),
+    )
+    .unwrap();
+    for name in ["web1.westeurope.cloudapp.azure.com", "127.1.0.9", "docker.example.com"] {
+        assert!(cert.covers(name), "{name}");
+    }
+    assert!(matches!(&plan.follow_ups[0], Step::WaitForEndpoint { port: 2376, probe: Probe::MutualTls { .. }, .. }));
+}
+
+#[tokio::test]
+async fn install_reuses_the_handlers_instance_and_the_legacy_handler_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut req = request(
+        "install",
+        dir.path(),
+        &[("handler", ArgValue::Text("legacy".into())), ("port", ArgValue::Integer(4243))],
+    );
+    req.facts.extensions.push(InstalledExtension {
+        name: "DockerExtensionOld".into(),
+        publisher: "Microsoft.Azure.Extensions".into(),
+        kind: "DockerExtension".into(),
+        type_handler_version: "1.0".into(),
+        provisioning_state: None,
+        settings: serde_json::Value::Null,
+        statuses: vec![],
+        substatuses: vec![],
+    });
+    let plan = DockerExtension::default().plan(&req).await.unwrap();
+    let Operation::Put(instance) = &plan.operation else { panic!("a put") };
+    assert_eq!(instance.name, "DockerExtensionOld");
+    assert_eq!(instance.settings["docker"]["port"], "4243");
+    assert!(plan.notes.iter().any(|n| n.contains("retired")));
+}
+
+#[tokio::test]
+async fn bad_arguments_and_windows_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = DockerExtension::default();
+    for (arg, value, says) in [
+        ("port", ArgValue::Integer(70000), "not a TCP port"),
+        ("handler", ArgValue::Text("snap".into()), "use customscript, cloud-init or legacy"),
+        ("handler", ArgValue::Text("cloud-init".into()), "only when a VM is created"),
+        ("docker-option", ArgValue::List(vec!["--x=$(id)".into()]), "not a dockerd flag"),
+        ("allow-from", ArgValue::List(vec!["10.0.0.0/33".into()]), "prefix length"),
+        ("cert-san", ArgValue::List(vec!["bad name!".into()]), "bad name!"),
+    ] {
+        let err = ext.plan(&request("install", dir.path(), &[(arg, value)])).await.unwrap_err();
+        assert!(err.is_usage() && err.to_string().contains(says), "{arg}: {err}");
+    }
+    assert!(!dir.path().join("web1-server-cert.pem").exists(), "nothing minted for a refused request");
+    let mut windows = request("install", dir.path(), &[]);
+    windows.facts.os_type = OsType::Windows;
+    assert!(ext.plan(&windows).await.unwrap_err().to_string().contains("not available for Windows"));
+}
+
+#[tokio::test]
+async fn uninstall_runs_the_removal_script_and_closes_the_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = DockerExtension::default().plan(&request("uninstall", dir.path(), &[])).await.unwrap();
+    let Operation::Put(instance) = &plan.operation else { panic!("a put") };
+    assert_eq!(instance.kind, "CustomScript");
+    assert!(matches!(&plan.follow_ups[0], Step::CloseInboundPort { rule_name } if rule_name == RULE_NAME));
+}

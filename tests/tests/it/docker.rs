@@ -1,0 +1,380 @@
+//! Docker hosts end to end against the local cloud: `vm docker create` with each handler, the
+//! certificates travelling through ARM to a real dockerd the local cloud starts, and the real
+//! `docker` CLI connecting with `--tlsverify` and through the docker context azdock made; then
+//! `ext docker` on an existing VM, the failure paths and their clean-up, an interrupted create,
+//! and every bad argument refused before any Azure call.
+
+// The dockerd lock serialises whole tests, each on its own runtime; holding it across awaits is
+// the point, and nothing inside a test takes it again.
+#![allow(clippy::await_holding_lock)]
+
+use azdock_tests::arm::Arm;
+use azdock_tests::{Env, Output};
+use serde_json::{Value, json};
+
+/// `azdock local up` (instant unless `durations` says otherwise) and a plain ARM client.
+async fn cloud(env: &Env, durations: Option<&str>) -> (Value, Arm) {
+    let mut args = vec!["local", "up"];
+    match durations {
+        Some(d) => args.extend(["--durations", d]),
+        None => args.push("--instant"),
+    }
+    let up = env.run(&args).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    (up, arm)
+}
+
+fn create(env: &Env, args: &[&str]) -> Output {
+    env.run(
+        &[&["--cloud", "local", "vm", "docker", "create"][..], args, &["--generate-ssh-keys", "-o", "json"]].concat(),
+    )
+}
+
+/// The real docker CLI as this environment's user (HOME, hence ~/.docker for certificates and
+/// contexts), with nothing inherited from the caller.
+fn docker(env: &Env, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new("docker");
+    cmd.env("HOME", env.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .args(args);
+    azdock_tests::run(&mut cmd)
+}
+
+/// `docker --tlsverify -H tcp://ADDR info` with the certificates in ~/.docker.
+fn docker_info(env: &Env, addr: &str) -> Output {
+    let certs = env.path().join(".docker");
+    let flag = |name: &str, file: &str| format!("--{name}={}", certs.join(file).display());
+    docker(
+        env,
+        &[
+            "--tlsverify",
+            &flag("tlscacert", "ca.pem"),
+            &flag("tlscert", "cert.pem"),
+            &flag("tlskey", "key.pem"),
+            "-H",
+            &format!("tcp://{addr}"),
+            "info",
+            "--format",
+            "{{.ServerVersion}}",
+        ],
+    )
+}
+
+fn vm_path(sub: &str, group: &str, kind: &str, name: &str) -> String {
+    let ns = if kind == "virtualMachines" { "Microsoft.Compute" } else { "Microsoft.Network" };
+    let api = if kind == "virtualMachines" { "2024-11-01" } else { "2024-05-01" };
+    format!("/subscriptions/{sub}/resourceGroups/{group}/providers/{ns}/{kind}/{name}?api-version={api}")
+}
+
+#[test]
+fn bad_arguments_are_refused_before_any_azure_call() {
+    let env = Env::new();
+    let cases: &[(&[&str], &str)] = &[
+        (&["Web1"], "DNS label"),
+        (&["ab"], "DNS label"),
+        (&["web1", "Win2022Datacenter"], "Linux image"),
+        (&["web1", "Ubuntu"], "invalid image `Ubuntu`"),
+        (&["web1", "Ubuntu2404", "root"], "reserved by Azure"),
+        (&["web1", "Ubuntu2404", "azureuser", "weak"], "admin password"),
+        (&["web1", "-e", "2376"], "also the SSH port"),
+        (&["web1", "--allow-from", "10.0.0.0/33"], "prefix length"),
+        (&["web1", "--docker-option=--x=$(id)"], "not a dockerd flag"),
+        (&["web1", "--handler", "snap"], "use customscript, cloud-init or legacy"),
+        (&["web1", "--cert-san", "bad name!"], "bad name!"),
+        (&["web1", "--size", "big one"], "VM size"),
+        (&["web1", "-l", "west europe"], "location"),
+        (&["web1", "-g", "bad/group"], "resource group"),
+        (&["web1", "-p", "0"], "0"),
+    ];
+    for (args, says) in cases {
+        let out = create(&env, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    // No key, no password: the ways to give one are named.
+    let out = env.run(&["--cloud", "local", "vm", "docker", "create", "web1"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--generate-ssh-keys"), "{}", out.stderr);
+    assert_eq!(env.run(&["local", "status"]).success().json()["status"], "stopped", "no Azure call was made");
+    assert!(!env.path().join(".docker").exists(), "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_handler_makes_a_host_the_real_docker_cli_reaches() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    cloud(&env, None).await;
+    let mut addrs = Vec::new();
+    for (name, handler) in [("dockcs", "customscript"), ("dockci", "cloud-init"), ("docklegacy", "legacy")] {
+        let out = create(&env, &[name, "--handler", handler, "--docker-option=--log-level=warn"]);
+        assert_eq!(out.code, 0, "{handler}: {}", out.stderr);
+        let host = out.json();
+        assert_eq!(host["daemon"]["status"], "running", "{host}");
+        let ip = host["publicIp"].as_str().unwrap();
+        assert_eq!(host["dockerHost"], format!("tcp://{ip}:2376"));
+        assert!(out.stderr.contains(&format!("docker --tlsverify -H tcp://{ip}:2376 info")), "{}", out.stderr);
+        addrs.push(format!("{ip}:2376"));
+        let info = docker_info(&env, &format!("{ip}:2376"));
+        assert_eq!(info.code, 0, "{handler}: {}", info.stderr);
+        assert!(!info.stdout.trim().is_empty());
+        let via_context = docker(&env, &["--context", name, "version", "--format", "{{.Server.Version}}"]);
+        assert_eq!(via_context.code, 0, "{handler}: {}", via_context.stderr);
+        if handler == "legacy" {
+            assert!(out.stderr.contains("retired"), "{}", out.stderr);
+        }
+    }
+    // Running the create again changes nothing and keeps the certificates.
+    let certs = env.path().join(".docker");
+    let before: Vec<Vec<u8>> = ["ca.pem", "cert.pem", "dockcs-server-cert.pem"]
+        .iter()
+        .map(|f| std::fs::read(certs.join(f)).unwrap())
+        .collect();
+    let again = create(&env, &["dockcs"]).success().json();
+    assert_eq!(again["created"], json!([]), "{again}");
+    assert_eq!(again["reused"].as_array().unwrap().len(), 6, "{again}");
+    let after: Vec<Vec<u8>> = ["ca.pem", "cert.pem", "dockcs-server-cert.pem"]
+        .iter()
+        .map(|f| std::fs::read(certs.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after);
+    let ip = again["publicIp"].as_str().unwrap().to_owned();
+    assert_eq!(docker_info(&env, &format!("{ip}:2376")).code, 0);
+
+    // docker-machine's env conventions.
+    let bash = env.run(&["docker", "env", "dockcs"]).success().stdout;
+    assert!(
+        bash.contains(&format!("export DOCKER_HOST=\"tcp://{ip}:2376\""))
+            && bash.contains("# eval $(azdock docker env dockcs)"),
+        "{bash}"
+    );
+    let fish = env.run(&["docker", "env", "dockcs", "--shell", "fish"]).success().stdout;
+    assert!(fish.contains("set -gx DOCKER_TLS_VERIFY \"1\";"), "{fish}");
+    let unset = env.run(&["docker", "env", "dockcs", "--unset"]).success().stdout;
+    assert!(unset.contains("unset DOCKER_HOST"), "{unset}");
+    let unknown = env.run(&["docker", "env", "nosuch"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("dockcs"), "{}", unknown.stderr);
+
+    // A new CA reaches every host azdock knows: each gets a new server certificate from it, and
+    // the new client certificate works on all of them.
+    let old_ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let refused =
+        env.run(&["--cloud", "local", "ext", "docker", "rotate-certs", "--ca", "--vm", "dockcs", "-g", "dockcs"]);
+    assert_eq!(refused.code, 2, "a CA rotation needs --yes without a terminal");
+    let rotated = env.run(&[
+        "--cloud",
+        "local",
+        "ext",
+        "docker",
+        "rotate-certs",
+        "--ca",
+        "--yes",
+        "--vm",
+        "dockcs",
+        "-g",
+        "dockcs",
+    ]);
+    assert_eq!(rotated.code, 0, "{}", rotated.stderr);
+    assert_eq!(rotated.json().as_array().unwrap().len(), 3);
+    assert_ne!(std::fs::read(certs.join("ca.pem")).unwrap(), old_ca);
+    for addr in &addrs {
+        let info = docker_info(&env, addr);
+        assert_eq!(info.code, 0, "{addr}: {}", info.stderr);
+    }
+    env.run(&["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let (up, arm) = cloud(&env, None).await;
+    let sub = up["subscriptionId"].as_str().unwrap();
+    arm.linux_vm(sub, "plain", "plainvm").await;
+    let ext = |args: &[&str]| {
+        env.run(&[&["--cloud", "local", "ext", "docker"][..], args, &["--vm", "plainvm", "-g", "plain"]].concat())
+    };
+
+    let installed = ext(&["install", "--allow-from", "127.0.0.0/8"]).success().json();
+    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
+    let ip = installed["publicIp"].as_str().unwrap().to_owned();
+    let addr = format!("{ip}:2376");
+    assert_eq!(docker_info(&env, &addr).code, 0);
+    let (_, nsg) = arm
+        .get(
+            &vm_path(sub, "plain", "networkSecurityGroups", "plainvmNSG")
+                .replace("?api", "/securityRules/azdock-docker?api"),
+        )
+        .await;
+    assert_eq!(
+        nsg["properties"]["sourceAddressPrefix"], "127.0.0.0/8",
+        "the VM had no NSG: one was made with the rule"
+    );
+
+    let server_cert = env.path().join(".docker/plainvm-server-cert.pem");
+    let old = std::fs::read(&server_cert).unwrap();
+    ext(&["rotate-certs"]).success();
+    assert_ne!(std::fs::read(&server_cert).unwrap(), old, "a new server certificate");
+    let verified = ext(&["verify"]).success().json();
+    assert_eq!(verified["checks"]["tlsHandshake"], "ok");
+    assert_eq!(verified["checks"]["ping"], "OK");
+    assert_eq!(docker_info(&env, &addr).code, 0, "the daemon has the new certificate");
+    let status = ext(&["status"]).success().json();
+    assert_eq!(status["extension"]["provisioningState"], "Succeeded");
+    assert!(status["certificate"]["daysLeft"].as_i64().unwrap() > 300);
+
+    ext(&["uninstall"]).success();
+    let verify = ext(&["verify"]);
+    assert_eq!(verify.code, 1);
+    assert!(
+        verify.stderr.contains("port 2376 is closed") || verify.stderr.contains("nothing listens"),
+        "{}",
+        verify.stderr
+    );
+    assert_ne!(docker_info(&env, &addr).code, 0, "no TLS listener any more");
+    env.run(&["local", "down"]).success();
+}
+
+/// Whether the resource exists.
+async fn exists(arm: &Arm, path: &str) -> bool {
+    arm.get(path).await.0 == 200
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_install_deletes_what_that_run_created_and_only_that() {
+    let env = Env::new();
+    let (up, arm) = cloud(&env, None).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let fail = json!({"rules": [{"method": "PUT", "pathContains": "/extensions/", "sequence": [
+        {"kind": "lroFail", "code": "VMExtensionProvisioningError", "message": "VM has reported a failure when processing extension 'docker'. Error message: \"Enable failed: E: Unable to locate package docker.io\"."}]}]});
+
+    // A resource group that existed before stays, with what was in it; the run's resources go.
+    arm.call(
+        reqwest::Method::PUT,
+        &format!("/subscriptions/{sub}/resourcegroups/mine?api-version=2021-04-01"),
+        Some(json!({"location": "westeurope", "tags": {"owner": "me"}})),
+    )
+    .await;
+    arm.admin(reqwest::Method::PUT, "/faults", Some(fail.clone())).await;
+    let out = create(&env, &["failme", "-g", "mine"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("(VMExtensionProvisioningError)")
+            && out.stderr.contains("Unable to locate package docker.io"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("deleting what this run created"), "{}", out.stderr);
+    let (status, group) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/mine?api-version=2021-04-01")).await;
+    assert_eq!((status.as_u16(), &group["tags"]["owner"]), (200, &json!("me")));
+    for (kind, name) in [
+        ("virtualMachines", "failme"),
+        ("networkInterfaces", "failmeVMNic"),
+        ("publicIPAddresses", "failmePublicIP"),
+        ("networkSecurityGroups", "failmeNSG"),
+        ("virtualNetworks", "failmeVNET"),
+    ] {
+        assert!(!exists(&arm, &vm_path(&sub, "mine", kind, name)).await, "{kind} {name} was left behind");
+    }
+    assert!(!env.path().join(".docker/failme-server-cert.pem").exists(), "the run's server certificate went too");
+    assert!(env.path().join(".docker/ca.pem").exists(), "the CA stays for the next run");
+
+    // --keep-on-failure keeps it all.
+    arm.admin(reqwest::Method::PUT, "/faults", Some(fail)).await;
+    let kept = create(&env, &["keepme", "--keep-on-failure"]);
+    assert_eq!(kept.code, 1);
+    assert!(kept.stderr.contains("kept what this run created"), "{}", kept.stderr);
+    assert!(exists(&arm, &vm_path(&sub, "keepme", "virtualMachines", "keepme")).await);
+
+    // A DNS label someone else holds: Azure's refusal, and the run's own group removed.
+    arm.linux_vm(&sub, "first", "taken").await;
+    let taken = create(&env, &["taken", "-g", "second"]);
+    assert_eq!(taken.code, 1);
+    assert!(taken.stderr.contains("DnsRecordInUse"), "{}", taken.stderr);
+    let (status, _) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/second?api-version=2021-04-01")).await;
+    assert_eq!(status.as_u16(), 404, "the group this run made is gone");
+    assert!(exists(&arm, &vm_path(&sub, "first", "virtualMachines", "taken")).await, "the other VM is untouched");
+    env.run(&["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_create_finishes_when_run_again_without_duplicates() {
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let (up, arm) =
+        cloud(&env, Some("network=300,vm-create=4000,vm-action=300,extension=300,delete=300,group-delete=300")).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let mut first = env.azdock();
+    first.args(["--cloud", "local", "vm", "docker", "create", "halfway", "--generate-ssh-keys"]);
+    first.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+    let mut child = first.spawn().unwrap();
+    // Killed while the VM is being created.
+    let vm = format!("/subscriptions/{sub}/resourceGroups/halfway/providers/Microsoft.Compute/virtualMachines/halfway");
+    let mut seen = false;
+    for _ in 0..300 {
+        let (_, log) = arm.admin(reqwest::Method::GET, "/requests", None).await;
+        if log["requests"].as_array().unwrap().iter().any(|r| r["method"] == "PUT" && r["path"] == vm.as_str()) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(seen, "the first run reached the VM");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let again = create(&env, &["halfway"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let report = again.json();
+    let reused: Vec<&str> = report["reused"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(reused.contains(&"VM halfway") && reused.contains(&"NIC halfwayVMNic"), "{report}");
+    let (_, log) = arm.admin(reqwest::Method::GET, "/requests", None).await;
+    let vm_puts =
+        log["requests"].as_array().unwrap().iter().filter(|r| r["method"] == "PUT" && r["path"] == vm.as_str()).count();
+    assert_eq!(vm_puts, 1, "the VM was created once");
+    env.run(&["local", "down"]).success();
+}
+
+#[test]
+fn the_install_and_uninstall_scripts_pass_shellcheck() {
+    let found = std::process::Command::new("shellcheck").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("AZDOCK_TESTS_WITHOUT_SHELLCHECK").is_some(),
+            "this test needs shellcheck (Debian's shellcheck; `.ci/run` installs it), or AZDOCK_TESTS_WITHOUT_SHELLCHECK=1 to skip it"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let setup = azdock_ext_docker::DockerSetup {
+        port: 2376,
+        options: vec!["--log-level=warn".into()],
+        admin_user: Some("azureuser".into()),
+        ca_pem: "-----BEGIN CERTIFICATE-----\nQ0E=\n-----END CERTIFICATE-----\n".into(),
+        cert_pem: "-----BEGIN CERTIFICATE-----\nU0VSVkVS\n-----END CERTIFICATE-----\n".into(),
+        key_pem: azdock_core::Secret::new("-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n".into()),
+    };
+    for (name, text) in [
+        ("install.sh", setup.install_script().expose().clone()),
+        ("uninstall.sh", azdock_ext_docker::uninstall_script(2376)),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let out = azdock_tests::run(
+            std::process::Command::new("shellcheck").args(["--shell=sh", "--severity=style"]).arg(&path),
+        );
+        assert_eq!(out.code, 0, "{name}:\n{}", out.stdout);
+    }
+}
