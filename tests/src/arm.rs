@@ -119,9 +119,20 @@ impl Arm {
         (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON body") })
     }
 
+    /// Like [`Arm::linux_vm`], a Windows Server 2022 VM (`azureadmin`).
+    pub async fn windows_vm(&self, subscription: &str, group: &str, vm: &str) -> Value {
+        self.vm_of(subscription, group, vm, json!({"publisher": "MicrosoftWindowsServer", "offer": "WindowsServer", "sku": "2022-datacenter-g2", "version": "latest"}),
+            json!({"computerName": vm, "adminUsername": "azureadmin", "adminPassword": "Sup3r-Secret!", "windowsConfiguration": {"provisionVMAgent": true}})).await
+    }
+
     /// A resource group `group` in westeurope with a VNet, a Standard public IP labelled `vm`, a
     /// NIC and a Linux VM `vm` (Ubuntu 24.04, `azureuser`), each created through its operation.
     pub async fn linux_vm(&self, subscription: &str, group: &str, vm: &str) -> Value {
+        self.vm_of(subscription, group, vm, json!({"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}),
+            json!({"computerName": vm, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": "I2Nsb3VkLWNvbmZpZwo="})).await
+    }
+
+    async fn vm_of(&self, subscription: &str, group: &str, vm: &str, image: Value, os_profile: Value) -> Value {
         let net = format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Network");
         let n = "api-version=2024-05-01";
         let (status, _, body) = self
@@ -137,8 +148,8 @@ impl Arm {
         let nic = json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": format!("{net}/virtualNetworks/vnet/subnets/default")}, "publicIPAddress": {"id": format!("{net}/publicIPAddresses/pip")}}}]}});
         self.put_and_wait(&format!("{net}/networkInterfaces/nic?{n}"), nic).await;
         let body = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
-            "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
-            "osProfile": {"computerName": vm, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!", "customData": "I2Nsb3VkLWNvbmZpZwo="},
+            "storageProfile": {"imageReference": image},
+            "osProfile": os_profile,
             "networkProfile": {"networkInterfaces": [{"id": format!("{net}/networkInterfaces/nic"), "properties": {"primary": true}}]}}});
         let (_, _, outcome) = self.put_and_wait(&format!("/subscriptions/{subscription}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}?api-version=2024-11-01"), body).await;
         assert_eq!(outcome["status"], "Succeeded", "{outcome}");

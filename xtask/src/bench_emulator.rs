@@ -145,12 +145,86 @@ fn reqwest_blocking_log(up: &Value) -> anyhow::Result<Vec<Value>> {
 const READS: (f64, f64) = (250.0, 25.0);
 const WRITES: (f64, f64) = (200.0, 10.0);
 
-/// `azdock ext set --ids` over 500 of the VMs with ARM's throttling switched on: the time
-/// against the least the token buckets allow for the requests it made, the 429s ARM had to
-/// send, and the client's peak memory.
+/// Fleet commands over 500 of the VMs each, with ARM's throttling switched on and full buckets:
+/// `ext set --ids` (vm0–vm499) and `ext vmaccess reset-password --ids` (vm500–vm999).
 fn ext_fan_out(bin: &Path, home: &Path, data: &Path, up: &Value) -> anyhow::Result<Vec<Measure>> {
+    let sub = up["subscriptionId"].as_str().context("`local up` printed no subscriptionId")?;
+    let ids = |range: std::ops::Range<u32>| -> Vec<String> {
+        range
+            .map(|i| {
+                format!("/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/vm{i}")
+            })
+            .collect()
+    };
+    // The command's words, then the VMs' ids.
+    let command = |head: &[&str], range: std::ops::Range<u32>| -> Vec<String> {
+        head.iter().map(|s| (*s).to_owned()).chain(ids(range)).collect()
+    };
+    let set = command(
+        &[
+            "--cloud",
+            "local",
+            "ext",
+            "set",
+            "--publisher",
+            "Microsoft.OSTCExtensions",
+            "--type",
+            "VMAccessForLinux",
+            "--settings",
+            r#"{"check_disk": true}"#,
+            "--max-parallel",
+            "32",
+            "-o",
+            "none",
+            "--ids",
+        ],
+        0..500,
+    );
+    let reset = command(
+        &[
+            "--cloud",
+            "local",
+            "ext",
+            "vmaccess",
+            "reset-password",
+            "-u",
+            "benchops",
+            "--password-stdin",
+            "--max-parallel",
+            "32",
+            "-o",
+            "none",
+            "--ids",
+        ],
+        500..1000,
+    );
+    let mut out = throttled_run(bin, home, data, up, "`ext set --ids` over 500 VMs", &set, None)?;
+    out.extend(throttled_run(
+        bin,
+        home,
+        data,
+        up,
+        "`ext vmaccess reset-password --ids` over 500 VMs",
+        &reset,
+        Some("B3nch-Passw0rd!"),
+    )?);
+    Ok(out)
+}
+
+/// Runs one fleet command with ARM's limits in force and full buckets; the time against the
+/// least the token buckets allow for the requests it made, the 429s ARM had to send, and the
+/// client's peak memory.
+fn throttled_run(
+    bin: &Path,
+    home: &Path,
+    data: &Path,
+    up: &Value,
+    label: &str,
+    args: &[String],
+    stdin: Option<&str>,
+) -> anyhow::Result<Vec<Measure>> {
     let text = |k: &str| up[k].as_str().map(str::to_owned).with_context(|| format!("`local up` printed no {k}"));
-    let (base, sub) = (text("endpoint")?, text("subscriptionId")?);
+    let base = text("endpoint")?;
     let ca = std::fs::read(text("caCertificate")?)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let http = reqwest::Client::builder()
@@ -180,28 +254,22 @@ fn ext_fan_out(bin: &Path, home: &Path, data: &Path, up: &Value) -> anyhow::Resu
         ),
     )?;
     let before = admin(reqwest::Method::GET, "/requests?since=999999999999", None)?["last"].as_u64().unwrap_or(0);
-    let ids: Vec<String> = (0..500)
-        .map(|i| format!("/subscriptions/{sub}/resourceGroups/bench/providers/Microsoft.Compute/virtualMachines/vm{i}"))
-        .collect();
     let mut cmd = azdock_against(bin, home, data, Path::new("/usr/bin/time").exists());
-    cmd.args([
-        "--cloud",
-        "local",
-        "ext",
-        "set",
-        "--publisher",
-        "Microsoft.OSTCExtensions",
-        "--type",
-        "VMAccessForLinux",
-    ])
-    .args(["--settings", r#"{"check_disk": true}"#, "--max-parallel", "32", "-o", "none", "--ids"])
-    .args(&ids);
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
     let start = Instant::now();
-    let out = cmd.output()?;
+    let mut child = cmd.spawn()?;
+    if let Some(input) = stdin {
+        std::io::Write::write_all(&mut child.stdin.take().context("no stdin")?, format!("{input}\n").as_bytes())?;
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output()?;
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
-        bail!("azdock ext set --ids (500 VMs) failed: {stderr}");
+        bail!("{label} failed: {stderr}");
     }
     let rss = stderr.lines().last().and_then(|l| l.trim().parse::<u64>().ok());
     let log = admin(reqwest::Method::GET, &format!("/requests?since={before}"), None)?;
@@ -221,9 +289,7 @@ fn ext_fan_out(bin: &Path, home: &Path, data: &Path, up: &Value) -> anyhow::Resu
     let rss = rss.map_or_else(|| "-".to_owned(), |k| format!("{:.1} MB", k as f64 / 1024.0));
     Ok(vec![
         Measure {
-            what: format!(
-                "`ext set --ids` over 500 VMs, ARM throttling on ({reads} reads, {writes} writes; bucket floor {floor:.1} s)"
-            ),
+            what: format!("{label}, ARM throttling on ({reads} reads, {writes} writes; bucket floor {floor:.1} s)"),
             value: format!(
                 "{:.1} s ({:+.1}% over the floor)",
                 elapsed.as_secs_f64(),

@@ -164,6 +164,9 @@ pub enum ExtCommand {
     /// The Docker host extension: install, status, verify, uninstall, rotate-certs
     #[command(subcommand)]
     Docker(ExtDockerCommand),
+    /// VMAccess: passwords, SSH keys and configuration, RDP, disks — on one VM or a fleet
+    #[command(subcommand)]
+    Vmaccess(ExtVmAccessCommand),
     /// Remove an extension from a VM
     Remove {
         #[command(flatten)]
@@ -560,6 +563,113 @@ impl ExtDockerCommand {
             Self::Install(i) => &i.target,
             Self::RotateCerts(r) => &r.target,
             Self::Status(t) | Self::Verify(t) | Self::Uninstall(t) => t,
+        }
+    }
+}
+
+/// The VMs a VMAccess action works on: one (`--vm` and `-g`), many (`--ids`), or every VM of a
+/// resource group (`-g RG --all`).
+#[derive(Debug, Args)]
+pub struct FleetOn {
+    /// VM name
+    #[arg(long, conflicts_with_all = ["ids", "all"])]
+    pub vm: Option<String>,
+    /// Resource group
+    #[arg(short = 'g', long, conflicts_with = "ids")]
+    pub resource_group: Option<String>,
+    /// One or more VM resource ids
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub ids: Vec<String>,
+    /// Every VM of the resource group, each with its own OS
+    #[arg(long, requires = "resource_group")]
+    pub all: bool,
+    /// How many VMs at once
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExtVmAccessCommand {
+    /// Set a user's password (on Linux the user is created, with sudo, when missing)
+    ResetPassword {
+        #[command(flatten)]
+        on: FleetOn,
+        /// The user name
+        #[arg(short = 'u', long)]
+        username: String,
+        /// The new password (visible to other users of this machine; prefer --password-stdin)
+        #[arg(long, allow_hyphen_values = true)]
+        password: Option<String>,
+        /// Read the new password from standard input
+        #[arg(long, conflicts_with = "password")]
+        password_stdin: bool,
+        /// Account expiry (Linux)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        expiration: Option<String>,
+    },
+    /// Add an SSH public key to a user's authorized_keys (Linux)
+    SetSshKey {
+        #[command(flatten)]
+        on: FleetOn,
+        /// The user name
+        #[arg(short = 'u', long)]
+        username: String,
+        /// The public key, or a file holding it (OpenSSH or SSH2 format)
+        #[arg(long, value_name = "FILE|KEY")]
+        ssh_key_value: String,
+        /// Replace the user's keys instead of adding
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Restore the distribution's sshd configuration and port 22 (Linux)
+    ResetSsh {
+        #[command(flatten)]
+        on: FleetOn,
+    },
+    /// Restore the sshd configuration reset-ssh saved (Linux)
+    RestoreSshBackup {
+        #[command(flatten)]
+        on: FleetOn,
+    },
+    /// Delete a user (Linux)
+    RemoveUser {
+        #[command(flatten)]
+        on: FleetOn,
+        /// The user name
+        #[arg(short = 'u', long)]
+        username: String,
+    },
+    /// Reset the Remote Desktop configuration (Windows)
+    ResetRdp {
+        #[command(flatten)]
+        on: FleetOn,
+    },
+    /// Check the VM's disks (Linux)
+    CheckDisk {
+        #[command(flatten)]
+        on: FleetOn,
+    },
+    /// Repair a disk (Linux)
+    RepairDisk {
+        #[command(flatten)]
+        on: FleetOn,
+        /// The disk to repair
+        #[arg(long)]
+        disk_name: String,
+    },
+}
+
+impl ExtVmAccessCommand {
+    pub(crate) fn on(&self) -> &FleetOn {
+        match self {
+            Self::ResetPassword { on, .. }
+            | Self::SetSshKey { on, .. }
+            | Self::ResetSsh { on }
+            | Self::RestoreSshBackup { on }
+            | Self::RemoveUser { on, .. }
+            | Self::ResetRdp { on }
+            | Self::CheckDisk { on }
+            | Self::RepairDisk { on, .. } => on,
         }
     }
 }

@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 // Built-in extensions register themselves; naming the crates keeps the linker from dropping them.
 use azdock_ext_docker as _;
+use azdock_ext_vmaccess as _;
 
 use clap::{CommandFactory, Parser};
 

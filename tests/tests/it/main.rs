@@ -13,3 +13,4 @@ mod identity;
 mod interop;
 mod local;
 mod tls;
+mod vmaccess;

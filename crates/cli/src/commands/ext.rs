@@ -37,6 +37,9 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     if let ExtCommand::Docker(docker) = command {
         return super::docker::run_ext(ctx, global, config, docker);
     }
+    if let ExtCommand::Vmaccess(vmaccess) = command {
+        return super::vmaccess::run(ctx, global, config, vmaccess);
+    }
     if let ExtCommand::List { vm: None, .. } = command {
         let registry = Registry::with_builtins()?;
         return ctx.print(&list(&registry), LIST_COLUMNS);
@@ -52,7 +55,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     let (on, name) = match command {
         ExtCommand::Show { on, name } | ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
         ExtCommand::Set(args) => (Some(&args.on), None),
-        ExtCommand::List { .. } | ExtCommand::Docker(_) => (None, None),
+        ExtCommand::List { .. } | ExtCommand::Docker(_) | ExtCommand::Vmaccess(_) => (None, None),
     };
     let chosen = match on {
         Some(on) => {
@@ -116,7 +119,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
                 })
                 .await?
             }
-            ExtCommand::List { .. } | ExtCommand::Docker(_) => Vec::new(),
+            ExtCommand::List { .. } | ExtCommand::Docker(_) | ExtCommand::Vmaccess(_) => Vec::new(),
         };
         Ok(match results.as_slice() {
             [one] if !several => one.clone(),

@@ -9,6 +9,7 @@ pub(crate) mod ext;
 pub(crate) mod local;
 pub(crate) mod login;
 pub(crate) mod vm;
+pub(crate) mod vmaccess;
 
 use std::io::IsTerminal as _;
 

@@ -57,6 +57,18 @@ pub(crate) async fn inspect(arm: &Arm, addr: &VmAddr) -> anyhow::Result<Vm> {
         Some(id) => Some(parse("public IP", arm.get(&format!("{id}?api-version={NETWORK_API}")).await?)?),
         None => None,
     };
+    let facts = facts_of(&vm, addr, nic.as_ref(), public_ip.as_ref(), "")?;
+    Ok(Vm { addr: addr.clone(), nic, facts })
+}
+
+/// Facts from a VM and, when read, its primary NIC and public IP.
+pub(crate) fn facts_of(
+    vm: &VirtualMachine,
+    addr: &VmAddr,
+    nic: Option<&NetworkInterface>,
+    public_ip: Option<&PublicIpAddress>,
+    cloud: &str,
+) -> anyhow::Result<VmFacts> {
     let view = vm.properties.instance_view.clone().unwrap_or_default();
     let os_type = match vm.os_type() {
         Some(azdock_azure_sm::models::OsType::Windows) => OsType::Windows,
@@ -91,17 +103,16 @@ pub(crate) async fn inspect(arm: &Arm, addr: &VmAddr) -> anyhow::Result<Vm> {
         location: vm.location.clone(),
         os_type,
         power_state: view.power_state().map_or(PowerState::Unknown, |p| PowerState::from_status_code(p.as_str())),
-        cloud: String::new(),
+        cloud: cloud.to_owned(),
         admin_username: vm.properties.os_profile.as_ref().and_then(|o| o.admin_username.clone()),
-        fqdn: public_ip.as_ref().and_then(|p| p.fqdn().map(str::to_owned)),
-        public_ips: ips(vec![public_ip.as_ref().and_then(|p| p.properties.ip_address.clone())]),
+        fqdn: public_ip.and_then(|p| p.fqdn().map(str::to_owned)),
+        public_ips: ips(vec![public_ip.and_then(|p| p.properties.ip_address.clone())]),
         private_ips: ips(nic
-            .as_ref()
             .map(|n| n.properties.ip_configurations.iter().map(|c| c.properties.private_ip_address.clone()).collect())
             .unwrap_or_default()),
         extensions,
     };
-    Ok(Vm { addr: addr.clone(), nic, facts })
+    Ok(facts)
 }
 
 impl Vm {

@@ -1,0 +1,269 @@
+//! `azdock ext vmaccess <action>`: VMAccess on one VM, many (`--ids`), or every VM of a group
+//! (`-g RG --all`), each with its own OS, through the shared rate-limited fan-out: a progress
+//! line per VM on a terminal, a result table, and exit 1 naming every VM that failed.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use anyhow::{Context as _, bail};
+use azdock_azure_sm::Arm;
+use azdock_azure_sm::models::{Page, VirtualMachine};
+use azdock_core::{ArgValue, Args, Operation, OsType, PlanRequest, PowerState, Secret, VmExtension as _, VmFacts};
+use azdock_ext_vmaccess::VmAccessExtension;
+use serde_json::{Value, json};
+
+use super::{Ctx, interactive};
+use crate::cli::{ExtVmAccessCommand, GlobalArgs};
+use crate::config::Config;
+use crate::error::Usage;
+use crate::host;
+use crate::output::Columns;
+use crate::session::{self, COMPUTE_API};
+use crate::targets::{Selection, VmAddr};
+
+const COLUMNS: Columns = &[
+    ("Name", "/name"),
+    ("ResourceGroup", "/resourceGroup"),
+    ("OsType", "/osType"),
+    ("Action", "/action"),
+    ("Status", "/status"),
+    ("Message", "/message"),
+];
+
+/// The new password: `--password` (with a warning), `--password-stdin`, `AZDOCK_VM_PASSWORD`,
+/// or a prompt on a terminal.
+fn password(ctx: &Ctx, given: Option<&String>, stdin: bool) -> anyhow::Result<Secret<String>> {
+    if let Some(p) = given {
+        ctx.warn("a password on the command line is visible to other users of this machine and stays in shell history; prefer --password-stdin or AZDOCK_VM_PASSWORD");
+        return Ok(Secret::new(p.clone()));
+    }
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+        let p = line.trim_end_matches(['\r', '\n']).to_owned();
+        if p.is_empty() {
+            return Err(Usage::new("`--password-stdin` read an empty password").into());
+        }
+        return Ok(Secret::new(p));
+    }
+    if let Some(p) = std::env::var("AZDOCK_VM_PASSWORD").ok().filter(|p| !p.is_empty()) {
+        return Ok(Secret::new(p));
+    }
+    if interactive() {
+        let first = rpassword::prompt_password("New password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Again: ").context("cannot read the password")?;
+        if first != again {
+            return Err(Usage::new("the two passwords differ").into());
+        }
+        return Ok(Secret::new(first));
+    }
+    Err(Usage::new("no password: pass --password-stdin, set AZDOCK_VM_PASSWORD, or run on a terminal to be asked")
+        .into())
+}
+
+/// The action's name and arguments, as the extension's manifest names them.
+fn action_args(ctx: &Ctx, command: &ExtVmAccessCommand) -> anyhow::Result<(&'static str, Args)> {
+    let mut args = Args::new();
+    let mut text = |k: &str, v: &str| {
+        args.insert(k.into(), ArgValue::Text(v.into()));
+    };
+    let name = match command {
+        ExtVmAccessCommand::ResetPassword { username, password: p, password_stdin, expiration, .. } => {
+            text("username", username);
+            if let Some(e) = expiration {
+                text("expiration", e);
+            }
+            args.insert("password".into(), ArgValue::Secret(password(ctx, p.as_ref(), *password_stdin)?));
+            "reset-password"
+        }
+        ExtVmAccessCommand::SetSshKey { username, ssh_key_value, replace, .. } => {
+            text("username", username);
+            let key = if std::path::Path::new(ssh_key_value).is_file() {
+                std::fs::read_to_string(ssh_key_value)
+                    .map_err(|e| Usage::new(format!("cannot read `{ssh_key_value}`: {e}")))?
+            } else {
+                ssh_key_value.clone()
+            };
+            text("ssh-key-value", &key);
+            args.insert("replace".into(), ArgValue::Flag(*replace));
+            "set-ssh-key"
+        }
+        ExtVmAccessCommand::RemoveUser { username, .. } => {
+            text("username", username);
+            "remove-user"
+        }
+        ExtVmAccessCommand::RepairDisk { disk_name, .. } => {
+            text("disk-name", disk_name);
+            "repair-disk"
+        }
+        ExtVmAccessCommand::ResetSsh { .. } => "reset-ssh",
+        ExtVmAccessCommand::RestoreSshBackup { .. } => "restore-ssh-backup",
+        ExtVmAccessCommand::ResetRdp { .. } => "reset-rdp",
+        ExtVmAccessCommand::CheckDisk { .. } => "check-disk",
+    };
+    Ok((name, args))
+}
+
+/// Facts from the VM alone (one GET): VMAccess needs the OS and the installed extensions, not
+/// the network.
+async fn facts(arm: &Arm, addr: &VmAddr, cloud: &str) -> anyhow::Result<VmFacts> {
+    let vm: VirtualMachine = serde_json::from_value(
+        arm.get(&format!("{}?api-version={COMPUTE_API}&$expand=instanceView", addr.path())).await?,
+    )
+    .context("unexpected VM from Azure")?;
+    host::facts_of(&vm, addr, None, None, cloud)
+}
+
+pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtVmAccessCommand) -> anyhow::Result<()> {
+    let on = command.on();
+    let (action, args) = action_args(ctx, command)?;
+    // The rules that need no VM, before any request.
+    let probe = PlanRequest { action: action.into(), args: args.clone(), facts: placeholder(), run_id: String::new() };
+    azdock_ext_vmaccess::check_anywhere(&probe)?;
+    let chosen = if on.all {
+        None
+    } else {
+        Some(
+            Selection::new(on.resource_group.as_deref(), on.vm.as_deref(), &on.ids, false)
+                .map_err(|_| Usage::new("name the VMs: --vm NAME -g RG, --ids ID…, or -g RG --all"))?,
+        )
+    };
+    let limit = usize::from(on.max_parallel);
+    let rows = session::block_on(async {
+        let (arm, addrs) = match chosen {
+            Some(chosen) => chosen.resolve(global, config).await?,
+            None => {
+                let s = session::session(global, config).await?;
+                let group = on.resource_group.clone().unwrap_or_default();
+                let addrs = list_group(&s.arm, &s.subscription, &group).await?;
+                if addrs.is_empty() {
+                    bail!("resource group `{group}` has no VMs");
+                }
+                (s.arm, addrs)
+            }
+        };
+        let cloud = arm.cloud().name.clone();
+        let total = addrs.len();
+        let progress = total > 1 && std::io::stderr().is_terminal() && !ctx.only_show_errors;
+        let arm = &arm;
+        let (args, cloud) = (&args, &cloud);
+        let results = azdock_azure_sm::fan_out(addrs, limit, |addr| async move {
+            let result = run_one(arm, &addr, action, args, cloud).await;
+            if progress {
+                match &result {
+                    Ok(_) => eprintln!("{}: {action} succeeded", addr.name),
+                    Err(e) => eprintln!("{}: {action} failed: {e:#}", addr.name),
+                }
+            }
+            (addr, result)
+        })
+        .await;
+        anyhow::Ok(results)
+    })?;
+    let single = rows.len() == 1;
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for (addr, result) in rows {
+        match result {
+            Ok((row, notes)) => {
+                if single {
+                    for n in &notes {
+                        ctx.warn(n);
+                    }
+                }
+                out.push(row);
+            }
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                failures.push(format!("  {}/{}: {e:#}", addr.resource_group, addr.name));
+                out.push(json!({"name": addr.name, "resourceGroup": addr.resource_group, "action": action, "status": "failed", "message": format!("{e:#}")}));
+            }
+        }
+    }
+    let value = if single { out.remove(0) } else { Value::Array(out.clone()) };
+    ctx.print(&value, COLUMNS)?;
+    if !failures.is_empty() {
+        bail!("{} of {} VMs failed:\n{}", failures.len(), out.len(), failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// One VM: its facts, the plan, the extension, and the handler's own verdict.
+async fn run_one(
+    arm: &Arm,
+    addr: &VmAddr,
+    action: &str,
+    args: &Args,
+    cloud: &str,
+) -> anyhow::Result<(Value, Vec<String>)> {
+    let facts = facts(arm, addr, cloud).await?;
+    let os = facts.os_type;
+    let request = PlanRequest {
+        action: action.into(),
+        args: args.clone(),
+        facts: facts.clone(),
+        run_id: super::docker::run_id(),
+    };
+    let plan = VmAccessExtension::default().plan(&request).await?;
+    let vm = host::Vm { addr: addr.clone(), nic: None, facts };
+    let outcome = host::execute(arm, &vm, &plan, host::Waits { operation: true, endpoints: true }).await?;
+    let ext = outcome.extension.unwrap_or(Value::Null);
+    let view: azdock_azure_sm::models::VirtualMachineExtension =
+        serde_json::from_value(ext.clone()).unwrap_or_default();
+    let iv = view.properties.instance_view.unwrap_or_default();
+    // Success only when the handler says so: an operation that ended without its word is not one.
+    if !iv.succeeded() {
+        bail!(
+            "the handler reported no success: {}",
+            iv.failure().unwrap_or_else(|| "no status in its instance view".into())
+        );
+    }
+    let message = iv.statuses.iter().find_map(|s| s.message.clone()).unwrap_or_default();
+    let name = match &plan.operation {
+        Operation::Put(i) => i.name.clone(),
+        _ => String::new(),
+    };
+    let row = json!({"name": addr.name, "resourceGroup": addr.resource_group, "osType": os.to_string(), "action": action,
+                     "extension": name, "status": "succeeded", "message": message});
+    Ok((row, outcome.notes))
+}
+
+/// Every VM of a resource group.
+async fn list_group(arm: &Arm, sub: &str, group: &str) -> anyhow::Result<Vec<VmAddr>> {
+    let mut out = Vec::new();
+    let mut next = Some(format!(
+        "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines?api-version={COMPUTE_API}"
+    ));
+    while let Some(url) = next {
+        let page: Page<VirtualMachine> =
+            serde_json::from_value(arm.get(&url).await?).context("unexpected VM list from Azure")?;
+        for vm in &page.value {
+            out.push(VmAddr {
+                subscription: sub.into(),
+                resource_group: vm.resource_group().unwrap_or(group).into(),
+                name: vm.name.clone(),
+                extension: None,
+            });
+        }
+        next = page.next_link;
+    }
+    Ok(out)
+}
+
+/// Facts for the checks that need no VM.
+fn placeholder() -> VmFacts {
+    VmFacts {
+        name: String::new(),
+        resource_group: String::new(),
+        subscription_id: String::new(),
+        resource_id: String::new(),
+        location: String::new(),
+        os_type: OsType::Linux,
+        power_state: PowerState::Unknown,
+        cloud: String::new(),
+        admin_username: None,
+        fqdn: None,
+        public_ips: Vec::new(),
+        private_ips: Vec::new(),
+        extensions: Vec::new(),
+    }
+}
