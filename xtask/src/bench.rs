@@ -39,6 +39,27 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     ] {
         rows.push(measure_process(task, 100, target, gnu_time, |_| azdock(&args))?);
     }
+    // `ext list` with ten plugins, each a small plugin library with its own id.
+    let plugin_dir = home.join("plugins");
+    std::fs::create_dir_all(&plugin_dir)?;
+    for i in 0..10 {
+        let status = Command::new("cargo")
+            .args(["build", "-q", "--locked", "-p", "azdock-test-plugin-misbehave"])
+            .env("AZDOCK_TEST_PLUGIN_ID", format!("bench{i}"))
+            .current_dir(root)
+            .status()?;
+        if !status.success() {
+            bail!("cannot build the bench plugins");
+        }
+        let lib = plugin_dir.join(format!("bench{i}.so"));
+        std::fs::copy(root.join("target/debug/libazdock_test_plugin_misbehave.so"), &lib)?;
+        std::fs::set_permissions(&lib, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    }
+    rows.push(measure_process("azdock ext list (10 plugins)", 100, "< 15 ms", gnu_time, |_| {
+        let mut cmd = azdock(&["ext", "list"]);
+        cmd.env("AZDOCK_PLUGIN_PATH", &plugin_dir);
+        cmd
+    })?);
     // A full PKI through the CLI: CA, client and one server certificate written to a new dir.
     let dirs = home.join("pki");
     rows.push(measure_process("azdock certs server (full PKI, new dir)", 50, "< 10 ms", gnu_time, |i| {

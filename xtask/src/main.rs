@@ -14,11 +14,35 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
-const USAGE: &str = "usage: cargo xtask <ci | tidy | bench | dist>
+const USAGE: &str = "usage: cargo xtask <ci | tidy | bench | dist | plugins>
   ci     fmt check, clippy -D warnings, tidy, build, all tests (what .ci/run runs)
+  plugins  build every plugin in plugins/ (lib<name>.so in target/debug)
   tidy   every .rs file starts with `//!`; no `.unwrap()` in library code
   bench  the performance table (release build)
   dist   release binary, completions, man pages, tarball and SHA-256 sums in target/dist";
+
+/// Builds every plugin package under `plugins/` (debug profile) and returns their libraries.
+pub(crate) fn plugins(root: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut built = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml"))?;
+        let name = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = ").map(|v| v.trim_matches('"').to_owned()))
+            .with_context(|| format!("no package name in `{}`", dir.join("Cargo.toml").display()))?;
+        cmd("cargo", &["build", "--locked", "-p", &name])?;
+        let lib = root.join("target/debug").join(format!("lib{}.so", name.replace('-', "_")));
+        eprintln!("built {}", lib.display());
+        built.push(lib);
+    }
+    Ok(built)
+}
 
 fn main() -> anyhow::Result<()> {
     let task = std::env::args().nth(1);
@@ -27,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         Some("tidy") => tidy::run(&root()),
         Some("bench") => bench::run(&root()),
         Some("dist") => dist::run(&root()),
+        Some("plugins") => plugins(&root()).map(|_| ()),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())

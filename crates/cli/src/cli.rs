@@ -167,6 +167,12 @@ pub enum ExtCommand {
     /// VMAccess: passwords, SSH keys and configuration, RDP, disks — on one VM or a fleet
     #[command(subcommand)]
     Vmaccess(ExtVmAccessCommand),
+    /// Plugins: extension crates loaded at run time (add, list, remove)
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// A plugin's actions: `azdock ext <id> <action> --vm NAME -g RG …` (see `azdock ext list`)
+    #[command(external_subcommand)]
+    External(Vec<String>),
     /// Remove an extension from a VM
     Remove {
         #[command(flatten)]
@@ -672,6 +678,25 @@ impl ExtVmAccessCommand {
             | Self::RepairDisk { on, .. } => on,
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Check a plugin, copy it into the plugin directory (or link it) and record its SHA-256
+    Add {
+        /// The plugin's shared library (`lib<name>.so`)
+        path: PathBuf,
+        /// Link to the file instead of copying it (it must then stay where it is, unchanged)
+        #[arg(long)]
+        link: bool,
+    },
+    /// The plugins found, with their id, version, ABI, path, hash and status
+    List,
+    /// Remove a plugin from the plugin directory
+    Remove {
+        /// The plugin's extension id
+        id: String,
+    },
 }
 
 /// The shells `docker env` writes for, as docker-machine's.

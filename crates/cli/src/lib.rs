@@ -11,6 +11,7 @@ mod docker_hosts;
 mod error;
 mod host;
 mod output;
+mod plugins;
 mod session;
 mod sshkey;
 mod targets;

@@ -8,7 +8,8 @@ use crate::plan::{Plan, PlanRequest};
 
 /// Why an extension could not produce a plan.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", tag = "kind")]
+// Adjacent tagging carries `Failed(String)` too: `{"kind": "failed", "detail": "…"}`.
+#[serde(rename_all = "camelCase", tag = "kind", content = "detail")]
 pub enum ExtensionError {
     /// A bad argument value; the message says what is accepted.
     #[error("invalid value for `--{arg}`: {message}")]

@@ -10,6 +10,7 @@ pub mod extension;
 pub mod facts;
 pub mod manifest;
 pub mod plan;
+pub mod plugin;
 pub mod registry;
 pub mod secret;
 
@@ -25,3 +26,5 @@ pub use secret::{Secret, Wipe};
 pub use async_trait::async_trait;
 #[doc(hidden)]
 pub use inventory;
+/// serde_json, for plugins that depend on azdock-core alone.
+pub use serde_json;

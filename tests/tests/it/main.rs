@@ -12,5 +12,6 @@ mod docker;
 mod identity;
 mod interop;
 mod local;
+mod plugins;
 mod tls;
 mod vmaccess;

@@ -34,14 +34,20 @@ const LIST_COLUMNS: Columns = &[
 ];
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCommand) -> anyhow::Result<()> {
-    if let ExtCommand::Docker(docker) = command {
-        return super::docker::run_ext(ctx, global, config, docker);
+    match command {
+        ExtCommand::Docker(docker) => super::docker::run_ext(ctx, global, config, docker),
+        ExtCommand::Vmaccess(vmaccess) => super::vmaccess::run(ctx, global, config, vmaccess),
+        ExtCommand::Plugin(plugin) => super::plugin::run(ctx, plugin),
+        ExtCommand::External(words) => super::plugin::run_external(ctx, global, config, words),
+        _ => run_generic(ctx, global, config, command),
     }
-    if let ExtCommand::Vmaccess(vmaccess) = command {
-        return super::vmaccess::run(ctx, global, config, vmaccess);
-    }
+}
+
+/// The registry list, and any extension by publisher and type (as `az vm extension`).
+fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCommand) -> anyhow::Result<()> {
     if let ExtCommand::List { vm: None, .. } = command {
-        let registry = Registry::with_builtins()?;
+        let registry =
+            crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
         return ctx.print(&list(&registry), LIST_COLUMNS);
     }
     // Settings and targets are read and checked before anything is sent.
@@ -55,7 +61,11 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     let (on, name) = match command {
         ExtCommand::Show { on, name } | ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
         ExtCommand::Set(args) => (Some(&args.on), None),
-        ExtCommand::List { .. } | ExtCommand::Docker(_) | ExtCommand::Vmaccess(_) => (None, None),
+        ExtCommand::List { .. }
+        | ExtCommand::Docker(_)
+        | ExtCommand::Vmaccess(_)
+        | ExtCommand::Plugin(_)
+        | ExtCommand::External(_) => (None, None),
     };
     let chosen = match on {
         Some(on) => {
@@ -119,7 +129,11 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
                 })
                 .await?
             }
-            ExtCommand::List { .. } | ExtCommand::Docker(_) | ExtCommand::Vmaccess(_) => Vec::new(),
+            ExtCommand::List { .. }
+            | ExtCommand::Docker(_)
+            | ExtCommand::Vmaccess(_)
+            | ExtCommand::Plugin(_)
+            | ExtCommand::External(_) => Vec::new(),
         };
         Ok(match results.as_slice() {
             [one] if !several => one.clone(),

@@ -8,6 +8,7 @@ pub(crate) mod docker_create;
 pub(crate) mod ext;
 pub(crate) mod local;
 pub(crate) mod login;
+pub(crate) mod plugin;
 pub(crate) mod vm;
 pub(crate) mod vmaccess;
 

@@ -1,0 +1,311 @@
+//! `azdock ext plugin add|list|remove`, and `azdock ext <id> <action> …` for plugins: their
+//! subcommands are built at run time from each plugin's manifest, and their plans carried out by
+//! the same host as the built-ins'.
+
+use std::io::BufRead as _;
+
+use anyhow::Context as _;
+use azdock_core::{ArgKind, ArgValue, Args, Manifest, PlanRequest, Secret};
+use clap::{Arg, ArgAction, Command};
+use serde_json::{Value, json};
+
+use super::{Ctx, interactive};
+use crate::cli::{GlobalArgs, PluginCommand};
+use crate::config::Config;
+use crate::error::Usage;
+use crate::output::Columns;
+use crate::targets::Selection;
+use crate::{host, plugins};
+
+const LIST_COLUMNS: Columns =
+    &[("Id", "/id"), ("Version", "/version"), ("Abi", "/abi"), ("Status", "/status"), ("Path", "/path")];
+
+pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
+    match command {
+        PluginCommand::List => {
+            let mut rows = Vec::new();
+            let recorded = plugins::records()?;
+            for path in plugins::discover() {
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let sha = plugins::sha256(&path).unwrap_or_default();
+                let mut row = json!({"path": path, "sha256": sha, "abi": azdock_core::plugin::ABI_VERSION,
+                                     "added": recorded.get(&name).map(|r| &r.source)});
+                match plugins::load(&path) {
+                    Ok(p) => {
+                        let m = azdock_core::VmExtension::manifest(&p);
+                        row["id"] = json!(m.id);
+                        row["version"] = json!(m.version);
+                        row["status"] = json!("loaded");
+                    }
+                    Err(why) => row["status"] = json!(format!("refused: {why}")),
+                }
+                rows.push(row);
+            }
+            ctx.print(&Value::Array(rows), LIST_COLUMNS)
+        }
+        PluginCommand::Add { path, link } => {
+            let source = std::path::absolute(path).with_context(|| format!("invalid path `{}`", path.display()))?;
+            // Checked and loaded from where it is, before anything is copied or recorded.
+            let plugin = plugins::load(&source)
+                .map_err(|why| Usage::new(format!("cannot add `{}`: {why}", source.display())))?;
+            let manifest = azdock_core::VmExtension::manifest(&plugin).clone();
+            let existing = plugins::registry(|_, _| {})?;
+            if let Some(other) = existing.get(&manifest.id) {
+                return Err(Usage::new(format!(
+                    "cannot add `{}`: extension id `{}` is taken by {}",
+                    source.display(),
+                    manifest.id,
+                    other.source
+                ))
+                .into());
+            }
+            let dir = plugins::dir()?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+            let file = format!("lib{}.so", manifest.id.replace('-', "_"));
+            let target = dir.join(&file);
+            let _ = std::fs::remove_file(&target);
+            if *link {
+                std::os::unix::fs::symlink(&source, &target)
+                    .with_context(|| format!("cannot link `{}`", target.display()))?;
+            } else {
+                std::fs::copy(&source, &target).with_context(|| format!("cannot copy to `{}`", target.display()))?;
+                std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+            }
+            let sha256 = plugins::sha256(&target)?;
+            let mut records = plugins::records()?;
+            records.insert(file, plugins::Record { sha256: sha256.clone(), source: source.clone() });
+            plugins::save_records(&records)?;
+            ctx.print(&json!({"id": manifest.id, "version": manifest.version, "path": target, "sha256": sha256, "status": "loaded", "abi": azdock_core::plugin::ABI_VERSION}), LIST_COLUMNS)
+        }
+        PluginCommand::Remove { id } => {
+            let dir = plugins::dir()?;
+            let file = format!("lib{}.so", id.replace('-', "_"));
+            let mut records = plugins::records()?;
+            let known = records.remove(&file).is_some();
+            match std::fs::remove_file(dir.join(&file)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && known => {}
+                Err(_) if !known => {
+                    return Err(Usage::new(format!(
+                        "no plugin `{id}` in `{}` (see `azdock ext plugin list`)",
+                        dir.display()
+                    ))
+                    .into());
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot remove `{file}`")),
+            }
+            plugins::save_records(&records)
+        }
+    }
+}
+
+/// Leaks a string for clap, which wants `'static` names: a handful per run.
+fn leak(text: &str) -> &'static str {
+    Box::leak(text.to_owned().into_boxed_str())
+}
+
+/// A plugin's command tree, from its manifest.
+fn command_for(manifest: &Manifest) -> Command {
+    let mut cmd = Command::new(leak(&manifest.id))
+        .bin_name(leak(&format!("azdock ext {}", manifest.id)))
+        .about(leak(&manifest.summary))
+        .subcommand_required(true)
+        .arg_required_else_help(true);
+    for action in &manifest.actions {
+        let mut sub = Command::new(leak(&action.name))
+            .about(leak(&action.summary))
+            .arg(Arg::new("vm").long("vm").value_name("NAME").help("VM name").conflicts_with("ids"))
+            .arg(
+                Arg::new("resource-group")
+                    .short('g')
+                    .long("resource-group")
+                    .help("Resource group")
+                    .conflicts_with("ids"),
+            )
+            .arg(Arg::new("ids").long("ids").num_args(1..).value_name("ID").help("VM resource ids"))
+            .arg(
+                Arg::new("no-wait")
+                    .long("no-wait")
+                    .action(ArgAction::SetTrue)
+                    .help("Return once Azure accepted the extension"),
+            );
+        for a in &action.args {
+            let mut arg = Arg::new(leak(&a.name)).long(leak(&a.name)).help(leak(&a.help));
+            arg = match a.kind {
+                ArgKind::Flag => arg.action(ArgAction::SetTrue),
+                ArgKind::Integer => arg.value_parser(clap::value_parser!(i64)),
+                ArgKind::List => arg.action(ArgAction::Append),
+                ArgKind::File => arg.value_name("FILE"),
+                ArgKind::Text => arg.value_name("VALUE"),
+            };
+            if a.required && !a.secret {
+                arg = arg.required(true);
+            }
+            if let Some(d) = &a.default {
+                arg = arg.default_value(leak(d));
+            }
+            if a.secret {
+                arg = arg.allow_hyphen_values(true);
+                sub = sub.arg(
+                    Arg::new(leak(&format!("{}-stdin", a.name)))
+                        .long(leak(&format!("{}-stdin", a.name)))
+                        .action(ArgAction::SetTrue)
+                        .conflicts_with(leak(&a.name))
+                        .help(leak(&format!("Read --{} from standard input", a.name))),
+                );
+            }
+            sub = sub.arg(arg);
+        }
+        cmd = cmd.subcommand(sub);
+    }
+    cmd
+}
+
+/// A secret argument: given (with a warning), from stdin, or from a prompt.
+fn secret(
+    ctx: &Ctx,
+    name: &str,
+    given: Option<&String>,
+    stdin: bool,
+    required: bool,
+) -> anyhow::Result<Option<Secret<String>>> {
+    if let Some(v) = given {
+        ctx.warn(&format!(
+            "--{name} on the command line is visible to other users of this machine; prefer --{name}-stdin"
+        ));
+        return Ok(Some(Secret::new(v.clone())));
+    }
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read --{name} from standard input"))?;
+        return Ok(Some(Secret::new(line.trim_end_matches(['\r', '\n']).to_owned())));
+    }
+    if required {
+        if interactive() {
+            return Ok(Some(Secret::new(rpassword::prompt_password(format!("{name}: "))?)));
+        }
+        return Err(
+            Usage::new(format!("--{name} is required: pass --{name}-stdin, or run on a terminal to be asked")).into()
+        );
+    }
+    Ok(None)
+}
+
+/// `azdock ext <id> <action> …` for a plugin.
+pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, words: &[String]) -> anyhow::Result<()> {
+    let Some(id) = words.first() else { return Err(Usage::new("name an extension: see `azdock ext list`").into()) };
+    let registry = plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
+    let Some(entry) = registry.get(id) else {
+        let ids: Vec<String> = registry.entries().iter().map(|e| e.extension.manifest().id.clone()).collect();
+        return Err(Usage::new(format!("no extension `{id}`: known are {} (`azdock ext list`)", ids.join(", "))).into());
+    };
+    let manifest = entry.extension.manifest().clone();
+    let matches = match command_for(&manifest).try_get_matches_from(words) {
+        Ok(m) => m,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            print!("{e}");
+            return Ok(());
+        }
+        Err(e) => return Err(Usage::new(e.render().to_string().trim_start_matches("error: ").trim().to_owned()).into()),
+    };
+    let (action_name, m) = matches.subcommand().context("an action is required")?;
+    let action = manifest.action(action_name).context("unknown action")?.clone();
+    let mut args = Args::new();
+    for a in &action.args {
+        let value = match a.kind {
+            _ if a.secret => secret(
+                ctx,
+                &a.name,
+                m.get_one::<String>(&a.name),
+                m.get_flag(&format!("{}-stdin", a.name)),
+                a.required,
+            )?
+            .map(ArgValue::Secret),
+            ArgKind::Flag => Some(ArgValue::Flag(m.get_flag(&a.name))),
+            ArgKind::Integer => m.get_one::<i64>(&a.name).map(|n| ArgValue::Integer(*n)),
+            ArgKind::List => {
+                Some(ArgValue::List(m.get_many::<String>(&a.name).into_iter().flatten().cloned().collect()))
+            }
+            ArgKind::File => match m.get_one::<String>(&a.name) {
+                Some(file) => Some(ArgValue::Text(
+                    std::fs::read_to_string(file)
+                        .map_err(|e| Usage::new(format!("cannot read `{file}` for --{}: {e}", a.name)))?,
+                )),
+                None => None,
+            },
+            ArgKind::Text => m.get_one::<String>(&a.name).map(|v| ArgValue::Text(v.clone())),
+        };
+        if let Some(v) = value {
+            args.insert(a.name.clone(), v);
+        }
+    }
+    let ids: Vec<String> = m.get_many::<String>("ids").into_iter().flatten().cloned().collect();
+    let chosen = Selection::new(
+        m.get_one::<String>("resource-group").map(String::as_str),
+        m.get_one::<String>("vm").map(String::as_str),
+        &ids,
+        false,
+    )
+    .map_err(|_| {
+        Usage::new(format!("name the VM: --vm NAME -g RG, or --ids ID (see `azdock ext {id} {action_name} --help`)"))
+    })?;
+    let wait = !m.get_flag("no-wait");
+    let extension = entry.extension.clone();
+    let rows = crate::session::block_on(async {
+        let (arm, addrs) = chosen.resolve(global, config).await?;
+        let mut rows = Vec::new();
+        for addr in addrs {
+            let mut vm = host::inspect(&arm, &addr).await?;
+            vm.facts.cloud.clone_from(&arm.cloud().name);
+            let request = PlanRequest {
+                action: action_name.to_owned(),
+                args: args.clone(),
+                facts: vm.facts.clone(),
+                run_id: super::docker::run_id(),
+            };
+            let plan = extension.plan(&request).await?;
+            for note in &plan.notes {
+                ctx.warn(note);
+            }
+            let outcome = host::execute(&arm, &vm, &plan, host::Waits { operation: wait, endpoints: wait }).await?;
+            rows.push(result_row(&addr.name, &addr.resource_group, action_name, outcome.extension.as_ref()));
+        }
+        anyhow::Ok(rows)
+    })?;
+    let value = if rows.len() == 1 { rows.into_iter().next().unwrap_or_default() } else { Value::Array(rows) };
+    ctx.print(
+        &value,
+        &[
+            ("Name", "/name"),
+            ("Action", "/action"),
+            ("Status", "/status"),
+            ("Stdout", "/stdout"),
+            ("Stderr", "/stderr"),
+        ],
+    )
+}
+
+/// The outcome as the user sees it: the handler's status, and the output it reported in its
+/// substatuses (CustomScript's `StdOut` and `StdErr`).
+fn result_row(name: &str, group: &str, action: &str, extension: Option<&Value>) -> Value {
+    let view = extension.map(|e| &e["properties"]["instanceView"]);
+    let sub = |stream: &str| {
+        view.and_then(|v| v["substatuses"].as_array())
+            .and_then(|subs| {
+                subs.iter().find(|s| s["code"].as_str().is_some_and(|c| c.contains(&format!("/{stream}/"))))
+            })
+            .and_then(|s| s["message"].as_str())
+            .map(str::to_owned)
+    };
+    let status = view.and_then(|v| v["statuses"][0]["displayStatus"].as_str()).unwrap_or("accepted");
+    json!({"name": name, "resourceGroup": group, "action": action, "extension": extension.map(|e| &e["name"]),
+           "status": status, "stdout": sub("StdOut"), "stderr": sub("StdErr")})
+}

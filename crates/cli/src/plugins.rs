@@ -1,0 +1,242 @@
+//! The plugin host: extension crates built as shared libraries by anyone, found in the plugin
+//! directory (`<config dir>/plugins`, managed by `azdock ext plugin add|list|remove`) and in
+//! `AZDOCK_PLUGIN_PATH`, checked, loaded once and never unloaded, and registered beside the
+//! built-ins. A plugin that cannot be used is reported by file name and reason and skipped; every
+//! other command keeps working.
+
+// Loading a shared library and calling through its C table needs `unsafe`; each block says why
+// it is sound.
+#![allow(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use azdock_core::plugin::{ABI_VERSION, PlanResponse, PluginTable, SCHEMA_VERSION, SYMBOL, take_string};
+use azdock_core::{ExtensionError, Manifest, Plan, PlanRequest, Registry, Source, VmExtension};
+use serde::{Deserialize, Serialize};
+
+/// A loaded plugin: its manifest and the table it exported, which lives as long as the process.
+pub(crate) struct PluginExtension {
+    manifest: Manifest,
+    table: &'static PluginTable,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for PluginExtension {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginExtension")
+            .field("id", &self.manifest.id)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+#[azdock_core::async_trait]
+impl VmExtension for PluginExtension {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        let failed = |why: String| ExtensionError::Failed(format!("plugin `{}`: {why}", self.path.display()));
+        let json = serde_json::to_string(request).map_err(|e| failed(e.to_string()))?;
+        let request = CString::new(json).map_err(|e| failed(e.to_string()))?;
+        // SAFETY: the table is a static of a library that is never unloaded; `plan` takes a
+        // NUL-terminated string that stays valid for the call.
+        let answer = unsafe { (self.table.plan)(request.as_ptr()) };
+        // SAFETY: `answer` came from this plugin's `plan` and is freed once, by the plugin.
+        let text =
+            unsafe { take_string(self.table, answer) }.ok_or_else(|| failed("plan() returned nothing".into()))?;
+        let response: PlanResponse =
+            serde_json::from_str(&text).map_err(|e| failed(format!("plan() answered with invalid JSON: {e}")))?;
+        if response.schema != SCHEMA_VERSION {
+            return Err(failed(format!(
+                "plan() answered in schema {}, this azdock reads {SCHEMA_VERSION}",
+                response.schema
+            )));
+        }
+        match (response.plan, response.error) {
+            (Some(plan), None) => Ok(plan),
+            // A failure inside the plugin (a panic, its own error) names the plugin.
+            (None, Some(ExtensionError::Failed(why))) => Err(failed(why)),
+            (None, Some(error)) => Err(error),
+            _ => Err(failed("plan() answered with neither a plan nor an error".into())),
+        }
+    }
+}
+
+/// The plugin directory.
+pub(crate) fn dir() -> anyhow::Result<PathBuf> {
+    Ok(crate::config::config_dir()?.join("plugins"))
+}
+
+/// What `ext plugin add` recorded for one file of the plugin directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Record {
+    pub sha256: String,
+    /// Where it was added from.
+    pub source: PathBuf,
+}
+
+fn records_path() -> anyhow::Result<PathBuf> {
+    Ok(dir()?.join("plugins.json"))
+}
+
+/// The recorded plugins, by file name.
+pub(crate) fn records() -> anyhow::Result<BTreeMap<String, Record>> {
+    let path = records_path()?;
+    match std::fs::read(&path) {
+        Ok(data) => serde_json::from_slice(&data).with_context(|| format!("`{}` is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e).with_context(|| format!("cannot read `{}`", path.display())),
+    }
+}
+
+pub(crate) fn save_records(records: &BTreeMap<String, Record>) -> anyhow::Result<()> {
+    crate::config::write_atomic(&records_path()?, &serde_json::to_vec_pretty(records)?)
+}
+
+/// The SHA-256 of a file, hex.
+pub(crate) fn sha256(path: &Path) -> anyhow::Result<String> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let digest = ring::digest::digest(&ring::digest::SHA256, &data);
+    Ok(digest.as_ref().iter().fold(String::new(), |mut s, b| {
+        use std::fmt::Write as _;
+        let _ = write!(s, "{b:02x}");
+        s
+    }))
+}
+
+fn is_library(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "so")
+}
+
+/// Every plugin file: the plugin directory's, then `AZDOCK_PLUGIN_PATH`'s (files, or directories
+/// of `.so` files, separated by `:`).
+pub(crate) fn discover() -> Vec<PathBuf> {
+    let scan = |d: &Path| -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> =
+            std::fs::read_dir(d).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| is_library(p)).collect();
+        found.sort();
+        found
+    };
+    let mut out = dir().map(|d| scan(&d)).unwrap_or_default();
+    if let Some(paths) = std::env::var_os("AZDOCK_PLUGIN_PATH") {
+        for p in std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()) {
+            if p.is_dir() {
+                out.extend(scan(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Only files owned by this user (or root) and writable by nobody else load: anyone who can
+/// change the file could run code as this user.
+pub(crate) fn check_ownership(path: &Path) -> Result<(), String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("it is not a file".into());
+    }
+    // This process's user: the owner of /proc/self.
+    let me =
+        std::fs::metadata("/proc/self").map(|m| m.uid()).map_err(|e| format!("cannot tell who runs azdock: {e}"))?;
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!("it belongs to user {}, not to you ({me}) or root", meta.uid()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "it is writable by {} (mode {:o}); `chmod go-w` it",
+            if meta.mode() & 0o002 != 0 { "anyone" } else { "its group" },
+            meta.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+/// Loads one plugin file and checks everything it says about itself.
+pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
+    check_ownership(path)?;
+    if let Ok(plugin_dir) = dir()
+        && path.parent() == Some(plugin_dir.as_path())
+    {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let record = records()
+            .map_err(|e| e.to_string())?
+            .remove(&name)
+            .ok_or("it is in the plugin directory but was not added with `azdock ext plugin add`")?;
+        let now = sha256(path).map_err(|e| e.to_string())?;
+        if now != record.sha256 {
+            return Err(format!(
+                "it changed since it was added (SHA-256 {now}, recorded {}); add it again with `azdock ext plugin add` if you trust it",
+                record.sha256
+            ));
+        }
+    }
+    // SAFETY: loading runs the library's initialisers. Only files that passed the ownership and
+    // permission checks (and, in the plugin directory, the recorded hash) get here: the user chose
+    // to trust them, as they would a program they run.
+    let library = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load it: {e}"))?;
+    // Plugins stay loaded for the life of the process: their tables and strings point into it.
+    let library: &'static libloading::Library = Box::leak(Box::new(library));
+    // SAFETY: `SYMBOL` is declared by the ABI as `extern "C" fn() -> *const PluginTable`.
+    let entry = unsafe { library.get::<unsafe extern "C" fn() -> *const PluginTable>(SYMBOL) }.map_err(|_| {
+        format!("it exports no `azdock_plugin_v{ABI_VERSION}`: not an azdock plugin, or built for another ABI version")
+    })?;
+    // SAFETY: the entry point takes nothing and returns a pointer to the plugin's static table.
+    let table = unsafe { entry() };
+    if table.is_null() {
+        return Err("its entry point returned no table".into());
+    }
+    // SAFETY: non-null, and every ABI version starts the table with these two `u32`s, so reading
+    // them is sound before the size is known.
+    let (abi, size) = unsafe { ((*table).abi_version, (*table).struct_size) };
+    if abi != ABI_VERSION {
+        return Err(format!(
+            "it speaks plugin ABI {abi}; this azdock loads ABI {ABI_VERSION}: rebuild it against this azdock-core"
+        ));
+    }
+    if usize::try_from(size).unwrap_or(0) < std::mem::size_of::<PluginTable>() {
+        return Err(format!(
+            "its table has {size} bytes, fewer than the {} of ABI {ABI_VERSION}",
+            std::mem::size_of::<PluginTable>()
+        ));
+    }
+    // SAFETY: the table is at least as large as this ABI's and lives in a library never unloaded.
+    let table: &'static PluginTable = unsafe { &*table };
+    // SAFETY: `manifest` returns a string this plugin owns until `take_string` frees it, once.
+    let text = unsafe { take_string(table, (table.manifest)()) }.ok_or("its manifest() returned nothing")?;
+    if let Ok(response) = serde_json::from_str::<PlanResponse>(&text)
+        && let Some(error) = response.error
+    {
+        return Err(format!("its manifest() failed: {error}"));
+    }
+    let manifest: Manifest =
+        serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
+    manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
+    Ok(PluginExtension { manifest, table, path: path.to_owned() })
+}
+
+/// The built-ins and every plugin that loads; each one that does not is passed to `refused`
+/// with its file and reason.
+pub(crate) fn registry(mut refused: impl FnMut(&Path, &str)) -> anyhow::Result<Registry> {
+    let mut registry = Registry::with_builtins()?;
+    for path in discover() {
+        match load(&path) {
+            Ok(plugin) => {
+                if let Err(e) = registry.add(Source::Plugin { path: path.clone() }, Arc::new(plugin)) {
+                    refused(&path, &e.to_string());
+                }
+            }
+            Err(why) => refused(&path, &why),
+        }
+    }
+    Ok(registry)
+}

@@ -1,0 +1,189 @@
+//! Plugins built with cargo the way a third party builds theirs, loaded by the real binary:
+//! the CustomScript plugin runs a script in the local cloud's guest; misbehaving plugins (wrong
+//! ABI, small table, no symbol, bad JSON, a panic, a duplicate id, a writable file, a changed
+//! hash) are each refused with their reason while everything else keeps working.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use azdock_tests::arm::Arm;
+use azdock_tests::{Env, Output};
+
+/// Builds a plugin package (same toolchain, same profile as these tests) and copies its library
+/// to `dest`; builds are one at a time, as they share the artifact's path.
+fn build(package: &str, features: &[&str], dest: &Path) {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    // target/debug/deps/it-<hash> → target
+    let exe = std::env::current_exe().unwrap();
+    let target = exe.parent().and_then(Path::parent).and_then(Path::parent).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(root).args(["build", "-q", "-p", package]).arg("--target-dir").arg(target);
+    if !features.is_empty() {
+        cmd.args(["--features", &features.join(",")]);
+    }
+    azdock_tests::run(&mut cmd).success();
+    let lib = format!("lib{}.so", package.replace('-', "_"));
+    std::fs::copy(target.join("debug").join(lib), dest).unwrap();
+    std::fs::set_permissions(dest, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+}
+
+fn with_plugins(env: &Env, paths: &[&Path], args: &[&str]) -> Output {
+    let joined = std::env::join_paths(paths).unwrap();
+    azdock_tests::run(env.azdock().env("AZDOCK_PLUGIN_PATH", joined).args(args))
+}
+
+fn ids(out: &Output) -> Vec<String> {
+    out.json().as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_customscript_plugin_runs_a_script_in_the_guest() {
+    let env = Env::new();
+    let plugin = env.path().join("libazdock_plugin_customscript.so");
+    build("azdock-plugin-customscript", &[], &plugin);
+    let list = with_plugins(&env, &[&plugin], &["ext", "list"]).success();
+    assert_eq!(ids(&list), ["customscript", "docker", "vmaccess"]);
+    assert_eq!(list.json()[0]["source"]["kind"], "plugin");
+
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    let sub = text("subscriptionId");
+    arm.linux_vm(&sub, "cs", "csvm").await;
+
+    let script = env.path().join("hello.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran > /root/proof\necho hello from the guest\necho careful >&2\n")
+        .unwrap();
+    let run = with_plugins(
+        &env,
+        &[&plugin],
+        &[
+            "--cloud",
+            "local",
+            "ext",
+            "customscript",
+            "run",
+            "--vm",
+            "csvm",
+            "-g",
+            "cs",
+            "--script",
+            script.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let result = run.json();
+    assert_eq!(
+        (result["stdout"].as_str(), result["stderr"].as_str()),
+        (Some("hello from the guest\n"), Some("careful\n")),
+        "{result}"
+    );
+    let (_, file) =
+        arm.admin(reqwest::Method::GET, &format!("/guests/{sub}/cs/csvm/files?path=/root/proof"), None).await;
+    assert_eq!(file["content"], "ran\n");
+    let cmd = with_plugins(
+        &env,
+        &[&plugin],
+        &["--cloud", "local", "ext", "customscript", "run", "--vm", "csvm", "-g", "cs", "--command", "echo by command"],
+    );
+    assert_eq!(cmd.json()["stdout"], "by command\n", "{}", cmd.stderr);
+    let neither =
+        with_plugins(&env, &[&plugin], &["--cloud", "local", "ext", "customscript", "run", "--vm", "csvm", "-g", "cs"]);
+    assert_eq!(neither.code, 2);
+    assert!(neither.stderr.contains("exactly one of --script FILE and --command CMD"), "{}", neither.stderr);
+    let help = with_plugins(&env, &[&plugin], &["ext", "customscript", "run", "--help"]).success();
+    assert!(
+        help.stdout.contains("Usage: azdock ext customscript run") && help.stdout.contains("--script <FILE>"),
+        "{}",
+        help.stdout
+    );
+
+    // Added to the plugin directory: it loads without the variable, until its file changes.
+    let added = env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success().json();
+    assert_eq!(added["id"], "customscript");
+    let listed = env.run(&["ext", "plugin", "list"]).success().json();
+    assert_eq!(listed[0]["status"], "loaded");
+    assert_eq!(listed[0]["sha256"], added["sha256"]);
+    let installed = PathBuf::from(added["path"].as_str().unwrap());
+    let mut bytes = std::fs::read(&installed).unwrap();
+    bytes.push(0);
+    std::fs::write(&installed, bytes).unwrap();
+    let changed = env.run(&["ext", "list"]).success();
+    assert_eq!(ids(&changed), ["docker", "vmaccess"]);
+    assert!(changed.stderr.contains("changed since it was added"), "{}", changed.stderr);
+    env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success();
+    assert_eq!(ids(&env.run(&["ext", "list"]).success()), ["customscript", "docker", "vmaccess"]);
+    env.run(&["ext", "plugin", "remove", "customscript"]).success();
+    assert_eq!(ids(&env.run(&["ext", "list"]).success()), ["docker", "vmaccess"]);
+    env.run(&["local", "down"]).success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() {
+    let env = Env::new();
+    let dir = env.path();
+    let mut paths = Vec::new();
+    for feature in ["wrong-abi", "small-table", "bad-json", "panic-plan", "dup-id"] {
+        let dest = dir.join(format!("{feature}.so"));
+        build("azdock-test-plugin-misbehave", &[feature], &dest);
+        paths.push(dest);
+    }
+    // A shared library that is no plugin at all.
+    let libm = ["/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6", "/lib64/libm.so.6"]
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("libm");
+    let nosymbol = dir.join("nosymbol.so");
+    std::fs::copy(libm, &nosymbol).unwrap();
+    paths.push(nosymbol);
+    // A good plugin others could change.
+    let writable = dir.join("writable.so");
+    build("azdock-plugin-customscript", &[], &writable);
+    std::fs::set_permissions(&writable, std::os::unix::fs::PermissionsExt::from_mode(0o775)).unwrap();
+    paths.push(writable);
+
+    let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+    let list = with_plugins(&env, &refs, &["ext", "list"]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert_eq!(ids(&list), ["docker", "misbehave", "vmaccess"], "the panicking one loads; its plan panics later");
+    for (file, reason) in [
+        ("wrong-abi.so", "speaks plugin ABI 99"),
+        ("small-table.so", "its table has 8 bytes"),
+        ("bad-json.so", "its manifest is not valid"),
+        ("dup-id.so", "docker"),
+        ("nosymbol.so", "exports no `azdock_plugin_v1`"),
+        ("writable.so", "writable by its group"),
+    ] {
+        let line = list
+            .stderr
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("no word about {file}: {}", list.stderr));
+        assert!(line.contains(reason), "{file}: {line}");
+    }
+
+    // The panic inside `plan` is caught in the plugin and reported with its file.
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let text = |k: &str| up[k].as_str().unwrap().to_owned();
+    let ca = std::fs::read(text("caCertificate")).unwrap();
+    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    arm.linux_vm(&text("subscriptionId"), "mb", "mbvm").await;
+    let poke = with_plugins(&env, &refs, &["--cloud", "local", "ext", "misbehave", "poke", "--vm", "mbvm", "-g", "mb"]);
+    assert_eq!(poke.code, 1, "{}", poke.stderr);
+    assert!(
+        poke.stderr.contains("panic-plan.so") && poke.stderr.contains("panicked while planning"),
+        "{}",
+        poke.stderr
+    );
+    // Built-in commands still work beside them.
+    with_plugins(&env, &refs, &["--cloud", "local", "vm", "list"]).success();
+    let unknown = with_plugins(&env, &refs, &["ext", "nosuch", "run"]);
+    assert_eq!(unknown.code, 2);
+    assert!(unknown.stderr.contains("no extension `nosuch`"), "{}", unknown.stderr);
+    env.run(&["local", "down"]).success();
+}
