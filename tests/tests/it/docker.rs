@@ -235,6 +235,43 @@ async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm()
     assert_eq!(status["extension"]["provisioningState"], "Succeeded");
     assert!(status["certificate"]["daysLeft"].as_i64().unwrap() > 300);
 
+    // A daemon whose certificate names another host, as after an IP change: verify says so
+    // and what to do. The certificate comes from the same CA, through the legacy handler.
+    env.run(&["certs", "server", "elsewhere", "--dns", "elsewhere.example.com"]).success();
+    let b64 = |file: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(std::fs::read(env.path().join(".docker").join(file)).unwrap())
+    };
+    let certs = json!({"certs": {"ca": b64("ca.pem"), "cert": b64("elsewhere-server-cert.pem"), "key": b64("elsewhere-server-key.pem")}});
+    env.run(&[
+        "--cloud",
+        "local",
+        "ext",
+        "set",
+        "--vm",
+        "plainvm",
+        "-g",
+        "plain",
+        "--publisher",
+        "Microsoft.Azure.Extensions",
+        "--type",
+        "DockerExtension",
+        "--version",
+        "1.2",
+        "--settings",
+        r#"{"docker": {"port": "2376"}}"#,
+        "--protected-settings",
+        &certs.to_string(),
+    ])
+    .success();
+    let wrong = ext(&["verify"]);
+    assert_eq!(wrong.code, 1);
+    assert!(
+        wrong.stderr.contains(&format!("does not name {ip}")) && wrong.stderr.contains("rotate-certs"),
+        "{}",
+        wrong.stderr
+    );
+
     ext(&["uninstall"]).success();
     let verify = ext(&["verify"]);
     assert_eq!(verify.code, 1);
