@@ -193,6 +193,49 @@ async fn each_handler_makes_a_host_the_real_docker_cli_reaches() {
     env.run(&["local", "down"]).success();
 }
 
+/// Gives the VM's daemon these certificates through the legacy DockerExtension (which restarts
+/// it with them), to stage what `verify` must explain.
+fn push_certs(env: &Env, ca: &str, cert: &str, key: &str) {
+    use base64::Engine as _;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let certs = json!({"certs": {"ca": b64(ca), "cert": b64(cert), "key": b64(key)}});
+    env.run(&[
+        "--cloud",
+        "local",
+        "ext",
+        "set",
+        "--vm",
+        "plainvm",
+        "-g",
+        "plain",
+        "--publisher",
+        "Microsoft.Azure.Extensions",
+        "--type",
+        "DockerExtension",
+        "--version",
+        "1.2",
+        "--force-update",
+        "--settings",
+        r#"{"docker": {"port": "2376"}}"#,
+        "--protected-settings",
+        &certs.to_string(),
+    ])
+    .success();
+}
+
+/// A server certificate for `ip` from the CA in `dir`, expired yesterday.
+fn expired_certificate(dir: &std::path::Path, ip: &str) -> (String, String) {
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca-key.pem")).unwrap()).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&std::fs::read_to_string(dir.join("ca.pem")).unwrap(), &ca_key).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![ip.to_owned()]).unwrap();
+    params.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    params.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = rcgen::KeyPair::generate().unwrap();
+    (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm() {
     if !azdock_tests::dockerd_available() {
@@ -235,42 +278,23 @@ async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm()
     assert_eq!(status["extension"]["provisioningState"], "Succeeded");
     assert!(status["certificate"]["daysLeft"].as_i64().unwrap() > 300);
 
-    // A daemon whose certificate names another host, as after an IP change: verify says so
-    // and what to do. The certificate comes from the same CA, through the legacy handler.
+    // A daemon whose certificate names another host, as after an IP change; one whose
+    // certificate expired; a VM that is not running: each explained with what to do.
+    let dir = env.path().join(".docker");
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     env.run(&["certs", "server", "elsewhere", "--dns", "elsewhere.example.com"]).success();
-    let b64 = |file: &str| {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(std::fs::read(env.path().join(".docker").join(file)).unwrap())
-    };
-    let certs = json!({"certs": {"ca": b64("ca.pem"), "cert": b64("elsewhere-server-cert.pem"), "key": b64("elsewhere-server-key.pem")}});
-    env.run(&[
-        "--cloud",
-        "local",
-        "ext",
-        "set",
-        "--vm",
-        "plainvm",
-        "-g",
-        "plain",
-        "--publisher",
-        "Microsoft.Azure.Extensions",
-        "--type",
-        "DockerExtension",
-        "--version",
-        "1.2",
-        "--settings",
-        r#"{"docker": {"port": "2376"}}"#,
-        "--protected-settings",
-        &certs.to_string(),
-    ])
-    .success();
+    push_certs(&env, &read("ca.pem"), &read("elsewhere-server-cert.pem"), &read("elsewhere-server-key.pem"));
     let wrong = ext(&["verify"]);
-    assert_eq!(wrong.code, 1);
-    assert!(
-        wrong.stderr.contains(&format!("does not name {ip}")) && wrong.stderr.contains("rotate-certs"),
-        "{}",
-        wrong.stderr
-    );
+    assert!(wrong.code == 1 && wrong.stderr.contains(&format!("does not name {ip}")), "{}", wrong.stderr);
+    let (cert, key) = expired_certificate(&dir, &ip);
+    push_certs(&env, &read("ca.pem"), &cert, &key);
+    let stale = ext(&["verify"]);
+    assert!(stale.code == 1 && stale.stderr.contains("expired or not yet valid"), "{}", stale.stderr);
+    assert!(stale.stderr.contains("rotate-certs"), "{}", stale.stderr);
+    env.run(&["--cloud", "local", "vm", "stop", "-g", "plain", "-n", "plainvm"]).success();
+    let stopped = ext(&["verify"]);
+    assert!(stopped.code == 1 && stopped.stderr.contains("azdock vm start"), "{}", stopped.stderr);
+    env.run(&["--cloud", "local", "vm", "start", "-g", "plain", "-n", "plainvm"]).success();
 
     ext(&["uninstall"]).success();
     let verify = ext(&["verify"]);
