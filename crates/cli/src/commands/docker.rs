@@ -253,7 +253,7 @@ pub(crate) async fn install_on(
     }
     let possible = local_daemon_possible(vm, ctx);
     let waits = host::Waits { operation: wait, endpoints: wait && possible };
-    let outcome = host::execute(arm, vm, &plan, waits).await?;
+    let outcome = host::execute(arm, vm, &plan, waits, "docker").await?;
     for note in &outcome.notes {
         if !plan.notes.contains(note) {
             ctx.warn(note);
@@ -394,7 +394,7 @@ async fn uninstall(ctx: &Ctx, arm: &Arm, vm: &Vm, t: &ExtDockerTarget, dir: &Pat
     let mut args = base_args(t, dir);
     args.insert("port".into(), ArgValue::Integer(i64::from(port_of(t, vm))));
     let plan = plan(&request("uninstall", vm, args)).await?;
-    host::execute(arm, vm, &plan, host::Waits { operation: true, endpoints: true }).await?;
+    host::execute(arm, vm, &plan, host::Waits { operation: true, endpoints: true }, "docker").await?;
     docker_hosts::forget(&vm.facts.name)?;
     ctx.info(&format!(
         "Docker on {} no longer listens on TCP; its server certificate stays in {} (`azdock certs show`)",

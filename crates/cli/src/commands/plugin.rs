@@ -275,7 +275,8 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
             for note in &plan.notes {
                 ctx.warn(note);
             }
-            let outcome = host::execute(&arm, &vm, &plan, host::Waits { operation: wait, endpoints: wait }).await?;
+            let outcome =
+                host::execute(&arm, &vm, &plan, host::Waits { operation: wait, endpoints: wait }, &manifest.id).await?;
             rows.push(result_row(&addr.name, &addr.resource_group, action_name, outcome.extension.as_ref()));
         }
         anyhow::Ok(rows)

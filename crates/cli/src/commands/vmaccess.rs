@@ -205,7 +205,7 @@ async fn run_one(
     };
     let plan = VmAccessExtension::default().plan(&request).await?;
     let vm = host::Vm { addr: addr.clone(), nic: None, facts };
-    let outcome = host::execute(arm, &vm, &plan, host::Waits { operation: true, endpoints: true }).await?;
+    let outcome = host::execute(arm, &vm, &plan, host::Waits { operation: true, endpoints: true }, "vmaccess").await?;
     let ext = outcome.extension.unwrap_or(Value::Null);
     let view: azdock_azure_sm::models::VirtualMachineExtension =
         serde_json::from_value(ext.clone()).unwrap_or_default();

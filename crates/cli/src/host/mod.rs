@@ -273,11 +273,13 @@ pub(crate) struct Waits {
 }
 
 /// Carries out a plan on the VM: prerequisites, the operation, follow-ups.
-pub(crate) async fn execute(arm: &Arm, vm: &Vm, plan: &Plan, waits: Waits) -> anyhow::Result<Outcome> {
+/// `extension` is the id of the extension that made the plan: its local files go to its own
+/// directory.
+pub(crate) async fn execute(arm: &Arm, vm: &Vm, plan: &Plan, waits: Waits, extension: &str) -> anyhow::Result<Outcome> {
     let wait = waits.operation;
     let mut outcome = Outcome { notes: plan.notes.clone(), ..Outcome::default() };
     for step in &plan.prerequisites {
-        run_step(arm, vm, step, waits.endpoints, &mut outcome).await?;
+        run_step(arm, vm, step, waits.endpoints, extension, &mut outcome).await?;
     }
     match &plan.operation {
         Operation::Put(instance) => {
@@ -315,12 +317,19 @@ pub(crate) async fn execute(arm: &Arm, vm: &Vm, plan: &Plan, waits: Waits) -> an
         Operation::Inspect => {}
     }
     for step in &plan.follow_ups {
-        run_step(arm, vm, step, waits.endpoints, &mut outcome).await?;
+        run_step(arm, vm, step, waits.endpoints, extension, &mut outcome).await?;
     }
     Ok(outcome)
 }
 
-async fn run_step(arm: &Arm, vm: &Vm, step: &Step, wait: bool, outcome: &mut Outcome) -> anyhow::Result<()> {
+async fn run_step(
+    arm: &Arm,
+    vm: &Vm,
+    step: &Step,
+    wait: bool,
+    extension: &str,
+    outcome: &mut Outcome,
+) -> anyhow::Result<()> {
     match step {
         Step::OpenInboundPort { rule_name, port, sources, .. } => {
             open_port(arm, vm, rule_name, *port, sources).await?;
@@ -351,9 +360,48 @@ async fn run_step(arm: &Arm, vm: &Vm, step: &Step, wait: bool, outcome: &mut Out
             }
         }
         Step::WaitForEndpoint { .. } => {}
-        Step::WriteLocalFile { .. } => bail!("writing local files for extensions arrives with the plugin host"),
+        Step::WriteLocalFile { path, contents, mode } => {
+            let base = crate::config::data_dir()?.join("extensions").join(extension);
+            let written = write_local_file(&base, extension, path, contents.expose(), *mode)?;
+            outcome.notes.push(format!("wrote {}", written.display()));
+        }
     }
     Ok(())
+}
+
+/// An extension's local files live below `<data dir>/extensions/<id>/`; a path that is absolute
+/// or climbs out with `..` is refused. Written through a temporary file created with `mode`
+/// from the start (the contents may be a key), then renamed.
+fn write_local_file(
+    base: &std::path::Path,
+    extension: &str,
+    path: &str,
+    contents: &str,
+    mode: u32,
+) -> anyhow::Result<std::path::PathBuf> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let relative = std::path::Path::new(path);
+    let plain = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if path.is_empty() || !plain {
+        bail!("extension `{extension}` asked to write `{path}`: only paths inside its own directory are allowed");
+    }
+    let target = base.join(relative);
+    let dir = target.parent().context("no directory")?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let tmp = target.with_extension("azdock-tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode & 0o777)
+        .open(&tmp)
+        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+    file.write_all(contents.as_bytes())?;
+    std::fs::rename(&tmp, &target).with_context(|| format!("cannot write `{}`", target.display()))?;
+    Ok(target)
 }
 
 /// In the local cloud, what the guest says about its dockerd when it will not answer (not set
@@ -425,4 +473,24 @@ pub(crate) async fn explain(arm: &Arm, vm: &Vm, host: &str, port: u16, failure: 
 /// An ARM resource id's last name, for messages (a resource group's too).
 pub(crate) fn short(id: &str) -> String {
     ResourceId::parse(id).map_or_else(|| id.rsplit('/').next().unwrap_or(id).to_owned(), |r| r.name().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn local_files_stay_in_the_extensions_directory_with_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_local_file(dir.path(), "x", "keys/id", "secret", 0o600).unwrap();
+        assert_eq!(written, dir.path().join("keys/id"));
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), "secret");
+        assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o777, 0o600);
+        for bad in ["/etc/passwd", "../out", "a/../../b", ""] {
+            let e = write_local_file(dir.path(), "x", bad, "s", 0o600).unwrap_err().to_string();
+            assert!(e.contains("only paths inside its own directory"), "{bad}: {e}");
+        }
+    }
 }
