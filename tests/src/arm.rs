@@ -30,6 +30,13 @@ impl Arm {
         arm
     }
 
+    /// Signs in as the principal `azdock local up` printed (its JSON).
+    pub async fn for_local_cloud(up: &Value) -> Self {
+        let text = |k: &str| up[k].as_str().unwrap_or_else(|| panic!("`local up` printed no {k}")).to_owned();
+        let ca = std::fs::read(text("caCertificate")).expect("the local cloud's CA");
+        Self::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await
+    }
+
     /// A fresh token for a principal.
     pub async fn token_for(&self, tenant: &str, client_id: &str, secret: &str) -> String {
         let scope = format!("{}/.default", self.base);

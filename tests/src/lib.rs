@@ -125,6 +125,13 @@ impl Env {
     }
 }
 
+/// `azdock local up ARGS…` in `env`, and a plain client signed in with the principal it printed.
+pub async fn local_cloud(env: &Env, args: &[&str]) -> (serde_json::Value, arm::Arm) {
+    let up = env.run(&[&["local", "up"][..], args].concat()).success().json();
+    let arm = arm::Arm::for_local_cloud(&up).await;
+    (up, arm)
+}
+
 /// A test that fails before `azdock local down` must not leave its local cloud running.
 impl Drop for Env {
     fn drop(&mut self) {

@@ -159,6 +159,23 @@ async fn request_with_assertion(
     request_token(http, url, &form).await
 }
 
+/// A token that expires at `expires_on`: unix seconds, as a number or a string depending on who
+/// issued it; ten minutes when it is missing.
+fn expiring(access: &str, expires_on: &Value) -> AccessToken {
+    let expires_on = expires_on.as_i64().or_else(|| expires_on.as_str().and_then(|s| s.parse().ok()));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
+    AccessToken {
+        token: Secret::new(access.to_owned()),
+        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+    }
+}
+
+/// Whether the Azure CLI (`az`) is on PATH.
+pub fn az_cli_installed() -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()))
+}
+
 /// A service principal with a certificate: each token request carries a client assertion
 /// (RS256, `x5t` thumbprint) signed with the certificate's key.
 pub struct ClientCertificateCredential {
@@ -370,16 +387,8 @@ impl AzureCliCredential {
         let access = body["accessToken"]
             .as_str()
             .ok_or_else(|| failed("`az account get-access-token` printed no accessToken".into()))?;
-        // `expires_on` (unix seconds) since az 2.54; older versions print only `expiresOn`.
-        let expires_on =
-            body["expires_on"].as_i64().or_else(|| body["expires_on"].as_str().and_then(|s| s.parse().ok()));
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
-        let token = AccessToken {
-            token: Secret::new(access.to_owned()),
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-        };
-        Ok(token)
+        // `expires_on` since az 2.54; older versions print only `expiresOn` (ten minutes then).
+        Ok(expiring(access, &body["expires_on"]))
     }
 }
 
@@ -510,15 +519,7 @@ impl ManagedIdentityCredential {
         let access = body["access_token"]
             .as_str()
             .ok_or_else(|| AzureError::Protocol { url: url.clone(), detail: "no access_token".into() })?;
-        // expires_on: unix seconds, a number or a string depending on the source.
-        let expires_on =
-            body["expires_on"].as_i64().or_else(|| body["expires_on"].as_str().and_then(|s| s.parse().ok()));
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
-        Ok(AccessToken {
-            token: Secret::new(access.to_owned()),
-            refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-        })
+        Ok(expiring(access, &body["expires_on"]))
     }
 }
 
@@ -575,9 +576,7 @@ impl ChainedCredential {
                 )));
             }
         }
-        let az_installed =
-            std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()));
-        if az_installed {
+        if az_cli_installed() {
             links.push(Box::new(AzureCliCredential::new("az", tenant.as_deref())));
         }
         // A user-assigned identity is chosen with AZURE_CLIENT_ID, as in the Azure SDKs.

@@ -468,8 +468,8 @@ pub struct DockerCreateArgs {
     /// The port dockerd listens on with TLS (4243 reproduces the 2014 article)
     #[arg(short = 'p', long, default_value_t = 2376, value_parser = clap::value_parser!(u16).range(1..))]
     pub docker_port: u16,
-    /// Certificate directory [default: AZDOCK_DOCKER_CERT_DIR, the config file, ~/.docker]
-    #[arg(short = 'C', long, value_name = "DIR")]
+    /// Certificate directory [default: the config file's, else ~/.docker]
+    #[arg(short = 'C', long, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
     pub docker_cert_dir: Option<PathBuf>,
     /// Source address or CIDR admitted to the Docker and SSH ports (repeatable) [default: any]
     #[arg(long = "allow-from", value_name = "CIDR")]
@@ -511,8 +511,8 @@ pub struct ExtDockerTarget {
     /// The port dockerd listens on [default: what azdock set up, else 2376]
     #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
-    /// Certificate directory [default: AZDOCK_DOCKER_CERT_DIR, the config file, ~/.docker]
-    #[arg(short = 'C', long, value_name = "DIR")]
+    /// Certificate directory [default: the config file's, else ~/.docker]
+    #[arg(short = 'C', long, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
     pub docker_cert_dir: Option<PathBuf>,
 }
 

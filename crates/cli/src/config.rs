@@ -94,8 +94,19 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
+/// The certificate directory: `-C` (or `AZDOCK_DOCKER_CERT_DIR`, which clap reads into it),
+/// else `defaults.docker-cert-dir`, else `~/.docker` — absolute, because it ends up in
+/// `DOCKER_CERT_PATH`, docker contexts and reports.
+pub(crate) fn docker_cert_dir(flag: Option<&Path>, default: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = match flag.or(default) {
+        Some(d) => d.to_owned(),
+        None => default_docker_cert_dir()?,
+    };
+    std::path::absolute(&dir).with_context(|| format!("invalid certificate directory `{}`", dir.display()))
+}
+
 /// Docker's own default certificate directory, `~/.docker`.
-pub(crate) fn default_docker_cert_dir() -> anyhow::Result<PathBuf> {
+fn default_docker_cert_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::home_dir()
         .filter(|h| !h.as_os_str().is_empty())
         .context("cannot find the home directory; pass `--docker-cert-dir`")?;

@@ -55,7 +55,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         only_show_errors: cli.global.only_show_errors,
     };
     match cli.command {
-        Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir),
+        Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir.as_deref()),
         Command::Cloud(command) => commands::cloud::run(&ctx, &cli.global, &config, &command),
         Command::Ext(command) => commands::ext::run(&ctx, &cli.global, &config, &command),
         Command::Local(command) => commands::local::run(&ctx, &command),

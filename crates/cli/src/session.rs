@@ -39,8 +39,7 @@ pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
         return named;
     }
     let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    let az =
-        std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join("az").is_file()));
+    let az = azdock_azure_sm::credential::az_cli_installed();
     let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
     if stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT") {
         return "AzureCloud".into();

@@ -8,8 +8,8 @@
 use azdock_azure_sm::models::OsType as AzureOs;
 use azdock_azure_sm::rules;
 use azdock_core::{
-    ActionSpec, ArgKind, ArgSpec, ExtensionError, ExtensionInstance, HandlerSpec, Manifest, Operation, OsType, Plan,
-    PlanRequest, Secret, VmExtension,
+    ActionSpec, ArgKind, ArgSpec, ArgValue, Args, ExtensionError, ExtensionInstance, HandlerSpec, Manifest, Operation,
+    OsType, Plan, PlanRequest, Secret, VmExtension,
 };
 use serde_json::{Value, json};
 
@@ -131,23 +131,27 @@ fn check_expiration(text: &str) -> Result<(), ExtensionError> {
 
 /// The checks that do not depend on the VM's OS, so the CLI can run them before any request:
 /// the rules both OSes share for user names and passwords, dates, SSH keys, names.
-pub fn check_anywhere(request: &PlanRequest) -> Result<(), ExtensionError> {
-    if let Some(user) = request.text("username") {
+pub fn check_anywhere(args: &Args) -> Result<(), ExtensionError> {
+    let text = |name: &str| match args.get(name) {
+        Some(ArgValue::Text(t)) => Some(t.as_str()),
+        _ => None,
+    };
+    if let Some(user) = text("username") {
         // What both OSes refuse: the Windows rule is the looser one on characters.
         rules::check_user_name(user, &AzureOs::Windows)
             .or_else(|e| if user.chars().count() > 20 { rules::check_user_name(user, &AzureOs::Linux) } else { Err(e) })
             .map_err(|m| invalid("username", m))?;
     }
-    if let Some(password) = request.secret("password") {
+    if let Some(ArgValue::Secret(password)) = args.get("password") {
         rules::check_password(password.expose(), &AzureOs::Linux, 0).map_err(|m| invalid("password", m))?;
     }
-    if let Some(expiration) = request.text("expiration") {
+    if let Some(expiration) = text("expiration") {
         check_expiration(expiration)?;
     }
-    if let Some(key) = request.text("ssh-key-value") {
+    if let Some(key) = text("ssh-key-value") {
         rules::ssh_public_key(key).map_err(|m| invalid("ssh-key-value", m))?;
     }
-    if let Some(disk) = request.text("disk-name")
+    if let Some(disk) = text("disk-name")
         && (disk.is_empty() || !disk.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)))
     {
         return Err(invalid("disk-name", format!("`{disk}` is not a disk name (letters, digits, `-`, `_`, `.`)")));
@@ -221,7 +225,7 @@ impl VmExtension for VmAccessExtension {
         if !spec.supports(os) {
             return Err(ExtensionError::wrong_os(&request.action, os));
         }
-        check_anywhere(request)?;
+        check_anywhere(&request.args)?;
         let (settings, protected, notes) = Self::settings(request, os)?;
         let handler = handler(os);
         // Only one instance per handler: reuse its name, as az does.

@@ -5,11 +5,7 @@ use azdock_tests::arm::Arm;
 
 /// `azdock local up --instant`, and a plain client signed in with the credentials it printed.
 async fn local_cloud(env: &Env) -> (serde_json::Value, Arm) {
-    let up = azdock(env, &["local", "up", "--instant"]).success().json();
-    let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
-    (up, arm)
+    azdock_tests::local_cloud(env, &["--instant"]).await
 }
 
 fn azdock(env: &Env, args: &[&str]) -> azdock_tests::Output {

@@ -14,16 +14,12 @@ use serde_json::{Value, json};
 
 /// `azdock local up` (instant unless `durations` says otherwise) and a plain ARM client.
 async fn cloud(env: &Env, durations: Option<&str>) -> (Value, Arm) {
-    let mut args = vec!["local", "up"];
+    let mut args = vec![];
     match durations {
         Some(d) => args.extend(["--durations", d]),
         None => args.push("--instant"),
     }
-    let up = env.run(&args).success().json();
-    let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
-    (up, arm)
+    azdock_tests::local_cloud(env, &args).await
 }
 
 fn create(env: &Env, args: &[&str]) -> Output {
@@ -90,7 +86,7 @@ fn bad_arguments_are_refused_before_any_azure_call() {
         (&["web1", "--size", "big one"], "VM size"),
         (&["web1", "-l", "west europe"], "location"),
         (&["web1", "-g", "bad/group"], "resource group"),
-        (&["web1", "-p", "0"], "0"),
+        (&["web1", "-p", "0"], "0 is not in 1..=65535"),
     ];
     for (args, says) in cases {
         let out = create(&env, args);

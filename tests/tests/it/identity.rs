@@ -20,16 +20,7 @@ impl Stack {
     /// A running local cloud registered as the custom cloud `stack`.
     async fn new() -> Self {
         let env = Env::new();
-        let up = env.run(&["local", "up", "--instant"]).success().json();
-        let ca = std::fs::read(up["caCertificate"].as_str().unwrap()).unwrap();
-        let arm = Arm::sign_in(
-            &text(&up, "endpoint"),
-            &ca,
-            &text(&up, "tenantId"),
-            &text(&up, "clientId"),
-            &text(&up, "clientSecret"),
-        )
-        .await;
+        let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
         let registered = env
             .run(&[
                 "cloud",

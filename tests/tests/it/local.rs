@@ -8,10 +8,7 @@ use azdock_tests::arm::Arm;
 
 /// Signs in with the printed credentials and sends one ARM request.
 async fn arm(up: &Value, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let client =
-        Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
+    let client = Arm::for_local_cloud(up).await;
     let (status, _, body) = client.call(method, path, body).await;
     (status.as_u16(), body)
 }

@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use azdock_tests::arm::Arm;
 use azdock_tests::{Env, Output};
 
 /// Builds a plugin package (same toolchain, same profile as these tests) and copies its library
@@ -48,10 +47,8 @@ async fn the_customscript_plugin_runs_a_script_in_the_guest() {
     assert_eq!(ids(&list), ["customscript", "docker", "vmaccess"]);
     assert_eq!(list.json()[0]["source"]["kind"], "plugin");
 
-    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     let sub = text("subscriptionId");
     arm.linux_vm(&sub, "cs", "csvm").await;
 
@@ -168,10 +165,8 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     }
 
     // The panic inside `plan` is caught in the plugin and reported with its file.
-    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
     let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
     arm.linux_vm(&text("subscriptionId"), "mb", "mbvm").await;
     let poke = with_plugins(&env, &refs, &["--cloud", "local", "ext", "misbehave", "poke", "--vm", "mbvm", "-g", "mb"]);
     assert_eq!(poke.code, 1, "{}", poke.stderr);

@@ -11,11 +11,7 @@ async fn cloud(env: &Env) -> (Value, Arm) {
 }
 
 async fn cloud_with(env: &Env, extra: &[&str]) -> (Value, Arm) {
-    let up = env.run(&[&["local", "up", "--instant"][..], extra].concat()).success().json();
-    let text = |k: &str| up[k].as_str().unwrap().to_owned();
-    let ca = std::fs::read(text("caCertificate")).unwrap();
-    let arm = Arm::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await;
-    (up, arm)
+    azdock_tests::local_cloud(env, &[&["--instant"][..], extra].concat()).await
 }
 
 /// `azdock --cloud local ext vmaccess ARGS…`, with `password` on stdin when given.

@@ -1,7 +1,7 @@
 //! `azdock certs …`: the Docker TLS PKI in the certificate directory.
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use azdock_certs::{CertStore, CheckStatus, Passphrases, Report, Rotation, ServerRequest};
@@ -34,14 +34,8 @@ const VERIFY_COLUMNS: Columns =
     &[("Subject", "/subject"), ("Check", "/check"), ("Status", "/status"), ("Detail", "/detail")];
 const PATH_COLUMNS: Columns = &[("Cert Dir", "/certDir"), ("CA", "/ca"), ("Cert", "/cert"), ("Key", "/key")];
 
-pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let dir = match args.docker_cert_dir.or(default_dir) {
-        Some(dir) => dir,
-        None => crate::config::default_docker_cert_dir()?,
-    };
-    // Reported paths end up in `DOCKER_CERT_PATH` and docker contexts, which need them absolute.
-    let dir =
-        std::path::absolute(&dir).with_context(|| format!("invalid certificate directory `{}`", dir.display()))?;
+pub(crate) fn run(ctx: &Ctx, args: CertsArgs, default_dir: Option<&Path>) -> anyhow::Result<()> {
+    let dir = crate::config::docker_cert_dir(args.docker_cert_dir.as_deref(), default_dir)?;
     let store = CertStore::new(dir);
     with_passphrases(|passphrases| run_with(ctx, &store, args.command, passphrases))
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use azdock_azure_sm::Arm;
 use azdock_certs::{CertStore, Rotation, ServerRequest};
 use azdock_core::{ArgValue, Args, Plan, PlanRequest, VmExtension as _};
@@ -155,18 +155,9 @@ pub(crate) fn docker_context(host: &DockerHost) -> Result<String, String> {
     }
 }
 
-/// The certificate directory for Docker commands: the flag, `AZDOCK_DOCKER_CERT_DIR`, the
-/// config file, `~/.docker`; absolute, because it ends up in contexts and DOCKER_CERT_PATH.
+/// The certificate directory for Docker commands, as for `certs`.
 pub(crate) fn cert_dir(flag: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
-    let dir = match flag
-        .map(Path::to_owned)
-        .or_else(|| std::env::var_os("AZDOCK_DOCKER_CERT_DIR").filter(|d| !d.is_empty()).map(PathBuf::from))
-        .or_else(|| config.defaults.docker_cert_dir.clone())
-    {
-        Some(d) => d,
-        None => crate::config::default_docker_cert_dir()?,
-    };
-    std::path::absolute(&dir).with_context(|| format!("invalid certificate directory `{}`", dir.display()))
+    crate::config::docker_cert_dir(flag, config.defaults.docker_cert_dir.as_deref())
 }
 
 pub(crate) fn run_ext(
@@ -464,7 +455,7 @@ async fn rotate(
     }
     let mut out = Vec::new();
     for h in &hosts {
-        let e = docker_hosts::load()?.get(&h.facts.name).cloned();
+        let e = known.get(&h.facts.name).cloned();
         let mut args = Args::new();
         let port = if h.facts.name == vm.facts.name {
             port

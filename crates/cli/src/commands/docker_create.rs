@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use anyhow::{Context as _, bail};
 use azdock_azure_sm::images::{self, ImageSpec};
-use azdock_azure_sm::models::{OsType, ProvisioningState};
+use azdock_azure_sm::models::{NetworkSecurityGroup, OsType, ProvisioningState, SecurityRule, SecurityRuleProperties};
 use azdock_azure_sm::{Arm, AzureError, rules};
 use azdock_certs::{CertStore, ServerRequest};
 use azdock_core::{ArgValue, Args, Secret};
@@ -375,12 +375,15 @@ async fn deploy(
         format!("{net}/networkInterfaces/{name}VMNic"),
     );
     let sources = if spec.allow_from.is_empty() { vec!["*".to_owned()] } else { spec.allow_from.clone() };
-    let mut rules = vec![
-        json!({"name": azdock_ext_docker::RULE_NAME, "properties": host::inbound_rule(spec.port, &sources, 1000)["properties"]}),
-    ];
-    if let Some(ssh) = spec.ssh_port {
-        rules.push(json!({"name": "azdock-ssh", "properties": host::inbound_rule(ssh, &sources, 1010)["properties"]}));
-    }
+    // The rules the host needs: Docker's port, and SSH when asked for.
+    let wanted: Vec<(&str, u16)> = std::iter::once((azdock_ext_docker::RULE_NAME, spec.port))
+        .chain(spec.ssh_port.map(|p| ("azdock-ssh", p)))
+        .collect();
+    let rules: Vec<Value> = wanted
+        .iter()
+        .zip([1000, 1010])
+        .map(|((rule, port), priority)| json!({"name": rule, "properties": host::inbound_rule(*port, &sources, priority)["properties"]}))
+        .collect();
     let vnet_body = json!({"location": location, "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
         "subnets": [{"name": format!("{name}Subnet"), "properties": {"addressPrefix": "10.0.0.0/24"}}]}});
     let nsg_body = json!({"location": location, "properties": {"securityRules": rules}});
@@ -392,27 +395,22 @@ async fn deploy(
         ensure(arm, created, reused, "network security group", &nsg_id, NETWORK_API, &nsg_body),
         ensure(arm, created, reused, "public IP", &pip_id, NETWORK_API, &pip_body),
     )?;
-    // A reused NSG gets the rules it lacks; a reused VNet is used through its first subnet.
-    let have: Vec<&str> = nsg["properties"]["securityRules"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| r["name"].as_str())
-        .collect();
-    for rule in &rules {
-        let rule_name = rule["name"].as_str().unwrap_or_default();
-        if !have.iter().any(|h| h.eq_ignore_ascii_case(rule_name)) {
-            let nsg: azdock_azure_sm::models::NetworkSecurityGroup = serde_json::from_value(nsg.clone())?;
-            let port =
-                rule["properties"]["destinationPortRange"].as_str().and_then(|p| p.parse().ok()).unwrap_or(spec.port);
-            let used: Vec<u32> = nsg.properties.security_rules.iter().map(|r| r.properties.priority).collect();
-            let priority = (100..=409).map(|p| p * 10).find(|p| !used.contains(p)).unwrap_or(4096);
-            arm.put(
-                &format!("{nsg_id}/securityRules/{rule_name}?api-version={NETWORK_API}"),
-                &host::inbound_rule(port, &sources, priority),
-            )
-            .await?;
+    // A reused NSG gets the rules it lacks, each at its own free priority; a reused VNet is used
+    // through its first subnet.
+    let mut model: NetworkSecurityGroup = serde_json::from_value(nsg).context("unexpected NSG from Azure")?;
+    for (rule, port) in &wanted {
+        if model.properties.security_rules.iter().any(|r| r.name.eq_ignore_ascii_case(rule)) {
+            continue;
         }
+        let priority = host::free_priority(&model, rule);
+        let path = format!("{nsg_id}/securityRules/{rule}?api-version={NETWORK_API}");
+        arm.put(&path, &host::inbound_rule(*port, &sources, priority)).await?;
+        let properties = SecurityRuleProperties { priority, ..SecurityRuleProperties::default() };
+        model.properties.security_rules.push(SecurityRule {
+            name: (*rule).to_owned(),
+            properties,
+            ..SecurityRule::default()
+        });
     }
     let subnet_id = vnet["properties"]["subnets"][0]["id"]
         .as_str()

@@ -7,7 +7,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::{Context as _, bail};
 use azdock_azure_sm::Arm;
 use azdock_azure_sm::models::{Page, VirtualMachine};
-use azdock_core::{ArgValue, Args, Operation, OsType, PlanRequest, PowerState, Secret, VmExtension as _, VmFacts};
+use azdock_core::{ArgValue, Args, Operation, PlanRequest, Secret, VmExtension as _, VmFacts};
 use azdock_ext_vmaccess::VmAccessExtension;
 use serde_json::{Value, json};
 
@@ -117,8 +117,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     let on = command.on();
     let (action, args) = action_args(ctx, command)?;
     // The rules that need no VM, before any request.
-    let probe = PlanRequest { action: action.into(), args: args.clone(), facts: placeholder(), run_id: String::new() };
-    azdock_ext_vmaccess::check_anywhere(&probe)?;
+    azdock_ext_vmaccess::check_anywhere(&args)?;
     let chosen = if on.all {
         None
     } else {
@@ -247,23 +246,4 @@ async fn list_group(arm: &Arm, sub: &str, group: &str) -> anyhow::Result<Vec<VmA
         next = page.next_link;
     }
     Ok(out)
-}
-
-/// Facts for the checks that need no VM.
-fn placeholder() -> VmFacts {
-    VmFacts {
-        name: String::new(),
-        resource_group: String::new(),
-        subscription_id: String::new(),
-        resource_id: String::new(),
-        location: String::new(),
-        os_type: OsType::Linux,
-        power_state: PowerState::Unknown,
-        cloud: String::new(),
-        admin_username: None,
-        fqdn: None,
-        public_ips: Vec::new(),
-        private_ips: Vec::new(),
-        extensions: Vec::new(),
-    }
 }

@@ -157,7 +157,7 @@ impl Vm {
 }
 
 /// The lowest free priority from 1000 up in steps of 10, as az picks them.
-fn free_priority(nsg: &NetworkSecurityGroup, rule_name: &str) -> u32 {
+pub(crate) fn free_priority(nsg: &NetworkSecurityGroup, rule_name: &str) -> u32 {
     if let Some(rule) = nsg.properties.security_rules.iter().find(|r| r.name.eq_ignore_ascii_case(rule_name)) {
         return rule.properties.priority;
     }
