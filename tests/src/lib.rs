@@ -68,6 +68,22 @@ pub fn run(cmd: &mut Command) -> Output {
     }
 }
 
+/// Runs a command with `input` and a newline on its standard input (a secret for a
+/// `--…-stdin` flag), collecting its output like [`run`].
+pub fn run_with_stdin(cmd: &mut Command, input: &str) -> Output {
+    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, format!("{input}\n").as_bytes()).expect("write stdin");
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// An isolated user: a temp HOME and config dir, and no azdock variables from the caller.
 #[derive(Debug)]
 pub struct Env {

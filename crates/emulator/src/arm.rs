@@ -407,6 +407,14 @@ fn validate_rg_name(rg: &str) -> Result<()> {
     }
 }
 
+/// Whether the resource at `k` is an instance of the retired DockerExtension.
+fn is_docker_extension(inner: &Inner, k: &str) -> bool {
+    inner
+        .resources
+        .get(k)
+        .is_some_and(|r| r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, "DockerExtension")))
+}
+
 fn method_not_allowed(m: &str) -> ArmError {
     ArmError::new(405, "MethodNotAllowed", format!("The requested resource does not support http method '{m}'."))
 }
@@ -715,10 +723,7 @@ fn queue_guest_work(inner: &mut Inner, k: &str, lower: &str, op: &str) {
     }
     // A Docker extension's operation ends when its dockerd listens (or cannot), as the real
     // handler reports success only once the daemon runs.
-    let is_docker_extension = inner
-        .resources
-        .get(k)
-        .is_some_and(|r| r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, "DockerExtension")));
+    let is_docker_extension = is_docker_extension(inner, k);
     if lower == "microsoft.compute/virtualmachines/extensions"
         && is_docker_extension
         && let Some((vm_key, _)) = k.rsplit_once("/extensions/")
@@ -772,10 +777,7 @@ fn delete_resource(
         }
         inner.jobs.push(crate::state::Job::StopDocker { vm_key: k.to_owned() });
     }
-    let is_docker_extension = inner
-        .resources
-        .get(k)
-        .is_some_and(|r| r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, "DockerExtension")));
+    let is_docker_extension = is_docker_extension(inner, k);
     if lower == "microsoft.compute/virtualmachines/extensions"
         && is_docker_extension
         && let Some((vm_key, _)) = k.rsplit_once("/extensions/")

@@ -160,17 +160,8 @@ fn login_checks_the_secret_stores_it_privately_and_logout_forgets_it() {
     let login = |password: &str| {
         let mut cmd = env.azdock();
         cmd.args(["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "--password-stdin"]);
-        cmd.stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{password}\n").as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let out = azdock_tests::run_with_stdin(&mut cmd, password);
+        (out.code, out.stdout, out.stderr)
     };
     let credentials = env.path().join("config/credentials.json");
 

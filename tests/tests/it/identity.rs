@@ -214,14 +214,9 @@ async fn the_environment_signs_in_with_a_secret_a_pem_or_pfx_certificate() {
     let mut cmd = s.env.azdock();
     cmd.args(["--cloud", "stack", "login", "--service-principal", "-u", &client, "-t", &tenant, "--certificate"])
         .arg(dir.join("modern.pfx"))
-        .arg("--password-stdin")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"pfx-Passw0rd\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        .arg("--password-stdin");
+    let out = azdock_tests::run_with_stdin(&mut cmd, "pfx-Passw0rd");
+    assert_eq!(out.code, 0, "{}", out.stderr);
     s.signed_in(&[]);
     s.env.run(&["local", "down"]).success();
 }

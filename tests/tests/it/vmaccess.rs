@@ -20,20 +20,7 @@ fn vmaccess(env: &Env, args: &[&str], password: Option<&str>) -> Output {
     cmd.args(["--cloud", "local", "ext", "vmaccess"]).args(args);
     match password {
         None => azdock_tests::run(&mut cmd),
-        Some(p) => {
-            cmd.arg("--password-stdin")
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped());
-            let mut child = cmd.spawn().unwrap();
-            std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{p}\n").as_bytes()).unwrap();
-            let out = child.wait_with_output().unwrap();
-            Output {
-                code: out.status.code().unwrap_or(-1),
-                stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            }
-        }
+        Some(p) => azdock_tests::run_with_stdin(cmd.arg("--password-stdin"), p),
     }
 }
 
