@@ -7,12 +7,19 @@ use reqwest::header::HeaderMap;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{Value, json};
 
+/// The header and the state directory's file of the local cloud's admin key (azdock-emulator's
+/// `ADMIN_KEY_HEADER` and `ADMIN_KEY_FILE`; this crate does not link the emulator).
+pub const ADMIN_KEY_HEADER: &str = "x-azdock-admin-key";
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
 /// A signed-in client for one local cloud.
 #[derive(Debug, Clone)]
 pub struct Arm {
     pub http: Client,
     pub base: String,
     pub token: String,
+    /// The local cloud's admin key, sent on `/_emulator` requests.
+    pub admin_key: String,
 }
 
 impl Arm {
@@ -20,7 +27,7 @@ impl Arm {
     pub fn anonymous(base: &str, ca_pem: &[u8]) -> Self {
         let ca = reqwest::Certificate::from_pem(ca_pem).expect("the CA is PEM");
         let http = Client::builder().add_root_certificate(ca).tls_built_in_root_certs(false).build().expect("client");
-        Self { http, base: base.trim_end_matches('/').to_owned(), token: String::new() }
+        Self { http, base: base.trim_end_matches('/').to_owned(), token: String::new(), admin_key: String::new() }
     }
 
     /// Signs in with client credentials (v2 token endpoint, `<base>/.default` scope).
@@ -34,7 +41,19 @@ impl Arm {
     pub async fn for_local_cloud(up: &Value) -> Self {
         let text = |k: &str| up[k].as_str().unwrap_or_else(|| panic!("`local up` printed no {k}")).to_owned();
         let ca = std::fs::read(text("caCertificate")).expect("the local cloud's CA");
-        Self::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret")).await
+        let key_file = std::path::Path::new(&text("stateDir")).join(ADMIN_KEY_FILE);
+        let key = std::fs::read_to_string(key_file).expect("the local cloud's admin key");
+        let key = key.trim();
+        Self::sign_in(&text("endpoint"), &ca, &text("tenantId"), &text("clientId"), &text("clientSecret"))
+            .await
+            .with_admin_key(key)
+    }
+
+    /// The same client, with the admin key of its local cloud for `/_emulator` requests.
+    #[must_use]
+    pub fn with_admin_key(mut self, key: &str) -> Self {
+        key.clone_into(&mut self.admin_key);
+        self
     }
 
     /// A fresh token for a principal.
@@ -114,9 +133,10 @@ impl Arm {
         panic!("operation {url} did not finish");
     }
 
-    /// A request to the local cloud's `/_emulator` admin routes (no token).
+    /// A request to the local cloud's `/_emulator` admin routes (the admin key, no token).
     pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(&format!("/_emulator{path}")));
+        let mut req =
+            self.http.request(method, self.url(&format!("/_emulator{path}"))).header(ADMIN_KEY_HEADER, &self.admin_key);
         if let Some(b) = body {
             req = req.json(&b);
         }

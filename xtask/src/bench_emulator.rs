@@ -127,6 +127,17 @@ fn docker_create(bin: &Path, home: &Path) -> anyhow::Result<Vec<Measure>> {
 }
 
 /// The local cloud's request log, every entry.
+/// The header and key the local cloud's admin routes require (azdock-emulator's
+/// `ADMIN_KEY_HEADER`; xtask does not link the emulator).
+const ADMIN_KEY_HEADER: &str = "x-azdock-admin-key";
+
+/// The admin key of the local cloud `local up` printed, from its state directory.
+fn admin_key(up: &Value) -> anyhow::Result<String> {
+    let dir = up["stateDir"].as_str().context("`local up` printed no stateDir")?;
+    let path = std::path::Path::new(dir).join("admin.key");
+    Ok(std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?.trim().to_owned())
+}
+
 fn reqwest_blocking_log(up: &Value) -> anyhow::Result<Vec<Value>> {
     let text = |k: &str| up[k].as_str().map(str::to_owned).with_context(|| format!("`local up` printed no {k}"));
     let ca = std::fs::read(text("caCertificate")?)?;
@@ -136,7 +147,9 @@ fn reqwest_blocking_log(up: &Value) -> anyhow::Result<Vec<Value>> {
             .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
             .tls_built_in_root_certs(false)
             .build()?;
-        let log: Value = http.get(format!("{base}/_emulator/requests")).send().await?.json().await?;
+        let key = admin_key(up)?;
+        let log: Value =
+            http.get(format!("{base}/_emulator/requests")).header(ADMIN_KEY_HEADER, key).send().await?.json().await?;
         Ok(log["requests"].as_array().cloned().unwrap_or_default())
     })
 }
@@ -231,9 +244,10 @@ fn throttled_run(
         .add_root_certificate(reqwest::Certificate::from_pem(&ca)?)
         .tls_built_in_root_certs(false)
         .build()?;
+    let key = admin_key(up)?;
     let admin = |method: reqwest::Method, path: &str, body: Option<Value>| -> anyhow::Result<Value> {
         rt.block_on(async {
-            let mut req = http.request(method, format!("{base}/_emulator{path}"));
+            let mut req = http.request(method, format!("{base}/_emulator{path}")).header(ADMIN_KEY_HEADER, &key);
             if let Some(b) = body {
                 req = req.json(&b);
             }

@@ -55,8 +55,15 @@ fn vnet_body() -> Value {
 }
 
 async fn requests(emulator: &Emulator, http: &reqwest::Client) -> Vec<Value> {
-    let log: Value =
-        http.get(format!("{}/_emulator/requests", emulator.base_url())).send().await.unwrap().json().await.unwrap();
+    let log: Value = http
+        .get(format!("{}/_emulator/requests", emulator.base_url()))
+        .header(azdock_emulator::ADMIN_KEY_HEADER, emulator.admin_key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     log["requests"].as_array().unwrap().clone()
 }
 

@@ -52,7 +52,7 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
         ("GET", ["identity"]) => Ok(Resp::json(
             200,
             json!({"identityEndpoint": format!("{}/msi/token", shared.base_url), "identityHeader": shared.identity_header,
-                   "imdsEndpoint": shared.base_url}),
+                   "imdsEndpoint": crate::imds_base(shared)}),
         )),
         ("GET", ["guests", sub, rg, vm]) => {
             let rt = vm_runtime(inner, sub, rg, vm)?;

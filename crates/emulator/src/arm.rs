@@ -1837,6 +1837,9 @@ fn instance_view(inner: &Inner, k: &str) -> Value {
         s["message"] = first["statuses"][0]["message"].clone();
     }
     statuses.push(json!({"code": format!("PowerState/{power}"), "level": "Info", "displayStatus": power_display}));
+    if let Some(status) = rt.and_then(|v| docker_status(&v.guest)) {
+        statuses.push(status);
+    }
     let os = rt.map_or(OsKind::Linux, |v| v.guest.os);
     json!({
         "computerName": rt.map(|v| v.guest.computer_name.clone()),
@@ -1848,6 +1851,30 @@ fn instance_view(inner: &Inner, k: &str) -> Value {
         "hyperVGeneration": "V2",
         "statuses": statuses,
     })
+}
+
+/// What the local cloud knows of a guest's dockerd, as one more instance-view status
+/// (`LocalCloud/DockerDaemon/<state>`), so that a client learns through ARM — not through the
+/// owner's admin routes — why a daemon will not answer instead of waiting out a timeout. Only
+/// for guests where Docker was configured or cloud-init left a word: the others' instance views
+/// stay exactly Azure's.
+fn docker_status(guest: &crate::guest::Guest) -> Option<Value> {
+    use crate::guest::Daemon;
+    let (state, level, message) = match guest.docker.as_ref().map(|d| &d.daemon) {
+        Some(Daemon::Starting) => ("starting", "Info", String::new()),
+        Some(Daemon::Running { address }) => ("running", "Info", format!("dockerd listens on {address}")),
+        Some(Daemon::Stopped) => ("stopped", "Info", String::new()),
+        Some(Daemon::Unavailable { reason }) => ("unavailable", "Warning", reason.clone()),
+        Some(Daemon::Failed { reason }) => ("failed", "Error", reason.clone()),
+        None => {
+            let cloud_init = guest.cloud_init.as_ref().filter(|c| !c.detail.is_empty())?;
+            let detail = format!("(cloud-init: {}: {})", cloud_init.status, cloud_init.detail.trim());
+            ("notConfigured", "Info", format!("nothing configured dockerd with a TCP listener {detail}"))
+        }
+    };
+    Some(
+        json!({"code": format!("LocalCloud/DockerDaemon/{state}"), "level": level, "displayStatus": format!("Docker daemon {state}"), "message": message}),
+    )
 }
 
 // --- images

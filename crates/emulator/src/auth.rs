@@ -530,7 +530,7 @@ fn within_time(claims: &Value) -> Result<(), ()> {
     if exp <= now || nbf > now + 300 { Err(()) } else { Ok(()) }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

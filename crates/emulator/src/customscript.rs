@@ -1,23 +1,25 @@
-//! CustomScript, run for real: the script executes as root inside a private mount namespace
-//! (`unshare -m`) where the VM's `/etc`, `/var/lib`, `/home`, `/root` and `/tmp` are per-VM
-//! directories of the emulator's state and everything else is read-only, with `systemctl` and
-//! the package managers replaced by recording shims. Exit code and output become the
-//! extension's instanceView status and StdOut/StdErr substatuses, as the real handler reports.
+//! CustomScript, run for real: the script runs as the guest's root in the VM's sandbox
+//! (`sandbox`: a user namespace mapped to unprivileged host ids, over the VM's own `/etc`,
+//! `/var/lib`, `/home`, `/root` and `/tmp`, the host read-only), with `systemctl` and the
+//! package managers replaced by the local cloud's recording shims. Exit code and output become
+//! the extension's instanceView status and StdOut/StdErr substatuses, as the real handler
+//! reports.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::guest::{Daemon, Docker};
+use crate::guestfs;
+use crate::sandbox::IdMap;
+pub(crate) use crate::sandbox::Output;
 use crate::state::Job;
 use crate::wire::ArmError;
 
-/// The real handler keeps the last 4 KiB of each stream in its status.
-const OUTPUT_LIMIT: usize = 4096;
 /// Scripts that run longer are killed, as the real handler gives up after 90 minutes.
 const TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -66,19 +68,7 @@ pub(crate) fn parse(settings: &Value, protected: &Value) -> Result<Script, Strin
 
 /// Why scripts cannot be sandboxed on this machine, if they cannot.
 pub(crate) fn unavailable_reason() -> Option<String> {
-    let root =
-        Command::new("id").arg("-u").output().ok().is_some_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    if !root {
-        return Some(
-            "scripts run as root in a private mount namespace, and the local cloud is not running as root".into(),
-        );
-    }
-    let unshare =
-        Command::new("unshare").args(["--mount", "--propagation", "private", "true"]).stderr(Stdio::null()).status();
-    if !unshare.is_ok_and(|s| s.success()) {
-        return Some("`unshare --mount` is not permitted here, so scripts cannot be sandboxed".into());
-    }
-    None
+    crate::sandbox::unavailable_reason()
 }
 
 const SYSTEMCTL_SHIM: &str = r#"#!/bin/sh
@@ -98,14 +88,18 @@ const PACKAGE_SHIM: &str = r#"#!/bin/sh
 # azdock local cloud: installs succeed only for packages present on the host.
 mkdir -p /var/lib/azdock-guest
 echo "$(basename "$0") $*" >> /var/lib/azdock-guest/packages.log
+agent=/run/azdock-agent
 verb=""
 for a in "$@"; do
   case "$a" in
     -*) ;;
     *) if [ -z "$verb" ]; then verb="$a"; elif [ "$verb" = install ]; then
-         if grep -qx "$a" /var/lib/azdock-guest/host-packages 2>/dev/null; then
+         if grep -qx "$a" "$agent/host-packages" 2>/dev/null; then
+           case "$a" in docker.io|docker-ce|docker|moby-engine) getent group docker >/dev/null || groupadd --system docker ;; esac
            echo "$a is already the newest version."
-         elif grep -qx "$a" /var/lib/azdock-guest/simulated-packages 2>/dev/null; then
+         elif grep -qx "$a" "$agent/simulated-packages" 2>/dev/null; then
+           # As the real packages do: their socket's group.
+           case "$a" in docker.io|docker-ce|docker|moby-engine) getent group docker >/dev/null || groupadd --system docker ;; esac
            echo "Setting up $a (simulated: the host has no $a; azdock's local cloud reports its daemon as unavailable)"
          else
            echo "E: Unable to locate package $a (azdock's local cloud installs only packages present on its host)" >&2
@@ -115,27 +109,6 @@ for a in "$@"; do
   esac
 done
 exit 0
-"#;
-
-/// Mounts the VM's directories and shims, makes the rest read-only, then runs the command.
-/// The state directory may itself live under /tmp, so the VM's /tmp is mounted last, and the
-/// shims are taken from the VM's own /var/lib once that is mounted.
-const SETUP: &str = r#"set -e
-mount --bind "$VM/etc" /etc
-mount --bind "$VM/var/lib" /var/lib
-mount --bind "$VM/home" /home
-mount --bind "$VM/root" /root
-mount --bind "$VM/tmp" /tmp
-SHIMS=/var/lib/azdock-guest/bin
-for tool in systemctl apt-get apt dnf yum; do
-  for dir in /usr/bin /bin /usr/sbin /sbin; do
-    if [ -f "$dir/$tool" ] && [ ! -L "$dir/$tool" ]; then mount --bind "$SHIMS/$tool" "$dir/$tool"; fi
-  done
-done
-mount -o remount,bind,ro /
-export PATH="$SHIMS:$PATH"
-cd /var/lib/waagent/custom-script/download/0
-exec /bin/sh -c "$AZDOCK_COMMAND"
 "#;
 
 /// Runs a script job and records its outcome; queues a dockerd when the script configured one.
@@ -215,76 +188,50 @@ pub(crate) fn vm_dir(shared: &Shared, vm_key: &str) -> PathBuf {
     shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("root")
 }
 
-pub(crate) struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+/// The local cloud's own files for a VM's sandbox (shims, package lists), outside the VM's root.
+fn agent_dir(shared: &Shared, vm_key: &str) -> PathBuf {
+    shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("agent")
 }
+
+/// Where the shims log what they were asked, inside the VM.
+const SYSTEMCTL_LOG: &str = "/var/lib/azdock-guest/systemctl.log";
 
 pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<Output, String> {
     if let Some(reason) = unavailable_reason() {
         return Err(reason);
     }
-    let vm = vm_dir(shared, vm_key);
-    prepare_vm_root(&vm)?;
-    write_shims(&vm.join("var/lib/azdock-guest/bin"))?;
+    let (vm, ids) = (vm_dir(shared, vm_key), IdMap::for_vm(vm_key));
+    crate::sandbox::prepare(&vm, ids)?;
+    let agent = agent_dir(shared, vm_key);
+    write_agent(&agent, &shared.ca_pem).map_err(|e| format!("cannot write `{}`: {e}", agent.display()))?;
+    let guest_err = |path: &str, e: std::io::Error| format!("cannot write `{path}` in the VM: {e}");
     // What systemctl was asked is read per run: an old run's restart must not count again.
-    let _ = std::fs::remove_file(vm.join("var/lib/azdock-guest/systemctl.log"));
-    let download = vm.join("var/lib/waagent/custom-script/download/0");
-    std::fs::create_dir_all(&download).map_err(|e| format!("cannot create `{}`: {e}", download.display()))?;
+    guestfs::remove(&vm, SYSTEMCTL_LOG).map_err(|e| guest_err(SYSTEMCTL_LOG, e))?;
+    let workdir = "/var/lib/waagent/custom-script/download/0";
     let command = match (&script.script, &script.command) {
         (Some(body), _) => {
-            let path = download.join("script.sh");
-            write_mode(&path, body, 0o700)?;
+            let path = format!("{workdir}/script.sh");
+            guestfs::write(&vm, &path, body, 0o700, ids).map_err(|e| guest_err(&path, e))?;
             "/bin/sh ./script.sh".to_owned()
         }
-        (None, Some(command)) => command.clone(),
+        (None, Some(command)) => {
+            let keep = format!("{workdir}/.keep");
+            guestfs::write(&vm, &keep, b"", 0o600, ids).map_err(|e| guest_err(&keep, e))?;
+            command.clone()
+        }
         (None, None) => return Err("nothing to run".into()),
     };
-    // The command travels in the environment, not in argv: it may carry secrets, and argv is
-    // visible to every user of the machine.
-    let mut child = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c", SETUP])
-        .env("VM", &vm)
-        .env("AZDOCK_COMMAND", &command)
-        .env("HOME", "/root")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start the script: {e}"))?;
-    let mut stdout_pipe = child.stdout.take();
-    let mut stderr_pipe = child.stderr.take();
-    let out_thread = std::thread::spawn(move || read_all(stdout_pipe.as_mut()));
-    let err_thread = std::thread::spawn(move || read_all(stderr_pipe.as_mut()));
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("the script did not finish within {} minutes and was stopped", TIMEOUT.as_secs() / 60));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stdout = out_thread.join().unwrap_or_default();
-    let stderr = err_thread.join().unwrap_or_default();
-    Ok(Output { code: status.code().unwrap_or(-1), stdout: tail(&stdout), stderr: tail(&stderr) })
-}
-
-fn read_all(pipe: Option<&mut impl std::io::Read>) -> Vec<u8> {
-    let mut buf = Vec::new();
-    if let Some(p) = pipe {
-        let _ = p.read_to_end(&mut buf);
-    }
-    buf
-}
-
-fn tail(bytes: &[u8]) -> String {
-    let start = bytes.len().saturating_sub(OUTPUT_LIMIT);
-    String::from_utf8_lossy(&bytes[start..]).into_owned()
+    let socket = crate::docker::socket_path(shared, vm_key);
+    crate::sandbox::run(&crate::sandbox::Run {
+        vm: &vm,
+        ids,
+        agent: &agent,
+        docker_socket: Some(&socket),
+        workdir,
+        env: vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", crate::imds_base(shared))],
+        command: &command,
+        timeout: TIMEOUT,
+    })
 }
 
 /// The handler's instanceView for a finished script, and whether it succeeded.
@@ -313,63 +260,44 @@ fn instance_view(extension: &str, out: &Output) -> (Value, Result<(), String>) {
     (view, if ok { Ok(()) } else { Err(message) })
 }
 
-/// Creates the VM's directories; `/etc` starts as a copy of the host's, as an image would.
-fn prepare_vm_root(vm: &Path) -> Result<(), String> {
-    for d in ["var/lib/azdock-guest", "home", "root", "tmp"] {
-        std::fs::create_dir_all(vm.join(d)).map_err(|e| format!("cannot create `{}`: {e}", vm.join(d).display()))?;
-    }
-    if !vm.join("etc").exists() {
-        let status = Command::new("cp")
-            .args(["-a", "/etc"])
-            .arg(vm.join("etc"))
-            .status()
-            .map_err(|e| format!("cannot copy /etc: {e}"))?;
-        if !status.success() {
-            return Err("cannot copy /etc into the VM".into());
-        }
-    }
+/// The shims, the package lists they consult and the local cloud's CA (`ca.pem`, for IMDS at
+/// `$AZURE_POD_IDENTITY_AUTHORITY_HOST`), rewritten before each run (root's, read-only inside).
+fn write_agent(agent: &Path, ca_pem: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let bin = agent.join("bin");
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&bin)?;
     let packages =
         Command::new("dpkg-query").args(["-W", "-f", "${Package}\n"]).output().map(|o| o.stdout).unwrap_or_default();
-    std::fs::write(vm.join("var/lib/azdock-guest/host-packages"), packages).map_err(|e| e.to_string())?;
+    write_mode(&agent.join("host-packages"), &packages, 0o644)?;
     // Docker's packages "install" even on a host without them, so that a Docker host can be set
     // up anywhere; whether its daemon can run is then reported on its own (Daemon::Unavailable).
-    std::fs::write(vm.join("var/lib/azdock-guest/simulated-packages"), SIMULATED_PACKAGES)
-        .map_err(|e| e.to_string())?;
-    Ok(())
-}
-
-fn write_shims(dir: &Path) -> Result<(), String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
-    write_mode(&dir.join("systemctl"), SYSTEMCTL_SHIM.as_bytes(), 0o755)?;
+    write_mode(&agent.join("simulated-packages"), SIMULATED_PACKAGES.as_bytes(), 0o644)?;
+    // What a guest needs to call the local cloud's IMDS, as a VM calls Azure's.
+    write_mode(&agent.join("ca.pem"), ca_pem.as_bytes(), 0o644)?;
+    write_mode(&bin.join("systemctl"), SYSTEMCTL_SHIM.as_bytes(), 0o755)?;
     for tool in ["apt-get", "apt", "dnf", "yum"] {
-        write_mode(&dir.join(tool), PACKAGE_SHIM.as_bytes(), 0o755)?;
+        write_mode(&bin.join(tool), PACKAGE_SHIM.as_bytes(), 0o755)?;
     }
     Ok(())
 }
 
-fn write_mode(path: &Path, data: &[u8], mode: u32) -> Result<(), String> {
+fn write_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, data).map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
+    std::fs::write(path, data)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
 /// Reads a file of the guest by its path inside the VM (`/etc/…`, `/var/lib/…`, `/home/…`).
 pub(crate) fn guest_file(vm: &Path, path: &str) -> Option<Vec<u8>> {
-    let inside = Path::new(path);
-    if !inside.is_absolute() || inside.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return None;
-    }
-    let rel = inside.strip_prefix("/").ok()?;
-    let allowed = ["etc", "var", "home", "root", "tmp"].iter().any(|top| rel.starts_with(top));
-    if !allowed {
-        return None;
-    }
-    std::fs::read(vm.join(rel)).ok()
+    crate::sandbox::guest_file(vm, path)
 }
+
+/// Where systemd drop-ins for docker live, inside the VM.
+const DROPINS: &str = "/etc/systemd/system/docker.service.d";
 
 /// Whether this run (re)started docker through systemctl (the log is per run).
 fn docker_restarted(vm: &Path) -> bool {
-    let log = std::fs::read_to_string(vm.join("var/lib/azdock-guest/systemctl.log")).unwrap_or_default();
+    let log = guest_file(vm, SYSTEMCTL_LOG).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
     log.lines().any(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
         words.contains(&"docker") || words.contains(&"docker.service")
@@ -383,15 +311,12 @@ fn configured_docker(vm: &Path) -> Option<Docker> {
         return None;
     }
     // systemd applies drop-ins in lexical order; the last ExecStart= wins.
-    let mut dropins: Vec<PathBuf> = std::fs::read_dir(vm.join("etc/systemd/system/docker.service.d"))
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    let mut dropins = guestfs::list(vm, DROPINS).ok()?;
     dropins.sort();
     let exec = dropins
         .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|name| guest_file(vm, &format!("{DROPINS}/{name}")))
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
         .flat_map(|text| {
             text.lines()
                 .filter(|l| l.trim_start().starts_with("ExecStart=") && l.contains("dockerd"))

@@ -120,6 +120,7 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
         };
         (ip, docker.port, docker.options, certs)
     };
+    check_options(&options)?;
     // A restart replaces the old daemon, waiting for it to exit first.
     {
         let mut daemons = lock_daemons(shared);
@@ -127,10 +128,7 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     }
     let id = hex_id(vm_key);
     let dir = shared.state_dir.join("vms").join(&id).join("docker");
-    // dockerd's sockets live under the exec root and unix socket paths are short, so it sits in
-    // /tmp, named after this emulator's state directory and the VM (two clouds may share names).
-    let unique = hex_id(&format!("{}\n{vm_key}", shared.state_dir.display()));
-    let exec_root = std::env::temp_dir().join(format!("azd-{}", &unique[..12]));
+    let exec_root = exec_root(shared, vm_key);
     let etc = dir.join("etc");
     for d in [&dir, &etc, &exec_root] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
@@ -153,10 +151,18 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
         .arg(format!("--tlscert={}", etc.join("cert.pem").display()))
         .arg(format!("--tlskey={}", etc.join("key.pem").display()))
         .arg(format!("-H=tcp://{address}"))
-        .args(options.iter().filter(|o| !o.starts_with("-H") && !o.starts_with("--host")))
+        .args(options)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err_log);
+    // The guest's `docker` group reaches this daemon, and no other, through the socket the
+    // sandbox shows at /run/docker.sock.
+    let vm_root = crate::customscript::vm_dir(shared, vm_key);
+    if let Some(gid) = guest_docker_gid(&vm_root) {
+        let _ = std::fs::remove_file(socket_path(shared, vm_key));
+        cmd.arg(format!("-H=unix://{}", socket_path(shared, vm_key).display()))
+            .arg(format!("--group={}", crate::sandbox::IdMap::for_vm(vm_key).host(gid)));
+    }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().map_err(|e| format!("cannot start dockerd: {e}"))?;
     let mut process = DaemonProcess { child, exec_root };
@@ -173,6 +179,58 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// dockerd's exec root: its sockets live there and unix socket paths are short, so it sits in
+/// /tmp, named after this emulator's state directory and the VM (two clouds may share names).
+fn exec_root(shared: &Shared, vm_key: &str) -> PathBuf {
+    let unique = hex_id(&format!("{}\n{vm_key}", shared.state_dir.display()));
+    std::env::temp_dir().join(format!("azd-{}", &unique[..12]))
+}
+
+/// The host path of the VM's dockerd socket (there only while a daemon runs and the guest has a
+/// `docker` group).
+pub(crate) fn socket_path(shared: &Shared, vm_key: &str) -> PathBuf {
+    exec_root(shared, vm_key).join("docker.sock")
+}
+
+/// The gid of the guest's `docker` group, from the VM's own /etc/group.
+fn guest_docker_gid(vm_root: &Path) -> Option<u32> {
+    let group = crate::sandbox::guest_file(vm_root, "/etc/group")?;
+    String::from_utf8_lossy(&group).lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some("docker")).then(|| fields.nth(1).and_then(|gid| gid.parse().ok())).flatten()
+    })
+}
+
+/// dockerd flags a VM may ask for. The local cloud runs dockerd as the host's root, so a flag
+/// that names a host path or a program (`--userland-proxy-path`, `--data-root`, `--exec-opt`,
+/// `--config-file`, …) would hand the host to whoever may PUT an extension; only flags that
+/// change nothing outside the daemon's own behaviour pass.
+const ALLOWED_OPTIONS: [&str; 9] = [
+    "--debug",
+    "-D",
+    "--log-level",
+    "-l",
+    "--label",
+    "--max-concurrent-downloads",
+    "--max-concurrent-uploads",
+    "--shutdown-timeout",
+    "--experimental",
+];
+
+/// The options as dockerd flags, or why the local cloud will not pass one on.
+pub(crate) fn check_options(options: &[String]) -> Result<(), String> {
+    for option in options {
+        let name = option.split_once('=').map_or(option.as_str(), |(name, _)| name);
+        if !ALLOWED_OPTIONS.contains(&name) {
+            return Err(format!(
+                "dockerd option `{option}` is not accepted by azdock's local cloud, which runs dockerd on its host as root; accepted: {} (as --flag=value)",
+                ALLOWED_OPTIONS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn tail(path: &Path) -> String {
@@ -195,4 +253,28 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
         .open(path)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
     file.write_all(data).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_flags_that_stay_inside_the_daemon_pass() {
+        let ok: Vec<String> = ["--debug", "-D", "--log-level=warn", "--label=env=dev", "--max-concurrent-downloads=4"]
+            .map(str::to_owned)
+            .to_vec();
+        assert!(check_options(&ok).is_ok());
+        for bad in [
+            "--userland-proxy-path=/tmp/x",
+            "--data-root=/",
+            "--exec-opt=x",
+            "--config-file=/etc/shadow",
+            "-H=tcp://0.0.0.0:1",
+            "warn",
+        ] {
+            let err = check_options(&[bad.to_owned()]).unwrap_err();
+            assert!(err.contains(bad) && err.contains("--log-level"), "{err}");
+        }
+    }
 }

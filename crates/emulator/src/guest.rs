@@ -285,6 +285,7 @@ impl Guest {
             .as_array()
             .map(|o| o.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
             .unwrap_or_default();
+        crate::docker::check_options(&options)?;
         let decode = |name: &str| -> Result<Option<String>, String> {
             match protected["certs"][name].as_str() {
                 None => Ok(None),

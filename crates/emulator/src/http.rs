@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use serde_json::json;
+
 use crate::Shared;
 use crate::faults::FaultKind;
 use crate::throttle::{OpClass, Take};
@@ -82,17 +84,36 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         body,
     };
     let admin = req.path.starts_with("/_emulator");
+    // The IMDS key is a secret path segment: the request log never shows it.
+    let logged_path = match req.path.strip_prefix("/_imds/") {
+        Some(rest) => format!("/_imds/[key]{}", rest.find('/').map_or("", |i| &rest[i..])),
+        None => req.path.clone(),
+    };
+    if admin && !holds_admin_key(&shared, &req) {
+        let resp = ArmError::new(
+            401,
+            "AuthenticationFailed",
+            format!(
+                "the local cloud's admin routes answer only its owner: send the key in `{}` as the {} header",
+                shared.state_dir.join(crate::ADMIN_KEY_FILE).display(),
+                crate::ADMIN_KEY_HEADER
+            ),
+        )
+        .into_resp();
+        lock(&shared).log(&req.method, &logged_path, resp.status, started.elapsed());
+        return Ok(to_hyper(&resp, &request_id(&req)));
+    }
     let fault = if admin { None } else { lock(&shared).faults.decide(&req.method, &req.path) };
     let mut lro_fail = None;
     match fault {
         Some(FaultKind::Drop) => {
-            lock(&shared).log(&req.method, &req.path, 0, started.elapsed());
+            lock(&shared).log(&req.method, &logged_path, 0, started.elapsed());
             return Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fault injection: dropped"));
         }
         Some(FaultKind::Latency { millis }) => tokio::time::sleep(Duration::from_millis(millis)).await,
         Some(FaultKind::Status { status }) => {
             let resp = fault_status(status);
-            lock(&shared).log(&req.method, &req.path, status, started.elapsed());
+            lock(&shared).log(&req.method, &logged_path, status, started.elapsed());
             return Ok(to_hyper(&resp, &request_id(&req)));
         }
         Some(FaultKind::LroFail { code, message }) => lro_fail = Some(ArmError::new(200, &code, message)),
@@ -102,7 +123,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     let rid = request_id(&req);
     let jobs = {
         let mut inner = lock(&shared);
-        inner.log(&req.method, &req.path, resp.status, started.elapsed());
+        inner.log(&req.method, &logged_path, resp.status, started.elapsed());
         // Only an accepted change to ARM resources needs saving; reads, token requests and
         // refused requests change nothing (settling operations marks itself).
         let mutating = !matches!(req.method.as_str(), "GET" | "HEAD");
@@ -111,6 +132,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     };
     crate::run_jobs(&shared, jobs);
     Ok(to_hyper(&resp, &rid))
+}
+
+fn holds_admin_key(shared: &Shared, req: &Req) -> bool {
+    let sent = req.header(crate::ADMIN_KEY_HEADER).unwrap_or_default();
+    crate::auth::constant_time_eq(sent.as_bytes(), shared.admin_key.as_bytes())
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, crate::state::Inner> {
@@ -156,7 +182,20 @@ fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
         ("GET", ["metadata", "endpoints"]) => {
             Resp::json(200, crate::metadata_endpoints(&shared.base_url, req.query("api-version")))
         }
-        ("GET", ["metadata", "identity", "oauth2", "token"]) => issuer.managed_identity(req, None),
+        ("GET", ["_imds", key, "metadata", "identity", "oauth2", "token"])
+            if crate::auth::constant_time_eq(key.as_bytes(), shared.imds_key.as_bytes()) =>
+        {
+            issuer.managed_identity(req, None)
+        }
+        // IMDS without its key: every user of the machine reaches this port, and a token here
+        // is a token for the whole cloud.
+        (
+            "GET",
+            ["metadata", "identity", "oauth2", "token"] | ["_imds", _, "metadata", "identity", "oauth2", "token"],
+        ) => Resp::json(
+            401,
+            json!({"error": "unauthorized", "error_description": "the local cloud's IMDS answers only at the endpoint `GET /_emulator/identity` gives its owner, and inside its VMs"}),
+        ),
         ("GET", ["msi", "token"]) => issuer.managed_identity(req, Some(&shared.identity_header)),
         ("POST", [tenant, "oauth2", "v2.0", "token"]) => issuer.token(tenant, &req.body, true),
         ("POST", [tenant, "oauth2", "token"]) => issuer.token(tenant, &req.body, false),

@@ -24,8 +24,10 @@ mod customscript;
 mod docker;
 mod faults;
 mod guest;
+mod guestfs;
 mod http;
 mod persist;
+mod sandbox;
 mod state;
 mod throttle;
 mod tls;
@@ -131,6 +133,14 @@ pub(crate) struct Shared {
     pub token_lifetime_secs: i64,
     /// The secret a managed-identity caller sends as `X-IDENTITY-HEADER` (App Service style).
     pub identity_header: String,
+    /// The secret every `/_emulator/…` request carries as [`ADMIN_KEY_HEADER`]; it lives in the
+    /// 0600 file [`ADMIN_KEY_FILE`] of the state directory, so only the cloud's owner has it.
+    pub admin_key: String,
+    /// The path segment that opens IMDS (`/_imds/<key>/metadata/identity/oauth2/token`): only
+    /// the owner and the VMs' sandboxes, where the local cloud puts it, know it.
+    pub imds_key: String,
+    /// The CA certificate (PEM) of the local cloud, for guests that call it.
+    pub ca_pem: String,
     pub inner: Mutex<state::Inner>,
 }
 
@@ -164,6 +174,8 @@ impl Emulator {
     pub async fn start(config: Config) -> Result<Self, EmulatorError> {
         let state_err = |source| EmulatorError::State { path: config.state_dir.clone(), source };
         private_dir(&config.state_dir).map_err(state_err)?;
+        // The VMs' directories live below `vms`, made private here before any of them.
+        private_dir(&config.state_dir.join("vms")).map_err(state_err)?;
         let identity = tls::identity(&config.state_dir)?;
         let key = signing_key(&config.state_dir).map_err(state_err)?;
         let principals = if config.principals.is_empty() {
@@ -184,16 +196,18 @@ impl Emulator {
             principals: Mutex::new(principals.clone()),
             subscriptions: config.subscriptions.clone(),
             token_lifetime_secs: config.token_lifetime_secs,
-            identity_header: {
-                use base64::Engine as _;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(24))
-            },
+            identity_header: secret(&config.state_dir, "identity-header.key").map_err(state_err)?,
+            admin_key: secret(&config.state_dir, ADMIN_KEY_FILE).map_err(state_err)?,
+            imds_key: secret(&config.state_dir, "imds.key").map_err(state_err)?,
+            ca_pem: identity.ca_pem.clone(),
             inner: Mutex::new(state::Inner::new(
                 throttle::Throttle::new(config.throttle),
                 Faults::new(config.fault_seed),
                 config.durations,
             )),
         });
+        // Last, once every file of the state directory exists (the TLS identity, the keys).
+        private_state(&config.state_dir).map_err(state_err)?;
         let restart_jobs = if config.persist {
             let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut principals = shared.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -234,9 +248,21 @@ impl Emulator {
     }
 
     /// Managed identity as App Service offers it: the `IDENTITY_ENDPOINT` URL and the
-    /// `IDENTITY_HEADER` secret. IMDS answers at `<base_url>/metadata/identity/oauth2/token`.
+    /// `IDENTITY_HEADER` secret.
     pub fn identity_endpoint(&self) -> (String, String) {
         (format!("{}/msi/token", self.base_url), self.shared.identity_header.clone())
+    }
+
+    /// Where IMDS answers for the cloud's owner: the base to give as
+    /// `AZURE_POD_IDENTITY_AUTHORITY_HOST` (it holds a secret path segment).
+    pub fn imds_endpoint(&self) -> String {
+        imds_base(&self.shared)
+    }
+
+    /// The secret the `/_emulator/…` admin routes require in the [`ADMIN_KEY_HEADER`] header
+    /// (also in the state directory's [`ADMIN_KEY_FILE`]).
+    pub fn admin_key(&self) -> &str {
+        &self.shared.admin_key
     }
 
     /// Registers a certificate (PEM) for a principal's client-assertion sign-in, as an
@@ -282,6 +308,46 @@ impl Emulator {
     pub fn script_unavailable_reason() -> Option<String> {
         customscript::unavailable_reason()
     }
+}
+
+/// The header that carries the admin key on `/_emulator/…` requests.
+pub const ADMIN_KEY_HEADER: &str = "x-azdock-admin-key";
+/// The file of the state directory that holds the admin key (0600).
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// Reads the admin key of the local cloud whose state lives in `state_dir`.
+pub fn read_admin_key(state_dir: &Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(state_dir.join(ADMIN_KEY_FILE))?.trim().to_owned())
+}
+
+pub(crate) fn imds_base(shared: &Shared) -> String {
+    format!("{}/_imds/{}", shared.base_url, shared.imds_key)
+}
+
+/// A random secret kept in a 0600 file of the state directory (made at first start).
+fn secret(dir: &Path, name: &str) -> std::io::Result<String> {
+    let data = read_or_create(&dir.join(name), || guest::hex(&random_bytes(32)).into_bytes())?;
+    Ok(String::from_utf8_lossy(&data).trim().to_owned())
+}
+
+/// Every file of the state directory 0600 and every directory 0700, so that moving or copying
+/// the directory cannot expose them (earlier versions wrote some files 0644). The VMs' roots are
+/// the guests' own and keep the modes their guests gave them.
+fn private_state(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            continue;
+        }
+        let mode = if kind.is_dir() { 0o700 } else { 0o600 };
+        std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode))?;
+        if kind.is_dir() && entry.file_name() != "vms" {
+            private_state(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 fn private_dir(dir: &Path) -> std::io::Result<()> {

@@ -46,7 +46,8 @@ async fn world() -> World {
     let p = emulator.principals()[0].clone();
     let api =
         Arm::sign_in(emulator.base_url(), emulator.ca_pem().as_bytes(), &p.tenant_id, &p.client_id, &p.client_secret)
-            .await;
+            .await
+            .with_admin_key(emulator.admin_key());
 
     let rg = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/g?api-version=2021-04-01");
     api.call(Method::PUT, &rg, Some(json!({"location": "westeurope"}))).await;
@@ -236,6 +237,98 @@ async fn custom_script_runs_in_the_vms_sandbox_and_reports_its_output() {
     world.emulator.stop().await;
 }
 
+/// What a guest tries against its host; each line is `<check> ok` when the sandbox held.
+const ESCAPES: &str = r#"
+check() { if eval "$2" >/dev/null 2>&1; then echo "$1 ESCAPED"; else echo "$1 ok"; fi; }
+echo "uid $(id -u)"
+check remount-rw 'mount -o remount,bind,rw /'
+check unmount-vm-dir 'umount /etc'
+check write-usr 'touch /usr/azdock-escape'
+check write-var-cache 'touch /var/cache/azdock-escape'
+check nsenter-pid1 'nsenter -t 1 -m -u -i -n -p true'
+check host-process '[ "$(cat /proc/$HOST_PID/comm)" = "$HOST_COMM" ]'
+check clock 'date -s @86400'
+check sysctl 'echo 1 > /proc/sys/kernel/sysrq'
+check net-admin 'ip addr add 127.77.0.1/32 dev lo'
+# init_module: EPERM without CAP_SYS_MODULE on the host; ENOSYS where the kernel loads no modules.
+python3 -c 'import ctypes; libc = ctypes.CDLL(None, use_errno=True); r = libc.syscall(175, None, 0, b""); print("load-module", "ok" if r != 0 and ctypes.get_errno() in (1, 38) else "ESCAPED")'
+hostname sandboxed-guest && echo "hostname $(hostname)"
+echo "hashes $(cut -d: -f2 /etc/shadow | sort -u | tr '\n' ' ')"
+echo mine > /etc/azdock-sandbox
+mkdir -p /home/azureuser && echo mine > /home/azureuser/file
+token=$(curl -sf --cacert /run/azdock-agent/ca.pem -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/token?api-version=2018-02-01&resource=$CLOUD/")
+case "$token" in *access_token*) echo "imds ok" ;; *) echo "imds FAILED" ;; esac
+echo "admin $(curl -s -o /dev/null -w '%{http_code}' --cacert /run/azdock-agent/ca.pem "$CLOUD/_emulator/health")"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_code_cannot_reach_the_host() {
+    use std::os::unix::fs::MetadataExt as _;
+    if let Some(reason) = azdock_emulator::Emulator::script_unavailable_reason() {
+        assert!(std::env::var_os("AZDOCK_TESTS_WITHOUT_DOCKERD").is_some(), "scripts cannot run here: {reason}");
+        return;
+    }
+    let world = world().await;
+    let (api, vm) = (&world.api, world.vm.clone());
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let script = format!(
+        "HOST_PID={} HOST_COMM='{}' CLOUD='{}'\n{ESCAPES}",
+        std::process::id(),
+        comm.trim(),
+        world.emulator.base_url()
+    );
+    let op = api
+        .wait(
+            Method::PUT,
+            &format!("{vm}/extensions/probe?{C}"),
+            Some(custom_script(&json!({"script": b64(script.as_bytes())}))),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let (_, _, ext) = api.call(Method::GET, &format!("{vm}/extensions/probe?{C}&$expand=instanceView"), None).await;
+    let out = ext["properties"]["instanceView"]["substatuses"][0]["message"].as_str().unwrap().to_owned();
+    let lines: Vec<&str> = out.lines().collect();
+    for check in [
+        "uid 0",
+        "remount-rw ok",
+        "unmount-vm-dir ok",
+        "write-usr ok",
+        "write-var-cache ok",
+        "nsenter-pid1 ok",
+        "host-process ok",
+        "clock ok",
+        "sysctl ok",
+        "net-admin ok",
+        "load-module ok",
+        "hostname sandboxed-guest",
+        "hashes * ",
+        "imds ok",
+        "admin 401",
+    ] {
+        assert!(lines.contains(&check), "missing `{check}` in:\n{out}");
+    }
+    assert!(!out.contains("ESCAPED"), "{out}");
+    for path in ["/usr/azdock-escape", "/var/cache/azdock-escape"] {
+        assert!(!std::path::Path::new(path).exists(), "{path} was written on the host");
+    }
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), host_name);
+    assert!(std::time::SystemTime::now() > std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+
+    // The VM's own writes land in its directories, owned by its unprivileged ids.
+    assert_eq!(file(api, "dockerhost", "/etc/azdock-sandbox").await.as_deref(), Some("mine\n"));
+    assert_eq!(file(api, "dockerhost", "/home/azureuser/file").await.as_deref(), Some("mine\n"));
+    let vms = world.dir.path().join("cloud/vms");
+    let written = std::fs::read_dir(&vms)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("root/etc/azdock-sandbox"))
+        .find(|p| p.exists())
+        .expect("the file in the VM's /etc");
+    let owner = std::fs::metadata(&written).unwrap().uid();
+    assert!(owner >= 1_000_000_000, "guest root is host uid {owner}");
+    world.emulator.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
     if !azdock_tests::dockerd_available() {
@@ -247,9 +340,9 @@ async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
     let (server_cert, server_key) = certs.server_paths("dockerhost");
     let pem = |p: &std::path::Path| std::fs::read_to_string(p).unwrap();
     let port = azdock_tests::free_port();
-    // What a Docker install script does, minus the package install the image already has.
+    // What a Docker install script does: the package (the local cloud's shim), files, drop-in.
     let script = format!(
-        "set -e\nmkdir -p /etc/docker /etc/systemd/system/docker.service.d\numask 077\n\
+        "set -e\napt-get install -y docker.io\nmkdir -p /etc/docker /etc/systemd/system/docker.service.d\numask 077\n\
          cat > /etc/docker/ca.pem <<'EOF'\n{}EOF\ncat > /etc/docker/cert.pem <<'EOF'\n{}EOF\ncat > /etc/docker/key.pem <<'EOF'\n{}EOF\n\
          cat > /etc/systemd/system/docker.service.d/10-azdock.conf <<'EOF'\n[Service]\nExecStart=\n\
          ExecStart=/usr/bin/dockerd -H fd:// -H tcp://0.0.0.0:{port} --tlsverify --tlscacert=/etc/docker/ca.pem --tlscert=/etc/docker/cert.pem --tlskey=/etc/docker/key.pem\nEOF\n\
@@ -270,6 +363,23 @@ async fn a_script_that_configures_dockerd_with_tls_gets_a_real_daemon() {
     assert_eq!(guest["guest"]["docker"]["daemon"]["state"], "running", "{guest}");
     let (ok, out) = docker(&world, &certs, port, &["version", "--format", "{{.Server.Version}}"]);
     assert!(ok, "docker could not reach the daemon the script configured: {out}");
+
+    // Inside the VM, a user in the guest's `docker` group reaches this daemon, and others do not.
+    let inside = "useradd -m -G docker ops && useradd -m eve\n\
+        setpriv --reuid=ops --regid=ops --init-groups docker -H unix:///run/docker.sock version --format 'ops {{.Server.Version}}'\n\
+        setpriv --reuid=eve --regid=eve --init-groups docker -H unix:///run/docker.sock version >/dev/null 2>&1 || echo 'eve refused'\n";
+    let op = api
+        .wait(
+            Method::PUT,
+            &format!("{vm}/extensions/docker?{C}"),
+            Some(custom_script(&json!({"script": b64(inside.as_bytes())}))),
+        )
+        .await;
+    assert_eq!(op["status"], "Succeeded", "{op}");
+    let (_, _, ext) = api.call(Method::GET, &format!("{vm}/extensions/docker?{C}&$expand=instanceView"), None).await;
+    let said = ext["properties"]["instanceView"]["substatuses"][0]["message"].as_str().unwrap();
+    let version = out.trim();
+    assert!(said.contains(&format!("ops {version}")) && said.contains("eve refused"), "{said}");
     world.emulator.stop().await;
 }
 

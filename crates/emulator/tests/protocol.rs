@@ -50,7 +50,8 @@ impl Cloud {
             &p.client_id,
             &p.client_secret,
         )
-        .await;
+        .await
+        .with_admin_key(emulator.admin_key());
         Self { emulator, arm, dir }
     }
 }

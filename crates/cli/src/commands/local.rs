@@ -126,8 +126,7 @@ fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
             .create(&paths.dir)
             .with_context(|| format!("cannot create `{}`", paths.dir.display()))?;
         let _ = std::fs::remove_file(paths.server());
-        let log =
-            std::fs::File::create(paths.log()).with_context(|| format!("cannot create `{}`", paths.log().display()))?;
+        let log = private_file(&paths.log()).with_context(|| format!("cannot create `{}`", paths.log().display()))?;
         let exe = std::env::current_exe().context("cannot find the azdock binary")?;
         let mut cmd = Command::new(exe);
         cmd.args(["local", "serve"]);
@@ -210,14 +209,39 @@ fn status(paths: &Paths) -> anyhow::Result<Value> {
             .tls_built_in_root_certs(false)
             .timeout(Duration::from_secs(5))
             .build()?;
-        let health: Value =
-            client.get(format!("{base}/_emulator/health")).send().await?.error_for_status()?.json().await?;
+        let key = azdock_emulator::read_admin_key(&paths.dir).context("cannot read the local cloud's admin key")?;
+        let health: Value = client
+            .get(format!("{base}/_emulator/health"))
+            .header(azdock_emulator::ADMIN_KEY_HEADER, key)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         anyhow::Ok(health)
     })?;
     Ok(json!({
         "status": "running", "endpoint": base, "pid": server["pid"], "resources": health["resources"], "vms": health["vms"],
         "operations": health["operations"], "stateDir": paths.dir, "dockerDaemons": docker, "scripts": scripts,
+        "clients": who_may_connect(paths),
     }))
+}
+
+/// Who can use the running cloud: any local user can open its port, but only holders of its
+/// keys — the owner of the state directory — get anything from it.
+fn who_may_connect(paths: &Paths) -> String {
+    use std::os::unix::fs::MetadataExt as _;
+    let owner = std::fs::metadata(&paths.dir).map_or_else(|_| "its owner".to_owned(), |m| format!("uid {}", m.uid()));
+    format!(
+        "ARM with a token for the printed service principal; the admin routes (`/_emulator`), IMDS and App Service identity only with the keys in `{}`, readable by {owner} alone; guest code runs as unprivileged host ids",
+        paths.dir.display()
+    )
+}
+
+/// A new or truncated file that only its owner can read (0600 from its creation).
+fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -278,7 +302,7 @@ fn serve(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<()> {
             emulator.set_faults(seed, rules);
         }
         let server = json!({"pid": std::process::id(), "baseUrl": emulator.base_url()});
-        std::fs::write(paths.server(), serde_json::to_vec_pretty(&server)?)?;
+        std::io::Write::write_all(&mut private_file(&paths.server())?, &serde_json::to_vec_pretty(&server)?)?;
         tracing::warn!("azdock local cloud listening on {}", emulator.base_url());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

@@ -405,32 +405,30 @@ fn write_local_file(
 }
 
 /// In the local cloud, what the guest says about its dockerd when it will not answer (not set
-/// up, failed to start, cannot run here), so that nobody waits ten minutes for it. Real clouds
-/// have no such window into the VM.
+/// up, failed to start, cannot run here), so that nobody waits ten minutes for it. The local
+/// cloud reports it in the VM's instance view as `LocalCloud/DockerDaemon/<state>`; real clouds
+/// have no such status.
 pub(crate) async fn local_daemon_trouble(arm: &Arm, vm: &Vm) -> Option<String> {
     if !vm.facts.cloud.eq_ignore_ascii_case("local") {
         return None;
     }
-    let path = format!("/_emulator/guests/{}/{}/{}", vm.addr.subscription, vm.addr.resource_group, vm.addr.name);
-    let guest = arm.get(&path).await.ok()?;
-    let guest = &guest["guest"];
-    let daemon = &guest["docker"]["daemon"];
-    match daemon["state"].as_str() {
-        Some("failed" | "unavailable") => {
-            Some(format!("the VM's dockerd does not run: {}", daemon["reason"].as_str().unwrap_or("no reason given")))
-        }
-        Some(_) => None,
-        None => {
-            let cloud_init = match (guest["cloudInit"]["status"].as_str(), guest["cloudInit"]["detail"].as_str()) {
-                (Some(status), Some(detail)) if !detail.is_empty() => {
-                    format!(" (cloud-init: {status}: {})", detail.trim())
-                }
-                _ => String::new(),
-            };
-            Some(format!("Docker is not set up on the VM: nothing configured dockerd with a TCP listener{cloud_init}"))
-        }
+    let path = format!("{}?api-version={COMPUTE_API}&$expand=instanceView", vm.addr.path());
+    let body = arm.get(&path).await.ok()?;
+    let statuses = body["properties"]["instanceView"]["statuses"].as_array()?;
+    let Some(status) = statuses.iter().find(|s| s["code"].as_str().is_some_and(|c| c.starts_with(DAEMON_STATUS)))
+    else {
+        return Some("Docker is not set up on the VM: nothing configured dockerd with a TCP listener".into());
+    };
+    let message = status["message"].as_str().unwrap_or("no reason given");
+    match status["code"].as_str()?.trim_start_matches(DAEMON_STATUS) {
+        "failed" | "unavailable" => Some(format!("the VM's dockerd does not run: {message}")),
+        "notConfigured" => Some(format!("Docker is not set up on the VM: {message}")),
+        _ => None,
     }
 }
+
+/// The instance-view status in which the local cloud reports a guest's dockerd.
+const DAEMON_STATUS: &str = "LocalCloud/DockerDaemon/";
 
 /// Why a Docker daemon cannot be reached, in words a user can act on.
 pub(crate) async fn explain(arm: &Arm, vm: &Vm, host: &str, port: u16, failure: &probe::Failure) -> String {
