@@ -394,8 +394,39 @@ async fn measure(up: &Value) -> anyhow::Result<Vec<Measure>> {
             json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/16"}}]}}),
         )
         .await?;
-    let fleet = fleet(std::sync::Arc::new(cloud), &net, pid).await?;
-    Ok(std::iter::once(get).chain(fleet).collect())
+    let cloud = std::sync::Arc::new(cloud);
+    let fleet = fleet(cloud.clone(), &net, pid).await?;
+    let durable = durable_puts(&cloud).await?;
+    Ok(std::iter::once(get).chain(fleet).chain([durable]).collect())
+}
+
+/// Resource-group PUTs, 16 in flight: each is answered only once the journal has it on disk,
+/// so this is the rate of acknowledged, durable writes (concurrent ones share an fsync).
+async fn durable_puts(cloud: &std::sync::Arc<Cloud>) -> anyhow::Result<Measure> {
+    let (workers, each) = (16, 150);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let cloud = cloud.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..each {
+                let path =
+                    format!("/subscriptions/{}/resourcegroups/durable-{w}-{i}?api-version=2021-04-01", cloud.sub);
+                cloud.put(&path, json!({"location": "westeurope"})).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let rate = f64::from(workers * each) / start.elapsed().as_secs_f64();
+    Ok(Measure {
+        what: "acknowledged PUTs, each on disk before its answer (resource groups, 16 in flight)".into(),
+        value: format!("{rate:.0} PUT/s"),
+        target: "(new)",
+    })
 }
 
 /// Simple GETs with 8 keep-alive connections. wrk (Debian's `wrk`) is the load generator when

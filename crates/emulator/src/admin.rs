@@ -111,7 +111,7 @@ fn principal_credential(
             if !crate::add_certificate(shared, client_id, pem) {
                 return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
             }
-            inner.dirty = true;
+            inner.principals_changed = true;
             Ok(Resp::empty(204))
         }
         "federated-credentials" => {
@@ -134,7 +134,7 @@ fn principal_credential(
             if !crate::add_federated(shared, client_id, credential) {
                 return Err(ArmError::new(404, "NotFound", format!("no service principal with client id {client_id}")));
             }
-            inner.dirty = true;
+            inner.principals_changed = true;
             Ok(Resp::empty(204))
         }
         _ => Err(ArmError::new(404, "NotFound", format!("The requested path '{}' was not found.", req.path))),

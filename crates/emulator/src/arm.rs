@@ -767,8 +767,14 @@ fn delete_resource(
     if lower == "microsoft.compute/virtualmachines" {
         // Detach the NICs so they can be deleted after the VM.
         let vm_id = resource.id.clone();
-        for r in inner.resources.values_mut() {
-            if r.body["properties"]["virtualMachine"]["id"].as_str().is_some_and(|id| eq(id, &vm_id)) {
+        let attached: Vec<String> = inner
+            .resources
+            .iter()
+            .filter(|(_, r)| r.body["properties"]["virtualMachine"]["id"].as_str().is_some_and(|id| eq(id, &vm_id)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in attached {
+            if let Some(r) = inner.resources.get_mut(&key) {
                 r.body["properties"].as_object_mut().map(|p| p.remove("virtualMachine"));
             }
         }
@@ -845,7 +851,7 @@ fn check_not_in_use(inner: &Inner, type_name: &str, k: &str, id: &str) -> Result
         }
         "microsoft.network/virtualnetworks" => {
             let prefix = format!("{k}/subnets/");
-            for (sk, s) in &inner.resources {
+            for (sk, s) in inner.resources.iter() {
                 if sk.starts_with(&prefix)
                     && let Some(user) = nic_users(&s.id).first()
                 {
@@ -1102,7 +1108,7 @@ fn prepare_rule(inner: &Inner, id: &str, name: &str, props: &mut Map<String, Val
         (props["priority"].as_i64().unwrap_or_default(), props["direction"].as_str().unwrap_or_default().to_owned());
     let parent = id.rsplit_once("/securityRules/").map(|(p, _)| key(p)).unwrap_or_default();
     let prefix = format!("{parent}/securityrules/");
-    for (k, r) in &inner.resources {
+    for (k, r) in inner.resources.iter() {
         if k.starts_with(&prefix)
             && !eq(&r.id, id)
             && r.body["properties"]["priority"].as_i64() == Some(priority)

@@ -155,7 +155,6 @@ pub(crate) fn finish(
 ) {
     let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     update(&mut inner);
-    inner.dirty = true;
     let mut start_docker = false;
     let root = vm_dir(shared, vm_key);
     if ok && let Some(vm) = inner.vms.get_mut(vm_key) {
@@ -179,6 +178,8 @@ pub(crate) fn finish(
         o.blocked = false;
     }
     let jobs = std::mem::take(&mut inner.jobs);
+    // Journaled now; the next response that shows it waits for it to be on disk.
+    crate::persist::append(shared, &mut inner);
     drop(inner);
     crate::run_jobs(shared, jobs);
 }

@@ -82,7 +82,6 @@ pub(crate) fn start(shared: &Shared, vm_key: &str, op: Option<&str>) {
     if let Some(docker) = inner.vms.get_mut(vm_key).and_then(|vm| vm.guest.docker.as_mut()) {
         docker.daemon = daemon;
     }
-    inner.dirty = true;
     if let Some(op) = op.and_then(|id| inner.ops.get_mut(id)) {
         op.blocked = false;
         if let Some(reason) = failure {
@@ -95,6 +94,7 @@ pub(crate) fn start(shared: &Shared, vm_key: &str, op: Option<&str>) {
             ));
         }
     }
+    crate::persist::append(shared, &mut inner);
 }
 
 enum Launched {

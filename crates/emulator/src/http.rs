@@ -121,16 +121,24 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     }
     let resp = dispatch(&shared, &req, lro_fail);
     let rid = request_id(&req);
-    let jobs = {
+    let (jobs, seq) = {
         let mut inner = lock(&shared);
         inner.log(&req.method, &logged_path, resp.status, started.elapsed());
-        // Only an accepted change to ARM resources needs saving; reads, token requests and
-        // refused requests change nothing (settling operations marks itself).
-        let mutating = !matches!(req.method.as_str(), "GET" | "HEAD");
-        inner.dirty |= !admin && mutating && resp.status < 400 && req.path.starts_with("/subscriptions");
-        std::mem::take(&mut inner.jobs)
+        // Whatever this request (or anything before it) changed is journaled in order; the
+        // answer leaves only once all of it is on disk, so nothing acknowledged is lost.
+        let seq = crate::persist::append(&shared, &mut inner);
+        (std::mem::take(&mut inner.jobs), seq)
     };
     crate::run_jobs(&shared, jobs);
+    if let Err(reason) = crate::persist::durable(&shared, seq).await {
+        let resp = ArmError::new(
+            500,
+            "InternalServerError",
+            format!("The local cloud could not save the change, so it is not acknowledged: {reason}"),
+        )
+        .into_resp();
+        return Ok(to_hyper(&resp, &rid));
+    }
     Ok(to_hyper(&resp, &rid))
 }
 

@@ -31,6 +31,7 @@ mod sandbox;
 mod state;
 mod throttle;
 mod tls;
+mod tracked;
 mod wire;
 
 use std::fmt;
@@ -77,6 +78,9 @@ pub enum EmulatorError {
     Listen { port: u16, source: std::io::Error },
     #[error("cannot set up TLS: {0}")]
     Tls(String),
+    /// The stored state cannot be loaded; the message says how to start over.
+    #[error("{0}")]
+    Load(String),
 }
 
 /// How to run the emulator.
@@ -95,7 +99,8 @@ pub struct Config {
     /// Subscriptions that exist (principals see those they have a role on).
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
-    /// Keep resources and guests in `state.json` across restarts.
+    /// Keep resources, operations and guests across restarts (and crashes): every change is
+    /// journaled before it is acknowledged.
     pub persist: bool,
 }
 
@@ -141,6 +146,8 @@ pub(crate) struct Shared {
     pub imds_key: String,
     /// The CA certificate (PEM) of the local cloud, for guests that call it.
     pub ca_pem: String,
+    /// Where changes go before they are acknowledged (`None`: nothing is kept).
+    pub journal: Option<Arc<persist::Journal>>,
     pub inner: Mutex<state::Inner>,
 }
 
@@ -159,8 +166,6 @@ pub struct Emulator {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
-    saver: Option<tokio::task::JoinHandle<()>>,
-    persist: bool,
 }
 
 impl fmt::Debug for Emulator {
@@ -183,6 +188,19 @@ impl Emulator {
         } else {
             config.principals.clone()
         };
+        let mut inner = state::Inner::new(
+            throttle::Throttle::new(config.throttle),
+            Faults::new(config.fault_seed),
+            config.durations,
+        );
+        let mut principals = principals;
+        let (journal, generation, restart_jobs) = if config.persist {
+            let (journal, generation, jobs) = persist::open(&config.state_dir, &mut inner, &mut principals)
+                .map_err(|e| EmulatorError::Load(e.to_string()))?;
+            (Some(Arc::new(journal)), generation, jobs)
+        } else {
+            (None, 0, Vec::new())
+        };
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
             .await
             .map_err(|source| EmulatorError::Listen { port: config.port, source })?;
@@ -200,36 +218,17 @@ impl Emulator {
             admin_key: secret(&config.state_dir, ADMIN_KEY_FILE).map_err(state_err)?,
             imds_key: secret(&config.state_dir, "imds.key").map_err(state_err)?,
             ca_pem: identity.ca_pem.clone(),
-            inner: Mutex::new(state::Inner::new(
-                throttle::Throttle::new(config.throttle),
-                Faults::new(config.fault_seed),
-                config.durations,
-            )),
+            journal,
+            inner: Mutex::new(inner),
         });
+        persist::start_committer(&shared, generation).map_err(state_err)?;
         // Last, once every file of the state directory exists (the TLS identity, the keys).
         private_state(&config.state_dir).map_err(state_err)?;
-        let restart_jobs = if config.persist {
-            let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let mut principals = shared.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            persist::load(&config.state_dir, &mut inner, &mut principals).map_err(state_err)?
-        } else {
-            Vec::new()
-        };
         let (shutdown, rx) = watch::channel(false);
         let acceptor = tokio_rustls::TlsAcceptor::from(identity.config);
-        let task = tokio::spawn(http::serve(listener, acceptor, shared.clone(), rx.clone()));
-        let saver = config.persist.then(|| tokio::spawn(persist::saver(shared.clone(), rx)));
+        let task = tokio::spawn(http::serve(listener, acceptor, shared.clone(), rx));
         run_jobs(&shared, restart_jobs);
-        Ok(Self {
-            base_url,
-            ca_pem: identity.ca_pem,
-            principals,
-            shared,
-            shutdown,
-            task,
-            saver,
-            persist: config.persist,
-        })
+        Ok(Self { base_url, ca_pem: identity.ca_pem, principals, shared, shutdown, task })
     }
 
     /// `https://127.0.0.1:<port>`: the ARM endpoint and the authority host.
@@ -270,25 +269,20 @@ impl Emulator {
     pub fn add_certificate(&self, client_id: &str, pem: &str) -> bool {
         let added = add_certificate(&self.shared, client_id, pem);
         if added {
-            self.shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).dirty = true;
+            let mut inner = self.shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inner.principals_changed = true;
+            persist::append(&self.shared, &mut inner);
         }
         added
     }
 
-    /// Stops accepting connections, waits for the server task, and stops every dockerd it
-    /// started.
+    /// Stops accepting connections, waits for the server task, writes what the journal holds,
+    /// and stops every dockerd it started.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
-        if let Some(saver) = self.saver {
-            let _ = saver.await;
-        }
-        if self.persist {
-            let shared = self.shared.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || persist::save(&shared)).await {
-                tracing::warn!("cannot save the local cloud's state: {e}");
-            }
-        }
+        let shared = self.shared.clone();
+        let _ = tokio::task::spawn_blocking(move || persist::close(&shared)).await;
         let daemons: Vec<_> =
             self.shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
         let _ = tokio::task::spawn_blocking(move || drop(daemons)).await;
@@ -431,6 +425,13 @@ pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
             state::Job::ForgetVm { vm_key } => {
                 docker::stop(&shared, &vm_key);
                 let dir = shared.state_dir.join("vms").join(docker::hex_id(&vm_key));
+                if let Err(e) = std::fs::remove_dir_all(&dir)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    tracing::warn!("cannot remove `{}`: {e}", dir.display());
+                }
+            }
+            state::Job::RemoveGuest { dir } => {
                 if let Err(e) = std::fs::remove_dir_all(&dir)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {

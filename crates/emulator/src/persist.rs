@@ -1,28 +1,62 @@
-//! Persistence: the cloud's resources, VM runtimes and guests survive `azdock local down` and
-//! `up`. A background task writes `state.json` atomically when something changed, at most every
-//! 250 ms, and once more on stop; operations in flight are treated as finished on load.
+//! Persistence: nothing the local cloud acknowledged is lost when it stops or crashes.
+//!
+//! Every change is a record in a journal (`state.journal.<generation>`, one JSON line per
+//! changed resource, VM, operation, address counter or principal credential — its whole new
+//! value, or its removal), appended under the state lock in the order the changes happened. A
+//! response is sent only once the journal holds its changes on disk: one committer thread writes
+//! and `fdatasync`s whatever has queued up while the previous sync ran, so concurrent writes
+//! share one sync (group commit) and the cost of a write follows its own size, not the cloud's.
+//! `state.json` is a snapshot: written at start (after replaying the journal) and whenever the
+//! journal outgrows [`CHECKPOINT_BYTES`], each time with a new journal generation; the journals of
+//! older generations are then deleted. Replaying is idempotent (records carry whole values), so
+//! a crash at any point leaves a snapshot and journals that replay to every acknowledged write.
+//! A torn last line — a write that was never acknowledged — ends the replay.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-use std::time::Duration;
+use std::io::{BufRead as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::Shared;
 use crate::guest::Guest;
-use crate::state::{Inner, Job, Resource, VmRuntime};
+use crate::state::{Effect, Inner, Job, Operation, Resource, VmRuntime};
+use crate::wire::ArmError;
 
-const FILE: &str = "state.json";
-const VERSION: u32 = 1;
+const SNAPSHOT: &str = "state.json";
+const JOURNAL_PREFIX: &str = "state.journal.";
+/// Version 1 was a snapshot written every 250 ms (no journal, no operations); it loads as a
+/// snapshot of generation 0.
+const VERSION: u32 = 2;
+/// A journal this large is folded into a new snapshot.
+const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Why the stored state cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("cannot read or write the local cloud's state: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(
+        "`{path}` {problem}; the local cloud will not start over silently: run `azdock local reset` to delete its resources and begin anew"
+    )]
+    Unusable { path: PathBuf, problem: String },
+}
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     version: u32,
+    /// The journal generation to replay on top (version 1 files have none: 0).
+    #[serde(default)]
+    journal: u64,
     next_ip: u32,
     resources: Vec<StoredResource>,
     vms: BTreeMap<String, StoredVm>,
+    #[serde(default)]
+    ops: BTreeMap<String, StoredOp>,
     /// Certificates registered for principals at run time, by client id.
     #[serde(default)]
     certificates: BTreeMap<String, Vec<String>>,
@@ -43,80 +77,362 @@ struct StoredVm {
     power: String,
     guest: Guest,
     /// The guest's Docker certificates (kept out of the guest's JSON view), so its daemon can
-    /// come back after a restart. The state directory is private (0700).
+    /// come back after a restart. The state directory is private (0700, files 0600).
     #[serde(default)]
     docker_certs: Option<[String; 3]>,
     extension_status: BTreeMap<String, Vec<Value>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredOp {
+    /// Milliseconds since the Unix epoch.
+    started_ms: u64,
+    started_at: String,
+    duration_ms: u64,
+    effect: StoredEffect,
+    error: Option<StoredError>,
+    settled: bool,
+    blocked: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+enum StoredEffect {
+    Provision { key: String },
+    Delete { keys: Vec<String> },
+    Power { vm_key: String, to: String, back: String },
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredError {
+    status: u16,
+    code: String,
+    message: String,
+    target: Option<String>,
+}
+
+/// One journal line: the new value of one thing, or `None` for its removal.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum Record {
+    Resource { key: String, value: Option<StoredResource> },
+    Vm { key: String, value: Option<Box<StoredVm>> },
+    Op { id: String, value: Option<StoredOp> },
+    NextIp(u32),
+    Principal { client_id: String, certificates: Vec<String>, federated: Vec<crate::FederatedCredential> },
 }
 
 fn power(name: &str) -> &'static str {
     match name {
         "stopped" | "stopping" => "stopped",
         "deallocated" | "deallocating" => "deallocated",
+        "starting" => "starting",
         _ => "running",
     }
 }
 
-/// Loads `state.json` into `inner`; returns the jobs that bring running Docker hosts back.
-pub(crate) fn load(
+fn stored_vm(vm: &VmRuntime) -> StoredVm {
+    StoredVm {
+        power: vm.power.to_owned(),
+        guest: vm.guest.clone(),
+        docker_certs: vm.guest.docker.as_ref().and_then(|d| d.certs.clone()),
+        extension_status: vm.extension_status.clone(),
+    }
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    u64::try_from(t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis()).unwrap_or(u64::MAX)
+}
+
+fn stored_op(op: &Operation) -> StoredOp {
+    StoredOp {
+        started_ms: unix_ms(op.started_wall),
+        started_at: op.started_at.clone(),
+        duration_ms: u64::try_from(op.duration.as_millis()).unwrap_or(u64::MAX),
+        effect: match &op.effect {
+            Effect::Provision { key } => StoredEffect::Provision { key: key.clone() },
+            Effect::Delete { keys } => StoredEffect::Delete { keys: keys.clone() },
+            Effect::Power { vm_key, to, back } => {
+                StoredEffect::Power { vm_key: vm_key.clone(), to: (*to).to_owned(), back: (*back).to_owned() }
+            }
+        },
+        error: op.result.as_ref().err().map(|e| StoredError {
+            status: e.status,
+            code: e.code.clone(),
+            message: e.message.clone(),
+            target: e.target.clone(),
+        }),
+        settled: op.settled,
+        blocked: op.blocked,
+    }
+}
+
+/// An operation as it was, re-based on this process's clock: the time it already ran counts.
+fn operation(op: StoredOp) -> Operation {
+    let now = SystemTime::now();
+    let started_wall = UNIX_EPOCH + Duration::from_millis(op.started_ms);
+    let ran = now.duration_since(started_wall).unwrap_or_default();
+    let started = Instant::now().checked_sub(ran).unwrap_or_else(Instant::now);
+    let mut result = op.error.map_or(Ok(()), |e| {
+        let mut err = ArmError::new(e.status, &e.code, e.message);
+        err.target = e.target;
+        Err(err)
+    });
+    // A handler that was running (a script, a dockerd starting) died with the old process.
+    if op.blocked && result.is_ok() {
+        result = Err(ArmError::new(
+            200,
+            "VMExtensionProvisioningError",
+            "The local cloud restarted while the extension's handler ran, so its outcome is unknown; run the extension again.",
+        ));
+    }
+    Operation {
+        started,
+        started_wall,
+        started_at: op.started_at,
+        duration: Duration::from_millis(op.duration_ms),
+        effect: match op.effect {
+            StoredEffect::Provision { key } => Effect::Provision { key },
+            StoredEffect::Delete { keys } => Effect::Delete { keys },
+            StoredEffect::Power { vm_key, to, back } => Effect::Power { vm_key, to: power(&to), back: power(&back) },
+        },
+        result,
+        settled: op.settled,
+        blocked: false,
+    }
+}
+
+/// The records for everything changed since the last call; `None` when nothing changed.
+fn changes(inner: &mut Inner, shared: &Shared) -> Vec<Record> {
+    let mut records = Vec::new();
+    for key in inner.resources.take_touched() {
+        let value = inner.resources.get(&key).map(|r| StoredResource { id: r.id.clone(), body: r.body.clone() });
+        records.push(Record::Resource { key, value });
+    }
+    for key in inner.vms.take_touched() {
+        let value = inner.vms.get(&key).map(|vm| Box::new(stored_vm(vm)));
+        records.push(Record::Vm { key, value });
+    }
+    for id in inner.ops.take_touched() {
+        let value = inner.ops.get(&id).map(stored_op);
+        records.push(Record::Op { id, value });
+    }
+    if inner.next_ip != inner.saved_next_ip {
+        inner.saved_next_ip = inner.next_ip;
+        records.push(Record::NextIp(inner.next_ip));
+    }
+    if std::mem::take(&mut inner.principals_changed) {
+        for p in shared.principals() {
+            records.push(Record::Principal {
+                client_id: p.client_id,
+                certificates: p.certificates,
+                federated: p.federated,
+            });
+        }
+    }
+    records
+}
+
+/// Where the committer stands: everything up to `durable` is on disk; `failed` once a write or
+/// sync failed (then nothing more is acknowledged).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Progress {
+    pub durable: u64,
+    pub failed: Option<Arc<str>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    buf: Vec<u8>,
+    /// The sequence number of the last append.
+    seq: u64,
+    closing: bool,
+}
+
+/// The journal of a persistent local cloud.
+#[derive(Debug)]
+pub(crate) struct Journal {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    progress: watch::Sender<Progress>,
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Queues what changed since the last call (under the state lock, so records keep the order of
+/// the changes) and returns the sequence number a response must wait for. Without persistence
+/// it only forgets the changes.
+pub(crate) fn append(shared: &Shared, inner: &mut Inner) -> u64 {
+    let records = changes(inner, shared);
+    let Some(journal) = &shared.journal else { return 0 };
+    let mut pending = lock(&journal.pending);
+    if !records.is_empty() {
+        for record in &records {
+            // Serializing plain data into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut pending.buf, record);
+            pending.buf.push(b'\n');
+        }
+        pending.seq += 1;
+        journal.wake.notify_one();
+    }
+    pending.seq
+}
+
+/// Waits until everything up to `seq` is on disk.
+pub(crate) async fn durable(shared: &Shared, seq: u64) -> Result<(), Arc<str>> {
+    let Some(journal) = &shared.journal else { return Ok(()) };
+    let mut rx = journal.progress.subscribe();
+    let progress = rx.wait_for(|p| p.durable >= seq || p.failed.is_some()).await.map(|p| Progress::clone(&p));
+    match progress {
+        Ok(p) if p.durable >= seq => Ok(()),
+        Ok(p) => Err(p.failed.unwrap_or_else(|| "the journal stopped".into())),
+        Err(_) => Err("the journal stopped".into()),
+    }
+}
+
+/// Loads the snapshot and replays the journals into `inner`, reconciles the guests with it,
+/// then writes a new snapshot and opens a new journal. Returns the journal and the jobs that
+/// bring running Docker hosts back and remove the guests of VMs that are gone.
+pub(crate) fn open(
     dir: &Path,
     inner: &mut Inner,
     principals: &mut [crate::ServicePrincipal],
-) -> std::io::Result<Vec<Job>> {
-    let path = dir.join(FILE);
-    let data = match std::fs::read(&path) {
-        Ok(data) => data,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+) -> Result<(Journal, u64, Vec<Job>), LoadError> {
+    let mut generation = load(dir, inner, principals)?;
+    let jobs = reconcile(dir, inner);
+    // Everything loaded is the new snapshot's; nothing of it is a change to journal.
+    let _ = inner.resources.take_touched();
+    let _ = inner.vms.take_touched();
+    let _ = inner.ops.take_touched();
+    inner.saved_next_ip = inner.next_ip;
+    inner.principals_changed = false;
+    generation += 1;
+    write_snapshot(dir, &snapshot(inner, principals, generation))?;
+    remove_journals_before(dir, generation)?;
+    let (progress, _) = watch::channel(Progress::default());
+    let journal = Journal {
+        dir: dir.to_owned(),
+        pending: Mutex::new(Pending::default()),
+        wake: Condvar::new(),
+        progress,
+        committer: Mutex::new(None),
     };
-    let snapshot: Snapshot = serde_json::from_slice(&data)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("`{}`: {e}", path.display())))?;
-    inner.next_ip = snapshot.next_ip;
-    for p in principals.iter_mut() {
-        for pem in snapshot.certificates.get(&p.client_id).into_iter().flatten() {
-            if !p.certificates.contains(pem) {
-                p.certificates.push(pem.clone());
-            }
-        }
-        for f in snapshot.federated.get(&p.client_id).into_iter().flatten() {
-            if !p.federated.contains(f) {
-                p.federated.push(f.clone());
-            }
-        }
-    }
-    for r in snapshot.resources {
-        let mut body = r.body;
-        match body["properties"]["provisioningState"].as_str() {
-            // What was being deleted when the cloud stopped is gone now.
-            Some("Deleting") => continue,
-            Some("Creating" | "Updating") => body["properties"]["provisioningState"] = json!("Succeeded"),
-            _ => {}
-        }
-        inner.resources.insert(r.id.to_ascii_lowercase(), Resource { id: r.id, body });
-    }
-    let mut jobs = Vec::new();
-    for (key, vm) in snapshot.vms {
-        if !inner.resources.contains_key(&key) {
-            continue;
-        }
-        let mut guest = vm.guest;
-        let running = power(&vm.power) == "running";
-        if let Some(docker) = guest.docker.as_mut() {
-            docker.certs = vm.docker_certs;
-            if docker.certs.is_some() && running {
-                docker.daemon = crate::guest::Daemon::Starting;
-                jobs.push(Job::StartDocker { vm_key: key.clone(), op: None });
-            } else if docker.certs.is_some() {
-                docker.daemon = crate::guest::Daemon::Stopped;
-            }
-        }
-        inner.vms.insert(key, VmRuntime { power: power(&vm.power), guest, extension_status: vm.extension_status });
-    }
-    Ok(jobs)
+    Ok((journal, generation, jobs))
 }
 
-fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal]) -> Snapshot {
+/// Starts the committer thread of the shared state's journal.
+pub(crate) fn start_committer(shared: &Arc<Shared>, generation: u64) -> std::io::Result<()> {
+    let Some(journal) = shared.journal.clone() else { return Ok(()) };
+    let file = open_journal(&journal.dir, generation)?;
+    let weak = Arc::downgrade(shared);
+    let theirs = journal.clone();
+    let handle = std::thread::Builder::new()
+        .name("azdock-journal".into())
+        .spawn(move || commit_loop(&theirs, &weak, file, generation))?;
+    *lock(&journal.committer) = Some(handle);
+    Ok(())
+}
+
+/// Writes what is queued, then stops the committer (on the emulator's stop).
+pub(crate) fn close(shared: &Shared) {
+    let Some(journal) = &shared.journal else { return };
+    lock(&journal.pending).closing = true;
+    journal.wake.notify_one();
+    if let Some(handle) = lock(&journal.committer).take() {
+        let _ = handle.join();
+    }
+}
+
+fn open_journal(dir: &Path, generation: u64) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(dir.join(format!("{JOURNAL_PREFIX}{generation}")))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+fn commit_loop(journal: &Journal, shared: &std::sync::Weak<Shared>, mut file: std::fs::File, mut generation: u64) {
+    loop {
+        let (buf, seq, closing) = {
+            let mut pending = lock(&journal.pending);
+            while pending.buf.is_empty() && !pending.closing {
+                let (next, waited) = journal
+                    .wake
+                    .wait_timeout(pending, Duration::from_secs(1))
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending = next;
+                // An emulator dropped without `stop`: nothing will ever be queued again.
+                if waited.timed_out() && shared.strong_count() == 0 {
+                    return;
+                }
+            }
+            (std::mem::take(&mut pending.buf), pending.seq, pending.closing)
+        };
+        if !buf.is_empty() {
+            let written = file.write_all(&buf).and_then(|()| file.sync_data());
+            match written {
+                Ok(()) => journal.progress.send_modify(|p| p.durable = seq),
+                Err(e) => {
+                    tracing::error!("cannot write the local cloud's journal: {e}");
+                    journal.progress.send_modify(|p| p.failed = Some(format!("cannot write the journal: {e}").into()));
+                    return;
+                }
+            }
+        }
+        if closing {
+            return;
+        }
+        if file.metadata().is_ok_and(|m| m.len() > CHECKPOINT_BYTES)
+            && let Some(shared) = shared.upgrade()
+            && let Err(e) = checkpoint(&shared, journal, &mut file, &mut generation)
+        {
+            tracing::warn!("cannot fold the local cloud's journal into a snapshot: {e}");
+        }
+    }
+}
+
+/// Folds the journal into a new snapshot: under the state lock (so no change slips between),
+/// flush what is queued to the current journal, take the snapshot, switch to the next
+/// generation; then, outside the lock, write the snapshot and delete the old journal.
+fn checkpoint(
+    shared: &Shared,
+    journal: &Journal,
+    file: &mut std::fs::File,
+    generation: &mut u64,
+) -> Result<(), LoadError> {
+    let data = {
+        let mut inner = lock(&shared.inner);
+        let (buf, seq) = {
+            let mut pending = lock(&journal.pending);
+            (std::mem::take(&mut pending.buf), pending.seq)
+        };
+        file.write_all(&buf)?;
+        file.sync_data()?;
+        journal.progress.send_modify(|p| p.durable = seq);
+        // What is queued is written; what changed and is not yet queued is in the snapshot too.
+        let _ = changes(&mut inner, shared);
+        *generation += 1;
+        let data = serialize(&snapshot(&inner, &shared.principals(), *generation))?;
+        *file = open_journal(&journal.dir, *generation)?;
+        data
+    };
+    write_atomic(&journal.dir.join(SNAPSHOT), &data)?;
+    remove_journals_before(&journal.dir, *generation)?;
+    Ok(())
+}
+
+fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal], generation: u64) -> Snapshot {
     Snapshot {
+        version: VERSION,
+        journal: generation,
         certificates: principals
             .iter()
             .filter(|p| !p.certificates.is_empty())
@@ -127,62 +443,210 @@ fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal]) -> Snapshot {
             .filter(|p| !p.federated.is_empty())
             .map(|p| (p.client_id.clone(), p.federated.clone()))
             .collect(),
-        version: VERSION,
         next_ip: inner.next_ip,
         resources: inner
             .resources
             .values()
             .map(|r| StoredResource { id: r.id.clone(), body: r.body.clone() })
             .collect(),
-        vms: inner
-            .vms
-            .iter()
-            .map(|(k, vm)| {
-                let stored = StoredVm {
-                    power: vm.power.to_owned(),
-                    guest: vm.guest.clone(),
-                    docker_certs: vm.guest.docker.as_ref().and_then(|d| d.certs.clone()),
-                    extension_status: vm.extension_status.clone(),
-                };
-                (k.clone(), stored)
-            })
-            .collect(),
+        vms: inner.vms.iter().map(|(k, vm)| (k.clone(), stored_vm(vm))).collect(),
+        ops: inner.ops.iter().map(|(id, op)| (id.clone(), stored_op(op))).collect(),
     }
 }
 
-/// Writes `state.json` now if anything changed since the last save.
-pub(crate) fn save(shared: &Shared) -> std::io::Result<()> {
-    let data = {
-        let mut inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !inner.dirty {
+fn serialize(snapshot: &Snapshot) -> std::io::Result<Vec<u8>> {
+    serde_json::to_vec(snapshot).map_err(std::io::Error::other)
+}
+
+fn write_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<(), LoadError> {
+    write_atomic(&dir.join(SNAPSHOT), &serialize(snapshot)?)?;
+    Ok(())
+}
+
+/// Reads the snapshot and replays the journals; the generation of the last journal replayed.
+fn load(dir: &Path, inner: &mut Inner, principals: &mut [crate::ServicePrincipal]) -> Result<u64, LoadError> {
+    let path = dir.join(SNAPSHOT);
+    let unusable = |problem: String| LoadError::Unusable { path: path.clone(), problem };
+    let snapshot = match std::fs::read(&path) {
+        Ok(data) => {
+            let value: Value =
+                serde_json::from_slice(&data).map_err(|e| unusable(format!("is not valid JSON ({e})")))?;
+            let version = value["version"].as_u64().unwrap_or(0);
+            if version == 0 || version > u64::from(VERSION) {
+                return Err(unusable(format!(
+                    "was written by another version of azdock (state version {version}; this one reads 1 and {VERSION})"
+                )));
+            }
+            Some(serde_json::from_value::<Snapshot>(value).map_err(|e| unusable(format!("cannot be read ({e})")))?)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut first = 0;
+    if let Some(snapshot) = snapshot {
+        first = snapshot.journal;
+        inner.next_ip = snapshot.next_ip;
+        for p in principals.iter_mut() {
+            for pem in snapshot.certificates.get(&p.client_id).into_iter().flatten() {
+                if !p.certificates.contains(pem) {
+                    p.certificates.push(pem.clone());
+                }
+            }
+            for f in snapshot.federated.get(&p.client_id).into_iter().flatten() {
+                if !p.federated.contains(f) {
+                    p.federated.push(f.clone());
+                }
+            }
+        }
+        for r in snapshot.resources {
+            inner.resources.load(r.id.to_ascii_lowercase(), Resource { id: r.id, body: r.body });
+        }
+        for (key, vm) in snapshot.vms {
+            inner.vms.load(key, runtime(vm));
+        }
+        for (id, op) in snapshot.ops {
+            inner.ops.load(id, operation(op));
+        }
+    }
+    let mut last = first;
+    for generation in journal_generations(dir)?.into_iter().filter(|g| *g >= first) {
+        replay(&dir.join(format!("{JOURNAL_PREFIX}{generation}")), inner, principals)?;
+        last = generation;
+    }
+    Ok(last)
+}
+
+fn runtime(vm: StoredVm) -> VmRuntime {
+    let mut guest = vm.guest;
+    if let Some(docker) = guest.docker.as_mut() {
+        docker.certs = vm.docker_certs;
+    }
+    VmRuntime { power: power(&vm.power), guest, extension_status: vm.extension_status }
+}
+
+/// Applies a journal's records in order, up to the first line that is not a whole record (a
+/// write cut short by the crash, never acknowledged).
+fn replay(path: &Path, inner: &mut Inner, principals: &mut [crate::ServicePrincipal]) -> std::io::Result<()> {
+    let file = std::fs::File::open(path)?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
             return Ok(());
         }
-        inner.dirty = false;
-        serde_json::to_vec(&snapshot(&inner, &shared.principals())).map_err(std::io::Error::other)?
-    };
-    write_atomic(&shared.state_dir.join(FILE), &data)
-}
-
-/// Saves every 250 ms while something changes, until the emulator stops.
-pub(crate) async fn saver(shared: Arc<Shared>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
-            _ = shutdown.changed() => break,
-        }
-        let s = shared.clone();
-        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || save(&s)).await {
-            tracing::warn!("cannot save the local cloud's state: {e}");
+        let Ok(record) = serde_json::from_slice::<Record>(&line) else {
+            tracing::warn!("`{}` ends in a record cut short; what follows it was never acknowledged", path.display());
+            return Ok(());
+        };
+        match record {
+            Record::Resource { key, value: Some(r) } => inner.resources.load(key, Resource { id: r.id, body: r.body }),
+            Record::Resource { key, value: None } => inner.resources.unload(&key),
+            Record::Vm { key, value: Some(vm) } => inner.vms.load(key, runtime(*vm)),
+            Record::Vm { key, value: None } => inner.vms.unload(&key),
+            Record::Op { id, value: Some(op) } => inner.ops.load(id, operation(op)),
+            Record::Op { id, value: None } => inner.ops.unload(&id),
+            Record::NextIp(n) => inner.next_ip = n,
+            Record::Principal { client_id, certificates, federated } => {
+                if let Some(p) = principals.iter_mut().find(|p| p.client_id == client_id) {
+                    p.certificates = certificates;
+                    p.federated = federated;
+                }
+            }
         }
     }
+}
+
+/// Brings what was loaded in line with a fresh process: resources in a transitional state with
+/// no operation to finish them settle as the old process would have left them, VMs whose
+/// resource is gone are dropped, running Docker hosts get their dockerd back, and the guest
+/// directories of VMs that no longer exist are removed.
+fn reconcile(dir: &Path, inner: &mut Inner) -> Vec<Job> {
+    let pending: std::collections::BTreeSet<String> = inner
+        .ops
+        .values()
+        .filter(|op| !op.settled)
+        .flat_map(|op| match &op.effect {
+            Effect::Provision { key } => vec![key.clone()],
+            Effect::Delete { keys } => keys.clone(),
+            Effect::Power { vm_key, .. } => vec![vm_key.clone()],
+        })
+        .collect();
+    let keys: Vec<String> = inner.resources.keys().filter(|k| !pending.contains(*k)).cloned().collect();
+    for key in keys {
+        let state = inner.resources[&key].body["properties"]["provisioningState"].as_str().map(str::to_owned);
+        match state.as_deref() {
+            Some("Deleting") => {
+                inner.resources.remove(&key);
+            }
+            Some("Creating" | "Updating") => {
+                if let Some(r) = inner.resources.get_mut(&key) {
+                    r.body["properties"]["provisioningState"] = json!("Succeeded");
+                }
+            }
+            _ => {}
+        }
+    }
+    let gone: Vec<String> = inner.vms.keys().filter(|k| !inner.resources.contains_key(*k)).cloned().collect();
+    for key in gone {
+        inner.vms.remove(&key);
+    }
+    let mut jobs = Vec::new();
+    let mut kept = std::collections::BTreeSet::new();
+    let vm_keys: Vec<String> = inner.vms.keys().cloned().collect();
+    for key in vm_keys {
+        kept.insert(crate::docker::hex_id(&key));
+        let Some(vm) = inner.vms.get_mut(&key) else { continue };
+        if !pending.contains(&key) {
+            vm.power = power(vm.power);
+        }
+        let running = vm.power == "running";
+        if let Some(docker) = vm.guest.docker.as_mut()
+            && docker.certs.is_some()
+        {
+            if running {
+                docker.daemon = crate::guest::Daemon::Starting;
+                jobs.push(Job::StartDocker { vm_key: key.clone(), op: None });
+            } else {
+                docker.daemon = crate::guest::Daemon::Stopped;
+            }
+        }
+    }
+    for entry in std::fs::read_dir(dir.join("vms")).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !kept.contains(&name) {
+            jobs.push(Job::RemoveGuest { dir: entry.path() });
+        }
+    }
+    jobs
+}
+
+fn journal_generations(dir: &Path) -> std::io::Result<Vec<u64>> {
+    let mut generations: Vec<u64> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix(JOURNAL_PREFIX)?.parse().ok())
+        .collect();
+    generations.sort_unstable();
+    Ok(generations)
+}
+
+fn remove_journals_before(dir: &Path, generation: u64) -> std::io::Result<()> {
+    for old in journal_generations(dir)?.into_iter().filter(|g| *g < generation) {
+        std::fs::remove_file(dir.join(format!("{JOURNAL_PREFIX}{old}")))?;
+    }
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("json.tmp");
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     file.write_all(data)?;
     file.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    path.parent().map_or(Ok(()), sync_dir)
 }

@@ -2,8 +2,9 @@
 //! guests, throttling buckets, fault rules and the request log. One mutex guards it all; every
 //! request holds it briefly, which keeps the model simple and is far from the throughput limit.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,6 +12,7 @@ use serde_json::{Value, json};
 use crate::faults::Faults;
 use crate::guest::Guest;
 use crate::throttle::Throttle;
+use crate::tracked::Tracked;
 use crate::wire::ArmError;
 
 /// How long operations take. Realistic by default; near zero for tests.
@@ -96,6 +98,8 @@ pub(crate) enum Effect {
 #[derive(Debug, Clone)]
 pub(crate) struct Operation {
     pub started: Instant,
+    /// When it started by the wall clock, so that it can resume after a restart.
+    pub started_wall: SystemTime,
     pub started_at: String,
     pub duration: Duration,
     pub effect: Effect,
@@ -139,6 +143,10 @@ pub(crate) enum Job {
         op: String,
         user_data: crate::customscript::Script,
     },
+    /// Delete the guest directory of a VM that no longer exists (found at start-up).
+    RemoveGuest {
+        dir: PathBuf,
+    },
     /// Run a CustomScript, then unblock `op`.
     RunScript {
         vm_key: String,
@@ -173,9 +181,9 @@ const LOG_CAPACITY: usize = 20_000;
 /// Everything mutable.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub resources: BTreeMap<String, Resource>,
-    pub ops: HashMap<String, Operation>,
-    pub vms: HashMap<String, VmRuntime>,
+    pub resources: Tracked<Resource>,
+    pub ops: Tracked<Operation>,
+    pub vms: Tracked<VmRuntime>,
     pub throttle: Throttle,
     pub faults: Faults,
     pub durations: Durations,
@@ -187,16 +195,18 @@ pub(crate) struct Inner {
     pub pending_script: Option<(String, String, crate::customscript::Script)>,
     /// User data of the VM being created, until its operation exists.
     pub pending_user_data: Option<(String, crate::customscript::Script)>,
-    /// Something changed since the last save.
-    pub dirty: bool,
+    /// The address counter as last journaled.
+    pub saved_next_ip: u32,
+    /// A principal's certificates or federated credentials changed since the last journal entry.
+    pub principals_changed: bool,
 }
 
 impl Inner {
     pub(crate) fn new(throttle: Throttle, faults: Faults, durations: Durations) -> Self {
         Self {
-            resources: BTreeMap::new(),
-            ops: HashMap::new(),
-            vms: HashMap::new(),
+            resources: Tracked::default(),
+            ops: Tracked::default(),
+            vms: Tracked::default(),
             throttle,
             faults,
             durations,
@@ -213,7 +223,8 @@ impl Inner {
             jobs: Vec::new(),
             pending_script: None,
             pending_user_data: None,
-            dirty: false,
+            saved_next_ip: 0,
+            principals_changed: false,
         }
     }
 
@@ -236,8 +247,6 @@ impl Inner {
     pub(crate) fn settle(&mut self, now: Instant) {
         let due: Vec<String> =
             self.ops.iter().filter(|(_, op)| !op.settled && op.done(now)).map(|(id, _)| id.clone()).collect();
-        // Applying an effect changes what must survive a restart.
-        self.dirty |= !due.is_empty();
         for id in due {
             let Some(op) = self.ops.get_mut(&id) else { continue };
             op.settled = true;
@@ -294,6 +303,7 @@ impl Inner {
             id.clone(),
             Operation {
                 started: Instant::now(),
+                started_wall: SystemTime::now(),
                 started_at: crate::now_rfc3339(),
                 duration,
                 effect,

@@ -767,21 +767,29 @@ async fn certificate_credentials_sign_in_with_a_signed_client_assertion() {
 }
 
 #[tokio::test]
-async fn reads_do_not_rewrite_the_saved_state_but_changes_do() {
+async fn reads_journal_nothing_and_a_change_is_on_disk_when_answered() {
     let cloud = Cloud::with(|c| c.persist = true).await;
-    let state = cloud.dir.path().join("state.json");
-    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
-    let saved = async || {
-        // The saver runs every 250 ms.
-        tokio::time::sleep(Duration::from_millis(700)).await;
-        std::fs::metadata(&state).unwrap().modified().unwrap()
+    let journal = || {
+        let entry = std::fs::read_dir(cloud.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("state.journal."))
+            .expect("a journal");
+        std::fs::read_to_string(entry).unwrap()
     };
-    let first = saved().await;
+    assert_eq!(journal(), "", "a fresh start journals nothing");
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
+    // No waiting: the answer came only once the change was written.
+    let first = journal();
+    assert!(first.contains("resourceGroups/g\""), "{first}");
     for _ in 0..20 {
         assert_eq!(cloud.get(&format!("{}?{R}", rg("g"))).await.0, 200);
     }
     assert_eq!(cloud.get(&format!("{}?{R}", rg("missing"))).await.0, 404);
-    assert_eq!(saved().await, first, "reads rewrote state.json");
+    assert_eq!(journal(), first, "reads were journaled");
     cloud.call(Method::PUT, &format!("{}?{R}", rg("h")), Some(json!({"location": "westeurope"}))).await;
-    assert_ne!(saved().await, first, "a change was not saved");
+    let second = journal();
+    assert!(second.starts_with(&first) && second.contains("resourceGroups/h\""), "{second}");
+    // One line per changed resource, not a copy of the cloud.
+    assert_eq!(second.lines().count() - first.lines().count(), 1, "{second}");
 }

@@ -404,6 +404,70 @@ async fn an_interrupted_create_finishes_when_run_again_without_duplicates() {
     env.run(&["local", "down"]).success();
 }
 
+/// Waits (bounded) until ARM shows the resource at `path`: an answer that shows it is sent only
+/// once the cloud has it on disk, so from then on it is acknowledged.
+async fn wait_until_visible(arm: &Arm, path: &str) -> bool {
+    for _ in 0..600 {
+        if arm.get(&format!("{path}?api-version=2024-11-01")).await.0 == 200 {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_survives_the_local_cloud_crashing_under_it() {
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let durations = "network=300,vm-create=3000,vm-action=300,extension=3000,delete=300,group-delete=300";
+    let (up, arm) = cloud(&env, Some(durations)).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let group = format!("/subscriptions/{sub}/resourceGroups/crashy/providers");
+    let vm = format!("{group}/Microsoft.Compute/virtualMachines/crashy");
+    let extension = format!("{vm}/extensions/docker");
+    let mut pid = up["pid"].as_u64().unwrap();
+    let mut arm = arm;
+    // The cloud is killed while the VM is created, then while Docker installs; each time it
+    // comes back and the create is run again.
+    for (step, target) in [("the VM", vm.as_str()), ("the Docker install", extension.as_str())] {
+        let mut run = env.azdock();
+        run.args(["--cloud", "local", "vm", "docker", "create", "crashy", "--generate-ssh-keys"]);
+        let mut child = run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        assert!(wait_until_visible(&arm, target).await, "the run reached {step}");
+        let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        assert!(killed.success());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let (up, again) = azdock_tests::local_cloud(&env, &["--durations", durations]).await;
+        pid = up["pid"].as_u64().unwrap();
+        arm = again;
+        // What was accepted before the crash is still there, and its operation ends.
+        let (status, body) = arm.get(&format!("{target}?api-version=2024-11-01")).await;
+        assert_eq!(status, 200, "{step}: {body}");
+    }
+    let done = create(&env, &["crashy"]);
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    assert_eq!(done.json()["daemon"]["status"], "running", "{}", done.stdout);
+    let count = |kind: &'static str| {
+        let (arm, group) = (arm.clone(), group.clone());
+        async move {
+            let ns = if kind == "virtualMachines" { "Microsoft.Compute" } else { "Microsoft.Network" };
+            let api = if kind == "virtualMachines" { "2024-11-01" } else { "2024-05-01" };
+            let (_, list) = arm.get(&format!("{group}/{ns}/{kind}?api-version={api}")).await;
+            list["value"].as_array().map_or(0, Vec::len)
+        }
+    };
+    for kind in
+        ["virtualMachines", "networkInterfaces", "publicIPAddresses", "virtualNetworks", "networkSecurityGroups"]
+    {
+        assert_eq!(count(kind).await, 1, "one {kind}");
+    }
+    let info = docker(&env, &["--context", "crashy", "info", "--format", "{{.ServerVersion}}"]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    env.run(&["local", "down"]).success();
+}
+
 #[test]
 fn the_install_and_uninstall_scripts_pass_shellcheck() {
     let found = std::process::Command::new("shellcheck").arg("--version").output().is_ok_and(|o| o.status.success());

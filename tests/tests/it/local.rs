@@ -179,3 +179,112 @@ async fn only_the_owner_can_use_the_local_cloud() {
     }
     env.run(&["local", "down"]).success();
 }
+
+/// A burst of resource-group PUTs, 16 at a time, until the cloud stops answering; the names
+/// whose PUT was acknowledged (200/201).
+async fn burst(arm: &Arm, sub: &str, trial: usize, count: usize) -> Vec<String> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (arm, next, sub) = (arm.clone(), next.clone(), sub.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    return acked;
+                }
+                let name = format!("t{trial}-g{i}");
+                let url = arm.url(&format!("/subscriptions/{sub}/resourcegroups/{name}?api-version=2021-04-01"));
+                let sent = arm.http.put(url).bearer_auth(&arm.token).json(&json!({"location": "westeurope"})).send();
+                match tokio::time::timeout(std::time::Duration::from_secs(10), sent).await {
+                    Ok(Ok(resp)) if resp.status() == 200 || resp.status() == 201 => acked.push(name),
+                    Ok(Ok(_)) => {}
+                    // The cloud is gone: nothing more will be acknowledged.
+                    Ok(Err(_)) | Err(_) => return acked,
+                }
+            }
+        }));
+    }
+    let mut acked = Vec::new();
+    for w in workers {
+        acked.extend(w.await.unwrap());
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_crash() {
+    let env = Env::new();
+    let mut total = 0;
+    // A fixed sequence of kill points between 20 ms and 800 ms, so a failure can be replayed.
+    let mut seed: u64 = 0x5eed_cafe;
+    for trial in 0..20 {
+        let up = env.run(&["local", "up", "--instant", "--no-throttle"]).success().json();
+        let (pid, sub) = (up["pid"].as_u64().unwrap(), up["subscriptionId"].as_str().unwrap().to_owned());
+        let arm = Arm::for_local_cloud(&up).await;
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let kill_after = std::time::Duration::from_millis(20 + (seed >> 33) % 780);
+        let writes = tokio::spawn({
+            let (arm, sub) = (arm.clone(), sub.clone());
+            async move { burst(&arm, &sub, trial, 400).await }
+        });
+        tokio::time::sleep(kill_after).await;
+        let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+        assert!(killed.success(), "trial {trial}: the local cloud ended before it was killed");
+        let acked = writes.await.unwrap();
+        total += acked.len();
+
+        let up = env.run(&["local", "up", "--instant", "--no-throttle"]).success().json();
+        assert_ne!(up["pid"].as_u64(), Some(pid), "trial {trial}: a new local cloud");
+        let arm = Arm::for_local_cloud(&up).await;
+        for name in &acked {
+            let (status, body) =
+                arm.get(&format!("/subscriptions/{sub}/resourcegroups/{name}?api-version=2021-04-01")).await;
+            assert_eq!(status, 200, "trial {trial} (killed after {kill_after:?}): acknowledged group {name} is gone");
+            assert_eq!(body["name"], name.as_str(), "{body}");
+            assert_eq!(body["properties"]["provisioningState"], "Succeeded", "{body}");
+        }
+        // Nothing half-written: every group there is whole.
+        let (status, list) = arm.get(&format!("/subscriptions/{sub}/resourcegroups?api-version=2021-04-01")).await;
+        assert_eq!(status, 200);
+        for group in list["value"].as_array().unwrap() {
+            assert!(group["name"].is_string() && group["location"] == "westeurope", "{group}");
+        }
+        env.run(&["local", "down"]).success();
+    }
+    assert!(total > 200, "the bursts were acknowledged {total} writes in all; the test proves little");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_from_an_earlier_version_is_migrated_and_a_bad_one_refused() {
+    let env = Env::new();
+    let dir = env.path().join("xdg-data/azdock/local");
+    std::fs::create_dir_all(&dir).unwrap();
+    // What version 1 wrote: one snapshot, no journal, no operations.
+    let sub = "00000000-0000-4000-8000-00000000d0c1";
+    let id = format!("/subscriptions/{sub}/resourceGroups/Old");
+    let v1 = json!({"version": 1, "next_ip": 7, "resources": [{"id": id, "body": {"id": id, "name": "Old", "type": "Microsoft.Resources/resourceGroups", "location": "westeurope", "properties": {"provisioningState": "Succeeded"}}}], "vms": {}});
+    std::fs::write(dir.join("state.json"), v1.to_string()).unwrap();
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    let (status, body) = arm(&up, reqwest::Method::GET, &format!("{id}?api-version=2021-04-01"), None).await;
+    assert_eq!((status, body["name"].as_str()), (200, Some("Old")), "{body}");
+    env.run(&["local", "down"]).success();
+    let stored: Value = serde_json::from_slice(&std::fs::read(dir.join("state.json")).unwrap()).unwrap();
+    assert_eq!(stored["version"], 2, "migrated on first start");
+
+    // A state this version cannot read is refused, with the way forward, and left as it was.
+    let future = json!({"version": 99, "whatever": true}).to_string();
+    std::fs::write(dir.join("state.json"), &future).unwrap();
+    let out = env.run(&["local", "up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains("azdock local reset") && out.stderr.contains("state version 99"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(dir.join("state.json")).unwrap(), future);
+    std::fs::write(dir.join("state.json"), "{ not json").unwrap();
+    let out = env.run(&["local", "up"]);
+    assert!(out.stderr.contains("azdock local reset") && out.stderr.contains("not valid JSON"), "{}", out.stderr);
+    // `local reset` starts over.
+    env.run(&["local", "reset", "--yes"]).success();
+    env.run(&["local", "up", "--instant"]).success();
+    env.run(&["local", "down"]).success();
+}

@@ -41,7 +41,15 @@ impl Paths {
 fn running(paths: &Paths) -> Option<Value> {
     let server: Value = serde_json::from_slice(&std::fs::read(paths.server()).ok()?).ok()?;
     let pid = server["pid"].as_u64()?;
-    Path::new(&format!("/proc/{pid}")).exists().then_some(server)
+    alive(pid).then_some(server)
+}
+
+/// Whether a process runs: it exists and is not a zombie (a killed `serve` stays one until its
+/// new parent reaps it).
+fn alive(pid: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // The state follows the command name, which is in parentheses and may hold spaces.
+    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X")
 }
 
 pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
@@ -185,7 +193,7 @@ fn down(paths: &Paths) -> anyhow::Result<&'static str> {
         bail!("cannot stop the local cloud (pid {pid})");
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while Path::new(&format!("/proc/{pid}")).exists() {
+    while alive(pid) {
         if Instant::now() > deadline {
             bail!("the local cloud (pid {pid}) did not stop within 30 s");
         }
