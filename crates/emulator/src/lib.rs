@@ -102,6 +102,8 @@ pub struct Config {
     /// Keep resources, operations and guests across restarts (and crashes): every change is
     /// journaled before it is acknowledged.
     pub persist: bool,
+    /// A journal this large is folded into a new snapshot (64 MiB).
+    pub checkpoint_bytes: u64,
 }
 
 impl Config {
@@ -117,6 +119,7 @@ impl Config {
             subscriptions: vec![LOCAL_SUBSCRIPTION.to_owned()],
             token_lifetime_secs: 3600,
             persist: true,
+            checkpoint_bytes: 64 * 1024 * 1024,
         }
     }
 
@@ -221,7 +224,7 @@ impl Emulator {
             journal,
             inner: Mutex::new(inner),
         });
-        persist::start_committer(&shared, generation).map_err(state_err)?;
+        persist::start_committer(&shared, generation, config.checkpoint_bytes).map_err(state_err)?;
         // Last, once every file of the state directory exists (the TLS identity, the keys).
         private_state(&config.state_dir).map_err(state_err)?;
         let (shutdown, rx) = watch::channel(false);

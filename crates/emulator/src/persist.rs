@@ -7,7 +7,7 @@
 //! and `fdatasync`s whatever has queued up while the previous sync ran, so concurrent writes
 //! share one sync (group commit) and the cost of a write follows its own size, not the cloud's.
 //! `state.json` is a snapshot: written at start (after replaying the journal) and whenever the
-//! journal outgrows [`CHECKPOINT_BYTES`], each time with a new journal generation; the journals of
+//! journal outgrows `Config::checkpoint_bytes`, each time with a new journal generation; the journals of
 //! older generations are then deleted. Replaying is idempotent (records carry whole values), so
 //! a crash at any point leaves a snapshot and journals that replay to every acknowledged write.
 //! A torn last line — a write that was never acknowledged — ends the replay.
@@ -32,8 +32,6 @@ const JOURNAL_PREFIX: &str = "state.journal.";
 /// Version 1 was a snapshot written every 250 ms (no journal, no operations); it loads as a
 /// snapshot of generation 0.
 const VERSION: u32 = 2;
-/// A journal this large is folded into a new snapshot.
-const CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Why the stored state cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -326,14 +324,14 @@ pub(crate) fn open(
 }
 
 /// Starts the committer thread of the shared state's journal.
-pub(crate) fn start_committer(shared: &Arc<Shared>, generation: u64) -> std::io::Result<()> {
+pub(crate) fn start_committer(shared: &Arc<Shared>, generation: u64, checkpoint_bytes: u64) -> std::io::Result<()> {
     let Some(journal) = shared.journal.clone() else { return Ok(()) };
     let file = open_journal(&journal.dir, generation)?;
     let weak = Arc::downgrade(shared);
     let theirs = journal.clone();
     let handle = std::thread::Builder::new()
         .name("azdock-journal".into())
-        .spawn(move || commit_loop(&theirs, &weak, file, generation))?;
+        .spawn(move || commit_loop(&theirs, &weak, file, generation, checkpoint_bytes))?;
     *lock(&journal.committer) = Some(handle);
     Ok(())
 }
@@ -359,7 +357,13 @@ fn open_journal(dir: &Path, generation: u64) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-fn commit_loop(journal: &Journal, shared: &std::sync::Weak<Shared>, mut file: std::fs::File, mut generation: u64) {
+fn commit_loop(
+    journal: &Journal,
+    shared: &std::sync::Weak<Shared>,
+    mut file: std::fs::File,
+    mut generation: u64,
+    checkpoint_bytes: u64,
+) {
     loop {
         let (buf, seq, closing) = {
             let mut pending = lock(&journal.pending);
@@ -390,7 +394,7 @@ fn commit_loop(journal: &Journal, shared: &std::sync::Weak<Shared>, mut file: st
         if closing {
             return;
         }
-        if file.metadata().is_ok_and(|m| m.len() > CHECKPOINT_BYTES)
+        if file.metadata().is_ok_and(|m| m.len() > checkpoint_bytes)
             && let Some(shared) = shared.upgrade()
             && let Err(e) = checkpoint(&shared, journal, &mut file, &mut generation)
         {
@@ -649,4 +653,81 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, path)?;
     path.parent().map_or(Ok(()), sync_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner() -> Inner {
+        Inner::new(
+            crate::throttle::Throttle::new(crate::ThrottleConfig::unlimited()),
+            crate::Faults::new(1),
+            crate::Durations::instant(),
+        )
+    }
+
+    fn line(record: &Record) -> String {
+        serde_json::to_string(record).unwrap() + "\n"
+    }
+
+    fn group(name: &str) -> Record {
+        let id = format!("/subscriptions/s/resourceGroups/{name}");
+        Record::Resource {
+            key: id.to_ascii_lowercase(),
+            value: Some(StoredResource { id: id.clone(), body: json!({"id": id, "name": name}) }),
+        }
+    }
+
+    #[test]
+    fn replay_applies_whole_records_in_order_and_stops_at_a_torn_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.journal.1");
+        let gone = Record::Resource { key: "/subscriptions/s/resourcegroups/b".into(), value: None };
+        let torn = line(&group("d"));
+        let text = [line(&group("a")), line(&group("b")), line(&gone), line(&Record::NextIp(42)), line(&group("c"))]
+            .concat()
+            + &torn[..torn.len() / 2];
+        std::fs::write(&path, text).unwrap();
+        let mut state = inner();
+        replay(&path, &mut state, &mut []).unwrap();
+        let keys: Vec<&String> = state.resources.keys().collect();
+        assert_eq!(keys, ["/subscriptions/s/resourcegroups/a", "/subscriptions/s/resourcegroups/c"]);
+        assert_eq!(state.next_ip, 42);
+        assert!(state.resources.take_touched().is_empty(), "replayed state is not a new change");
+
+        // A damaged line ends the replay too: nothing after it was acknowledged.
+        std::fs::write(&path, [line(&group("e")), "{\"resource\":\n".into(), line(&group("f"))].concat()).unwrap();
+        let mut state = inner();
+        replay(&path, &mut state, &mut []).unwrap();
+        assert_eq!(state.resources.len(), 1);
+    }
+
+    #[test]
+    fn operations_resume_on_the_new_clock_and_running_handlers_fail() {
+        let started = SystemTime::now() - Duration::from_secs(5);
+        let stored = |blocked: bool| StoredOp {
+            started_ms: unix_ms(started),
+            started_at: "then".into(),
+            duration_ms: 20_000,
+            effect: StoredEffect::Power { vm_key: "vm".into(), to: "deallocated".into(), back: "running".into() },
+            error: None,
+            settled: false,
+            blocked,
+        };
+        let op = operation(stored(false));
+        let now = Instant::now();
+        let left = op.remaining(now);
+        assert!(left > Duration::from_secs(14) && left <= Duration::from_secs(15), "{left:?}");
+        assert!(op.result.is_ok() && !op.settled);
+        assert!(matches!(op.effect, Effect::Power { to: "deallocated", back: "running", .. }));
+        let back = stored_op(&op);
+        assert_eq!((back.started_ms, back.duration_ms), (unix_ms(started), 20_000));
+
+        let interrupted = operation(stored(true));
+        assert!(!interrupted.blocked);
+        let err = interrupted.result.unwrap_err();
+        assert_eq!(err.code, "VMExtensionProvisioningError");
+        assert!(err.message.contains("run the extension again"), "{}", err.message);
+    }
 }

@@ -793,3 +793,44 @@ async fn reads_journal_nothing_and_a_change_is_on_disk_when_answered() {
     // One line per changed resource, not a copy of the cloud.
     assert_eq!(second.lines().count() - first.lines().count(), 1, "{second}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_journal_becomes_a_snapshot_and_nothing_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    let cloud = Cloud::in_dir(dir, |c| {
+        c.persist = true;
+        c.checkpoint_bytes = 2_000;
+    })
+    .await;
+    for i in 0..40 {
+        let (s, _, _) = cloud
+            .call(Method::PUT, &format!("{}?{R}", rg(&format!("g{i}"))), Some(json!({"location": "westeurope"})))
+            .await;
+        assert!(s.is_success());
+    }
+    assert_eq!(cloud.call(Method::DELETE, &format!("{}?{R}", rg("g3")), None).await.0.as_u16(), 202);
+    let journals = || {
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("state.journal."))
+            .collect();
+        names.sort();
+        names
+    };
+    // The snapshot took over; the old generations are gone.
+    let seen = journals();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_ne!(seen[0], "state.journal.1", "no checkpoint happened");
+    let snapshot: Value = serde_json::from_slice(&std::fs::read(path.join("state.json")).unwrap()).unwrap();
+    assert!(snapshot["resources"].as_array().unwrap().len() > 10, "the snapshot holds what was folded");
+    // Nothing written is lost across a restart that replays snapshot and journal.
+    let Cloud { emulator, dir, .. } = cloud;
+    emulator.stop().await;
+    let again = Cloud::in_dir(dir, |c| c.persist = true).await;
+    for i in 0..40 {
+        let (s, _) = again.get(&format!("{}?{R}", rg(&format!("g{i}")))).await;
+        assert_eq!(s, if i == 3 { 404 } else { 200 }, "g{i}");
+    }
+}
