@@ -153,6 +153,8 @@ mod tests {
         assert_eq!(std::fs::read(&host).unwrap(), b"host");
         remove(&vm, "/var/lib/hostdir/host-secret").unwrap();
         assert!(host.exists());
+        // A parent that is not a directory is an error, not "nothing to remove".
+        assert_eq!(remove(&vm, "/etc/docker/ca.pem/x").unwrap_err().raw_os_error(), Some(20));
 
         write(&vm, "/var/lib/new/dir/file", b"data", 0o640, ids).unwrap();
         assert_eq!(read(&vm, "/var/lib/new/dir/file").unwrap(), b"data");

@@ -121,12 +121,25 @@ enum Record {
     Principal { client_id: String, certificates: Vec<String>, federated: Vec<crate::FederatedCredential> },
 }
 
+/// A stored power state as the runtime's name for it.
 fn power(name: &str) -> &'static str {
     match name {
-        "stopped" | "stopping" => "stopped",
-        "deallocated" | "deallocating" => "deallocated",
+        "stopped" => "stopped",
+        "stopping" => "stopping",
+        "deallocated" => "deallocated",
+        "deallocating" => "deallocating",
         "starting" => "starting",
         _ => "running",
+    }
+}
+
+/// Where a power state ends when no operation is left to take it there.
+fn settled(power: &'static str) -> &'static str {
+    match power {
+        "stopping" => "stopped",
+        "deallocating" => "deallocated",
+        "starting" => "running",
+        other => other,
     }
 }
 
@@ -602,7 +615,7 @@ fn reconcile(dir: &Path, inner: &mut Inner) -> Vec<Job> {
         kept.insert(crate::docker::hex_id(&key));
         let Some(vm) = inner.vms.get_mut(&key) else { continue };
         if !pending.contains(&key) {
-            vm.power = power(vm.power);
+            vm.power = settled(vm.power);
         }
         let running = vm.power == "running";
         if let Some(docker) = vm.guest.docker.as_mut()
@@ -729,5 +742,30 @@ mod tests {
         let err = interrupted.result.unwrap_err();
         assert_eq!(err.code, "VMExtensionProvisioningError");
         assert!(err.message.contains("run the extension again"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_vm_caught_mid_action_settles_unless_its_operation_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut state = inner();
+        for (name, power) in [("a", "starting"), ("b", "stopping"), ("c", "deallocating"), ("d", "starting")] {
+            let key = format!("/subscriptions/s/resourcegroups/g/providers/microsoft.compute/virtualmachines/{name}");
+            state.resources.load(key.clone(), Resource { id: key.clone(), body: json!({"properties": {}}) });
+            let guest = Guest::new(crate::OsKind::Linux, name);
+            state.vms.load(key, VmRuntime { power, guest, extension_status: BTreeMap::new() });
+        }
+        let d = "/subscriptions/s/resourcegroups/g/providers/microsoft.compute/virtualmachines/d".to_owned();
+        let op = state.start_op(
+            Duration::from_secs(30),
+            Effect::Power { vm_key: d, to: "running", back: "stopped" },
+            Ok(()),
+        );
+        // A guest directory whose VM is gone is removed; the others are kept.
+        std::fs::create_dir_all(dir.path().join("vms/orphan")).unwrap();
+        let jobs = reconcile(dir.path(), &mut state);
+        let powers: Vec<&str> = state.vms.values().map(|v| v.power).collect();
+        assert_eq!(powers, ["running", "stopped", "deallocated", "starting"]);
+        assert!(state.ops.contains_key(&op));
+        assert!(matches!(jobs.as_slice(), [Job::RemoveGuest { dir: gone }] if gone.ends_with("vms/orphan")));
     }
 }

@@ -407,7 +407,9 @@ fn scrub(host: &Path, copy: &Path) -> std::io::Result<()> {
 fn shift(dir: &Path, ids: IdMap) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(dir)?;
     if !ids.owns(meta.uid()) || !ids.owns(meta.gid()) {
-        give_as(dir, ids, &meta)?;
+        // An id already in the guest's range (a migration cut short) stays as it is.
+        let map = |id: u32| if ids.owns(id) { id } else { ids.host(id) };
+        std::os::unix::fs::lchown(dir, Some(map(meta.uid())), Some(map(meta.gid())))?;
         if !meta.file_type().is_symlink() {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
         }
@@ -443,6 +445,8 @@ mod tests {
             assert_eq!(ids.host(0), ids.base());
             assert_eq!(ids.host(1000), ids.base() + 1000);
             assert_eq!(ids.host(70_000), ids.base() + 65_534);
+            assert_eq!(ids.host(GUEST_IDS), ids.base() + 65_534);
+            assert_eq!(ids.host(GUEST_IDS - 1), ids.base() + GUEST_IDS - 1);
             assert!(ids.owns(ids.base()) && ids.owns(ids.base() + GUEST_IDS - 1));
             assert!(!ids.owns(ids.base() - 1) && !ids.owns(ids.base() + GUEST_IDS) && !ids.owns(0));
         }
@@ -468,6 +472,13 @@ mod tests {
         std::fs::write(vm.join("etc/shadow"), "root:$6$secret$hash:19000:0:99999:7:::\n").unwrap();
         std::fs::write(vm.join("etc/hostname"), "vm\n").unwrap();
         std::fs::write(vm.join("home/ops/notes"), "kept").unwrap();
+        // Half-handed entries (an interrupted migration) and a link that leads out to the host.
+        std::fs::write(vm.join("home/ops/half"), "x").unwrap();
+        std::os::unix::fs::lchown(vm.join("home/ops/half"), Some(0), Some(IdMap::for_vm("old").base())).unwrap();
+        let outside = dir.path().join("host-file");
+        std::fs::write(&outside, "host").unwrap();
+        std::fs::set_permissions(&outside, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::symlink(&outside, vm.join("etc/out")).unwrap();
         let private = std::fs::read_dir("/etc")
             .unwrap()
             .filter_map(Result::ok)
@@ -482,13 +493,31 @@ mod tests {
         if let Some(p) = private {
             assert!(!vm.join("etc").join(p.file_name()).exists(), "{} was kept", p.path().display());
         }
-        for path in ["etc", "etc/hostname", "home/ops/notes", "tmp", "var/lib"] {
-            assert!(ids.owns(std::fs::symlink_metadata(vm.join(path)).unwrap().uid()), "{path}");
+        for path in ["etc", "etc/hostname", "etc/out", "home/ops/notes", "home/ops/half", "tmp", "var/lib"] {
+            let meta = std::fs::symlink_metadata(vm.join(path)).unwrap();
+            assert!(ids.owns(meta.uid()) && ids.owns(meta.gid()), "{path}");
         }
+        let half = std::fs::metadata(vm.join("home/ops/half")).unwrap();
+        assert_eq!((half.uid(), half.gid()), (ids.base(), ids.base()), "the group was already the guest's root");
+        assert_eq!(std::fs::metadata(vm.join("etc/hostname")).unwrap().mode() & 0o7777, 0o644);
+        // The host file behind the link keeps its owner and mode.
+        let host = std::fs::metadata(&outside).unwrap();
+        assert_eq!((host.uid(), host.mode() & 0o7777), (0, 0o600));
         // A new VM: /etc is what others may read, without hashes, owned by the guest.
         let fresh = dir.path().join("fresh");
         prepare(&fresh, ids).unwrap();
-        assert!(fresh.join("etc/passwd").exists());
+        assert_eq!(std::fs::read(fresh.join("etc/passwd")).unwrap(), std::fs::read("/etc/passwd").unwrap());
+        for (path, host) in [("etc", "/etc"), ("etc/passwd", "/etc/passwd")] {
+            let (mine, theirs) = (std::fs::metadata(fresh.join(path)).unwrap(), std::fs::metadata(host).unwrap());
+            assert_eq!(mine.mode() & 0o7777, theirs.mode() & 0o7777, "{path}");
+            assert_eq!((mine.uid(), mine.gid()), (ids.host(theirs.uid()), ids.host(theirs.gid())), "{path}");
+        }
+        for entry in std::fs::read_dir("/etc").unwrap().filter_map(Result::ok) {
+            let meta = entry.metadata().unwrap();
+            if meta.is_file() && meta.mode() & 0o004 == 0 && !is_hash_file(&entry.path()) {
+                assert!(!fresh.join("etc").join(entry.file_name()).exists(), "{} was copied", entry.path().display());
+            }
+        }
         let shadow = std::fs::read_to_string(fresh.join("etc/shadow")).unwrap_or_default();
         assert!(shadow.lines().all(|l| l.split(':').nth(1) == Some("*")), "{shadow}");
         assert!(ids.owns(std::fs::metadata(fresh.join("etc/passwd")).unwrap().uid()));

@@ -834,3 +834,27 @@ async fn a_full_journal_becomes_a_snapshot_and_nothing_is_lost() {
         assert_eq!(s, if i == 3 { 404 } else { 200 }, "g{i}");
     }
 }
+
+#[tokio::test]
+async fn imds_answers_only_below_its_secret_path() {
+    let cloud = Cloud::start().await;
+    let base = cloud.emulator.base_url().to_owned();
+    let query = format!("resource={base}/&api-version=2018-02-01");
+    let imds = cloud.emulator.imds_endpoint();
+    assert!(imds.starts_with(&format!("{base}/_imds/")) && imds.len() > base.len() + 40, "{imds}");
+    for url in [
+        format!("{base}/metadata/identity/oauth2/token?{query}"),
+        format!("{base}/_imds/guess/metadata/identity/oauth2/token?{query}"),
+    ] {
+        let resp = cloud.http.get(&url).header("Metadata", "true").send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{url}");
+    }
+    let resp = cloud.http.get(format!("{imds}/metadata/identity/oauth2/token?{query}")).header("Metadata", "true");
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["access_token"].is_string(), "{body}");
+    // Without the admin key, no admin route answers.
+    let resp = cloud.http.get(cloud.url("/_emulator/health")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+}

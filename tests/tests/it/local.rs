@@ -288,3 +288,27 @@ async fn state_from_an_earlier_version_is_migrated_and_a_bad_one_refused() {
     env.run(&["local", "up", "--instant"]).success();
     env.run(&["local", "down"]).success();
 }
+
+#[test]
+fn a_stale_runtime_file_never_gets_another_process_signalled() {
+    let env = Env::new();
+    let dir = env.path().join("xdg-data/azdock/local");
+    std::fs::create_dir_all(&dir).unwrap();
+    // After a crash or a reboot, the pid in server.json can belong to anything.
+    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    let stale = json!({"pid": bystander.id(), "startTime": 1, "baseUrl": "https://127.0.0.1:9"});
+    std::fs::write(dir.join("server.json"), stale.to_string()).unwrap();
+    assert_eq!(env.run(&["local", "down"]).success().json()["status"], "not running");
+    assert_eq!(env.run(&["local", "status"]).success().json()["status"], "stopped");
+    // An earlier azdock's file, without a start time: the command line decides.
+    let legacy = json!({"pid": bystander.id(), "baseUrl": "https://127.0.0.1:9"});
+    std::fs::write(dir.join("server.json"), legacy.to_string()).unwrap();
+    assert_eq!(env.run(&["local", "down"]).success().json()["status"], "not running");
+    assert!(bystander.try_wait().unwrap().is_none(), "the bystander was signalled");
+    // And a real one is still found and stopped.
+    let up = env.run(&["local", "up", "--instant"]).success().json();
+    assert_ne!(up["pid"].as_u64(), Some(u64::from(bystander.id())));
+    assert_eq!(env.run(&["local", "down"]).success().json()["status"], "stopped");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

@@ -37,19 +37,38 @@ impl Paths {
     }
 }
 
-/// The runtime file `serve` writes once it listens.
+/// The runtime file `serve` writes once it listens, while the process it names is that `serve`:
+/// alive, and started when the file says (after a crash or a reboot the pid may be anyone's).
 fn running(paths: &Paths) -> Option<Value> {
     let server: Value = serde_json::from_slice(&std::fs::read(paths.server()).ok()?).ok()?;
     let pid = server["pid"].as_u64()?;
-    alive(pid).then_some(server)
+    let ours = match server["startTime"].as_u64() {
+        Some(t) => started(pid) == Some(t),
+        // Written by an earlier azdock, which recorded no start time: its command line says.
+        None => {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(12).any(|w| w == b"local\0serve\0"))
+        }
+    };
+    (ours && alive(pid)).then_some(server)
+}
+
+/// A process's `/proc/<pid>/stat` fields after the command name (which is in parentheses and
+/// may hold spaces): the state is the first.
+fn stat_fields(pid: u64) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Whether a process runs: it exists and is not a zombie (a killed `serve` stays one until its
 /// new parent reaps it).
 fn alive(pid: u64) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // The state follows the command name, which is in parentheses and may hold spaces.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next()).is_some_and(|s| s != "Z" && s != "X")
+    stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s != "Z" && s != "X"))
+}
+
+/// When a process started, in clock ticks since boot (`stat` field 22): with the pid, what
+/// names one process for as long as the machine runs.
+fn started(pid: u64) -> Option<u64> {
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
@@ -188,10 +207,10 @@ fn up(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<Value> {
 fn down(paths: &Paths) -> anyhow::Result<&'static str> {
     let Some(server) = running(paths) else { return Ok("not running") };
     let pid = server["pid"].as_u64().context("invalid runtime file")?;
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().context("cannot run `kill`")?;
-    if !status.success() {
-        bail!("cannot stop the local cloud (pid {pid})");
-    }
+    let target =
+        i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).context("invalid pid in the runtime file")?;
+    rustix::process::kill_process(target, rustix::process::Signal::TERM)
+        .with_context(|| format!("cannot stop the local cloud (pid {pid})"))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while alive(pid) {
         if Instant::now() > deadline {
@@ -309,7 +328,8 @@ fn serve(paths: &Paths, args: &LocalRunArgs) -> anyhow::Result<()> {
         if let Some((seed, rules)) = faults {
             emulator.set_faults(seed, rules);
         }
-        let server = json!({"pid": std::process::id(), "baseUrl": emulator.base_url()});
+        let pid = u64::from(std::process::id());
+        let server = json!({"pid": pid, "startTime": started(pid), "baseUrl": emulator.base_url()});
         std::io::Write::write_all(&mut private_file(&paths.server())?, &serde_json::to_vec_pretty(&server)?)?;
         tracing::warn!("azdock local cloud listening on {}", emulator.base_url());
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
