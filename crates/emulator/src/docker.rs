@@ -23,8 +23,10 @@ pub(crate) struct DaemonProcess {
 
 impl Drop for DaemonProcess {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        // dockerd leads its own process group (its containerd and shims are in it); the group
+        // is ours as long as the child is not reaped, which happens only below.
+        let group = rustix::process::Pid::from_child(&self.child);
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if matches!(self.child.try_wait(), Ok(Some(_))) {
@@ -32,7 +34,7 @@ impl Drop for DaemonProcess {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }

@@ -214,7 +214,7 @@ fn operation(op: StoredOp) -> Operation {
     }
 }
 
-/// The records for everything changed since the last call; `None` when nothing changed.
+/// The records for everything changed since the last call (none when nothing changed).
 fn changes(inner: &mut Inner, shared: &Shared) -> Vec<Record> {
     let mut records = Vec::new();
     for key in inner.resources.take_touched() {
@@ -427,15 +427,13 @@ fn checkpoint(
 ) -> Result<(), LoadError> {
     let data = {
         let mut inner = lock(&shared.inner);
-        let (buf, seq) = {
-            let mut pending = lock(&journal.pending);
-            (std::mem::take(&mut pending.buf), pending.seq)
-        };
+        // Everything changed so far goes to the current journal first, so that the switch to
+        // the next generation loses nothing even if the snapshot is never written.
+        let seq = append(shared, &mut inner);
+        let buf = std::mem::take(&mut lock(&journal.pending).buf);
         file.write_all(&buf)?;
         file.sync_data()?;
         journal.progress.send_modify(|p| p.durable = seq);
-        // What is queued is written; what changed and is not yet queued is in the snapshot too.
-        let _ = changes(&mut inner, shared);
         *generation += 1;
         let data = serialize(&snapshot(&inner, &shared.principals(), *generation))?;
         *file = open_journal(&journal.dir, *generation)?;
@@ -767,5 +765,18 @@ mod tests {
         assert_eq!(powers, ["running", "stopped", "deallocated", "starting"]);
         assert!(state.ops.contains_key(&op));
         assert!(matches!(jobs.as_slice(), [Job::RemoveGuest { dir: gone }] if gone.ends_with("vms/orphan")));
+    }
+
+    #[test]
+    fn power_states_come_back_as_they_were_stored() {
+        for state in ["running", "stopped", "stopping", "deallocated", "deallocating", "starting"] {
+            assert_eq!(power(state), state);
+        }
+        assert_eq!(power("something new"), "running");
+        let settled: Vec<&str> = ["starting", "stopping", "deallocating", "running", "stopped", "deallocated"]
+            .into_iter()
+            .map(settled)
+            .collect();
+        assert_eq!(settled, ["running", "stopped", "deallocated", "running", "stopped", "deallocated"]);
     }
 }

@@ -848,6 +848,9 @@ async fn imds_answers_only_below_its_secret_path() {
     ] {
         let resp = cloud.http.get(&url).header("Metadata", "true").send().await.unwrap();
         assert_eq!(resp.status(), 401, "{url}");
+        // IMDS's own refusal, not ARM's missing-token one.
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{url}: {body}");
     }
     let resp = cloud.http.get(format!("{imds}/metadata/identity/oauth2/token?{query}")).header("Metadata", "true");
     let resp = resp.send().await.unwrap();
