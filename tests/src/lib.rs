@@ -400,3 +400,20 @@ impl Drop for Dockerd {
         let _ = self.child.wait();
     }
 }
+
+/// SIGKILLs a process and waits (at most 10 s) until it is dead — gone or a zombie: a process in
+/// uninterruptible I/O (an fsync) finishes it before the signal takes it.
+pub fn kill_and_wait(pid: u64) {
+    let killed = Command::new("kill").args(["-KILL", &pid.to_string()]).status().expect("kill");
+    assert!(killed.success(), "pid {pid} was not running");
+    for _ in 0..200 {
+        let dead = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X']))
+        });
+        if dead {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("pid {pid} did not die within 10 s of SIGKILL");
+}

@@ -435,8 +435,7 @@ async fn a_create_survives_the_local_cloud_crashing_under_it() {
         run.args(["--cloud", "local", "vm", "docker", "create", "crashy", "--generate-ssh-keys"]);
         let mut child = run.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
         assert!(wait_until_visible(&arm, target).await, "the run reached {step}");
-        let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
-        assert!(killed.success());
+        azdock_tests::kill_and_wait(pid);
         child.kill().unwrap();
         child.wait().unwrap();
         let (up, again) = azdock_tests::local_cloud(&env, &["--durations", durations]).await;

@@ -230,8 +230,7 @@ async fn acknowledged_writes_survive_a_crash() {
             async move { burst(&arm, &sub, trial, 400).await }
         });
         tokio::time::sleep(kill_after).await;
-        let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
-        assert!(killed.success(), "trial {trial}: the local cloud ended before it was killed");
+        azdock_tests::kill_and_wait(pid);
         let acked = writes.await.unwrap();
         total += acked.len();
 
