@@ -522,4 +522,42 @@ mod tests {
         assert!(shadow.lines().all(|l| l.split(':').nth(1) == Some("*")), "{shadow}");
         assert!(ids.owns(std::fs::metadata(fresh.join("etc/passwd")).unwrap().uid()));
     }
+
+    #[test]
+    fn a_script_past_its_time_is_stopped_with_every_process_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vm, agent) = (dir.path().join("root"), dir.path().join("agent"));
+        let ids = IdMap::for_vm("timeout");
+        prepare(&vm, ids).unwrap();
+        std::fs::create_dir_all(agent.join("bin")).unwrap();
+        // A marker in the command line, to find the guest's process from the host.
+        let marker = format!("sleep {}", 20 + std::process::id() % 10);
+        let run = |command: &str, timeout: Duration| {
+            super::run(&Run {
+                vm: &vm,
+                ids,
+                agent: &agent,
+                docker_socket: None,
+                workdir: "/",
+                env: Vec::new(),
+                command,
+                timeout,
+            })
+        };
+        let started = Instant::now();
+        let outcome = run(&format!("{marker} & echo started; wait"), Duration::from_secs(1));
+        let err = outcome.err().expect("the script was stopped");
+        assert!(err.contains("did not finish"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(20), "stopped only after {:?}", started.elapsed());
+        // Pid 1 of the sandbox took its background process with it.
+        std::thread::sleep(Duration::from_millis(300));
+        let alive = std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim() == marker)
+        });
+        assert!(!alive, "`{marker}` outlived its sandbox");
+        // Within its time, a script's exit code and output come back.
+        let out = run("echo out; echo err >&2; exit 3", Duration::from_secs(60)).unwrap();
+        assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (3, "out\n", "err\n"));
+    }
 }
