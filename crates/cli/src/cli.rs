@@ -9,7 +9,9 @@ use crate::output::Format;
 /// Turn Azure Linux VMs into TLS-secured Docker hosts and manage VM extensions.
 #[derive(Debug, Parser)]
 #[command(name = "azdock", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Start with `azdock certs init`, then `azdock certs server HOST --dns NAME --ip ADDR`.")]
+#[command(
+    after_help = "Start with `azdock vm docker create NAME --generate-ssh-keys`: a Docker host with mutual TLS (in the local cloud until you sign in), then `docker --context NAME info`."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -296,3 +296,19 @@ async fn federated_tokens_and_managed_identity_sign_in() {
     );
     s.env.run(&["local", "down"]).success();
 }
+
+#[test]
+fn a_corrupt_credentials_file_is_refused_and_left_as_it_is() {
+    let env = azdock_tests::Env::new();
+    let file = env.path().join("config/credentials.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    for garbage in ["{\"AzureCloud\": {\"kind\": \"servicePrin", "[1, 2]"] {
+        std::fs::write(&file, garbage).unwrap();
+        for args in [&["logout"][..], &["--cloud", "AzureCloud", "account", "list"][..]] {
+            let out = env.run(args);
+            assert_eq!(out.code, 2, "{args:?}: {out:?}");
+            assert!(out.stderr.contains("credentials.json") && out.stderr.contains("azdock login"), "{}", out.stderr);
+        }
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), garbage, "the file was changed");
+    }
+}

@@ -60,14 +60,27 @@ fn path() -> anyhow::Result<PathBuf> {
     Ok(crate::config::config_dir()?.join("credentials.json"))
 }
 
+/// Every stored sign-in. A file that is not a JSON object is refused, never taken for empty:
+/// the next login would overwrite it and drop the other clouds' sign-ins.
 fn read_all() -> anyhow::Result<serde_json::Map<String, Value>> {
-    match std::fs::read(path()?) {
-        Ok(data) => {
-            Ok(serde_json::from_slice::<Value>(&data).ok().and_then(|v| v.as_object().cloned()).unwrap_or_default())
-        }
+    let path = path()?;
+    match std::fs::read(&path) {
+        Ok(data) => match serde_json::from_slice::<Value>(&data) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(corrupt(&path, "it is not a JSON object")),
+            Err(e) => Err(corrupt(&path, &format!("it is not valid JSON ({e})"))),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::Map::new()),
         Err(e) => Err(e).context("cannot read the stored credentials"),
     }
+}
+
+fn corrupt(path: &std::path::Path, why: &str) -> anyhow::Error {
+    crate::error::Usage::new(format!(
+        "cannot read the stored sign-ins in `{}`: {why}; repair it, or move it away and sign in again with `azdock login`",
+        path.display()
+    ))
+    .into()
 }
 
 fn write_all(map: &serde_json::Map<String, Value>) -> anyhow::Result<()> {
