@@ -61,28 +61,19 @@ fn private_pem(seed: &[u8], public: &[u8], comment: &str) -> zeroize::Zeroizing<
     pem
 }
 
+/// How long a run that finds a private key without its public half waits for it: another run
+/// may be between writing the two.
+const PAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The public key line from `~/.ssh/id_ed25519.pub`, making the pair first when neither file
-/// exists; a lone private or public file is an error naming the missing one.
+/// exists; a lone private or public file is an error naming the missing one. Runs started
+/// together make one pair: the private key is published with `link()`, which fails if a key
+/// appeared meanwhile, and then that key is used, as az uses an existing one.
 pub(crate) fn generate_or_reuse(ssh_dir: &Path) -> anyhow::Result<(String, PathBuf, bool)> {
     let private = ssh_dir.join("id_ed25519");
     let public = ssh_dir.join("id_ed25519.pub");
-    match (private.exists(), public.exists()) {
-        (true, true) => {
-            let line =
-                std::fs::read_to_string(&public).with_context(|| format!("cannot read `{}`", public.display()))?;
-            return Ok((line.trim().to_owned(), public, false));
-        }
-        (true, false) => bail!(
-            "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
-            private.display(),
-            public.display()
-        ),
-        (false, true) => bail!(
-            "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
-            public.display(),
-            private.display()
-        ),
-        (false, false) => {}
+    if let Some(found) = existing(&private, &public)? {
+        return Ok(found);
     }
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 =
@@ -98,17 +89,76 @@ pub(crate) fn generate_or_reuse(ssh_dir: &Path) -> anyhow::Result<(String, PathB
         .mode(0o700)
         .create(ssh_dir)
         .with_context(|| format!("cannot create `{}`", ssh_dir.display()))?;
-    let pem = private_pem(seed, pair.public_key().as_ref(), &comment);
+    let line = public_line(pair.public_key().as_ref(), &comment);
+    // Both halves are written under names of this process's own, then published.
+    let unique = format!(".azdock-{}-{}", std::process::id(), nonce());
+    let (private_tmp, public_tmp) = (ssh_dir.join(&unique), ssh_dir.join(format!("{unique}.pub")));
+    let written = write_new(&private_tmp, private_pem(seed, pair.public_key().as_ref(), &comment).as_bytes(), 0o600)
+        .and_then(|()| write_new(&public_tmp, format!("{line}\n").as_bytes(), 0o644));
+    let published = written.and_then(|()| {
+        std::fs::hard_link(&private_tmp, &private).with_context(|| format!("cannot write `{}`", private.display()))
+    });
+    let _ = std::fs::remove_file(&private_tmp);
+    match published {
+        Ok(()) => {
+            std::fs::rename(&public_tmp, &public).with_context(|| format!("cannot write `{}`", public.display()))?;
+            Ok((line, public, true))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&public_tmp);
+            // Another run made the pair first: use it.
+            if private.exists() {
+                return existing(&private, &public)?.context("the key another run made has no public half");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A fresh random token for temporary names.
+fn nonce() -> String {
+    use ring::rand::SecureRandom as _;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("{:016x}", u64::from_le_bytes(b))
+}
+
+fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
-        .open(&private)
-        .with_context(|| format!("cannot write `{}`", private.display()))?;
-    file.write_all(pem.as_bytes())?;
-    let line = public_line(pair.public_key().as_ref(), &comment);
-    std::fs::write(&public, format!("{line}\n")).with_context(|| format!("cannot write `{}`", public.display()))?;
-    Ok((line, public, true))
+        .mode(mode)
+        .open(path)
+        .with_context(|| format!("cannot write `{}`", path.display()))?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// The existing pair's public line, or `None` when neither half exists.
+fn existing(private: &Path, public: &Path) -> anyhow::Result<Option<(String, PathBuf, bool)>> {
+    let deadline = std::time::Instant::now() + PAIR_WAIT;
+    while private.exists() && !public.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    match (private.exists(), public.exists()) {
+        (true, true) => {
+            let line =
+                std::fs::read_to_string(public).with_context(|| format!("cannot read `{}`", public.display()))?;
+            Ok(Some((line.trim().to_owned(), public.to_owned(), false)))
+        }
+        (true, false) => bail!(
+            "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
+            private.display(),
+            public.display()
+        ),
+        (false, true) => bail!(
+            "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
+            public.display(),
+            private.display()
+        ),
+        (false, false) => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -133,5 +183,33 @@ mod tests {
         assert_eq!(again, line);
         std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
         assert!(generate_or_reuse(&ssh).unwrap_err().to_string().contains("id_ed25519.pub"));
+    }
+
+    #[test]
+    fn runs_started_together_share_one_new_pair() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let ssh = dir.path().join(".ssh");
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let runs: Vec<_> = (0..8)
+                .map(|_| {
+                    let (ssh, barrier) = (ssh.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        generate_or_reuse(&ssh)
+                    })
+                })
+                .collect();
+            let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap().unwrap()).collect();
+            assert_eq!(results.iter().filter(|(_, _, made)| *made).count(), 1, "exactly one run made the pair");
+            assert!(results.iter().all(|(line, _, _)| *line == results[0].0), "every run uses the one pair");
+            let on_disk = std::fs::read_to_string(ssh.join("id_ed25519.pub")).unwrap();
+            assert_eq!(on_disk.trim(), results[0].0);
+            let names: Vec<String> = std::fs::read_dir(&ssh)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert_eq!(names.len(), 2, "nothing left behind: {names:?}");
+        }
     }
 }
