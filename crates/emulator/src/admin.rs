@@ -65,7 +65,7 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
                 format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/virtualMachines/{vm}")
                     .to_ascii_lowercase();
             let root = crate::customscript::vm_dir(shared, &k);
-            match crate::customscript::guest_file(&root, path) {
+            match crate::sandbox::guest_file(&root, path) {
                 Some(bytes) => Ok(Resp::json(200, json!({"path": path, "content": String::from_utf8_lossy(&bytes)}))),
                 None => Err(ArmError::new(
                     404,

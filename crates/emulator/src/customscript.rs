@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use crate::Shared;
 use crate::guest::{Daemon, Docker};
 use crate::guestfs;
-use crate::sandbox::IdMap;
 pub(crate) use crate::sandbox::Output;
+use crate::sandbox::{IdMap, guest_file};
 use crate::state::Job;
 use crate::wire::ArmError;
 
@@ -64,11 +64,6 @@ pub(crate) fn parse(settings: &Value, protected: &Value) -> Result<Script, Strin
         return Err("CustomScript needs commandToExecute or script".into());
     }
     Ok(Script { command, script })
-}
-
-/// Why scripts cannot be sandboxed on this machine, if they cannot.
-pub(crate) fn unavailable_reason() -> Option<String> {
-    crate::sandbox::unavailable_reason()
 }
 
 const SYSTEMCTL_SHIM: &str = r#"#!/bin/sh
@@ -198,7 +193,8 @@ fn agent_dir(shared: &Shared, vm_key: &str) -> PathBuf {
 const SYSTEMCTL_LOG: &str = "/var/lib/azdock-guest/systemctl.log";
 
 pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<Output, String> {
-    if let Some(reason) = unavailable_reason() {
+    // The sandbox's own reason, before any of the VM's directories are made.
+    if let Some(reason) = crate::sandbox::unavailable_reason() {
         return Err(reason);
     }
     let (vm, ids) = (vm_dir(shared, vm_key), IdMap::for_vm(vm_key));
@@ -286,11 +282,6 @@ fn write_mode(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, data)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-}
-
-/// Reads a file of the guest by its path inside the VM (`/etc/…`, `/var/lib/…`, `/home/…`).
-pub(crate) fn guest_file(vm: &Path, path: &str) -> Option<Vec<u8>> {
-    crate::sandbox::guest_file(vm, path)
 }
 
 /// Where systemd drop-ins for docker live, inside the VM.

@@ -244,7 +244,8 @@ impl Emulator {
         &self.ca_pem
     }
 
-    /// The service principals that can sign in (as configured at start).
+    /// The service principals that can sign in, with the credentials registered at run time
+    /// and kept across restarts.
     pub fn principals(&self) -> &[ServicePrincipal] {
         &self.principals
     }
@@ -303,7 +304,7 @@ impl Emulator {
 
     /// Why this machine cannot run CustomScript scripts in a sandbox, if it cannot.
     pub fn script_unavailable_reason() -> Option<String> {
-        customscript::unavailable_reason()
+        sandbox::unavailable_reason()
     }
 }
 

@@ -256,7 +256,8 @@ hostname sandboxed-guest && echo "hostname $(hostname)"
 echo "hashes $(cut -d: -f2 /etc/shadow | sort -u | tr '\n' ' ')"
 echo mine > /etc/azdock-sandbox
 mkdir -p /home/azureuser && echo mine > /home/azureuser/file
-token=$(curl -sf --cacert /run/azdock-agent/ca.pem -H Metadata:true "$AZURE_POD_IDENTITY_AUTHORITY_HOST/metadata/identity/oauth2/token?api-version=2018-02-01&resource=$CLOUD/")
+# The IMDS URL holds a secret: it goes to curl on stdin (printf is a shell builtin), never in argv.
+token=$(printf 'url = "%s/metadata/identity/oauth2/token?api-version=2018-02-01&resource=%s/"\n' "$AZURE_POD_IDENTITY_AUTHORITY_HOST" "$CLOUD" | curl -sf -K - --cacert /run/azdock-agent/ca.pem -H Metadata:true)
 case "$token" in *access_token*) echo "imds ok" ;; *) echo "imds FAILED" ;; esac
 echo "admin $(curl -s -o /dev/null -w '%{http_code}' --cacert /run/azdock-agent/ca.pem "$CLOUD/_emulator/health")"
 "#;
