@@ -17,7 +17,31 @@ pub struct Cloud {
     pub trust_system_roots: bool,
 }
 
+/// The name of azdock's own cloud (`--cloud local`).
+pub const LOCAL_CLOUD: &str = "local";
+
+/// What kind of cloud a name denotes; decided once, so no code compares names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloudKind {
+    /// azdock's local cloud on loopback: its FQDNs do not resolve, its guests run on this machine.
+    Local,
+    /// An Azure: the public cloud, a sovereign one, or one registered by its endpoints.
+    Azure,
+}
+
+impl CloudKind {
+    /// The kind of the cloud with this name (names are matched without regard to case, as az does).
+    pub fn of(name: &str) -> Self {
+        if name.eq_ignore_ascii_case(LOCAL_CLOUD) { Self::Local } else { Self::Azure }
+    }
+}
+
 impl Cloud {
+    /// Whether this is azdock's local cloud or an Azure.
+    pub fn kind(&self) -> CloudKind {
+        CloudKind::of(&self.name)
+    }
+
     fn public(name: &str, arm: &str, authority: &str) -> Self {
         Self {
             name: name.into(),
@@ -45,7 +69,7 @@ impl Cloud {
     pub fn local(base_url: &str, ca_pem: &str) -> Self {
         let base = base_url.trim_end_matches('/').to_owned();
         Self {
-            name: "local".into(),
+            name: LOCAL_CLOUD.into(),
             resource_manager: base.clone(),
             authority_host: base.clone(),
             audience: base,

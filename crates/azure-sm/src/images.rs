@@ -9,7 +9,7 @@ use crate::models::{CatalogueEntry, ImageReference, OsType, VirtualMachineImage,
 use crate::pipeline::Arm;
 
 /// The api-version of the image catalogue and custom images.
-const COMPUTE_API: &str = "2024-11-01";
+use crate::api::COMPUTE as COMPUTE_API;
 
 /// The aliases az accepts, as URNs.
 pub const ALIASES: &[(&str, &str)] = &[
@@ -125,7 +125,7 @@ pub async fn resolve(
             let os = body["properties"]["storageProfile"]["osDisk"]["osType"]
                 .as_str()
                 .or_else(|| body["properties"]["osType"].as_str())
-                .map(OsType::from_text);
+                .and_then(OsType::from_text);
             Ok(ResolvedImage {
                 reference: ImageReference { id: Some(id.clone()), ..ImageReference::default() },
                 exact_version: None,

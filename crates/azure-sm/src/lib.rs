@@ -4,6 +4,7 @@
 //! Typed models of the resources azdock reads live in [`models`]; fleet operations go through
 //! [`fanout::fan_out`] on one shared client.
 
+pub mod api;
 pub mod cloud;
 pub mod credential;
 pub mod error;
@@ -14,7 +15,7 @@ pub mod models;
 pub mod pipeline;
 pub mod rules;
 
-pub use cloud::Cloud;
+pub use cloud::{Cloud, CloudKind};
 pub use credential::{
     AccessToken, AzureCliCredential, ChainedCredential, ClientCertificateCredential, ClientSecretCredential,
     Credential, ManagedIdentityCredential, ManagedIdentitySource, WorkloadIdentityCredential,

@@ -66,10 +66,14 @@ macro_rules! lenient_enum {
     };
 }
 
-lenient_enum!(
-    /// The operating system family of a VM or image.
-    OsType { Linux => "Linux", Windows => "Windows" }
-);
+/// The operating system family of a VM or image: the workspace's one OS type.
+pub use azdock_core::OsType;
+
+/// An OS type as ARM sends it, where an OS azdock does not know is read as absent rather than
+/// failing the whole resource.
+fn lenient_os<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OsType>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.as_deref().and_then(OsType::from_text))
+}
 
 lenient_enum!(
     /// `provisioningState` of any resource.
@@ -447,6 +451,7 @@ pub struct ImageReference {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OsDisk {
+    #[serde(default, deserialize_with = "lenient_os")]
     pub os_type: Option<OsType>,
     pub name: Option<String>,
 }
@@ -546,7 +551,7 @@ impl VirtualMachine {
     /// The OS family, from the OS disk or else from which OS configuration is present.
     pub fn os_type(&self) -> Option<OsType> {
         let p = &self.properties;
-        if let Some(t) = p.storage_profile.os_disk.as_ref().and_then(|d| d.os_type.clone()) {
+        if let Some(t) = p.storage_profile.os_disk.as_ref().and_then(|d| d.os_type) {
             return Some(t);
         }
         let os = p.os_profile.as_ref()?;
@@ -655,6 +660,7 @@ pub fn newest_version<'a>(versions: impl IntoIterator<Item = &'a str>) -> Option
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionImageProperties {
+    #[serde(default, deserialize_with = "lenient_os")]
     pub operating_system: Option<OsType>,
     pub compute_role: Option<String>,
     pub handler_schema: Option<String>,
@@ -667,6 +673,7 @@ pub type ExtensionImage = Resource<ExtensionImageProperties>;
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OsDiskImage {
+    #[serde(default, deserialize_with = "lenient_os")]
     pub operating_system: Option<OsType>,
 }
 
@@ -686,8 +693,10 @@ mod tests {
 
     #[test]
     fn enums_ignore_case_and_keep_unknown_values() {
-        let t: OsType = serde_json::from_str("\"linux\"").unwrap();
-        assert_eq!(t, OsType::Linux);
+        let disk: OsDisk = serde_json::from_str(r#"{"osType": "linux"}"#).unwrap();
+        assert_eq!(disk.os_type, Some(OsType::Linux));
+        let disk: OsDisk = serde_json::from_str(r#"{"osType": "Plan9"}"#).unwrap();
+        assert_eq!(disk.os_type, None);
         let s: ProvisioningState = serde_json::from_str("\"Migrating\"").unwrap();
         assert_eq!(s, ProvisioningState::Other("Migrating".into()));
         assert_eq!(serde_json::to_string(&OsType::Windows).unwrap(), "\"Windows\"");

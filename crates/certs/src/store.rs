@@ -10,10 +10,10 @@
 //! <dir>/azdock-backup/<UTC time>/                what `rotate` replaced
 //! ```
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{Issuer, KeyPair};
@@ -724,33 +724,14 @@ fn read_optional(path: &Path) -> Result<Option<String>, CertError> {
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), CertError> {
-    match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
-        Ok(()) => Ok(()),
-        Err(source) => Err(CertError::CreateDir { path: dir.to_owned(), source }),
-    }
+    azdock_files::create_private_dir(dir).map_err(|source| CertError::CreateDir { path: dir.to_owned(), source })
 }
 
-/// Writes through a temporary file in the same directory and renames it into place, so a
-/// reader never sees a half-written file and a crash leaves no truncated key behind.
+/// Through azdock's one atomic write: a reader never sees a half-written file and a crash
+/// leaves no truncated key behind.
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
-    let err = |source| CertError::Write { path: path.to_owned(), source };
-    let tmp = path.with_file_name(format!(".{}.tmp-{}", file_name(path), std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    if let Some(parent) = path.parent() {
-        // Make the rename durable; failure here does not undo the write.
-        let _ = File::open(parent).and_then(|d| d.sync_all());
-    }
-    Ok(())
+    azdock_files::write_atomic(path, contents, mode)
+        .map_err(|source| CertError::Write { path: path.to_owned(), source })
 }
 
 #[cfg(test)]

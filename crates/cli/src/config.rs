@@ -64,8 +64,9 @@ fn load_from(path: &Path) -> anyhow::Result<Config> {
 
 /// Sets `defaults.<key>` in `config.toml`, keeping everything else in the file.
 pub(crate) fn set_default(key: &str, value: &str) -> anyhow::Result<()> {
-    let dir = config_dir()?;
-    let path = dir.join("config.toml");
+    let path = config_dir()?.join("config.toml");
+    // Two `set` commands at once must both land: read, change and write under the file's lock.
+    let _lock = azdock_files::Lock::acquire(&path).with_context(|| format!("cannot lock `{}`", path.display()))?;
     let text = match std::fs::read_to_string(&path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -78,20 +79,13 @@ pub(crate) fn set_default(key: &str, value: &str) -> anyhow::Result<()> {
         return Err(Usage::new(format!("invalid config file `{}`: `defaults` is not a table", path.display())).into());
     };
     defaults.insert(key.to_owned(), toml::Value::String(value.to_owned()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    std::fs::write(&path, toml::to_string(&table)?).with_context(|| format!("cannot write `{}`", path.display()))
+    write_atomic(&path, toml::to_string(&table)?.as_bytes())
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, creating the directory, so a
-/// crash never leaves half a file.
+/// Writes `data` to `path` atomically (azdock's one way: a unique temporary file with the mode
+/// from the start, synced, renamed), creating the directory.
 pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("no parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, data).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
+    azdock_files::write_atomic(path, data, 0o600).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 /// The certificate directory: `-C` (or `AZDOCK_DOCKER_CERT_DIR`, which clap reads into it),

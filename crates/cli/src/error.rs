@@ -26,6 +26,7 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
         e.is::<Usage>()
             || e.downcast_ref::<azdock_certs::CertError>().is_some_and(azdock_certs::CertError::is_usage)
             || e.downcast_ref::<azdock_core::ExtensionError>().is_some_and(azdock_core::ExtensionError::is_usage)
+            || e.downcast_ref::<azdock_host::Error>().is_some_and(azdock_host::Error::is_usage)
     });
     if usage { 2 } else { 1 }
 }

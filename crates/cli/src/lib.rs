@@ -7,9 +7,7 @@
 pub mod cli;
 mod commands;
 mod config;
-mod docker_hosts;
 mod error;
-mod host;
 mod output;
 mod plugins;
 mod session;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use azdock_azure_sm::{Arm, ChainedCredential, ClientSecretCredential, Cloud, Credential, RetryPolicy};
+use azdock_azure_sm::{Arm, ChainedCredential, ClientSecretCredential, Cloud, CloudKind, Credential, RetryPolicy};
 use azdock_core::Secret;
 use serde_json::Value;
 
@@ -12,12 +12,7 @@ use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::error::Usage;
 
-/// The api-version azdock uses for subscriptions and resource groups.
-pub(crate) const RESOURCES_API: &str = "2021-04-01";
-/// The api-version azdock uses for Microsoft.Compute.
-pub(crate) const COMPUTE_API: &str = "2024-11-01";
-/// The api-version azdock uses for Microsoft.Network.
-pub(crate) const NETWORK_API: &str = "2024-05-01";
+pub(crate) use azdock_azure_sm::api::{COMPUTE as COMPUTE_API, NETWORK as NETWORK_API, RESOURCES as RESOURCES_API};
 
 /// A signed-in client and the subscription commands work in.
 pub(crate) struct Session {
@@ -49,7 +44,7 @@ pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
             "WARNING: no Azure sign-in is configured, so this runs in azdock's local cloud; `azdock login` or `az login` to use Azure, or `--cloud` to choose"
         );
     }
-    "local".into()
+    azdock_azure_sm::cloud::LOCAL_CLOUD.into()
 }
 
 /// Signs in to the cloud: with the login stored by `azdock login` for it, else the local
@@ -73,8 +68,8 @@ pub(crate) async fn arm_with(
 
 async fn arm_on(name: &str, login: Option<crate::commands::login::StoredLogin>) -> anyhow::Result<Arm> {
     let name = name.to_owned();
-    let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match name.to_ascii_lowercase().as_str() {
-        "local" => {
+    let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match CloudKind::of(&name) {
+        CloudKind::Local => {
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
             let text = |k: &str| {
                 up[k].as_str().map(str::to_owned).with_context(|| format!("the local cloud did not report {k}"))
@@ -90,7 +85,7 @@ async fn arm_on(name: &str, login: Option<crate::commands::login::StoredLogin>) 
             );
             (cloud, Some(Arc::new(own)))
         }
-        _ => (crate::commands::cloud::resolve(&name)?, None),
+        CloudKind::Azure => (crate::commands::cloud::resolve(&name)?, None),
     };
     let credential: Arc<dyn Credential> = match (login, fallback) {
         (Some(login), _) => login.credential(&cloud.authority_host)?,

@@ -1,34 +1,13 @@
 //! Which VMs a command works on — `-g` with `-n` (or `--vm`), or `--ids` as az takes them — and
 //! running a command over several of them through the shared, rate-limited fan-out.
 
-use std::future::Future;
-
-use azdock_azure_sm::models::ResourceId;
-use azdock_azure_sm::{Arm, fan_out};
+use azdock_azure_sm::Arm;
+pub(crate) use azdock_host::VmAddr;
 
 use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::error::Usage;
 use crate::session;
-
-/// One VM (and, for extension commands given extension ids, one of its extensions).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct VmAddr {
-    pub subscription: String,
-    pub resource_group: String,
-    pub name: String,
-    pub extension: Option<String>,
-}
-
-impl VmAddr {
-    /// The VM's ARM path (its resource id).
-    pub(crate) fn path(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{}",
-            self.subscription, self.resource_group, self.name
-        )
-    }
-}
 
 /// The VMs named on the command line, checked before anything is sent.
 #[derive(Debug, Clone)]
@@ -38,8 +17,6 @@ pub(crate) enum Selection {
     /// `--ids`: each carries its own subscription.
     Ids(Vec<VmAddr>),
 }
-
-const VM_ID_SHAPE: &str = "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/virtualMachines/NAME";
 
 impl Selection {
     /// From `-g`/`-n` or `--ids`; clap already made them exclusive. `extensions` allows extension
@@ -53,7 +30,7 @@ impl Selection {
         if !ids.is_empty() {
             let mut out: Vec<VmAddr> = Vec::new();
             for id in ids.iter().flat_map(|i| i.split_whitespace()) {
-                let addr = parse_vm_id(id, extensions)?;
+                let addr = VmAddr::parse_id(id, extensions).map_err(|e| Usage::new(e.to_string()))?;
                 if !out.contains(&addr) {
                     out.push(addr);
                 }
@@ -80,58 +57,32 @@ impl Selection {
     }
 }
 
-fn parse_vm_id(id: &str, extensions: bool) -> Result<VmAddr, Usage> {
-    let shape = if extensions { format!("{VM_ID_SHAPE}[/extensions/EXT]") } else { VM_ID_SHAPE.to_owned() };
-    let bad = || Usage::new(format!("invalid VM id `{id}`: expected {shape}"));
-    let parsed = ResourceId::parse(id).ok_or_else(bad)?;
-    if !parsed.namespace.eq_ignore_ascii_case("Microsoft.Compute") {
-        return Err(bad());
-    }
-    let extension = match parsed.segments.as_slice() {
-        [(vm, _)] if vm.eq_ignore_ascii_case("virtualMachines") => None,
-        [(vm, _), (ext, e)]
-            if extensions && vm.eq_ignore_ascii_case("virtualMachines") && ext.eq_ignore_ascii_case("extensions") =>
-        {
-            Some((*e).to_owned())
-        }
-        _ => return Err(bad()),
-    };
-    Ok(VmAddr {
-        subscription: parsed.subscription.to_owned(),
-        resource_group: parsed.resource_group.to_owned(),
-        name: parsed.segments[0].1.to_owned(),
-        extension,
-    })
-}
-
-/// Runs `task` on every VM, `limit` at a time. One VM: its error as it is (so its Azure code
-/// and exit code show). Several: every result, and when some failed an error listing each
-/// failure, after the successes were printed by `done`.
+/// Runs `task` on every VM, `limit` at a time: one VM gives its error as it is (so its Azure
+/// code and exit code show); several give every success, or an error listing each failure.
 pub(crate) async fn for_each<T, Fut>(
     addrs: Vec<VmAddr>,
     limit: usize,
     task: impl Fn(VmAddr) -> Fut,
 ) -> anyhow::Result<Vec<T>>
 where
-    Fut: Future<Output = anyhow::Result<T>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     if addrs.len() == 1 {
         let addr = addrs.into_iter().next().unwrap_or_else(|| unreachable!("one address"));
-        return Ok(vec![task(addr).await?]);
+        return task(addr).await.map(|v| vec![v]);
     }
     let total = addrs.len();
-    let results = fan_out(addrs, limit, |addr| {
-        let id = addr.path();
-        let run = task(addr);
-        async move { (id, run.await) }
-    })
-    .await;
     let mut ok = Vec::new();
     let mut failures = Vec::new();
-    for (id, result) in results {
+    for (addr, result) in azdock_host::target::each(addrs, limit, |a| {
+        let run = task(a);
+        async move { run.await.map_err(|e| azdock_host::Error::Failed(format!("{e:#}"))) }
+    })
+    .await
+    {
         match result {
             Ok(v) => ok.push(v),
-            Err(e) => failures.push(format!("  {id}: {e:#}")),
+            Err(e) => failures.push(format!("  {}: {e}", addr.path())),
         }
     }
     if failures.is_empty() {

@@ -5,11 +5,34 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The operating system family of a VM, as ARM spells it in `storageProfile.osDisk.osType`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The operating system family of a VM or image, as ARM spells it in
+/// `storageProfile.osDisk.osType`; the one OS type of the workspace (the Azure client's models
+/// use it too). ARM sends `Linux` and `linux` depending on the provider, so it reads either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum OsType {
     Linux,
     Windows,
+}
+
+impl OsType {
+    /// ARM's text, matched without regard to case; `None` for an OS azdock does not know.
+    pub fn from_text(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("linux") {
+            Some(Self::Linux)
+        } else if text.eq_ignore_ascii_case("windows") {
+            Some(Self::Windows)
+        } else {
+            None
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OsType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Self::from_text(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown OS type `{text}`: Linux or Windows")))
+    }
 }
 
 impl fmt::Display for OsType {
@@ -128,6 +151,15 @@ pub struct ActionSpec {
     pub os: Vec<OsType>,
     #[serde(default)]
     pub args: Vec<ArgSpec>,
+    /// Whether planning needs the VM's network facts (addresses, FQDN, NSG). Without them the
+    /// host reads the VM alone, one request per VM, which is what makes fleet runs cheap.
+    /// Absent in a manifest means true.
+    #[serde(default = "yes")]
+    pub network: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ActionSpec {
@@ -166,6 +198,10 @@ pub const RESERVED_ARG_NAMES: &[&str] = &[
     "cloud",
 ];
 
+/// Words of the host's own `ext` commands, which no extension id may take: `azdock ext list`
+/// must stay the host's list.
+pub const RESERVED_IDS: &[&str] = &["list", "show", "set", "remove", "plugin", "help"];
+
 /// A manifest that breaks the rules every extension must follow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ManifestError {
@@ -177,6 +213,8 @@ pub enum ManifestError {
     ReservedArg(String),
     #[error("secret argument `--{0}` must be text or a file")]
     SecretKind(String),
+    #[error("extension id `{0}` is a command of the host (`azdock ext {0}`); choose another id")]
+    ReservedId(String),
     #[error("the manifest declares no actions")]
     NoActions,
 }
@@ -212,6 +250,9 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), ManifestError> {
         if !is_valid_name(&self.id) {
             return Err(ManifestError::InvalidName { what: "extension id", value: self.id.clone() });
+        }
+        if RESERVED_IDS.contains(&self.id.as_str()) {
+            return Err(ManifestError::ReservedId(self.id.clone()));
         }
         if self.actions.is_empty() {
             return Err(ManifestError::NoActions);
@@ -264,6 +305,7 @@ mod tests {
                 summary: "run it".into(),
                 os: vec![],
                 args: vec![ArgSpec::text("password", "pw").secret()],
+                network: true,
             }],
         }
     }
@@ -295,8 +337,24 @@ mod tests {
         assert_eq!(m.validate(), Err(ManifestError::SecretKind("password".into())));
 
         let mut m = manifest();
+        m.id = "list".into();
+        assert_eq!(
+            m.validate().unwrap_err().to_string(),
+            "extension id `list` is a command of the host (`azdock ext list`); choose another id"
+        );
+
+        let mut m = manifest();
         m.actions.clear();
         assert_eq!(m.validate(), Err(ManifestError::NoActions));
+    }
+
+    #[test]
+    fn os_types_read_either_case_and_refuse_others() {
+        assert_eq!(serde_json::from_str::<OsType>("\"linux\"").unwrap(), OsType::Linux);
+        assert_eq!(serde_json::from_str::<OsType>("\"WINDOWS\"").unwrap(), OsType::Windows);
+        let e = serde_json::from_str::<OsType>("\"Plan9\"").unwrap_err().to_string();
+        assert!(e.contains("unknown OS type `Plan9`"), "{e}");
+        assert_eq!(serde_json::to_string(&OsType::Linux).unwrap(), "\"Linux\"");
     }
 
     #[test]

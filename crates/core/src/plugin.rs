@@ -256,7 +256,13 @@ mod tests {
                 version: "1.0.0".into(),
                 summary: "A test plugin".into(),
                 handlers: vec![],
-                actions: vec![ActionSpec { name: "go".into(), summary: "Go".into(), os: vec![], args: vec![] }],
+                actions: vec![ActionSpec {
+                    name: "go".into(),
+                    summary: "Go".into(),
+                    os: vec![],
+                    args: vec![],
+                    network: true,
+                }],
             })
         }
     }

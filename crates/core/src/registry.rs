@@ -150,7 +150,13 @@ mod tests {
                 version: "0.1.0".into(),
                 summary: format!("{id} test extension"),
                 handlers: vec![],
-                actions: vec![ActionSpec { name: "status".into(), summary: "s".into(), os: vec![], args: vec![] }],
+                actions: vec![ActionSpec {
+                    name: "status".into(),
+                    summary: "s".into(),
+                    os: vec![],
+                    args: vec![],
+                    network: true,
+                }],
             })
         }
     }

@@ -657,13 +657,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    path.parent().map_or(Ok(()), sync_dir)
+    azdock_files::write_atomic(path, data, 0o600)
 }
 
 #[cfg(test)]

@@ -24,38 +24,28 @@ pub const RULE_NAME: &str = "azdock-docker";
 /// How long the host waits for the daemon to answer a TLS handshake after an install.
 const READY_TIMEOUT_SECS: u32 = 600;
 
-/// How Docker gets onto the VM.
+/// An Azure extension handler that installs Docker on an existing VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handler {
     /// CustomScript 2.1 running the install script from protected settings.
     CustomScript,
-    /// cloud-config in `customData`, for new VMs only.
-    CloudInit,
     /// The DockerExtension Azure retired in 2018.
     Legacy,
 }
 
 impl Handler {
-    /// Parses `--handler`; the message names what is accepted.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        match text.to_ascii_lowercase().as_str() {
-            "customscript" | "custom-script" => Ok(Self::CustomScript),
-            "cloud-init" | "cloudinit" => Ok(Self::CloudInit),
-            "legacy" => Ok(Self::Legacy),
-            _ => Err(format!("unknown handler `{text}`: use customscript, cloud-init or legacy")),
-        }
-    }
+    /// Every handler, the default first.
+    pub const ALL: [Handler; 2] = [Handler::CustomScript, Handler::Legacy];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::CustomScript => "customscript",
-            Self::CloudInit => "cloud-init",
             Self::Legacy => "legacy",
         }
     }
 
-    /// The Azure handler, for those that are extensions.
-    pub fn spec(self) -> Option<HandlerSpec> {
+    /// The Azure handler.
+    pub fn spec(self) -> HandlerSpec {
         let spec = |kind: &str, version: &str| HandlerSpec {
             name: self.name().into(),
             os: OsType::Linux,
@@ -64,11 +54,56 @@ impl Handler {
             type_handler_version: version.into(),
         };
         match self {
-            Self::CustomScript => Some(spec("CustomScript", "2.1")),
-            Self::Legacy => Some(spec("DockerExtension", "1.2")),
+            Self::CustomScript => spec("CustomScript", "2.1"),
+            Self::Legacy => spec("DockerExtension", "1.2"),
+        }
+    }
+}
+
+/// How Docker gets onto the VM: an extension handler, or cloud-init at the VM's first boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Handler(Handler),
+    /// cloud-config in `customData`, for new VMs only.
+    CloudInit,
+}
+
+impl Delivery {
+    /// Parses `--handler`; the message names what is accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "customscript" | "custom-script" => Ok(Self::Handler(Handler::CustomScript)),
+            "cloud-init" | "cloudinit" => Ok(Self::CloudInit),
+            "legacy" => Ok(Self::Handler(Handler::Legacy)),
+            _ => Err(format!("unknown handler `{text}`: use customscript, cloud-init or legacy")),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Handler(h) => h.name(),
+            Self::CloudInit => "cloud-init",
+        }
+    }
+
+    /// The extension handler, for deliveries that are one.
+    pub fn handler(self) -> Option<Handler> {
+        match self {
+            Self::Handler(h) => Some(h),
             Self::CloudInit => None,
         }
     }
+}
+
+/// Why `--handler cloud-init` is refused on an existing VM.
+pub const CLOUD_INIT_ON_EXISTING: &str = "cloud-init runs only when a VM is created: use `azdock vm docker create --handler cloud-init`, or customscript here";
+
+/// The handler instance on the VM that set Docker up, if any.
+pub fn installed(facts: &azdock_core::VmFacts) -> Option<(Handler, &azdock_core::InstalledExtension)> {
+    Handler::ALL.into_iter().find_map(|h| {
+        let spec = h.spec();
+        facts.extension_of(&spec.publisher, &spec.kind).map(|e| (h, e))
+    })
 }
 
 /// The warning every use of the legacy handler prints.
@@ -107,45 +142,71 @@ impl Default for DockerExtension {
         };
         let cert_dir = || ArgSpec::text("docker-cert-dir", "Certificate directory [default: ~/.docker]");
         let linux = vec![OsType::Linux];
+        let install_args = || {
+            vec![
+                port(),
+                ArgSpec::text("handler", "customscript or legacy").default_value("customscript"),
+                ArgSpec::text("docker-option", "Extra dockerd flag (repeatable)").kind(ArgKind::List),
+                ArgSpec::text("allow-from", "Source CIDR admitted to the port (repeatable) [default: any]")
+                    .kind(ArgKind::List),
+                ArgSpec::text("cert-san", "Extra name or IP for the server certificate (repeatable)")
+                    .kind(ArgKind::List),
+                cert_dir(),
+            ]
+        };
         let manifest = Manifest {
             id: "docker".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             summary: "Docker with mutual TLS: dockerd on the VM, certificates from your CA in ~/.docker".into(),
-            handlers: [Handler::CustomScript, Handler::Legacy].into_iter().filter_map(Handler::spec).collect(),
+            handlers: Handler::ALL.into_iter().map(Handler::spec).collect(),
             actions: vec![
                 ActionSpec {
                     name: "install".into(),
                     summary: "Install Docker with TLS on the port, open it in the NSG, and wait until it answers"
                         .into(),
                     os: linux.clone(),
-                    args: vec![
-                        port(),
-                        ArgSpec::text("handler", "customscript or legacy").default_value("customscript"),
-                        ArgSpec::text("docker-option", "Extra dockerd flag (repeatable)").kind(ArgKind::List),
-                        ArgSpec::text("allow-from", "Source CIDR admitted to the port (repeatable) [default: any]")
-                            .kind(ArgKind::List),
-                        ArgSpec::text("cert-san", "Extra name or IP for the server certificate (repeatable)")
-                            .kind(ArgKind::List),
-                        cert_dir(),
-                    ],
+                    args: install_args(),
+                    network: true,
+                },
+                ActionSpec {
+                    name: "rotate-certs".into(),
+                    summary:
+                        "A new server certificate pushed to the VM (--ca: a new CA and client, pushed to every host)"
+                            .into(),
+                    os: linux.clone(),
+                    args: {
+                        let mut args = install_args();
+                        args.push(
+                            ArgSpec::text(
+                                "ca",
+                                "A new CA and client certificate too, for every Docker host azdock knows",
+                            )
+                            .kind(ArgKind::Flag),
+                        );
+                        args
+                    },
+                    network: true,
                 },
                 ActionSpec {
                     name: "uninstall".into(),
                     summary: "Stop dockerd listening on TCP and remove its certificates from the VM".into(),
                     os: linux.clone(),
                     args: vec![port()],
+                    network: true,
                 },
                 ActionSpec {
                     name: "status".into(),
                     summary: "Handler state, daemon reachability and certificate expiry".into(),
                     os: linux.clone(),
                     args: vec![port(), cert_dir()],
+                    network: true,
                 },
                 ActionSpec {
                     name: "verify".into(),
                     summary: "TLS handshake and Docker's /_ping and /version with your client certificate".into(),
                     os: linux,
                     args: vec![port(), cert_dir()],
+                    network: true,
                 },
             ],
         };
@@ -223,14 +284,11 @@ pub fn docker_setup(request: &PlanRequest, port: u16, options: Vec<String>) -> R
 impl DockerExtension {
     fn install(request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let port = port_of(request)?;
-        let handler =
-            Handler::parse(request.text("handler").unwrap_or("customscript")).map_err(|m| invalid("handler", m))?;
-        if handler == Handler::CloudInit {
-            return Err(invalid(
-                "handler",
-                "cloud-init runs only when a VM is created: use `azdock vm docker create --handler cloud-init`, or customscript here",
-            ));
-        }
+        let delivery =
+            Delivery::parse(request.text("handler").unwrap_or("customscript")).map_err(|m| invalid("handler", m))?;
+        let Delivery::Handler(handler) = delivery else {
+            return Err(invalid("handler", CLOUD_INIT_ON_EXISTING));
+        };
         let options = request.list("docker-option").to_vec();
         for option in &options {
             check_option(option).map_err(|m| invalid("docker-option", m))?;
@@ -245,14 +303,16 @@ impl DockerExtension {
             notes.push(OPEN_TO_ANY_NOTE.to_owned());
         }
         let setup = docker_setup(request, port, options)?;
-        let spec = handler.spec().unwrap_or_else(|| unreachable!("cloud-init was refused above"));
+        let spec = handler.spec();
         let existing = request.facts.extension_of(&spec.publisher, &spec.kind).map(|e| e.name.clone());
         let (settings, protected) = match handler {
             Handler::Legacy => {
                 notes.push(LEGACY_WARNING.to_owned());
                 setup.legacy_settings()
             }
-            _ => (serde_json::json!({}), payload::customscript_protected(setup.install_script().expose())),
+            Handler::CustomScript => {
+                (serde_json::json!({}), payload::customscript_protected(setup.install_script().expose()))
+            }
         };
         let store = CertStore::new(cert_dir_of(request)?);
         let path = |p: PathBuf| p.to_string_lossy().into_owned();
@@ -291,11 +351,11 @@ impl DockerExtension {
     fn uninstall(request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let port = port_of(request)?;
         let facts = &request.facts;
-        let legacy = Handler::Legacy.spec().and_then(|s| facts.extension_of(&s.publisher, &s.kind).cloned());
+        let legacy = installed(facts).filter(|(h, _)| *h == Handler::Legacy).map(|(_, e)| e.clone());
         let operation = match legacy {
             Some(ext) => Operation::Delete { name: ext.name },
             None => {
-                let spec = Handler::CustomScript.spec().unwrap_or_else(|| unreachable!("customscript is an extension"));
+                let spec = Handler::CustomScript.spec();
                 let name = facts
                     .extension_of(&spec.publisher, &spec.kind)
                     .map_or_else(|| "docker".to_owned(), |e| e.name.clone());
@@ -345,7 +405,8 @@ impl VmExtension for DockerExtension {
             return Err(ExtensionError::wrong_os(&request.action, request.facts.os_type));
         }
         match request.action.as_str() {
-            "install" => Self::install(request),
+            // The host rotated the local files first; pushing them is an install with the new ones.
+            "install" | "rotate-certs" => Self::install(request),
             "uninstall" => Self::uninstall(request),
             // A status looks once; verify gives a just-restarted daemon a moment.
             "status" => Self::probe(request, 0),

@@ -45,7 +45,8 @@ pub struct VmAccessExtension {
 }
 
 fn action(name: &str, summary: &str, os: &[OsType], args: Vec<ArgSpec>) -> ActionSpec {
-    ActionSpec { name: name.into(), summary: summary.into(), os: os.to_vec(), args }
+    // VMAccess needs the VM's OS and extensions, not its network: one read per VM in a fleet.
+    ActionSpec { name: name.into(), summary: summary.into(), os: os.to_vec(), args, network: false }
 }
 
 impl Default for VmAccessExtension {

@@ -39,6 +39,7 @@ impl Default for CustomScript {
                         ArgSpec::text("command", "A command to run instead of a script"),
                         ArgSpec::text("file-uri", "A file to download first (repeatable)").kind(ArgKind::List),
                     ],
+                    network: true,
                 }],
             },
         }

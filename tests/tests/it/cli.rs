@@ -103,7 +103,8 @@ fn ext_list_shows_the_built_in_extensions_with_their_handlers_and_actions() {
     let list = env.run(&["ext", "list"]).success().json();
     let docker = list.as_array().unwrap().iter().find(|e| e["id"] == "docker").expect("the docker extension");
     assert_eq!(docker["source"]["kind"], "builtin");
-    assert_eq!(docker["actionNames"], serde_json::json!(["install", "uninstall", "status", "verify"]));
+    // Every action a user can run is in the manifest: rotate-certs too.
+    assert_eq!(docker["actionNames"], serde_json::json!(["install", "rotate-certs", "uninstall", "status", "verify"]));
     let handlers = docker["handlerNames"].as_array().unwrap();
     assert!(
         handlers.iter().any(|h| h.as_str().unwrap().starts_with("Microsoft.Azure.Extensions.CustomScript 2.1")),

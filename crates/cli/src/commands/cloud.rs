@@ -78,7 +78,7 @@ pub(crate) fn resolve(name: &str) -> anyhow::Result<Cloud> {
     let all = registered()?;
     let Some((key, entry)) = all.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) else {
         let mut known: Vec<String> = BUILTIN_NAMES.iter().map(|s| (*s).to_owned()).collect();
-        known.push("local".into());
+        known.push(azdock_azure_sm::cloud::LOCAL_CLOUD.into());
         known.extend(all.keys().cloned());
         return Err(Usage::new(format!(
             "unknown cloud `{name}`: use {} (or register one with `azdock cloud register`)",
@@ -114,7 +114,8 @@ fn cloud_row(cloud: &Cloud, active: &str, source: &str) -> Value {
 fn all_rows(active: &str) -> anyhow::Result<Vec<Value>> {
     let mut rows: Vec<Value> =
         BUILTIN_NAMES.iter().filter_map(|n| builtin(n)).map(|c| cloud_row(&c, active, "builtin")).collect();
-    rows.push(row("local", active, "(the local cloud's loopback address)", "(the local cloud)", "local"));
+    let local = azdock_azure_sm::cloud::LOCAL_CLOUD;
+    rows.push(row(local, active, "(the local cloud's loopback address)", "(the local cloud)", local));
     for name in registered()?.keys() {
         rows.push(cloud_row(&resolve(name)?, active, "registered"));
     }

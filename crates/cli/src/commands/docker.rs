@@ -3,21 +3,20 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
 
-use anyhow::bail;
-use azdock_azure_sm::Arm;
+use azdock_azure_sm::CloudKind;
 use azdock_certs::{CertStore, Rotation, ServerRequest};
-use azdock_core::{ArgValue, Args, Plan, PlanRequest, VmExtension as _};
-use azdock_ext_docker::{DockerExtension, Handler};
+use azdock_core::{ArgValue, Args, PlanRequest, VmExtension};
+use azdock_ext_docker::{Delivery, Handler};
+use azdock_host::docker::{self as hosts, DockerHost, HostRecord};
+use azdock_host::{Host, Invocation, Vm, Waits};
 use serde_json::{Value, json};
 
 use super::Ctx;
 use crate::cli::{DockerCommand, ExtDockerCommand, ExtDockerTarget, GlobalArgs, Shell};
 use crate::config::Config;
-use crate::docker_hosts::{self, DockerHost};
 use crate::error::Usage;
-use crate::host::{self, Vm, probe};
 use crate::output::Columns;
 use crate::session;
 use crate::targets::{Selection, VmAddr};
@@ -31,37 +30,34 @@ const HOST_COLUMNS: Columns = &[
     ("CertExpires", "/certificate/notAfter"),
 ];
 
-/// A unique id per invocation: the extension's `forceUpdateTag`.
-pub(crate) fn run_id() -> String {
-    format!("azdock-{}", time::OffsetDateTime::now_utc().unix_timestamp_nanos())
+/// The built-in extension `id`, found the one way the CLI finds extensions: the registry.
+pub(crate) fn builtin(id: &str) -> anyhow::Result<Arc<dyn VmExtension>> {
+    let registry = azdock_core::Registry::with_builtins()?;
+    let entry = registry.get(id).ok_or_else(|| anyhow::anyhow!("the built-in extension `{id}` is not linked in"))?;
+    Ok(entry.extension.clone())
 }
 
-/// The plan request for a Docker action on a VM.
-pub(crate) fn request(action: &str, vm: &Vm, args: Args) -> PlanRequest {
-    PlanRequest { action: action.into(), args, facts: vm.facts.clone(), run_id: run_id() }
+/// The record of Docker hosts in the data directory.
+pub(crate) fn record() -> anyhow::Result<HostRecord> {
+    Ok(HostRecord::new(&crate::config::data_dir()?))
 }
 
 /// The arguments every Docker action takes from the command line.
-fn base_args(t: &ExtDockerTarget, cert_dir: &Path) -> Args {
+fn base_args(port: Option<u16>, cert_dir: &Path) -> Args {
     let mut args = Args::new();
-    if let Some(port) = t.port {
+    if let Some(port) = port {
         args.insert("port".into(), ArgValue::Integer(i64::from(port)));
     }
     args.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
     args
 }
 
-/// Plans with the Docker extension; its refusals are usage errors (exit 2).
-pub(crate) async fn plan(request: &PlanRequest) -> anyhow::Result<Plan> {
-    Ok(DockerExtension::default().plan(request).await?)
-}
-
-/// The host's entry as the registry keeps it, from what was just set up.
+/// The host's entry as the record keeps it, from what was just set up.
 pub(crate) fn host_entry(
     vm: &Vm,
     address: &str,
     port: u16,
-    handler: Handler,
+    handler: &str,
     cert_dir: &Path,
     extra: (&[String], &[String], &[String]),
 ) -> DockerHost {
@@ -74,84 +70,11 @@ pub(crate) fn host_entry(
         fqdn: vm.facts.fqdn.clone(),
         public_ip: vm.facts.public_ips.first().map(ToString::to_string),
         port,
-        handler: handler.name().into(),
+        handler: handler.into(),
         cert_dir: cert_dir.to_owned(),
         options: extra.0.to_vec(),
         allow_from: extra.1.to_vec(),
         cert_sans: extra.2.to_vec(),
-    }
-}
-
-/// What the commands print about a host.
-pub(crate) fn host_report(host: &DockerHost, daemon: &Value, certificate: &Value, context: Option<&str>) -> Value {
-    json!({
-        "name": host.name,
-        "resourceGroup": host.resource_group,
-        "dockerHost": host.docker_host(),
-        "fqdn": host.fqdn,
-        "publicIp": host.public_ip,
-        "port": host.port,
-        "handler": host.handler,
-        "certDir": host.cert_dir,
-        "daemon": daemon,
-        "certificate": certificate,
-        "context": context,
-        "connect": format!("docker --tlsverify -H {} info", host.docker_host()),
-    })
-}
-
-/// The server certificate's names and expiry, from the cert directory.
-fn certificate_info(cert_dir: &Path, name: &str) -> Value {
-    let (cert, _) = CertStore::new(cert_dir).server_paths(name);
-    match std::fs::read_to_string(&cert).map(|t| azdock_certs::inspect::CertFile::parse(&cert, t)) {
-        Ok(Ok(c)) => {
-            json!({"file": cert, "sans": c.sans(), "notAfter": azdock_certs::inspect::rfc3339(c.not_after()), "daysLeft": c.days_left()})
-        }
-        _ => json!({"file": cert, "missing": true}),
-    }
-}
-
-fn daemon_json(info: &probe::DaemonInfo) -> Value {
-    json!({"status": "running", "version": info.version["Version"], "apiVersion": info.version["ApiVersion"], "os": info.version["Os"]})
-}
-
-/// Creates or updates the docker context `name` with the host and the client certificates, when
-/// the `docker` CLI is installed. Returns the context name, or why there is none.
-pub(crate) fn docker_context(host: &DockerHost) -> Result<String, String> {
-    let store = CertStore::new(&host.cert_dir);
-    let endpoint = format!(
-        "host={},ca={},cert={},key={}",
-        host.docker_host(),
-        store.ca_path().display(),
-        store.client_cert_path().display(),
-        store.client_key_path().display()
-    );
-    let exists = std::process::Command::new("docker")
-        .args(["context", "inspect", &host.name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    let exists = match exists {
-        Ok(status) => status.success(),
-        Err(_) => return Err("the docker CLI is not installed, so no docker context was made".into()),
-    };
-    let verb = if exists { "update" } else { "create" };
-    let out = std::process::Command::new("docker")
-        .args([
-            "context",
-            verb,
-            &host.name,
-            "--description",
-            &format!("azdock: {} in {}", host.name, host.resource_group),
-            "--docker",
-            &endpoint,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run docker: {e}"))?;
-    if out.status.success() {
-        Ok(host.name.clone())
-    } else {
-        Err(format!("`docker context {verb}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
@@ -171,9 +94,9 @@ pub(crate) fn run_ext(
     let dir = cert_dir(t.docker_cert_dir.as_deref(), config)?;
     // Every argument is checked before any request.
     if let ExtDockerCommand::Install(i) = command {
-        let handler = Handler::parse(&i.handler).map_err(Usage::new)?;
-        if handler == Handler::CloudInit {
-            return Err(Usage::new("cloud-init runs only when a VM is created: use `azdock vm docker create --handler cloud-init`, or customscript here").into());
+        let delivery = Delivery::parse(&i.handler).map_err(Usage::new)?;
+        if delivery == Delivery::CloudInit {
+            return Err(Usage::new(azdock_ext_docker::CLOUD_INIT_ON_EXISTING).into());
         }
         for o in &i.docker_options {
             azdock_ext_docker::check_option(o).map_err(Usage::new)?;
@@ -192,19 +115,19 @@ pub(crate) fn run_ext(
         )
         .into());
     }
+    let docker = builtin("docker")?;
+    let data_dir = crate::config::data_dir()?;
     let results = session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
-        let cloud = arm.cloud().name.clone();
+        let host = Host { arm: &arm, data_dir: &data_dir };
         let mut out = Vec::new();
         for addr in addrs {
-            let mut vm = host::inspect(&arm, &addr).await?;
-            vm.facts.cloud.clone_from(&cloud);
             let value = match command {
-                ExtDockerCommand::Install(i) => install(ctx, &arm, &vm, i, &dir).await?,
-                ExtDockerCommand::Status(t) => status(&arm, &vm, t, &dir).await?,
-                ExtDockerCommand::Verify(t) => verify(&arm, &vm, t, &dir).await?,
-                ExtDockerCommand::Uninstall(t) => uninstall(ctx, &arm, &vm, t, &dir).await?,
-                ExtDockerCommand::RotateCerts(r) => rotate(ctx, &arm, &vm, r, &dir).await?,
+                ExtDockerCommand::Install(i) => install(ctx, &host, &*docker, &addr, i, &dir).await?,
+                ExtDockerCommand::Status(t) => probe(&host, &*docker, &addr, t, &dir, false).await?,
+                ExtDockerCommand::Verify(t) => probe(&host, &*docker, &addr, t, &dir, true).await?,
+                ExtDockerCommand::Uninstall(t) => uninstall(ctx, &host, &*docker, &addr, t, &dir).await?,
+                ExtDockerCommand::RotateCerts(r) => rotate(ctx, &host, &*docker, &addr, r, &dir).await?,
             };
             out.push(value);
         }
@@ -216,50 +139,61 @@ pub(crate) fn run_ext(
 
 /// Mints (or reuses) the host's server certificate with the CLI's passphrase prompt, so the
 /// extension's plan finds it in place.
-fn mint(dir: &Path, request: &PlanRequest) -> anyhow::Result<()> {
+fn mint(dir: &Path, request: &PlanRequest) -> azdock_host::Result<()> {
     let server = azdock_ext_docker::server_request(request)?;
     super::certs::with_passphrases(|p| CertStore::new(dir).server(&server, p))?;
     Ok(())
 }
 
-/// Installs Docker with TLS on an existing VM and waits until it answers.
-// The arguments are the install's inputs as the callers hold them; a struct would only rename them.
-#[allow(clippy::too_many_arguments)]
+/// What an install (or a rotation's push) sets up, beside the arguments the plan gets.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Install<'a> {
+    pub action: &'a str,
+    pub handler: Handler,
+    pub cert_dir: &'a Path,
+    pub extra: (&'a [String], &'a [String], &'a [String]),
+    pub wait: bool,
+}
+
+/// Installs Docker with TLS on a VM through the Docker extension's plan, records the host and
+/// waits until it answers.
 pub(crate) async fn install_on(
     ctx: &Ctx,
-    arm: &Arm,
-    vm: &Vm,
+    host: &Host<'_>,
+    docker: &dyn VmExtension,
+    vm: Vm,
     args: Args,
-    handler: Handler,
-    dir: &Path,
-    extra: (&[String], &[String], &[String]),
-    wait: bool,
+    how: Install<'_>,
 ) -> anyhow::Result<(DockerHost, Value)> {
-    let request = request("install", vm, args);
-    let port = azdock_ext_docker::port_of(&request)?;
-    mint(dir, &request)?;
-    let plan = plan(&request).await?;
-    for note in &plan.notes {
+    let possible = local_daemon_possible(&vm, ctx);
+    let prepare = |request: &PlanRequest| mint(how.cert_dir, request);
+    let invocation = Invocation {
+        extension: docker,
+        action: how.action,
+        args: &args,
+        waits: Waits { operation: how.wait, endpoints: how.wait && possible, endpoint_required: true },
+        prepare: Some(&prepare),
+    };
+    let ran = host.run_on(&invocation, vm).await?;
+    for note in &ran.outcome.notes {
         ctx.warn(note);
     }
-    let possible = local_daemon_possible(vm, ctx);
-    let waits = host::Waits { operation: wait, endpoints: wait && possible };
-    let outcome = host::execute(arm, vm, &plan, waits, "docker").await?;
-    for note in &outcome.notes {
-        if !plan.notes.contains(note) {
-            ctx.warn(note);
-        }
-    }
-    let (address, _) = vm.endpoint()?;
-    let entry = host_entry(vm, &address, port, handler, dir, extra);
-    docker_hosts::record(entry.clone())?;
-    let daemon = match &outcome.endpoint {
-        Some((_, _, info)) => daemon_json(info),
-        None if !wait => json!({"status": "not checked (--no-wait)"}),
-        None if !possible => {
+    let port = azdock_ext_docker::port_of(&PlanRequest {
+        action: how.action.into(),
+        args,
+        facts: ran.vm.facts.clone(),
+        run_id: String::new(),
+    })?;
+    let (address, _) = ran.vm.endpoint()?;
+    let entry = host_entry(&ran.vm, &address, port, how.handler.name(), how.cert_dir, how.extra);
+    record()?.record(entry.clone())?;
+    let daemon = match ran.outcome.endpoint.as_ref().map(|e| &e.answer) {
+        Some(Ok(Some(info))) => hosts::daemon_json(info),
+        _ if !how.wait => json!({"status": "not checked (--no-wait)"}),
+        _ if !possible => {
             json!({"status": "cannot run locally", "reason": azdock_emulator::Emulator::docker_unavailable_reason()})
         }
-        None => json!({"status": "unreachable"}),
+        _ => json!({"status": "unreachable"}),
     };
     Ok((entry, daemon))
 }
@@ -267,7 +201,7 @@ pub(crate) async fn install_on(
 /// In the local cloud, whether this machine can run the VM's dockerd; when it cannot, say so
 /// at once rather than waiting for a daemon that will never answer.
 pub(crate) fn local_daemon_possible(vm: &Vm, ctx: &Ctx) -> bool {
-    if !vm.facts.cloud.eq_ignore_ascii_case("local") {
+    if vm.cloud != CloudKind::Local {
         return true;
     }
     // The local cloud runs on this machine: what it can run is what this machine can.
@@ -284,27 +218,34 @@ pub(crate) fn local_daemon_possible(vm: &Vm, ctx: &Ctx) -> bool {
 
 async fn install(
     ctx: &Ctx,
-    arm: &Arm,
-    vm: &Vm,
+    host: &Host<'_>,
+    docker: &dyn VmExtension,
+    addr: &VmAddr,
     i: &crate::cli::ExtDockerInstallArgs,
     dir: &Path,
 ) -> anyhow::Result<Value> {
-    let handler = Handler::parse(&i.handler).map_err(Usage::new)?;
-    let mut args = base_args(&i.target, dir);
+    let handler = Delivery::parse(&i.handler).ok().and_then(Delivery::handler).unwrap_or(Handler::CustomScript);
+    let mut args = base_args(i.target.port, dir);
     args.insert("handler".into(), ArgValue::Text(handler.name().into()));
     args.insert("docker-option".into(), ArgValue::List(i.docker_options.clone()));
     args.insert("allow-from".into(), ArgValue::List(i.allow_from.clone()));
     args.insert("cert-san".into(), ArgValue::List(i.cert_sans.clone()));
-    let (entry, daemon) =
-        install_on(ctx, arm, vm, args, handler, dir, (&i.docker_options, &i.allow_from, &i.cert_sans), !i.no_wait)
-            .await?;
+    let vm = azdock_host::vm::inspect(host.arm, addr).await?;
+    let how = Install {
+        action: "install",
+        handler,
+        cert_dir: dir,
+        extra: (&i.docker_options, &i.allow_from, &i.cert_sans),
+        wait: !i.no_wait,
+    };
+    let (entry, daemon) = install_on(ctx, host, docker, vm, args, how).await?;
     let context = finish_client(ctx, &entry);
-    Ok(host_report(&entry, &daemon, &certificate_info(dir, &entry.name), context.as_deref()))
+    Ok(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), context.as_deref()))
 }
 
 /// The docker context and the line to connect with, on stderr.
 pub(crate) fn finish_client(ctx: &Ctx, host: &DockerHost) -> Option<String> {
-    let context = match docker_context(host) {
+    let context = match hosts::docker_context(host) {
         Ok(name) => Some(name),
         Err(why) => {
             ctx.warn(&why);
@@ -318,100 +259,102 @@ pub(crate) fn finish_client(ctx: &Ctx, host: &DockerHost) -> Option<String> {
     context
 }
 
-/// The handler instance on the VM that set Docker up, if any.
-fn docker_extension(vm: &Vm) -> Option<&azdock_core::InstalledExtension> {
-    [Handler::CustomScript, Handler::Legacy]
-        .into_iter()
-        .filter_map(Handler::spec)
-        .find_map(|s| vm.facts.extension_of(&s.publisher, &s.kind))
+fn port_of(t: &ExtDockerTarget, name: &str) -> u16 {
+    t.port.or_else(|| record().ok()?.load().ok()?.get(name).map(|h| h.port)).unwrap_or(azdock_ext_docker::DEFAULT_PORT)
 }
 
-fn port_of(t: &ExtDockerTarget, vm: &Vm) -> u16 {
-    t.port
-        .or_else(|| docker_hosts::load().ok()?.get(&vm.facts.name).map(|h| h.port))
-        .unwrap_or(azdock_ext_docker::DEFAULT_PORT)
-}
-
-async fn status(arm: &Arm, vm: &Vm, t: &ExtDockerTarget, dir: &Path) -> anyhow::Result<Value> {
-    let port = port_of(t, vm);
+/// `status` and `verify`: the Docker extension's own plans (an inspect, then a probe of the
+/// daemon with the client certificate). A status reports what it found; a verify fails, with
+/// the reason in words, when the daemon does not answer.
+async fn probe(
+    host: &Host<'_>,
+    docker: &dyn VmExtension,
+    addr: &VmAddr,
+    t: &ExtDockerTarget,
+    dir: &Path,
+    verify: bool,
+) -> anyhow::Result<Value> {
+    let args = base_args(Some(port_of(t, &addr.name)), dir);
+    let action = if verify { "verify" } else { "status" };
+    let invocation = Invocation {
+        extension: docker,
+        action,
+        args: &args,
+        waits: Waits { operation: true, endpoints: true, endpoint_required: verify },
+        prepare: None,
+    };
+    let ran = host.run(&invocation, addr).await?;
+    let vm = &ran.vm;
+    let port = port_of(t, &addr.name);
     let (address, _) = vm.endpoint()?;
-    let identity = identity(dir);
-    let daemon = match probe::docker(&address, port, &identity, Duration::from_secs(5)).await {
-        Ok(info) => daemon_json(&info),
-        Err(f) => json!({"status": "unreachable", "reason": host::explain(arm, vm, &address, port, &f).await}),
+    let endpoint = ran.outcome.endpoint.as_ref();
+    let daemon = match endpoint.map(|e| &e.answer) {
+        Some(Ok(Some(info))) => hosts::daemon_json(info),
+        Some(Err(why)) => json!({"status": "unreachable", "reason": why}),
+        _ => json!({"status": "unreachable"}),
     };
-    let handler = docker_extension(vm).map(|e| {
-        let message = e.statuses.first().and_then(|s| s.message.clone());
-        json!({"name": e.name, "type": e.kind, "provisioningState": e.provisioning_state, "message": message})
-    });
-    let entry = DockerHost {
-        handler: docker_extension(vm)
-            .map_or("none", |e| if e.kind.eq_ignore_ascii_case("DockerExtension") { "legacy" } else { "customscript" })
-            .into(),
-        ..host_entry(vm, &address, port, Handler::CustomScript, dir, (&[], &[], &[]))
-    };
-    let mut report = host_report(&entry, &daemon, &certificate_info(dir, &vm.facts.name), None);
-    report["extension"] = handler.unwrap_or(Value::Null);
-    report["nsgRule"] = json!(host::port_admitted(arm, vm, port).await?);
-    report["powerState"] = json!(vm.facts.power_state);
+    let installed = azdock_ext_docker::installed(&vm.facts);
+    let handler = installed.map_or("none", |(h, _)| h.name());
+    let entry = host_entry(vm, &address, port, handler, dir, (&[], &[], &[]));
+    let mut report = hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &vm.facts.name), None);
+    let rule = endpoint.and_then(|e| e.admitted_by.clone());
+    if verify {
+        let Some(Ok(Some(info))) = endpoint.map(|e| &e.answer) else { anyhow::bail!("the daemon did not answer") };
+        report["handler"] = Value::Null;
+        report["checks"] =
+            json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]});
+    } else {
+        report["extension"] = installed.map_or(Value::Null, |(_, e)| {
+            let message = e.statuses.first().and_then(|s| s.message.clone());
+            json!({"name": e.name, "type": e.kind, "provisioningState": e.provisioning_state, "message": message})
+        });
+        report["nsgRule"] = json!(rule);
+        report["powerState"] = json!(vm.facts.power_state);
+    }
     Ok(report)
 }
 
-fn identity(dir: &Path) -> probe::Identity {
-    let store = CertStore::new(dir);
-    probe::Identity { ca: store.ca_path(), cert: store.client_cert_path(), key: store.client_key_path() }
-}
-
-/// The TLS handshake, `/_ping` and `/version`; any failure is explained and exits 1.
-async fn verify(arm: &Arm, vm: &Vm, t: &ExtDockerTarget, dir: &Path) -> anyhow::Result<Value> {
-    let port = port_of(t, vm);
-    let (address, _) = vm.endpoint()?;
-    let Some(rule) = host::port_admitted(arm, vm, port).await? else {
-        bail!(host::explain(arm, vm, &address, port, &probe::Failure::NoAnswer).await);
-    };
-    let info = match probe::wait(&address, port, &identity(dir), Duration::from_secs(15)).await {
-        Ok(info) => info,
-        Err(f) => bail!(host::explain(arm, vm, &address, port, &f).await),
-    };
-    let entry = host_entry(vm, &address, port, Handler::CustomScript, dir, (&[], &[], &[]));
-    let mut report = host_report(&entry, &daemon_json(&info), &certificate_info(dir, &vm.facts.name), None);
-    report["handler"] = Value::Null;
-    report["checks"] =
-        json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]});
-    Ok(report)
-}
-
-async fn uninstall(ctx: &Ctx, arm: &Arm, vm: &Vm, t: &ExtDockerTarget, dir: &Path) -> anyhow::Result<Value> {
-    let mut args = base_args(t, dir);
-    args.insert("port".into(), ArgValue::Integer(i64::from(port_of(t, vm))));
-    let plan = plan(&request("uninstall", vm, args)).await?;
-    host::execute(arm, vm, &plan, host::Waits { operation: true, endpoints: true }, "docker").await?;
-    docker_hosts::forget(&vm.facts.name)?;
+async fn uninstall(
+    ctx: &Ctx,
+    host: &Host<'_>,
+    docker: &dyn VmExtension,
+    addr: &VmAddr,
+    t: &ExtDockerTarget,
+    dir: &Path,
+) -> anyhow::Result<Value> {
+    let mut args = Args::new();
+    args.insert("port".into(), ArgValue::Integer(i64::from(port_of(t, &addr.name))));
+    let invocation =
+        Invocation { extension: docker, action: "uninstall", args: &args, waits: Waits::ALL, prepare: None };
+    host.run(&invocation, addr).await?;
+    record()?.forget(&addr.name)?;
     ctx.info(&format!(
         "Docker on {} no longer listens on TCP; its server certificate stays in {} (`azdock certs show`)",
-        vm.facts.name,
+        addr.name,
         dir.display()
     ));
-    Ok(json!({"name": vm.facts.name, "resourceGroup": vm.addr.resource_group, "uninstalled": true}))
+    Ok(json!({"name": addr.name, "resourceGroup": addr.resource_group, "uninstalled": true}))
+}
+
+/// The handler the record says set a host up; customscript when unknown.
+fn recorded_handler(entry: Option<&DockerHost>) -> Handler {
+    entry.and_then(|e| Delivery::parse(&e.handler).ok()).and_then(Delivery::handler).unwrap_or(Handler::CustomScript)
 }
 
 /// A new server certificate for the host (`--ca`: a new CA and client first, and every host
-/// azdock knows in this cloud gets its new certificate), pushed with the install again.
+/// azdock knows in this cloud gets its new certificate), pushed with the Docker extension's
+/// `rotate-certs` plan.
 async fn rotate(
     ctx: &Ctx,
-    arm: &Arm,
-    vm: &Vm,
+    host: &Host<'_>,
+    docker: &dyn VmExtension,
+    addr: &VmAddr,
     r: &crate::cli::ExtDockerRotateArgs,
     dir: &Path,
 ) -> anyhow::Result<Value> {
-    let known = docker_hosts::load()?;
+    let known = record()?.load()?;
+    let vm = azdock_host::vm::inspect(host.arm, addr).await?;
     let entry = known.get(&vm.facts.name).cloned();
-    let port = r.target.port.or(entry.as_ref().map(|e| e.port)).unwrap_or(azdock_ext_docker::DEFAULT_PORT);
-    let handler = entry
-        .as_ref()
-        .and_then(|e| Handler::parse(&e.handler).ok())
-        .filter(|h| *h != Handler::CloudInit)
-        .unwrap_or(Handler::CustomScript);
     let store = CertStore::new(dir);
     let rotation = if r.ca {
         Rotation::Ca
@@ -420,7 +363,9 @@ async fn rotate(
         if let Some(e) = &entry {
             args.insert("cert-san".into(), ArgValue::List(e.cert_sans.clone()));
         }
-        let server = azdock_ext_docker::server_request(&request("install", vm, args))?;
+        let request =
+            PlanRequest { action: "rotate-certs".into(), args, facts: vm.facts.clone(), run_id: String::new() };
+        let server = azdock_ext_docker::server_request(&request)?;
         let names = server.names();
         let (dns, ips): (Vec<String>, Vec<String>) =
             names.into_iter().partition(|n| n.parse::<std::net::IpAddr>().is_err());
@@ -430,7 +375,7 @@ async fn rotate(
     if let Some(backup) = &report.backup_dir {
         ctx.info(&format!("the old certificates are in {}", backup.display()));
     }
-    let mut hosts = vec![vm.clone()];
+    let mut targets = vec![vm.clone()];
     if r.ca {
         // Every other host azdock set up in this cloud needs the new CA and its own new certificate.
         for other in known.values().filter(|h| h.name != vm.facts.name) {
@@ -438,48 +383,30 @@ async fn rotate(
                 ctx.warn(&format!("host {} is in cloud {}: run `azdock --cloud {} ext docker install --vm {} -g {}` to give it the new CA", other.name, other.cloud, other.cloud, other.name, other.resource_group));
                 continue;
             }
-            let addr = VmAddr {
-                subscription: other.subscription.clone(),
-                resource_group: other.resource_group.clone(),
-                name: other.name.clone(),
-                extension: None,
-            };
-            match host::inspect(arm, &addr).await {
-                Ok(mut v) => {
-                    v.facts.cloud.clone_from(&vm.facts.cloud);
-                    hosts.push(v);
-                }
-                Err(e) => ctx.warn(&format!("cannot reach host {}: {e:#}; install it again later", other.name)),
+            let addr = VmAddr::new(&other.subscription, &other.resource_group, &other.name);
+            match azdock_host::vm::inspect(host.arm, &addr).await {
+                Ok(v) => targets.push(v),
+                Err(e) => ctx.warn(&format!("cannot reach host {}: {e}; install it again later", other.name)),
             }
         }
     }
     let mut out = Vec::new();
-    for h in &hosts {
+    for h in targets {
         let e = known.get(&h.facts.name).cloned();
-        let mut args = Args::new();
-        let port = if h.facts.name == vm.facts.name {
-            port
-        } else {
-            e.as_ref().map_or(azdock_ext_docker::DEFAULT_PORT, |e| e.port)
-        };
-        args.insert("port".into(), ArgValue::Integer(i64::from(port)));
-        args.insert("docker-cert-dir".into(), ArgValue::Text(dir.to_string_lossy().into_owned()));
-        let handler = if h.facts.name == vm.facts.name {
-            handler
-        } else {
-            e.as_ref()
-                .and_then(|e| Handler::parse(&e.handler).ok())
-                .filter(|h| *h != Handler::CloudInit)
-                .unwrap_or(Handler::CustomScript)
-        };
-        args.insert("handler".into(), ArgValue::Text(handler.name().into()));
+        let port = if h.facts.name == vm.facts.name { r.target.port } else { None }
+            .or(e.as_ref().map(|e| e.port))
+            .unwrap_or(azdock_ext_docker::DEFAULT_PORT);
+        let handler = recorded_handler(e.as_ref());
         let (opts, allow, sans) =
             e.as_ref().map(|e| (e.options.clone(), e.allow_from.clone(), e.cert_sans.clone())).unwrap_or_default();
+        let mut args = base_args(Some(port), dir);
+        args.insert("handler".into(), ArgValue::Text(handler.name().into()));
         args.insert("docker-option".into(), ArgValue::List(opts.clone()));
         args.insert("allow-from".into(), ArgValue::List(allow.clone()));
         args.insert("cert-san".into(), ArgValue::List(sans.clone()));
-        let (entry, daemon) = install_on(ctx, arm, h, args, handler, dir, (&opts, &allow, &sans), true).await?;
-        out.push(host_report(&entry, &daemon, &certificate_info(dir, &entry.name), None));
+        let how = Install { action: "rotate-certs", handler, cert_dir: dir, extra: (&opts, &allow, &sans), wait: true };
+        let (entry, daemon) = install_on(ctx, host, docker, h, args, how).await?;
+        out.push(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), None));
     }
     Ok(if out.len() == 1 { out.remove(0) } else { Value::Array(out) })
 }
@@ -487,13 +414,13 @@ async fn rotate(
 pub(crate) fn run_client(ctx: &Ctx, command: &DockerCommand) -> anyhow::Result<()> {
     match command {
         DockerCommand::Env { name, shell, unset } => {
-            let host = docker_hosts::get(name)?;
+            let host = record()?.get(name)?;
             print!("{}", env_script(&host, *shell, *unset));
             Ok(())
         }
         DockerCommand::Context { name } => {
-            let host = docker_hosts::get(name)?;
-            let context = docker_context(&host).map_err(|why| anyhow::anyhow!(why))?;
+            let host = record()?.get(name)?;
+            let context = hosts::docker_context(&host).map_err(|why| anyhow::anyhow!(why))?;
             ctx.print(
                 &json!({"name": context, "dockerHost": host.docker_host(), "certDir": host.cert_dir}),
                 &[("Name", "/name"), ("DockerHost", "/dockerHost"), ("CertDir", "/certDir")],
@@ -542,7 +469,7 @@ pub(crate) fn env_script(host: &DockerHost, shell: Shell, unset: bool) -> String
         ),
     };
     out.push_str(&how);
-    if host.cloud.eq_ignore_ascii_case("local") && !unset {
+    if CloudKind::of(&host.cloud) == CloudKind::Local && !unset {
         let comment = if shell == Shell::Cmd { "REM" } else { "#" };
         let _ = writeln!(
             out,

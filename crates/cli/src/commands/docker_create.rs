@@ -15,7 +15,8 @@ use azdock_azure_sm::models::{NetworkSecurityGroup, OsType, ProvisioningState, S
 use azdock_azure_sm::{Arm, AzureError, rules};
 use azdock_certs::{CertStore, ServerRequest};
 use azdock_core::{ArgValue, Args, Secret};
-use azdock_ext_docker::Handler;
+use azdock_ext_docker::{Delivery, Handler};
+use azdock_host::{self as host, docker::HostRecord};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -25,7 +26,6 @@ use crate::config::Config;
 use crate::error::Usage;
 use crate::session::{self, COMPUTE_API, NETWORK_API, RESOURCES_API};
 use crate::targets::VmAddr;
-use crate::{docker_hosts, host};
 
 /// How the admin signs in to the VM.
 enum Login {
@@ -44,7 +44,7 @@ struct Spec {
     login: Login,
     ssh_port: Option<u16>,
     port: u16,
-    handler: Handler,
+    handler: Delivery,
     options: Vec<String>,
     allow_from: Vec<String>,
     cert_sans: Vec<String>,
@@ -117,7 +117,7 @@ fn check(ctx: &Ctx, config: &Config, args: &DockerCreateArgs) -> anyhow::Result<
     let image = ImageSpec::parse(&args.image).map_err(|e| usage(e.to_string()))?;
     check_linux_image(&args.image, &image)?;
     rules::check_user_name(&args.user, &linux).map_err(usage)?;
-    let handler = Handler::parse(&args.handler).map_err(usage)?;
+    let handler = Delivery::parse(&args.handler).map_err(usage)?;
     for o in &args.docker_options {
         azdock_ext_docker::check_option(o).map_err(usage)?;
     }
@@ -268,7 +268,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Docker
             ctx.warn(azdock_ext_docker::OPEN_TO_ANY_NOTE);
         }
     }
-    if spec.handler == Handler::Legacy {
+    if spec.handler == Delivery::Handler(Handler::Legacy) {
         ctx.warn(azdock_ext_docker::LEGACY_WARNING);
     }
     // The CA and client first: a passphrase problem stops the run before Azure is touched.
@@ -276,11 +276,10 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Docker
     super::certs::with_passphrases(|p| store.init(p))?;
     let value = session::block_on(async {
         let s = session::session(global, config).await?;
-        let cloud = s.arm.cloud().name.clone();
         let created = Created::default();
         let reused = Created::default();
         let server_cert_existed = store.server_paths(&spec.name).0.exists();
-        let outcome = deploy(ctx, &s.arm, &s.subscription, &cloud, &spec, &created, &reused, args.no_wait).await;
+        let outcome = deploy(ctx, &s.arm, &s.subscription, &spec, &created, &reused, args.no_wait).await;
         match outcome {
             Ok(value) => Ok(value),
             Err(e) => {
@@ -340,7 +339,6 @@ async fn deploy(
     ctx: &Ctx,
     arm: &Arm,
     sub: &str,
-    cloud: &str,
     spec: &Spec,
     created: &Created,
     reused: &Created,
@@ -382,7 +380,7 @@ async fn deploy(
     let rules: Vec<Value> = wanted
         .iter()
         .zip([1000, 1010])
-        .map(|((rule, port), priority)| json!({"name": rule, "properties": host::inbound_rule(*port, &sources, priority)["properties"]}))
+        .map(|((rule, port), priority)| json!({"name": rule, "properties": host::network::inbound_rule(*port, azdock_core::Protocol::Tcp, &sources, priority)["properties"]}))
         .collect();
     let vnet_body = json!({"location": location, "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
         "subnets": [{"name": format!("{name}Subnet"), "properties": {"addressPrefix": "10.0.0.0/24"}}]}});
@@ -402,9 +400,9 @@ async fn deploy(
         if model.properties.security_rules.iter().any(|r| r.name.eq_ignore_ascii_case(rule)) {
             continue;
         }
-        let priority = host::free_priority(&model, rule);
+        let priority = host::network::free_priority(&model, rule);
         let path = format!("{nsg_id}/securityRules/{rule}?api-version={NETWORK_API}");
-        arm.put(&path, &host::inbound_rule(*port, &sources, priority)).await?;
+        arm.put(&path, &host::network::inbound_rule(*port, azdock_core::Protocol::Tcp, &sources, priority)).await?;
         let properties = SecurityRuleProperties { priority, ..SecurityRuleProperties::default() };
         model.properties.security_rules.push(SecurityRule {
             name: (*rule).to_owned(),
@@ -444,12 +442,13 @@ async fn deploy(
                 json!({"publicKeys": [{"path": format!("/home/{}/.ssh/authorized_keys", spec.user), "keyData": k}]});
         }
     }
-    if spec.handler == Handler::CloudInit {
-        let request = docker::request(
-            "install",
-            &placeholder_vm(name, sub, &spec.group, &location, fqdn.as_deref(), ip.as_deref(), &spec.user),
-            install_args(spec),
-        );
+    if spec.handler == Delivery::CloudInit {
+        let request = azdock_core::PlanRequest {
+            action: "install".into(),
+            args: install_args(spec),
+            facts: placeholder_facts(name, sub, &spec.group, &location, fqdn.as_deref(), ip.as_deref(), &spec.user),
+            run_id: host::run_id(),
+        };
         let setup = azdock_ext_docker::docker_setup(&request, spec.port, spec.options.clone())?;
         os_profile["customData"] =
             json!(base64::engine::general_purpose::STANDARD.encode(setup.cloud_config().expose()));
@@ -468,37 +467,26 @@ async fn deploy(
     ));
     ensure(arm, created, reused, "VM", &vm_id, COMPUTE_API, &vm_body).await.map_err(vm_error)?;
 
-    let addr = VmAddr {
-        subscription: sub.to_owned(),
-        resource_group: spec.group.clone(),
-        name: name.clone(),
-        extension: None,
-    };
-    let mut vm = host::inspect(arm, &addr).await?;
-    vm.facts.cloud = cloud.to_owned();
+    let addr = VmAddr::new(sub, &spec.group, name);
+    let vm = host::vm::inspect(arm, &addr).await?;
     let (address, _) = vm.endpoint()?;
     let extra = (spec.options.as_slice(), spec.allow_from.as_slice(), spec.cert_sans.as_slice());
-    let (entry, daemon) = if spec.handler == Handler::CloudInit {
+    let (entry, daemon) = if spec.handler == Delivery::CloudInit {
         // cloud-init already ran at first boot; wait for its daemon.
-        let entry = docker::host_entry(&vm, &address, spec.port, spec.handler, &spec.cert_dir, extra);
-        docker_hosts::record(entry.clone())?;
+        let entry = docker::host_entry(&vm, &address, spec.port, spec.handler.name(), &spec.cert_dir, extra);
+        HostRecord::new(&crate::config::data_dir()?).record(entry.clone())?;
         let daemon = if no_wait || !docker::local_daemon_possible(&vm, ctx) {
             json!({"status": if no_wait { "not checked (--no-wait)" } else { "cannot run locally" }})
         } else {
-            let store = CertStore::new(&spec.cert_dir);
-            if let Some(why) = host::local_daemon_trouble(arm, &vm).await {
+            if let Some(why) = host::diagnose::local_daemon_trouble(arm, &vm).await {
                 bail!(why);
             }
-            let identity = host::probe::Identity {
-                ca: store.ca_path(),
-                cert: store.client_cert_path(),
-                key: store.client_key_path(),
-            };
+            let identity = host::docker::identity(&spec.cert_dir);
             match host::probe::wait(&address, spec.port, &identity, std::time::Duration::from_secs(600)).await {
                 Ok(info) => {
                     json!({"status": "running", "version": info.version["Version"], "apiVersion": info.version["ApiVersion"]})
                 }
-                Err(f) => bail!(host::explain(arm, &vm, &address, spec.port, &f).await),
+                Err(f) => bail!(host::diagnose::explain(arm, &vm, &address, spec.port, &f).await),
             }
         };
         (entry, daemon)
@@ -506,10 +494,14 @@ async fn deploy(
         let mut args = install_args(spec);
         // Announced above already when open to any address; `*` keeps the plan from saying it again.
         args.insert("allow-from".into(), ArgValue::List(sources.clone()));
-        docker::install_on(ctx, arm, &vm, args, spec.handler, &spec.cert_dir, extra, !no_wait).await?
+        let handler = spec.handler.handler().unwrap_or(Handler::CustomScript);
+        let data_dir = crate::config::data_dir()?;
+        let how = docker::Install { action: "install", handler, cert_dir: &spec.cert_dir, extra, wait: !no_wait };
+        let docker_ext = docker::builtin("docker")?;
+        docker::install_on(ctx, &host::Host { arm, data_dir: &data_dir }, &*docker_ext, vm, args, how).await?
     };
     let context = docker::finish_client(ctx, &entry);
-    let mut report = docker::host_report(&entry, &daemon, &Value::Null, context.as_deref());
+    let mut report = host::docker::report(&entry, &daemon, &Value::Null, context.as_deref());
     report["created"] =
         json!(created.list().iter().map(|(k, id)| format!("{k} {}", host::short(id))).collect::<Vec<_>>());
     report["reused"] =
@@ -551,7 +543,7 @@ fn install_args(spec: &Spec) -> Args {
 
 /// Facts for a VM about to be created with cloud-init: what the certificate and the
 /// cloud-config need (its name, addresses and admin user) before the VM exists.
-fn placeholder_vm(
+fn placeholder_facts(
     name: &str,
     sub: &str,
     group: &str,
@@ -559,13 +551,12 @@ fn placeholder_vm(
     fqdn: Option<&str>,
     ip: Option<&str>,
     user: &str,
-) -> host::Vm {
-    let addr = VmAddr { subscription: sub.into(), resource_group: group.into(), name: name.into(), extension: None };
-    let facts = azdock_core::VmFacts {
+) -> azdock_core::VmFacts {
+    azdock_core::VmFacts {
         name: name.into(),
         resource_group: group.into(),
         subscription_id: sub.into(),
-        resource_id: addr.path(),
+        resource_id: VmAddr::new(sub, group, name).path(),
         location: location.into(),
         os_type: azdock_core::OsType::Linux,
         power_state: azdock_core::PowerState::Unknown,
@@ -575,6 +566,5 @@ fn placeholder_vm(
         public_ips: ip.and_then(|i| i.parse().ok()).into_iter().collect(),
         private_ips: Vec::new(),
         extensions: Vec::new(),
-    };
-    host::Vm { addr, nic: None, facts }
+    }
 }

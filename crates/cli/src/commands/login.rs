@@ -1,11 +1,12 @@
 //! `azdock login` / `logout`: a service principal's sign-in, checked against the cloud and kept
 //! in `credentials.json` (0600) in the config directory — never in the config file.
 
-use std::io::{BufRead as _, Write as _};
+use std::io::BufRead as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 use azdock_core::Secret;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
@@ -14,17 +15,45 @@ use crate::config::Config;
 use crate::error::Usage;
 use crate::session;
 
-/// A stored sign-in for one cloud.
-#[derive(Debug, Clone)]
+/// A stored sign-in for one cloud, as `credentials.json` keeps it: tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub(crate) enum StoredLogin {
     /// A service principal with a client secret.
-    Secret { tenant: String, client_id: String, secret: Secret<String> },
+    #[serde(rename = "clientSecret")]
+    Secret {
+        #[serde(rename = "tenantId")]
+        tenant: String,
+        client_id: String,
+        #[serde(rename = "clientSecret", serialize_with = "azdock_core::secret::expose")]
+        secret: Secret<String>,
+    },
     /// A service principal with a certificate (the PEM or PFX file's path, and a PFX's password).
-    Certificate { tenant: String, client_id: String, path: PathBuf, password: Option<Secret<String>> },
+    #[serde(rename = "clientCertificate")]
+    Certificate {
+        #[serde(rename = "tenantId")]
+        tenant: String,
+        client_id: String,
+        #[serde(rename = "certificatePath")]
+        path: PathBuf,
+        #[serde(
+            rename = "certificatePassword",
+            default,
+            serialize_with = "azdock_core::secret::expose_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        password: Option<Secret<String>>,
+    },
     /// The Azure CLI's sign-in, optionally in one tenant.
-    AzureCli { tenant: Option<String> },
+    AzureCli {
+        #[serde(rename = "tenantId", default)]
+        tenant: Option<String>,
+    },
     /// The machine's managed identity (a user-assigned one by its client id).
-    ManagedIdentity { client_id: Option<String> },
+    ManagedIdentity {
+        #[serde(default)]
+        client_id: Option<String>,
+    },
 }
 
 impl StoredLogin {
@@ -60,18 +89,14 @@ fn path() -> anyhow::Result<PathBuf> {
     Ok(crate::config::config_dir()?.join("credentials.json"))
 }
 
-/// Every stored sign-in. A file that is not a JSON object is refused, never taken for empty:
-/// the next login would overwrite it and drop the other clouds' sign-ins.
-fn read_all() -> anyhow::Result<serde_json::Map<String, Value>> {
-    let path = path()?;
-    match std::fs::read(&path) {
-        Ok(data) => match serde_json::from_slice::<Value>(&data) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(_) => Err(corrupt(&path, "it is not a JSON object")),
-            Err(e) => Err(corrupt(&path, &format!("it is not valid JSON ({e})"))),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::Map::new()),
-        Err(e) => Err(e).context("cannot read the stored credentials"),
+/// Every stored sign-in, by lower-cased cloud name. A file that is not a JSON object is
+/// refused, never taken for empty: the next login would overwrite it and drop the other
+/// clouds' sign-ins.
+fn parse_all(path: &std::path::Path, data: &[u8]) -> anyhow::Result<serde_json::Map<String, Value>> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(corrupt(path, "it is not a JSON object")),
+        Err(e) => Err(corrupt(path, &format!("it is not valid JSON ({e})"))),
     }
 }
 
@@ -83,55 +108,47 @@ fn corrupt(path: &std::path::Path, why: &str) -> anyhow::Error {
     .into()
 }
 
-fn write_all(map: &serde_json::Map<String, Value>) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Sets (or with `None` removes) the sign-in of `cloud` under the file's lock, so two logins at
+/// once both land; returns whether there was one before.
+fn change(cloud: &str, login: Option<&StoredLogin>) -> anyhow::Result<bool> {
     let path = path()?;
-    let dir = path.parent().context("no config directory")?;
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(dir)
-        .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let tmp = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    file.write_all(&serde_json::to_vec_pretty(&Value::Object(map.clone()))?)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write `{}`", path.display()))
+    let mut had = false;
+    azdock_files::update(&path, 0o600, |old| -> anyhow::Result<Option<Vec<u8>>> {
+        let mut all = match old {
+            Some(data) => parse_all(&path, &data)?,
+            None => serde_json::Map::new(),
+        };
+        let key = cloud.to_ascii_lowercase();
+        had = match login {
+            Some(login) => all.insert(key, serde_json::to_value(login)?).is_some(),
+            None => all.remove(&key).is_some(),
+        };
+        if login.is_none() && !had {
+            return Ok(None);
+        }
+        Ok(Some(serde_json::to_vec_pretty(&Value::Object(all))?))
+    })
+    .with_context(|| format!("cannot store the sign-in in `{}`", path.display()))?;
+    Ok(had)
 }
 
-/// The stored sign-in for a cloud, if any.
+/// The stored sign-in for a cloud, if any. Entries written before sign-ins were tagged have no
+/// `kind`: those are client secrets.
 pub(crate) fn stored(cloud: &str) -> anyhow::Result<Option<StoredLogin>> {
-    let all = read_all()?;
-    let Some(entry) = all.get(&cloud.to_ascii_lowercase()) else { return Ok(None) };
-    let text = |k: &str| {
-        entry[k]
-            .as_str()
-            .map(str::to_owned)
-            .with_context(|| format!("the stored credentials lack `{k}`; run `azdock login` again"))
+    let path = path()?;
+    let all = match std::fs::read(&path) {
+        Ok(data) => parse_all(&path, &data)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).context("cannot read the stored credentials"),
     };
-    if entry["kind"] == "azureCli" {
-        return Ok(Some(StoredLogin::AzureCli { tenant: entry["tenantId"].as_str().map(str::to_owned) }));
+    let Some(entry) = all.get(&cloud.to_ascii_lowercase()) else { return Ok(None) };
+    let mut entry = entry.clone();
+    if let Some(map) = entry.as_object_mut() {
+        map.entry("kind").or_insert_with(|| json!("clientSecret"));
     }
-    if entry["kind"] == "managedIdentity" {
-        return Ok(Some(StoredLogin::ManagedIdentity { client_id: entry["clientId"].as_str().map(str::to_owned) }));
-    }
-    if entry["kind"] == "clientCertificate" {
-        return Ok(Some(StoredLogin::Certificate {
-            tenant: text("tenantId")?,
-            client_id: text("clientId")?,
-            path: PathBuf::from(text("certificatePath")?),
-            password: entry["certificatePassword"].as_str().map(|p| Secret::new(p.to_owned())),
-        }));
-    }
-    Ok(Some(StoredLogin::Secret {
-        tenant: text("tenantId")?,
-        client_id: text("clientId")?,
-        secret: Secret::new(text("clientSecret")?),
-    }))
+    serde_json::from_value(entry).map(Some).map_err(|e| {
+        corrupt(&path, &format!("the sign-in for {cloud} is not readable ({e}); run `azdock login` again"))
+    })
 }
 
 fn read_secret(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<Secret<String>> {
@@ -191,23 +208,7 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
         let subs = session::subscriptions(&arm).await?;
         anyhow::Ok(subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name})).collect::<Vec<_>>())
     })?;
-    let mut all = read_all()?;
-    let entry = match &login {
-        StoredLogin::Secret { tenant, client_id, secret } => {
-            json!({"kind": "clientSecret", "tenantId": tenant, "clientId": client_id, "clientSecret": secret.expose()})
-        }
-        StoredLogin::Certificate { tenant, client_id, path, password } => {
-            let mut entry = json!({"kind": "clientCertificate", "tenantId": tenant, "clientId": client_id, "certificatePath": path});
-            if let Some(p) = password {
-                entry["certificatePassword"] = json!(p.expose());
-            }
-            entry
-        }
-        StoredLogin::AzureCli { tenant } => json!({"kind": "azureCli", "tenantId": tenant}),
-        StoredLogin::ManagedIdentity { client_id } => json!({"kind": "managedIdentity", "clientId": client_id}),
-    };
-    all.insert(cloud.to_ascii_lowercase(), entry);
-    write_all(&all)?;
+    change(&cloud, Some(&login))?;
     ctx.print(
         &Value::Array(accounts),
         &[("Name", "/name"), ("Subscription Id", "/id"), ("Tenant Id", "/tenantId"), ("State", "/state")],
@@ -216,10 +217,8 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
 
 pub(crate) fn logout(ctx: &Ctx, global: &GlobalArgs, config: &Config) -> anyhow::Result<()> {
     let cloud = session::cloud_name(global, config);
-    let mut all = read_all()?;
-    if all.remove(&cloud.to_ascii_lowercase()).is_none() {
+    if !change(&cloud, None)? {
         ctx.warn(&format!("no stored sign-in for {cloud}"));
-        return Ok(());
     }
-    write_all(&all)
+    Ok(())
 }

@@ -5,7 +5,8 @@
 use std::io::BufRead as _;
 
 use anyhow::Context as _;
-use azdock_core::{ArgKind, ArgValue, Args, Manifest, PlanRequest, Secret};
+use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret};
+use azdock_host::{Host, Invocation, Waits};
 use clap::{Arg, ArgAction, Command};
 use serde_json::{Value, json};
 
@@ -14,8 +15,8 @@ use crate::cli::{GlobalArgs, PluginCommand};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
+use crate::plugins;
 use crate::targets::Selection;
-use crate::{host, plugins};
 
 const LIST_COLUMNS: Columns =
     &[("Id", "/id"), ("Version", "/version"), ("Abi", "/abi"), ("Status", "/status"), ("Path", "/path")];
@@ -138,13 +139,15 @@ fn command_for(manifest: &Manifest) -> Command {
                 ArgKind::File => arg.value_name("FILE"),
                 ArgKind::Text => arg.value_name("VALUE"),
             };
-            if a.required && !a.secret {
+            // A secret text may come from stdin or a prompt instead; a secret file is a path.
+            let prompted = a.secret && a.kind != ArgKind::File;
+            if a.required && !prompted {
                 arg = arg.required(true);
             }
             if let Some(d) = &a.default {
                 arg = arg.default_value(leak(d));
             }
-            if a.secret {
+            if prompted {
                 arg = arg.allow_hyphen_values(true);
                 sub = sub.arg(
                     Arg::new(leak(&format!("{}-stdin", a.name)))
@@ -221,6 +224,14 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
     let mut args = Args::new();
     for a in &action.args {
         let value = match a.kind {
+            // A secret file is read by the host, never passed as its path.
+            ArgKind::File if a.secret => match m.get_one::<String>(&a.name) {
+                Some(file) => Some(azdock_host::contract::file_argument(a, std::path::Path::new(file))?),
+                None if a.required => {
+                    return Err(Usage::new(format!("--{} is required: give the file that holds it", a.name)).into());
+                }
+                None => None,
+            },
             _ if a.secret => secret(
                 ctx,
                 &a.name,
@@ -235,10 +246,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
                 Some(ArgValue::List(m.get_many::<String>(&a.name).into_iter().flatten().cloned().collect()))
             }
             ArgKind::File => match m.get_one::<String>(&a.name) {
-                Some(file) => Some(ArgValue::Text(
-                    std::fs::read_to_string(file)
-                        .map_err(|e| Usage::new(format!("cannot read `{file}` for --{}: {e}", a.name)))?,
-                )),
+                Some(file) => Some(azdock_host::contract::file_argument(a, std::path::Path::new(file))?),
                 None => None,
             },
             ArgKind::Text => m.get_one::<String>(&a.name).map(|v| ArgValue::Text(v.clone())),
@@ -259,25 +267,24 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
     })?;
     let wait = !m.get_flag("no-wait");
     let extension = entry.extension.clone();
+    let data_dir = crate::config::data_dir()?;
     let rows = crate::session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
+        let host = Host { arm: &arm, data_dir: &data_dir };
+        let invocation = Invocation {
+            extension: &*extension,
+            action: action_name,
+            args: &args,
+            waits: Waits { operation: wait, endpoints: wait, endpoint_required: true },
+            prepare: None,
+        };
         let mut rows = Vec::new();
         for addr in addrs {
-            let mut vm = host::inspect(&arm, &addr).await?;
-            vm.facts.cloud.clone_from(&arm.cloud().name);
-            let request = PlanRequest {
-                action: action_name.to_owned(),
-                args: args.clone(),
-                facts: vm.facts.clone(),
-                run_id: super::docker::run_id(),
-            };
-            let plan = extension.plan(&request).await?;
-            for note in &plan.notes {
+            let ran = host.run(&invocation, &addr).await?;
+            for note in &ran.outcome.notes {
                 ctx.warn(note);
             }
-            let outcome =
-                host::execute(&arm, &vm, &plan, host::Waits { operation: wait, endpoints: wait }, &manifest.id).await?;
-            rows.push(result_row(&addr.name, &addr.resource_group, action_name, outcome.extension.as_ref()));
+            rows.push(result_row(&addr.name, &addr.resource_group, action_name, ran.outcome.extension.as_ref()));
         }
         anyhow::Ok(rows)
     })?;

@@ -7,15 +7,14 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::{Context as _, bail};
 use azdock_azure_sm::Arm;
 use azdock_azure_sm::models::{Page, VirtualMachine};
-use azdock_core::{ArgValue, Args, Operation, PlanRequest, Secret, VmExtension as _, VmFacts};
-use azdock_ext_vmaccess::VmAccessExtension;
+use azdock_core::{ArgValue, Args, Operation, Secret};
+use azdock_host::{Host, Invocation, Waits};
 use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
 use crate::cli::{ExtVmAccessCommand, GlobalArgs};
 use crate::config::Config;
 use crate::error::Usage;
-use crate::host;
 use crate::output::Columns;
 use crate::session::{self, COMPUTE_API};
 use crate::targets::{Selection, VmAddr};
@@ -103,16 +102,6 @@ fn action_args(ctx: &Ctx, command: &ExtVmAccessCommand) -> anyhow::Result<(&'sta
     Ok((name, args))
 }
 
-/// Facts from the VM alone (one GET): VMAccess needs the OS and the installed extensions, not
-/// the network.
-async fn facts(arm: &Arm, addr: &VmAddr, cloud: &str) -> anyhow::Result<VmFacts> {
-    let vm: VirtualMachine = serde_json::from_value(
-        arm.get(&format!("{}?api-version={COMPUTE_API}&$expand=instanceView", addr.path())).await?,
-    )
-    .context("unexpected VM from Azure")?;
-    host::facts_of(&vm, addr, None, None, cloud)
-}
-
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtVmAccessCommand) -> anyhow::Result<()> {
     let on = command.on();
     let (action, args) = action_args(ctx, command)?;
@@ -140,13 +129,15 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
                 (s.arm, addrs)
             }
         };
-        let cloud = arm.cloud().name.clone();
         let total = addrs.len();
         let progress = total > 1 && std::io::stderr().is_terminal() && !ctx.only_show_errors;
-        let arm = &arm;
-        let (args, cloud) = (&args, &cloud);
+        let vmaccess = super::docker::builtin("vmaccess")?;
+        let data_dir = crate::config::data_dir()?;
+        let host = Host { arm: &arm, data_dir: &data_dir };
+        let invocation = Invocation { extension: &*vmaccess, action, args: &args, waits: Waits::ALL, prepare: None };
+        let (host, invocation) = (&host, &invocation);
         let results = azdock_azure_sm::fan_out(addrs, limit, |addr| async move {
-            let result = run_one(arm, &addr, action, args, cloud).await;
+            let result = run_one(host, invocation, &addr).await;
             if progress {
                 match &result {
                     Ok(_) => eprintln!("{}: {action} succeeded", addr.name),
@@ -186,26 +177,11 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     Ok(())
 }
 
-/// One VM: its facts, the plan, the extension, and the handler's own verdict.
-async fn run_one(
-    arm: &Arm,
-    addr: &VmAddr,
-    action: &str,
-    args: &Args,
-    cloud: &str,
-) -> anyhow::Result<(Value, Vec<String>)> {
-    let facts = facts(arm, addr, cloud).await?;
-    let os = facts.os_type;
-    let request = PlanRequest {
-        action: action.into(),
-        args: args.clone(),
-        facts: facts.clone(),
-        run_id: super::docker::run_id(),
-    };
-    let plan = VmAccessExtension::default().plan(&request).await?;
-    let vm = host::Vm { addr: addr.clone(), nic: None, facts };
-    let outcome = host::execute(arm, &vm, &plan, host::Waits { operation: true, endpoints: true }, "vmaccess").await?;
-    let ext = outcome.extension.unwrap_or(Value::Null);
+/// One VM through the host's one path (facts, checks, plan, execution), then the handler's
+/// own verdict.
+async fn run_one(host: &Host<'_>, invocation: &Invocation<'_>, addr: &VmAddr) -> anyhow::Result<(Value, Vec<String>)> {
+    let ran = host.run(invocation, addr).await?;
+    let ext = ran.outcome.extension.unwrap_or(Value::Null);
     let view: azdock_azure_sm::models::VirtualMachineExtension =
         serde_json::from_value(ext.clone()).unwrap_or_default();
     let iv = view.properties.instance_view.unwrap_or_default();
@@ -217,13 +193,13 @@ async fn run_one(
         );
     }
     let message = iv.statuses.iter().find_map(|s| s.message.clone()).unwrap_or_default();
-    let name = match &plan.operation {
+    let name = match &ran.plan.operation {
         Operation::Put(i) => i.name.clone(),
         _ => String::new(),
     };
-    let row = json!({"name": addr.name, "resourceGroup": addr.resource_group, "osType": os.to_string(), "action": action,
-                     "extension": name, "status": "succeeded", "message": message});
-    Ok((row, outcome.notes))
+    let row = json!({"name": addr.name, "resourceGroup": addr.resource_group, "osType": ran.vm.facts.os_type.to_string(),
+                     "action": invocation.action, "extension": name, "status": "succeeded", "message": message});
+    Ok((row, ran.outcome.notes))
 }
 
 /// Every VM of a resource group.

@@ -36,6 +36,7 @@ impl Default for Misbehave {
                     summary: "Do nothing".into(),
                     os: vec![],
                     args: vec![],
+                    network: true,
                 }],
             },
         }

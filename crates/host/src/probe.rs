@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 
 /// The client identity and the CA to check the daemon against (the cert directory's files).
 #[derive(Debug, Clone)]
-pub(crate) struct Identity {
+pub struct Identity {
     pub ca: std::path::PathBuf,
     pub cert: std::path::PathBuf,
     pub key: std::path::PathBuf,
@@ -22,7 +22,7 @@ pub(crate) struct Identity {
 
 /// Why a daemon could not be reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Failure {
+pub enum Failure {
     /// Nothing accepted the connection: the daemon is down or not listening on TCP.
     Refused,
     /// No answer at all: a firewall (the NSG) drops the traffic, or the VM is off.
@@ -43,7 +43,7 @@ pub(crate) enum Failure {
 
 impl Failure {
     /// Failures that waiting will not fix.
-    pub(crate) fn permanent(&self) -> bool {
+    pub fn permanent(&self) -> bool {
         matches!(
             self,
             Self::WrongName(_) | Self::Expired(_) | Self::UnknownCa(_) | Self::ClientRefused(_) | Self::Local(_)
@@ -68,7 +68,7 @@ impl std::fmt::Display for Failure {
 
 /// What `/_ping` and `/version` said.
 #[derive(Debug, Clone)]
-pub(crate) struct DaemonInfo {
+pub struct DaemonInfo {
     pub ping: String,
     pub version: Value,
 }
@@ -192,12 +192,7 @@ fn dechunk(body: &str) -> String {
 }
 
 /// `/_ping` then `/version`, as `docker version` starts.
-pub(crate) async fn docker(
-    host: &str,
-    port: u16,
-    identity: &Identity,
-    timeout: Duration,
-) -> Result<DaemonInfo, Failure> {
+pub async fn docker(host: &str, port: u16, identity: &Identity, timeout: Duration) -> Result<DaemonInfo, Failure> {
     let (status, ping) = get(host, port, identity, "/_ping", timeout).await?;
     if status != 200 {
         return Err(Failure::Other(format!("/_ping answered HTTP {status}: {}", ping.trim())));
@@ -212,7 +207,7 @@ pub(crate) async fn docker(
 
 /// Tries until the daemon answers or `timeout` passes (at least once); permanent failures end
 /// the wait at once.
-pub(crate) async fn wait(host: &str, port: u16, identity: &Identity, timeout: Duration) -> Result<DaemonInfo, Failure> {
+pub async fn wait(host: &str, port: u16, identity: &Identity, timeout: Duration) -> Result<DaemonInfo, Failure> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let attempt = docker(host, port, identity, Duration::from_secs(5)).await;

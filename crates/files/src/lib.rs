@@ -1,0 +1,165 @@
+//! azdock-files: the one way azdock writes a file that someone else may be reading — certificates,
+//! the config, stored sign-ins, the record of Docker hosts, extensions' local files, the local
+//! cloud's snapshot — and the one lock for read-modify-write of such a file.
+//!
+//! A write goes to a temporary file with a name no other writer uses, created with its final
+//! mode (a key is never readable by others, not even for a moment), synced, renamed over the
+//! target, and the directory synced, so a reader sees the old file or the new one and a crash
+//! leaves one of them. Only std: every crate may depend on this one.
+
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they are).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+/// A temporary name beside `path` that no other writer (process or thread) picks.
+fn temp_name(path: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.tmp-{}-{n}-{nanos}", std::process::id()))
+}
+
+/// Writes `data` to `path` atomically with permission bits `mode`, creating the parent
+/// directory (0700) when missing. The temporary file is removed when anything fails.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    create_private_dir(dir)?;
+    let tmp = temp_name(path);
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(mode & 0o7777).open(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    // The rename is durable once the directory is; a failure here does not undo the write.
+    let _ = File::open(dir).and_then(|d| d.sync_all());
+    Ok(())
+}
+
+/// An exclusive advisory lock on `<path>.lock`, held until dropped: the lock for a
+/// read-modify-write of `path` by several azdock processes at once.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Waits for and takes the lock of `path`.
+    pub fn acquire(path: &Path) -> io::Result<Self> {
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock_path = PathBuf::from(name);
+        if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            create_private_dir(dir)?;
+        }
+        let file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(&lock_path)?;
+        file.lock()?;
+        Ok(Self { _file: file })
+    }
+}
+
+/// Reads `path` (None when it does not exist), lets `change` compute the new contents from the
+/// old, and writes them atomically with `mode` — all under the file's [`Lock`], so two processes
+/// updating the same file both see their change land. `change` returning `Ok(None)` writes
+/// nothing.
+pub fn update<E: From<io::Error>>(
+    path: &Path,
+    mode: u32,
+    change: impl FnOnce(Option<Vec<u8>>) -> Result<Option<Vec<u8>>, E>,
+) -> Result<(), E> {
+    let _lock = Lock::acquire(path)?;
+    let old = match fs::read(path) {
+        Ok(data) => Some(data),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(new) = change(old)? {
+        write_atomic(path, &new, mode)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn writes_replace_whole_files_with_their_mode_and_leave_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/key.pem");
+        write_atomic(&path, b"one", 0o600).unwrap();
+        write_atomic(&path, b"two", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["key.pem"]);
+        write_atomic(&dir.path().join("public"), b"x", 0o644).unwrap();
+        assert_eq!(fs::metadata(dir.path().join("public")).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("target");
+        fs::create_dir(&path).unwrap();
+        fs::write(path.join("inside"), b"x").unwrap();
+        // Renaming a file over a non-empty directory fails.
+        assert!(write_atomic(&path, b"new", 0o600).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["target"]);
+    }
+
+    #[test]
+    fn temporary_names_differ_between_writers() {
+        let path = Path::new("/x/hosts.json");
+        let a = temp_name(path);
+        assert_ne!(a, temp_name(path));
+        assert_eq!(a.parent(), Some(Path::new("/x")));
+        assert!(a.file_name().unwrap().to_string_lossy().starts_with(".hosts.json.tmp-"));
+    }
+
+    #[test]
+    fn concurrent_updates_under_the_lock_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counter");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        update::<io::Error>(&path, 0o600, |old| {
+                            let n: u32 = old.map_or(0, |d| String::from_utf8(d).unwrap().parse().unwrap());
+                            Ok(Some((n + 1).to_string().into_bytes()))
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "200");
+        update::<io::Error>(&path, 0o600, |_| Ok(None)).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "200");
+    }
+}

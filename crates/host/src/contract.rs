@@ -1,0 +1,300 @@
+//! The contract the host holds every extension to, built-in or plugin alike: an action it
+//! declares, on an OS it declares, with the arguments it declares, and secrets that leave only
+//! in protected settings. Extensions are trusted to plan, not to follow the rules.
+
+use std::path::Path;
+
+use azdock_core::{
+    ActionSpec, ArgKind, ArgSpec, ArgValue, ExtensionError, Manifest, Operation, Plan, PlanRequest, Secret,
+};
+use serde_json::Value;
+
+/// Secrets shorter than this are not searched for in plans: they cannot be told apart from
+/// ordinary words (`Tcp`, `on`), and Azure's own rules ask for longer ones.
+const MIN_SECRET_SEARCH: usize = 4;
+
+fn invalid(arg: &str, message: impl Into<String>) -> ExtensionError {
+    ExtensionError::InvalidArgument { arg: arg.into(), message: message.into() }
+}
+
+/// The action's spec, or the error naming what the extension offers.
+pub fn action<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m ActionSpec, ExtensionError> {
+    manifest.action(name).ok_or_else(|| {
+        let known: Vec<&str> = manifest.actions.iter().map(|a| a.name.as_str()).collect();
+        ExtensionError::Unsupported {
+            action: name.into(),
+            reason: format!("extension `{}` has no such action (it has: {})", manifest.id, known.join(", ")),
+        }
+    })
+}
+
+fn kind_matches(spec: &ArgSpec, value: &ArgValue) -> bool {
+    match value {
+        ArgValue::Secret(_) => spec.secret,
+        _ if spec.secret => false,
+        ArgValue::Text(_) => matches!(spec.kind, ArgKind::Text | ArgKind::File),
+        ArgValue::Flag(_) => spec.kind == ArgKind::Flag,
+        ArgValue::Integer(_) => spec.kind == ArgKind::Integer,
+        ArgValue::List(_) => spec.kind == ArgKind::List,
+    }
+}
+
+/// Checks a request before the extension sees it: the action exists and applies to the VM's OS,
+/// every argument is declared with this kind (secrets as secrets), and required ones are there.
+pub fn check_request(manifest: &Manifest, request: &PlanRequest) -> Result<(), ExtensionError> {
+    let spec = action(manifest, &request.action)?;
+    if !spec.supports(request.facts.os_type) {
+        let os: Vec<String> = spec.os.iter().map(ToString::to_string).collect();
+        return Err(ExtensionError::Unsupported {
+            action: request.action.clone(),
+            reason: format!(
+                "VM `{}` runs {}, and `{}` is for {} VMs only",
+                request.facts.name,
+                request.facts.os_type,
+                request.action,
+                os.join(" and ")
+            ),
+        });
+    }
+    for (name, value) in &request.args {
+        let Some(arg) = spec.args.iter().find(|a| &a.name == name) else {
+            return Err(invalid(name, format!("`{}` takes no such argument", request.action)));
+        };
+        if !kind_matches(arg, value) {
+            let expected = if arg.secret { "a secret".to_owned() } else { format!("{:?}", arg.kind).to_lowercase() };
+            return Err(invalid(name, format!("expected {expected}")));
+        }
+    }
+    for arg in spec.args.iter().filter(|a| a.required) {
+        if !request.args.contains_key(&arg.name) {
+            return Err(invalid(&arg.name, "this argument is required"));
+        }
+    }
+    Ok(())
+}
+
+/// A `File` argument: the host reads the file and passes its contents, as a secret when the
+/// manifest marks the argument secret (the path is never what the extension gets).
+pub fn file_argument(spec: &ArgSpec, path: &Path) -> Result<ArgValue, ExtensionError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(&spec.name, format!("cannot read `{}`: {e}", path.display())))?;
+    Ok(if spec.secret { ArgValue::Secret(Secret::new(text)) } else { ArgValue::Text(text) })
+}
+
+fn strings_containing(value: &Value, needle: &str) -> bool {
+    match value {
+        Value::String(s) => s.contains(needle),
+        Value::Array(items) => items.iter().any(|v| strings_containing(v, needle)),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains(needle) || strings_containing(v, needle)),
+        _ => false,
+    }
+}
+
+/// Checks a plan before the host carries it out: no secret argument appears anywhere but in the
+/// operation's protected settings (public settings, instance names, rules, notes and local files
+/// are all shown or stored in the clear).
+pub fn check_plan(manifest: &Manifest, request: &PlanRequest, plan: &Plan) -> Result<(), ExtensionError> {
+    let secrets: Vec<(&String, &Secret<String>)> = request
+        .args
+        .iter()
+        .filter_map(|(name, value)| match value {
+            ArgValue::Secret(s) if s.expose().chars().count() >= MIN_SECRET_SEARCH => Some((name, s)),
+            _ => None,
+        })
+        .collect();
+    if secrets.is_empty() {
+        return Ok(());
+    }
+    let mut open = serde_json::to_value(plan).unwrap_or(Value::Null);
+    if let Operation::Put(_) = &plan.operation
+        && let Some(op) = open.get_mut("operation").and_then(Value::as_object_mut)
+    {
+        op.remove("protectedSettings");
+    }
+    for (name, secret) in secrets {
+        if strings_containing(&open, secret.expose()) {
+            return Err(ExtensionError::Failed(format!(
+                "extension `{}` broke the host's rules: its plan for `{}` puts the secret `--{name}` outside the protected settings; the host refused to run it",
+                manifest.id, request.action
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use azdock_core::{ExtensionInstance, HandlerSpec, OsType, PowerState, Step, VmFacts};
+    use serde_json::json;
+
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            id: "demo".into(),
+            version: "1".into(),
+            summary: "demo".into(),
+            handlers: vec![HandlerSpec {
+                name: "linux".into(),
+                os: OsType::Linux,
+                publisher: "P".into(),
+                kind: "T".into(),
+                type_handler_version: "1.0".into(),
+            }],
+            actions: vec![ActionSpec {
+                name: "run".into(),
+                summary: "run".into(),
+                os: vec![OsType::Linux],
+                args: vec![
+                    ArgSpec::text("user", "u").required(),
+                    ArgSpec::text("password", "p").secret(),
+                    ArgSpec::text("script", "s").kind(ArgKind::File),
+                    ArgSpec::text("key", "k").kind(ArgKind::File).secret(),
+                    ArgSpec::text("force", "f").kind(ArgKind::Flag),
+                    ArgSpec::text("port", "n").kind(ArgKind::Integer),
+                    ArgSpec::text("from", "l").kind(ArgKind::List),
+                ],
+                network: true,
+            }],
+        }
+    }
+
+    fn request(os: OsType, args: &[(&str, ArgValue)]) -> PlanRequest {
+        PlanRequest {
+            action: "run".into(),
+            args: args.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(),
+            facts: VmFacts {
+                name: "vm1".into(),
+                resource_group: "g".into(),
+                subscription_id: "s".into(),
+                resource_id: "/x".into(),
+                location: "l".into(),
+                os_type: os,
+                power_state: PowerState::Running,
+                cloud: "local".into(),
+                admin_username: None,
+                fqdn: None,
+                public_ips: vec![],
+                private_ips: vec![],
+                extensions: vec![],
+            },
+            run_id: "r".into(),
+        }
+    }
+
+    fn text(s: &str) -> ArgValue {
+        ArgValue::Text(s.into())
+    }
+
+    #[test]
+    fn requests_are_checked_against_the_manifest() {
+        let m = manifest();
+        let user = ("user", text("ops"));
+        assert_eq!(check_request(&m, &request(OsType::Linux, std::slice::from_ref(&user))), Ok(()));
+        let all = [
+            user.clone(),
+            ("password", ArgValue::Secret(Secret::new("pw".into()))),
+            ("script", text("echo")),
+            ("key", ArgValue::Secret(Secret::new("k".into()))),
+            ("force", ArgValue::Flag(true)),
+            ("port", ArgValue::Integer(1)),
+            ("from", ArgValue::List(vec![])),
+        ];
+        assert_eq!(check_request(&m, &request(OsType::Linux, &all)), Ok(()));
+
+        let e = check_request(&m, &request(OsType::Windows, std::slice::from_ref(&user))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "`run` is not supported on this VM: VM `vm1` runs Windows, and `run` is for Linux VMs only"
+        );
+        assert!(e.is_usage());
+
+        let mut r = request(OsType::Linux, std::slice::from_ref(&user));
+        r.action = "fly".into();
+        assert_eq!(
+            check_request(&m, &r).unwrap_err().to_string(),
+            "`fly` is not supported on this VM: extension `demo` has no such action (it has: run)"
+        );
+
+        let e = check_request(&m, &request(OsType::Linux, &[])).unwrap_err();
+        assert_eq!(e, invalid("user", "this argument is required"));
+        let e = check_request(&m, &request(OsType::Linux, &[user.clone(), ("color", text("red"))])).unwrap_err();
+        assert_eq!(e, invalid("color", "`run` takes no such argument"));
+        // A secret must arrive as a secret, and only a secret argument takes one.
+        let e = check_request(&m, &request(OsType::Linux, &[user.clone(), ("password", text("pw"))])).unwrap_err();
+        assert_eq!(e, invalid("password", "expected a secret"));
+        let e = check_request(
+            &m,
+            &request(OsType::Linux, &[user.clone(), ("script", ArgValue::Secret(Secret::new("x".into())))]),
+        )
+        .unwrap_err();
+        assert_eq!(e, invalid("script", "expected file"));
+        for (name, wrong) in
+            [("force", text("yes")), ("port", text("1")), ("from", text("a")), ("user", ArgValue::Flag(true))]
+        {
+            assert!(
+                check_request(&m, &request(OsType::Linux, &[("user", text("u")), (name, wrong.clone())])).is_err(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_files_are_read_into_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "PRIVATE").unwrap();
+        let m = manifest();
+        let args = &m.actions[0].args;
+        let key = file_argument(&args[3], &path).unwrap();
+        assert!(matches!(&key, ArgValue::Secret(s) if s.expose() == "PRIVATE"), "{key:?}");
+        assert_eq!(file_argument(&args[2], &path).unwrap(), text("PRIVATE"));
+        let e = file_argument(&args[2], &dir.path().join("none")).unwrap_err();
+        assert!(e.to_string().starts_with("invalid value for `--script`: cannot read"), "{e}");
+    }
+
+    fn put(settings: Value, protected: Value) -> Plan {
+        Plan::new(Operation::Put(Box::new(ExtensionInstance {
+            name: "x".into(),
+            publisher: "P".into(),
+            kind: "T".into(),
+            type_handler_version: "1.0".into(),
+            auto_upgrade_minor_version: true,
+            force_update_tag: None,
+            settings,
+            protected_settings: Some(Secret::new(protected)),
+        })))
+    }
+
+    #[test]
+    fn secrets_may_only_travel_in_protected_settings() {
+        let m = manifest();
+        let r = request(
+            OsType::Linux,
+            &[("user", text("ops")), ("password", ArgValue::Secret(Secret::new("hunter22".into())))],
+        );
+        assert_eq!(check_plan(&m, &r, &put(json!({"user": "ops"}), json!({"password": "hunter22"}))), Ok(()));
+        for leak in [
+            put(json!({"password": "hunter22"}), json!({})),
+            put(json!({"cmd": "echo hunter22 | chpasswd"}), json!({})),
+            put(json!({"hunter22": true}), json!({})),
+            Plan { notes: vec!["your password is hunter22".into()], ..put(json!({}), json!({"p": "hunter22"})) },
+            Plan {
+                prerequisites: vec![Step::WriteLocalFile {
+                    path: "p".into(),
+                    contents: Secret::new("hunter22".into()),
+                    mode: 0o600,
+                }],
+                ..Plan::new(Operation::Inspect)
+            },
+        ] {
+            let e = check_plan(&m, &r, &leak).unwrap_err();
+            assert!(!e.is_usage());
+            assert!(e.to_string().contains("puts the secret `--password` outside the protected settings"), "{e}");
+            assert!(!e.to_string().contains("hunter22"));
+        }
+        // Short secrets are not searched for: they would match ordinary words.
+        let short = request(OsType::Linux, &[("password", ArgValue::Secret(Secret::new("Tcp".into())))]);
+        assert_eq!(check_plan(&m, &short, &put(json!({"protocol": "Tcp"}), json!({}))), Ok(()));
+    }
+}

@@ -1,0 +1,93 @@
+//! The one path every extension action takes, built-in or plugin: the VM's facts, the host's
+//! checks of the request, the extension's plan, the host's checks of the plan, execution.
+
+use std::path::Path;
+
+use azdock_azure_sm::Arm;
+use azdock_core::{Args, Plan, PlanRequest, VmExtension};
+
+use crate::contract;
+use crate::error::Result;
+use crate::execute::{Outcome, Waits, execute};
+use crate::target::VmAddr;
+use crate::vm::{Vm, inspect, inspect_vm};
+
+/// What the host works with: the signed-in client and azdock's data directory (extensions'
+/// local files, the record of Docker hosts).
+#[derive(Debug, Clone, Copy)]
+pub struct Host<'a> {
+    pub arm: &'a Arm,
+    pub data_dir: &'a Path,
+}
+
+/// Work the caller does once the VM's facts are known and before the extension plans (the
+/// Docker host mints its server certificate, asking for the CA's passphrase on a terminal).
+pub type Prepare<'a> = &'a dyn Fn(&PlanRequest) -> Result<()>;
+
+/// One action of one extension, to run on one VM or many.
+#[derive(Clone, Copy)]
+pub struct Invocation<'a> {
+    pub extension: &'a dyn VmExtension,
+    pub action: &'a str,
+    pub args: &'a Args,
+    pub waits: Waits,
+    pub prepare: Option<Prepare<'a>>,
+}
+
+impl std::fmt::Debug for Invocation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("extension", &self.extension.manifest().id)
+            .field("action", &self.action)
+            .field("args", &self.args.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one run did on one VM.
+#[derive(Debug)]
+pub struct Ran {
+    pub vm: Vm,
+    pub plan: Plan,
+    pub outcome: Outcome,
+}
+
+/// A unique id per invocation: extensions use it as `forceUpdateTag`.
+pub fn run_id() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("azdock-{nanos}")
+}
+
+impl Host<'_> {
+    /// The VM's facts as the action needs them: with its network (NIC, public IP) unless the
+    /// action's manifest says it plans without.
+    pub async fn facts_for(&self, invocation: &Invocation<'_>, addr: &VmAddr) -> Result<Vm> {
+        let spec = contract::action(invocation.extension.manifest(), invocation.action)?;
+        if spec.network { inspect(self.arm, addr).await } else { inspect_vm(self.arm, addr).await }
+    }
+
+    /// Runs the invocation on the VM at `addr`.
+    pub async fn run(&self, invocation: &Invocation<'_>, addr: &VmAddr) -> Result<Ran> {
+        let vm = self.facts_for(invocation, addr).await?;
+        self.run_on(invocation, vm).await
+    }
+
+    /// Runs the invocation on a VM whose facts the caller already has.
+    pub async fn run_on(&self, invocation: &Invocation<'_>, vm: Vm) -> Result<Ran> {
+        let manifest = invocation.extension.manifest();
+        let request = PlanRequest {
+            action: invocation.action.to_owned(),
+            args: invocation.args.clone(),
+            facts: vm.facts.clone(),
+            run_id: run_id(),
+        };
+        contract::check_request(manifest, &request)?;
+        if let Some(prepare) = invocation.prepare {
+            prepare(&request)?;
+        }
+        let plan = invocation.extension.plan(&request).await?;
+        contract::check_plan(manifest, &request, &plan)?;
+        let outcome = execute(self.arm, &vm, &plan, invocation.waits, &manifest.id, self.data_dir).await?;
+        Ok(Ran { vm, plan, outcome })
+    }
+}

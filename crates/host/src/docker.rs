@@ -1,0 +1,266 @@
+//! Docker hosts: the record of the hosts azdock set up (what `docker env`, docker contexts,
+//! `verify` and a CA rotation need to find each again), what a report about one says, and the
+//! docker context that points the `docker` CLI at it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use azdock_certs::CertStore;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::probe::{DaemonInfo, Identity};
+
+/// One Docker host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DockerHost {
+    pub name: String,
+    pub cloud: String,
+    pub subscription: String,
+    pub resource_group: String,
+    /// What clients connect to: the FQDN, or the public IP in the local cloud.
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fqdn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<String>,
+    pub port: u16,
+    pub handler: String,
+    pub cert_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cert_sans: Vec<String>,
+}
+
+impl DockerHost {
+    /// `tcp://<address>:<port>`, Docker's `DOCKER_HOST`.
+    pub fn docker_host(&self) -> String {
+        let address = if self.address.contains(':') { format!("[{}]", self.address) } else { self.address.clone() };
+        format!("tcp://{address}:{}", self.port)
+    }
+}
+
+/// `docker-hosts.json` in azdock's data directory, read and changed under its lock.
+#[derive(Debug, Clone)]
+pub struct HostRecord {
+    path: PathBuf,
+}
+
+impl HostRecord {
+    /// The record in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self { path: data_dir.join("docker-hosts.json") }
+    }
+
+    fn parse(&self, data: &[u8]) -> Result<BTreeMap<String, DockerHost>> {
+        serde_json::from_slice(data)
+            .map_err(|e| Error::Failed(format!("`{}` is damaged ({e}); delete it to start over", self.path.display())))
+    }
+
+    /// Every known host, by name.
+    pub fn load(&self) -> Result<BTreeMap<String, DockerHost>> {
+        match std::fs::read(&self.path) {
+            Ok(data) => self.parse(&data),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(Error::io("read", &self.path)(e)),
+        }
+    }
+
+    fn change(&self, f: impl FnOnce(&mut BTreeMap<String, DockerHost>) -> bool) -> Result<()> {
+        azdock_files::update(&self.path, 0o600, |old| {
+            let mut hosts = match old {
+                Some(data) => self.parse(&data)?,
+                None => BTreeMap::new(),
+            };
+            if !f(&mut hosts) {
+                return Ok(None);
+            }
+            serde_json::to_vec_pretty(&hosts).map(Some).map_err(|e| Error::Failed(e.to_string()))
+        })
+        .map_err(|e: Error| match e {
+            Error::File(source) => Error::Io { action: "update", path: self.path.clone(), source },
+            other => other,
+        })
+    }
+
+    /// Adds or replaces a host.
+    pub fn record(&self, host: DockerHost) -> Result<()> {
+        self.change(|hosts| {
+            hosts.insert(host.name.clone(), host);
+            true
+        })
+    }
+
+    /// Forgets a host.
+    pub fn forget(&self, name: &str) -> Result<()> {
+        self.change(|hosts| hosts.remove(name).is_some())
+    }
+
+    /// A host by name; a usage error listing the known ones when there is none.
+    pub fn get(&self, name: &str) -> Result<DockerHost> {
+        let hosts = self.load()?;
+        hosts.get(name).cloned().ok_or_else(|| {
+            let known: Vec<&str> = hosts.keys().map(String::as_str).collect();
+            let known = if known.is_empty() {
+                "none yet; create one with `azdock vm docker create`".to_owned()
+            } else {
+                known.join(", ")
+            };
+            Error::Usage(format!("no Docker host `{name}` known to azdock (known: {known})"))
+        })
+    }
+}
+
+/// The client identity in a certificate directory, for probes.
+pub fn identity(cert_dir: &Path) -> Identity {
+    let store = CertStore::new(cert_dir);
+    Identity { ca: store.ca_path(), cert: store.client_cert_path(), key: store.client_key_path() }
+}
+
+/// The server certificate's names and expiry, from the cert directory.
+pub fn certificate_info(cert_dir: &Path, name: &str) -> Value {
+    let (cert, _) = CertStore::new(cert_dir).server_paths(name);
+    match std::fs::read_to_string(&cert).map(|t| azdock_certs::inspect::CertFile::parse(&cert, t)) {
+        Ok(Ok(c)) => {
+            json!({"file": cert, "sans": c.sans(), "notAfter": azdock_certs::inspect::rfc3339(c.not_after()), "daysLeft": c.days_left()})
+        }
+        _ => json!({"file": cert, "missing": true}),
+    }
+}
+
+/// What a daemon said about itself, for reports.
+pub fn daemon_json(info: &DaemonInfo) -> Value {
+    json!({"status": "running", "version": info.version["Version"], "apiVersion": info.version["ApiVersion"], "os": info.version["Os"]})
+}
+
+/// What the commands print about a host.
+pub fn report(host: &DockerHost, daemon: &Value, certificate: &Value, context: Option<&str>) -> Value {
+    json!({
+        "name": host.name,
+        "resourceGroup": host.resource_group,
+        "dockerHost": host.docker_host(),
+        "fqdn": host.fqdn,
+        "publicIp": host.public_ip,
+        "port": host.port,
+        "handler": host.handler,
+        "certDir": host.cert_dir,
+        "daemon": daemon,
+        "certificate": certificate,
+        "context": context,
+        "connect": format!("docker --tlsverify -H {} info", host.docker_host()),
+    })
+}
+
+/// Creates or updates the docker context `host.name` with the host and the client
+/// certificates, when the `docker` CLI is installed. Returns the context name, or why there is
+/// none.
+pub fn docker_context(host: &DockerHost) -> std::result::Result<String, String> {
+    let store = CertStore::new(&host.cert_dir);
+    let endpoint = format!(
+        "host={},ca={},cert={},key={}",
+        host.docker_host(),
+        store.ca_path().display(),
+        store.client_cert_path().display(),
+        store.client_key_path().display()
+    );
+    let exists = std::process::Command::new("docker")
+        .args(["context", "inspect", &host.name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    let exists = match exists {
+        Ok(status) => status.success(),
+        Err(_) => return Err("the docker CLI is not installed, so no docker context was made".into()),
+    };
+    let verb = if exists { "update" } else { "create" };
+    let out = std::process::Command::new("docker")
+        .args([
+            "context",
+            verb,
+            &host.name,
+            "--description",
+            &format!("azdock: {} in {}", host.name, host.resource_group),
+            "--docker",
+            &endpoint,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run docker: {e}"))?;
+    if out.status.success() {
+        Ok(host.name.clone())
+    } else {
+        Err(format!("`docker context {verb}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str, group: &str) -> DockerHost {
+        DockerHost {
+            name: name.into(),
+            cloud: "local".into(),
+            subscription: "s".into(),
+            resource_group: group.into(),
+            address: "127.1.0.4".into(),
+            fqdn: None,
+            public_ip: Some("127.1.0.4".into()),
+            port: 2376,
+            handler: "customscript".into(),
+            cert_dir: "/c".into(),
+            options: vec![],
+            allow_from: vec![],
+            cert_sans: vec![],
+        }
+    }
+
+    #[test]
+    fn the_record_keeps_hosts_across_processes_and_names_the_known_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = HostRecord::new(dir.path());
+        let e = record.get("web").unwrap_err();
+        assert!(e.is_usage());
+        assert!(e.to_string().contains("none yet; create one with `azdock vm docker create`"), "{e}");
+        record.record(host("web", "g1")).unwrap();
+        record.record(host("db", "g1")).unwrap();
+        assert_eq!(HostRecord::new(dir.path()).get("web").unwrap(), host("web", "g1"));
+        let e = record.get("cache").unwrap_err().to_string();
+        assert!(e.contains("(known: db, web)"), "{e}");
+        record.forget("db").unwrap();
+        record.forget("db").unwrap();
+        assert_eq!(record.load().unwrap().keys().collect::<Vec<_>>(), ["web"]);
+        std::fs::write(dir.path().join("docker-hosts.json"), "{").unwrap();
+        let e = record.load().unwrap_err().to_string();
+        assert!(e.contains("is damaged") && e.contains("delete it to start over"), "{e}");
+        assert!(record.record(host("x", "g")).is_err());
+        assert_eq!(std::fs::read_to_string(dir.path().join("docker-hosts.json")).unwrap(), "{");
+    }
+
+    #[test]
+    fn docker_host_brackets_ipv6() {
+        let mut h = host("web", "g");
+        assert_eq!(h.docker_host(), "tcp://127.1.0.4:2376");
+        h.address = "::1".into();
+        assert_eq!(h.docker_host(), "tcp://[::1]:2376");
+    }
+
+    #[test]
+    fn concurrent_records_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let dir = dir.path().to_owned();
+                std::thread::spawn(move || HostRecord::new(&dir).record(host(&format!("vm{i}"), "g")).unwrap())
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(HostRecord::new(dir.path()).load().unwrap().len(), 6);
+    }
+}

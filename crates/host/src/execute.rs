@@ -1,0 +1,231 @@
+//! Carrying out a plan on a VM: prerequisites, the operation (extension PUT with the handler's
+//! verdict, DELETE, or nothing), follow-ups. This is where extensions' data becomes Azure calls.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use azdock_azure_sm::api::COMPUTE;
+use azdock_azure_sm::{Arm, extensions};
+use azdock_core::{Operation, Plan, Probe, Step};
+use serde_json::{Value, json};
+
+use crate::diagnose::{explain, local_daemon_trouble};
+use crate::error::{Error, Result};
+use crate::network::{close_port, open_port, port_admitted};
+use crate::probe::{self, DaemonInfo};
+use crate::vm::Vm;
+
+/// How much of a plan's outcome to wait for.
+#[derive(Debug, Clone, Copy)]
+pub struct Waits {
+    /// The operation's result (false: `--no-wait`, return once Azure accepted it).
+    pub operation: bool,
+    /// Endpoints the follow-ups wait for (false also when they cannot answer, as a local
+    /// cloud's daemon on a machine without dockerd).
+    pub endpoints: bool,
+    /// Whether an endpoint that does not answer fails the plan (install, verify) or is only
+    /// reported in the outcome (status).
+    pub endpoint_required: bool,
+}
+
+impl Waits {
+    /// Wait for everything; an endpoint that does not answer is an error.
+    pub const ALL: Self = Self { operation: true, endpoints: true, endpoint_required: true };
+}
+
+/// What an endpoint wait found.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    /// The NSG rule (`nsg/rule`) that admits the port, when the VM's network was read.
+    pub admitted_by: Option<String>,
+    /// The daemon's answers (mutual TLS probes), or why it did not answer, explained.
+    pub answer: std::result::Result<Option<DaemonInfo>, String>,
+}
+
+/// What running a plan did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The extension as ARM returned it after the operation (instance view included).
+    pub extension: Option<Value>,
+    /// The last endpoint a follow-up waited for.
+    pub endpoint: Option<Endpoint>,
+    /// The plan's notes, then the host's.
+    pub notes: Vec<String>,
+    /// Inbound rules this plan opened, by port, with the NSG they are in.
+    pub opened: Vec<(u16, String)>,
+}
+
+/// Carries out a plan on the VM. `extension` is the id of the extension that made the plan:
+/// its local files go to its own directory below `data_dir`.
+pub async fn execute(
+    arm: &Arm,
+    vm: &Vm,
+    plan: &Plan,
+    waits: Waits,
+    extension: &str,
+    data_dir: &Path,
+) -> Result<Outcome> {
+    let mut outcome = Outcome { notes: plan.notes.clone(), ..Outcome::default() };
+    let files = data_dir.join("extensions").join(extension);
+    for step in &plan.prerequisites {
+        run_step(arm, vm, step, waits, extension, &files, &mut outcome).await?;
+    }
+    match &plan.operation {
+        Operation::Put(instance) => {
+            let path = format!("{}/extensions/{}", vm.addr.path(), instance.name);
+            let mut properties = json!({
+                "publisher": instance.publisher, "type": instance.kind,
+                "typeHandlerVersion": instance.type_handler_version,
+                "autoUpgradeMinorVersion": instance.auto_upgrade_minor_version,
+                "settings": instance.settings,
+            });
+            if let Some(tag) = &instance.force_update_tag {
+                properties["forceUpdateTag"] = json!(tag);
+            }
+            if let Some(protected) = &instance.protected_settings {
+                properties["protectedSettings"] = protected.expose().clone();
+            }
+            let body = json!({"location": vm.facts.location, "properties": properties});
+            if waits.operation {
+                outcome.extension = Some(extensions::put(arm, &path, COMPUTE, &body).await?.1);
+            } else {
+                let resp =
+                    arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await?;
+                outcome.extension = Some(resp.body);
+                return Ok(outcome);
+            }
+        }
+        Operation::Delete { name } => {
+            let path = format!("{}/extensions/{name}?api-version={COMPUTE}", vm.addr.path());
+            if waits.operation {
+                arm.delete(&path).await?;
+            } else {
+                arm.send(reqwest::Method::DELETE, &path, None).await?;
+            }
+        }
+        Operation::Inspect => {}
+    }
+    for step in &plan.follow_ups {
+        run_step(arm, vm, step, waits, extension, &files, &mut outcome).await?;
+    }
+    Ok(outcome)
+}
+
+async fn run_step(
+    arm: &Arm,
+    vm: &Vm,
+    step: &Step,
+    waits: Waits,
+    extension: &str,
+    files: &Path,
+    outcome: &mut Outcome,
+) -> Result<()> {
+    match step {
+        Step::OpenInboundPort { rule_name, port, protocol, sources } => {
+            let nsg = open_port(arm, vm, rule_name, *port, *protocol, sources).await?;
+            outcome.opened.push((*port, format!("{nsg}/{rule_name}")));
+        }
+        Step::CloseInboundPort { rule_name } => close_port(arm, vm, rule_name).await?,
+        Step::WaitForEndpoint { port, probe, timeout_secs } if waits.endpoints => {
+            let (host, note) = vm.endpoint()?;
+            outcome.notes.extend(note);
+            let timeout = Duration::from_secs(u64::from(*timeout_secs).max(1));
+            // Waiting on a port the NSG closes cannot succeed: say so at once. A rule this plan
+            // just opened is known without reading the NSG again (a VM that had none has one
+            // now, which the facts read before do not show).
+            let admitted_by = match outcome.opened.iter().find(|(p, _)| p == port) {
+                Some((_, rule)) => Some(rule.clone()),
+                None if vm.nic.is_some() => port_admitted(arm, vm, *port).await?,
+                None => None,
+            };
+            let closed = admitted_by.is_none() && vm.nic.is_some();
+            let answer = match probe {
+                _ if closed => Err(explain(arm, vm, &host, *port, &probe::Failure::NoAnswer).await),
+                Probe::MutualTls { ca, cert, key } => {
+                    if let Some(why) = local_daemon_trouble(arm, vm).await {
+                        Err(why)
+                    } else {
+                        let identity = probe::Identity { ca: ca.into(), cert: cert.into(), key: key.into() };
+                        match probe::wait(&host, *port, &identity, timeout).await {
+                            Ok(info) => Ok(Some(info)),
+                            Err(failure) => Err(explain(arm, vm, &host, *port, &failure).await),
+                        }
+                    }
+                }
+                Probe::Tcp => wait_tcp(&host, *port, timeout).await.map(|()| None),
+            };
+            if let (Err(why), true) = (&answer, waits.endpoint_required) {
+                return Err(Error::Failed(why.clone()));
+            }
+            outcome.endpoint = Some(Endpoint { host, port: *port, admitted_by, answer });
+        }
+        Step::WaitForEndpoint { .. } => {}
+        Step::WriteLocalFile { path, contents, mode } => {
+            let written = write_local_file(files, extension, path, contents.expose(), *mode)?;
+            outcome.notes.push(format!("wrote {}", written.display()));
+        }
+    }
+    Ok(())
+}
+
+/// Until a TCP connection to `host:port` is accepted, or `timeout` passes (tried at least once).
+async fn wait_tcp(host: &str, port: u16, timeout: Duration) -> std::result::Result<(), String> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if tokio::net::TcpStream::connect((host, port)).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("nothing answered on {host}:{port} within {} s", timeout.as_secs()));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// An extension's local files live below `<data dir>/extensions/<id>/`; a path that is absolute
+/// or climbs out with `..` is refused. Written atomically, with `mode` from the start (the
+/// contents may be a key).
+pub fn write_local_file(base: &Path, extension: &str, path: &str, contents: &str, mode: u32) -> Result<PathBuf> {
+    let relative = Path::new(path);
+    let plain = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if path.is_empty() || !plain {
+        return Err(Error::Failed(format!(
+            "extension `{extension}` asked to write `{path}`: only paths inside its own directory are allowed"
+        )));
+    }
+    let target = base.join(relative);
+    azdock_files::write_atomic(&target, contents.as_bytes(), mode & 0o777).map_err(Error::io("write", &target))?;
+    Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn local_files_stay_in_the_extensions_directory_with_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_local_file(dir.path(), "x", "keys/id", "secret", 0o600).unwrap();
+        assert_eq!(written, dir.path().join("keys/id"));
+        assert_eq!(std::fs::read_to_string(&written).unwrap(), "secret");
+        assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o777, 0o600);
+        for bad in ["/etc/passwd", "../out", "a/../../b", ""] {
+            let e = write_local_file(dir.path(), "x", bad, "s", 0o600).unwrap_err().to_string();
+            assert!(e.contains("only paths inside its own directory"), "{bad}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_waits_end_when_a_port_answers_and_give_up_after_their_time() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(wait_tcp("127.0.0.1", port, Duration::from_secs(1)).await, Ok(()));
+        drop(listener);
+        let e = wait_tcp("127.0.0.1", port, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(e, format!("nothing answered on 127.0.0.1:{port} within 1 s"));
+    }
+}
