@@ -224,6 +224,14 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
     Ok(PluginExtension { manifest, table, path: path.to_owned() })
 }
 
+/// The built-in extension `id`, found the one way the CLI finds extensions: the registry (of
+/// built-ins only: a plugin cannot take a built-in's id, so loading plugins would change nothing).
+pub(crate) fn builtin(id: &str) -> anyhow::Result<Arc<dyn VmExtension>> {
+    let registry = Registry::with_builtins()?;
+    let entry = registry.get(id).ok_or_else(|| anyhow::anyhow!("the built-in extension `{id}` is not linked in"))?;
+    Ok(entry.extension.clone())
+}
+
 /// The built-ins and every plugin that loads; each one that does not is passed to `refused`
 /// with its file and reason.
 pub(crate) fn registry(mut refused: impl FnMut(&Path, &str)) -> anyhow::Result<Registry> {

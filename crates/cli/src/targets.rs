@@ -74,15 +74,10 @@ where
     let total = addrs.len();
     let mut ok = Vec::new();
     let mut failures = Vec::new();
-    for (addr, result) in azdock_host::target::each(addrs, limit, |a| {
-        let run = task(a);
-        async move { run.await.map_err(|e| azdock_host::Error::Failed(format!("{e:#}"))) }
-    })
-    .await
-    {
+    for (addr, result) in azdock_host::target::each(addrs, limit, task).await {
         match result {
             Ok(v) => ok.push(v),
-            Err(e) => failures.push(format!("  {}: {e}", addr.path())),
+            Err(e) => failures.push(format!("  {}: {e:#}", addr.path())),
         }
     }
     if failures.is_empty() {

@@ -81,6 +81,18 @@ pub enum ArgKind {
     File,
 }
 
+impl fmt::Display for ArgKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ArgKind::Text => "text",
+            ArgKind::Flag => "flag",
+            ArgKind::Integer => "integer",
+            ArgKind::List => "list",
+            ArgKind::File => "file",
+        })
+    }
+}
+
 /// One argument of an action, rendered by the CLI as `--<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -355,6 +367,10 @@ mod tests {
         let e = serde_json::from_str::<OsType>("\"Plan9\"").unwrap_err().to_string();
         assert!(e.contains("unknown OS type `Plan9`"), "{e}");
         assert_eq!(serde_json::to_string(&OsType::Linux).unwrap(), "\"Linux\"");
+        // Messages name argument kinds as manifests spell them.
+        for kind in [ArgKind::Text, ArgKind::Flag, ArgKind::Integer, ArgKind::List, ArgKind::File] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.to_string());
+        }
     }
 
     #[test]

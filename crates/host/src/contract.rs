@@ -61,7 +61,7 @@ pub fn check_request(manifest: &Manifest, request: &PlanRequest) -> Result<(), E
             return Err(invalid(name, format!("`{}` takes no such argument", request.action)));
         };
         if !kind_matches(arg, value) {
-            let expected = if arg.secret { "a secret".to_owned() } else { format!("{:?}", arg.kind).to_lowercase() };
+            let expected = if arg.secret { "a secret".to_owned() } else { arg.kind.to_string() };
             return Err(invalid(name, format!("expected {expected}")));
         }
     }

@@ -40,8 +40,18 @@ pub fn daemon_trouble_in(statuses: &serde_json::Value) -> Option<String> {
     }
 }
 
-/// Why a Docker daemon cannot be reached, and what to do.
+/// Why a Docker daemon cannot be reached, and what to do; reads the VM's NSG only when the
+/// answer depends on it.
 pub async fn explain(arm: &Arm, vm: &Vm, host: &str, port: u16, failure: &Failure) -> String {
+    let network_matters = matches!(failure, Failure::Refused | Failure::NoAnswer | Failure::Other(_))
+        && vm.facts.power_state == PowerState::Running;
+    let admitted = if network_matters { port_admitted(arm, vm, port).await.ok().map(|r| r.is_some()) } else { None };
+    explain_known(vm, host, port, failure, admitted)
+}
+
+/// [`explain`] with what is known of the NSG: `Some(false)` when it closes the port, `None`
+/// when that is unknown.
+pub fn explain_known(vm: &Vm, host: &str, port: u16, failure: &Failure, admitted: Option<bool>) -> String {
     let name = &vm.facts.name;
     let group = &vm.addr.resource_group;
     let rotate = format!("run `azdock ext docker rotate-certs --vm {name} -g {group}`");
@@ -64,8 +74,8 @@ pub async fn explain(arm: &Arm, vm: &Vm, host: &str, port: u16, failure: &Failur
                     "VM `{name}` is not running ({power:?}): start it with `azdock vm start -g {group} -n {name}`"
                 );
             }
-            match port_admitted(arm, vm, port).await {
-                Ok(None) => format!(
+            match admitted {
+                Some(false) => format!(
                     "port {port} is closed in the VM's network security group, so nothing reaches the daemon: run `azdock ext docker install --vm {name} -g {group} --port {port}` to open it"
                 ),
                 _ if *failure == Failure::Refused => format!(
@@ -82,6 +92,69 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn vm(power: PowerState) -> Vm {
+        Vm {
+            addr: crate::VmAddr::new("s", "g", "web"),
+            nic: None,
+            cloud: CloudKind::Azure,
+            facts: azdock_core::VmFacts {
+                name: "web".into(),
+                resource_group: "g".into(),
+                subscription_id: "s".into(),
+                resource_id: "/x".into(),
+                location: "l".into(),
+                os_type: azdock_core::OsType::Linux,
+                power_state: power,
+                cloud: "AzureCloud".into(),
+                admin_username: None,
+                fqdn: None,
+                public_ips: vec![],
+                private_ips: vec![],
+                extensions: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn failures_are_explained_with_what_to_do() {
+        let running = vm(PowerState::Running);
+        let say = |f: &Failure, admitted| explain_known(&running, "h", 2376, f, admitted);
+        let rotate = "run `azdock ext docker rotate-certs --vm web -g g`";
+        assert!(
+            say(&Failure::WrongName("n".into()), None)
+                .starts_with("the daemon's server certificate does not name h (n)")
+        );
+        assert!(say(&Failure::WrongName("n".into()), None).contains(rotate));
+        assert!(say(&Failure::Expired("e".into()), None).starts_with("the daemon's server certificate is expired"));
+        assert!(
+            say(&Failure::UnknownCa("c".into()), None).starts_with("the daemon's certificate is not from your CA (c)")
+        );
+        assert!(
+            say(&Failure::ClientRefused("r".into()), None)
+                .starts_with("the daemon refused your client certificate (r)")
+        );
+        assert_eq!(say(&Failure::Local("bad file".into()), None), "bad file");
+        let closed = say(&Failure::NoAnswer, Some(false));
+        assert!(closed.starts_with("port 2376 is closed in the VM's network security group"), "{closed}");
+        assert!(closed.contains("azdock ext docker install --vm web -g g --port 2376"));
+        assert!(say(&Failure::Refused, Some(false)).starts_with("port 2376 is closed"));
+        assert!(say(&Failure::Refused, Some(true)).starts_with("nothing listens on h:2376"));
+        assert!(say(&Failure::Refused, None).starts_with("nothing listens on h:2376"));
+        assert_eq!(
+            say(&Failure::NoAnswer, Some(true)),
+            "no answer from h:2376 (no answer): the daemon may still be starting, or down"
+        );
+        assert!(say(&Failure::Other("x".into()), None).starts_with("no answer from h:2376 (x)"));
+        // A VM that is off explains every unanswered connection, whatever the NSG says.
+        let off = vm(PowerState::Deallocated);
+        assert_eq!(
+            explain_known(&off, "h", 2376, &Failure::NoAnswer, Some(false)),
+            "VM `web` is not running (Deallocated): start it with `azdock vm start -g g -n web`"
+        );
+        // Certificate trouble is told as it is even when the VM is off.
+        assert!(explain_known(&off, "h", 2376, &Failure::Expired("e".into()), None).contains("expired"));
+    }
 
     #[test]
     fn the_local_cloud_s_daemon_status_is_read_into_words() {

@@ -8,16 +8,24 @@ use azdock_core::{Args, Plan, PlanRequest, VmExtension};
 
 use crate::contract;
 use crate::error::Result;
+use crate::events::Events;
 use crate::execute::{Outcome, Waits, execute};
 use crate::target::VmAddr;
 use crate::vm::{Vm, inspect, inspect_vm};
 
-/// What the host works with: the signed-in client and azdock's data directory (extensions'
-/// local files, the record of Docker hosts).
-#[derive(Debug, Clone, Copy)]
+/// What the host works with: the signed-in client, azdock's data directory (extensions'
+/// local files, the record of Docker hosts), and where it tells the user what happens.
+#[derive(Clone, Copy)]
 pub struct Host<'a> {
     pub arm: &'a Arm,
     pub data_dir: &'a Path,
+    pub events: &'a dyn Events,
+}
+
+impl std::fmt::Debug for Host<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Host").field("cloud", &self.arm.cloud().name).field("data_dir", &self.data_dir).finish()
+    }
 }
 
 /// Work the caller does once the VM's facts are known and before the extension plans (the
@@ -48,6 +56,8 @@ impl std::fmt::Debug for Invocation<'_> {
 #[derive(Debug)]
 pub struct Ran {
     pub vm: Vm,
+    /// The request the extension planned from (its arguments and the facts).
+    pub request: PlanRequest,
     pub plan: Plan,
     pub outcome: Outcome,
 }
@@ -87,7 +97,11 @@ impl Host<'_> {
         }
         let plan = invocation.extension.plan(&request).await?;
         contract::check_plan(manifest, &request, &plan)?;
-        let outcome = execute(self.arm, &vm, &plan, invocation.waits, &manifest.id, self.data_dir).await?;
-        Ok(Ran { vm, plan, outcome })
+        // The plan's notes before it runs: an install's warnings should not wait for the daemon.
+        for note in &plan.notes {
+            self.events.warn(note);
+        }
+        let outcome = execute(self, &vm, &plan, invocation.waits, &manifest.id).await?;
+        Ok(Ran { vm, request, plan, outcome })
     }
 }

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use azdock_azure_sm::api::COMPUTE;
-use azdock_azure_sm::{Arm, extensions};
+use azdock_azure_sm::extensions;
 use azdock_core::{Operation, Plan, Probe, Step};
 use serde_json::{Value, json};
 
-use crate::diagnose::{explain, local_daemon_trouble};
+use crate::diagnose::{explain, explain_known, local_daemon_trouble};
+use crate::dispatch::Host;
 use crate::error::{Error, Result};
 use crate::network::{close_port, open_port, port_admitted};
 use crate::probe::{self, DaemonInfo};
@@ -51,26 +52,20 @@ pub struct Outcome {
     pub extension: Option<Value>,
     /// The last endpoint a follow-up waited for.
     pub endpoint: Option<Endpoint>,
-    /// The plan's notes, then the host's.
-    pub notes: Vec<String>,
     /// Inbound rules this plan opened, by port, with the NSG they are in.
     pub opened: Vec<(u16, String)>,
 }
 
 /// Carries out a plan on the VM. `extension` is the id of the extension that made the plan:
-/// its local files go to its own directory below `data_dir`.
-pub async fn execute(
-    arm: &Arm,
-    vm: &Vm,
-    plan: &Plan,
-    waits: Waits,
-    extension: &str,
-    data_dir: &Path,
-) -> Result<Outcome> {
-    let mut outcome = Outcome { notes: plan.notes.clone(), ..Outcome::default() };
-    let files = data_dir.join("extensions").join(extension);
+/// its local files go to its own directory below the data directory. What the user should
+/// know on the way (where the VM is reached, which file was written) goes to the host's events
+/// as it happens; the plan's own notes were told before it ran.
+pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extension: &str) -> Result<Outcome> {
+    let arm = host.arm;
+    let mut outcome = Outcome::default();
+    let running = Running { host, vm, waits, extension, files: host.data_dir.join("extensions").join(extension) };
     for step in &plan.prerequisites {
-        run_step(arm, vm, step, waits, extension, &files, &mut outcome).await?;
+        running.step(step, &mut outcome).await?;
     }
     match &plan.operation {
         Operation::Put(instance) => {
@@ -108,66 +103,79 @@ pub async fn execute(
         Operation::Inspect => {}
     }
     for step in &plan.follow_ups {
-        run_step(arm, vm, step, waits, extension, &files, &mut outcome).await?;
+        running.step(step, &mut outcome).await?;
     }
     Ok(outcome)
 }
 
-async fn run_step(
-    arm: &Arm,
-    vm: &Vm,
-    step: &Step,
+/// One plan's execution on one VM: what each step needs.
+struct Running<'a> {
+    host: &'a Host<'a>,
+    vm: &'a Vm,
     waits: Waits,
-    extension: &str,
-    files: &Path,
-    outcome: &mut Outcome,
-) -> Result<()> {
-    match step {
-        Step::OpenInboundPort { rule_name, port, protocol, sources } => {
-            let nsg = open_port(arm, vm, rule_name, *port, *protocol, sources).await?;
-            outcome.opened.push((*port, format!("{nsg}/{rule_name}")));
+    extension: &'a str,
+    files: PathBuf,
+}
+
+impl Running<'_> {
+    async fn step(&self, step: &Step, outcome: &mut Outcome) -> Result<()> {
+        let (arm, vm) = (self.host.arm, self.vm);
+        match step {
+            Step::OpenInboundPort { rule_name, port, protocol, sources } => {
+                let nsg = open_port(arm, vm, rule_name, *port, *protocol, sources).await?;
+                outcome.opened.push((*port, format!("{nsg}/{rule_name}")));
+            }
+            Step::CloseInboundPort { rule_name } => close_port(arm, vm, rule_name).await?,
+            Step::WaitForEndpoint { port, probe, timeout_secs } if self.waits.endpoints => {
+                let endpoint = self.wait(*port, probe, *timeout_secs, outcome).await?;
+                if let (Err(why), true) = (&endpoint.answer, self.waits.endpoint_required) {
+                    return Err(Error::Failed(why.clone()));
+                }
+                outcome.endpoint = Some(endpoint);
+            }
+            Step::WaitForEndpoint { .. } => {}
+            Step::WriteLocalFile { path, contents, mode } => {
+                let written = write_local_file(&self.files, self.extension, path, contents.expose(), *mode)?;
+                self.host.events.warn(&format!("wrote {}", written.display()));
+            }
         }
-        Step::CloseInboundPort { rule_name } => close_port(arm, vm, rule_name).await?,
-        Step::WaitForEndpoint { port, probe, timeout_secs } if waits.endpoints => {
-            let (host, note) = vm.endpoint()?;
-            outcome.notes.extend(note);
-            let timeout = Duration::from_secs(u64::from(*timeout_secs).max(1));
-            // Waiting on a port the NSG closes cannot succeed: say so at once. A rule this plan
-            // just opened is known without reading the NSG again (a VM that had none has one
-            // now, which the facts read before do not show).
-            let admitted_by = match outcome.opened.iter().find(|(p, _)| p == port) {
-                Some((_, rule)) => Some(rule.clone()),
-                None if vm.nic.is_some() => port_admitted(arm, vm, *port).await?,
-                None => None,
-            };
-            let closed = admitted_by.is_none() && vm.nic.is_some();
-            let answer = match probe {
-                _ if closed => Err(explain(arm, vm, &host, *port, &probe::Failure::NoAnswer).await),
-                Probe::MutualTls { ca, cert, key } => {
-                    if let Some(why) = local_daemon_trouble(arm, vm).await {
-                        Err(why)
-                    } else {
-                        let identity = probe::Identity { ca: ca.into(), cert: cert.into(), key: key.into() };
-                        match probe::wait(&host, *port, &identity, timeout).await {
-                            Ok(info) => Ok(Some(info)),
-                            Err(failure) => Err(explain(arm, vm, &host, *port, &failure).await),
-                        }
+        Ok(())
+    }
+
+    /// Waits for the VM's endpoint on `port` and says what answered, or why nothing did.
+    async fn wait(&self, port: u16, probe: &Probe, timeout_secs: u32, outcome: &Outcome) -> Result<Endpoint> {
+        let (arm, vm) = (self.host.arm, self.vm);
+        let (host, note) = vm.endpoint()?;
+        if let Some(note) = note {
+            self.host.events.warn(&note);
+        }
+        let timeout = Duration::from_secs(u64::from(timeout_secs).max(1));
+        // Waiting on a port the NSG closes cannot succeed: say so at once. A rule this plan just
+        // opened is known without reading the NSG again (a VM that had none has one now, which
+        // the facts read before do not show). Without its network read, the VM's NSG is unknown.
+        let admitted_by = match outcome.opened.iter().find(|(p, _)| *p == port) {
+            Some((_, rule)) => Some(rule.clone()),
+            None if vm.nic.is_some() => port_admitted(arm, vm, port).await?,
+            None => None,
+        };
+        let answer = match probe {
+            _ if admitted_by.is_none() && vm.nic.is_some() => {
+                Err(explain_known(vm, &host, port, &probe::Failure::NoAnswer, Some(false)))
+            }
+            Probe::MutualTls { ca, cert, key } => match local_daemon_trouble(arm, vm).await {
+                Some(why) => Err(why),
+                None => {
+                    let identity = probe::Identity { ca: ca.into(), cert: cert.into(), key: key.into() };
+                    match probe::wait(&host, port, &identity, timeout).await {
+                        Ok(info) => Ok(Some(info)),
+                        Err(failure) => Err(explain(arm, vm, &host, port, &failure).await),
                     }
                 }
-                Probe::Tcp => wait_tcp(&host, *port, timeout).await.map(|()| None),
-            };
-            if let (Err(why), true) = (&answer, waits.endpoint_required) {
-                return Err(Error::Failed(why.clone()));
-            }
-            outcome.endpoint = Some(Endpoint { host, port: *port, admitted_by, answer });
-        }
-        Step::WaitForEndpoint { .. } => {}
-        Step::WriteLocalFile { path, contents, mode } => {
-            let written = write_local_file(files, extension, path, contents.expose(), *mode)?;
-            outcome.notes.push(format!("wrote {}", written.display()));
-        }
+            },
+            Probe::Tcp => wait_tcp(&host, port, timeout).await.map(|()| None),
+        };
+        Ok(Endpoint { host, port, admitted_by, answer })
     }
-    Ok(())
 }
 
 /// Until a TCP connection to `host:port` is accepted, or `timeout` passes (tried at least once).

@@ -7,7 +7,6 @@ use azdock_azure_sm::fan_out;
 use azdock_azure_sm::models::ResourceId;
 
 use crate::error::{Error, Result};
-
 /// One VM (and, for extension commands given extension ids, one of its extensions).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmAddr {
@@ -69,9 +68,9 @@ impl VmAddr {
 
 /// Runs `task` on every VM, `limit` at a time, and returns each VM's result in the order
 /// given: the fan-out every fleet command shares.
-pub async fn each<T, Fut>(addrs: Vec<VmAddr>, limit: usize, task: impl Fn(VmAddr) -> Fut) -> Vec<(VmAddr, Result<T>)>
+pub async fn each<R, Fut>(addrs: Vec<VmAddr>, limit: usize, task: impl Fn(VmAddr) -> Fut) -> Vec<(VmAddr, R)>
 where
-    Fut: Future<Output = Result<T>>,
+    Fut: Future<Output = R>,
 {
     fan_out(addrs, limit, |addr| {
         let run = task(addr.clone());

@@ -3,7 +3,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use azdock_azure_sm::CloudKind;
 use azdock_certs::{CertStore, Rotation, ServerRequest};
@@ -29,13 +28,6 @@ const HOST_COLUMNS: Columns = &[
     ("ServerVersion", "/daemon/version"),
     ("CertExpires", "/certificate/notAfter"),
 ];
-
-/// The built-in extension `id`, found the one way the CLI finds extensions: the registry.
-pub(crate) fn builtin(id: &str) -> anyhow::Result<Arc<dyn VmExtension>> {
-    let registry = azdock_core::Registry::with_builtins()?;
-    let entry = registry.get(id).ok_or_else(|| anyhow::anyhow!("the built-in extension `{id}` is not linked in"))?;
-    Ok(entry.extension.clone())
-}
 
 /// The record of Docker hosts in the data directory.
 pub(crate) fn record() -> anyhow::Result<HostRecord> {
@@ -115,11 +107,11 @@ pub(crate) fn run_ext(
         )
         .into());
     }
-    let docker = builtin("docker")?;
+    let docker = crate::plugins::builtin("docker")?;
     let data_dir = crate::config::data_dir()?;
     let results = session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
-        let host = Host { arm: &arm, data_dir: &data_dir };
+        let host = Host { arm: &arm, data_dir: &data_dir, events: ctx };
         let mut out = Vec::new();
         for addr in addrs {
             let value = match command {
@@ -175,15 +167,7 @@ pub(crate) async fn install_on(
         prepare: Some(&prepare),
     };
     let ran = host.run_on(&invocation, vm).await?;
-    for note in &ran.outcome.notes {
-        ctx.warn(note);
-    }
-    let port = azdock_ext_docker::port_of(&PlanRequest {
-        action: how.action.into(),
-        args,
-        facts: ran.vm.facts.clone(),
-        run_id: String::new(),
-    })?;
+    let port = azdock_ext_docker::port_of(&ran.request)?;
     let (address, _) = ran.vm.endpoint()?;
     let entry = host_entry(&ran.vm, &address, port, how.handler.name(), how.cert_dir, how.extra);
     record()?.record(entry.clone())?;
@@ -274,7 +258,8 @@ async fn probe(
     dir: &Path,
     verify: bool,
 ) -> anyhow::Result<Value> {
-    let args = base_args(Some(port_of(t, &addr.name)), dir);
+    let port = port_of(t, &addr.name);
+    let args = base_args(Some(port), dir);
     let action = if verify { "verify" } else { "status" };
     let invocation = Invocation {
         extension: docker,
@@ -285,7 +270,6 @@ async fn probe(
     };
     let ran = host.run(&invocation, addr).await?;
     let vm = &ran.vm;
-    let port = port_of(t, &addr.name);
     let (address, _) = vm.endpoint()?;
     let endpoint = ran.outcome.endpoint.as_ref();
     let daemon = match endpoint.map(|e| &e.answer) {

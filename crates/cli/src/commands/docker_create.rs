@@ -497,8 +497,9 @@ async fn deploy(
         let handler = spec.handler.handler().unwrap_or(Handler::CustomScript);
         let data_dir = crate::config::data_dir()?;
         let how = docker::Install { action: "install", handler, cert_dir: &spec.cert_dir, extra, wait: !no_wait };
-        let docker_ext = docker::builtin("docker")?;
-        docker::install_on(ctx, &host::Host { arm, data_dir: &data_dir }, &*docker_ext, vm, args, how).await?
+        let docker_ext = crate::plugins::builtin("docker")?;
+        docker::install_on(ctx, &host::Host { arm, data_dir: &data_dir, events: ctx }, &*docker_ext, vm, args, how)
+            .await?
     };
     let context = docker::finish_client(ctx, &entry);
     let mut report = host::docker::report(&entry, &daemon, &Value::Null, context.as_deref());

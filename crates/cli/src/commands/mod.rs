@@ -46,6 +46,20 @@ impl Ctx {
     }
 }
 
+/// The host's events, rendered as the CLI renders everything else on stderr.
+impl azdock_host::Events for Ctx {
+    fn emit(&self, event: azdock_host::Event) {
+        match event {
+            azdock_host::Event::Warning(message) => self.warn(&message),
+            azdock_host::Event::Info(message) => self.info(&message),
+            azdock_host::Event::VmDone { vm, action, error: None } => self.info(&format!("{vm}: {action} succeeded")),
+            azdock_host::Event::VmDone { vm, action, error: Some(e) } => {
+                self.info(&format!("{vm}: {action} failed: {e}"));
+            }
+        }
+    }
+}
+
 /// Whether a person is at the keyboard to answer a prompt.
 pub(crate) fn interactive() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()

@@ -270,7 +270,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
     let data_dir = crate::config::data_dir()?;
     let rows = crate::session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
-        let host = Host { arm: &arm, data_dir: &data_dir };
+        let host = Host { arm: &arm, data_dir: &data_dir, events: ctx };
         let invocation = Invocation {
             extension: &*extension,
             action: action_name,
@@ -281,9 +281,6 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
         let mut rows = Vec::new();
         for addr in addrs {
             let ran = host.run(&invocation, &addr).await?;
-            for note in &ran.outcome.notes {
-                ctx.warn(note);
-            }
             rows.push(result_row(&addr.name, &addr.resource_group, action_name, ran.outcome.extension.as_ref()));
         }
         anyhow::Ok(rows)

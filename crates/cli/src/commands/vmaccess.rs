@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use azdock_azure_sm::Arm;
 use azdock_azure_sm::models::{Page, VirtualMachine};
 use azdock_core::{ArgValue, Args, Operation, Secret};
-use azdock_host::{Host, Invocation, Waits};
+use azdock_host::{Events as _, Host, Invocation, Waits};
 use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
@@ -131,20 +131,20 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         };
         let total = addrs.len();
         let progress = total > 1 && std::io::stderr().is_terminal() && !ctx.only_show_errors;
-        let vmaccess = super::docker::builtin("vmaccess")?;
+        let vmaccess = crate::plugins::builtin("vmaccess")?;
         let data_dir = crate::config::data_dir()?;
-        let host = Host { arm: &arm, data_dir: &data_dir };
+        // One VM's notes are told; a fleet's would repeat once per VM, so only its progress is.
+        let events: &dyn azdock_host::Events = if total == 1 { ctx } else { &azdock_host::Silent };
+        let host = Host { arm: &arm, data_dir: &data_dir, events };
         let invocation = Invocation { extension: &*vmaccess, action, args: &args, waits: Waits::ALL, prepare: None };
         let (host, invocation) = (&host, &invocation);
-        let results = azdock_azure_sm::fan_out(addrs, limit, |addr| async move {
+        let results = azdock_host::target::each(addrs, limit, |addr| async move {
             let result = run_one(host, invocation, &addr).await;
             if progress {
-                match &result {
-                    Ok(_) => eprintln!("{}: {action} succeeded", addr.name),
-                    Err(e) => eprintln!("{}: {action} failed: {e:#}", addr.name),
-                }
+                let error = result.as_ref().err().map(|e| format!("{e:#}"));
+                ctx.emit(azdock_host::Event::VmDone { vm: addr.name.clone(), action: action.into(), error });
             }
-            (addr, result)
+            result
         })
         .await;
         anyhow::Ok(results)
@@ -154,14 +154,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
     let mut failures = Vec::new();
     for (addr, result) in rows {
         match result {
-            Ok((row, notes)) => {
-                if single {
-                    for n in &notes {
-                        ctx.warn(n);
-                    }
-                }
-                out.push(row);
-            }
+            Ok(row) => out.push(row),
             Err(e) if single => return Err(e),
             Err(e) => {
                 failures.push(format!("  {}/{}: {e:#}", addr.resource_group, addr.name));
@@ -179,7 +172,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
 
 /// One VM through the host's one path (facts, checks, plan, execution), then the handler's
 /// own verdict.
-async fn run_one(host: &Host<'_>, invocation: &Invocation<'_>, addr: &VmAddr) -> anyhow::Result<(Value, Vec<String>)> {
+async fn run_one(host: &Host<'_>, invocation: &Invocation<'_>, addr: &VmAddr) -> anyhow::Result<Value> {
     let ran = host.run(invocation, addr).await?;
     let ext = ran.outcome.extension.unwrap_or(Value::Null);
     let view: azdock_azure_sm::models::VirtualMachineExtension =
@@ -199,7 +192,7 @@ async fn run_one(host: &Host<'_>, invocation: &Invocation<'_>, addr: &VmAddr) ->
     };
     let row = json!({"name": addr.name, "resourceGroup": addr.resource_group, "osType": ran.vm.facts.os_type.to_string(),
                      "action": invocation.action, "extension": name, "status": "succeeded", "message": message});
-    Ok((row, ran.outcome.notes))
+    Ok(row)
 }
 
 /// Every VM of a resource group.

@@ -1,0 +1,394 @@
+//! The host against the local cloud over real HTTPS: facts, the contract, plan execution (the
+//! extension PUT and DELETE with the handler's verdict, NSG rules with their protocol and
+//! priority, endpoint waits, local files), and what each costs in requests.
+
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::sync::Arc;
+
+use azdock_azure_sm::{Arm, ClientSecretCredential, Cloud, CloudKind, RetryPolicy};
+use azdock_core::{
+    ActionSpec, ArgSpec, ArgValue, Args, ExtensionError, ExtensionInstance, Manifest, Operation, OsType, Plan,
+    PlanRequest, Probe, Protocol, Secret, Step, VmExtension,
+};
+use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
+use azdock_host::{Event, Host, Invocation, Recorded, VmAddr, Waits, network, vm};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+struct Fixture {
+    emulator: Emulator,
+    plain: azdock_tests::arm::Arm,
+    arm: Arm,
+    data: tempfile::TempDir,
+    _state: tempfile::TempDir,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let state = tempfile::tempdir().unwrap();
+        let emulator = Emulator::start(Config::for_tests(state.path())).await.unwrap();
+        let p = emulator.principals()[0].clone();
+        let cloud = Cloud::local(emulator.base_url(), emulator.ca_pem());
+        let credential = ClientSecretCredential::new(
+            &cloud.authority_host,
+            &p.tenant_id,
+            &p.client_id,
+            Secret::new(p.client_secret.clone()),
+        );
+        let arm = Arm::new(cloud, Arc::new(credential), RetryPolicy::default()).unwrap();
+        let plain = azdock_tests::arm::Arm::sign_in(
+            emulator.base_url(),
+            emulator.ca_pem().as_bytes(),
+            &p.tenant_id,
+            &p.client_id,
+            &p.client_secret,
+        )
+        .await
+        .with_admin_key(emulator.admin_key());
+        Self { emulator, plain, arm, data: tempfile::tempdir().unwrap(), _state: state }
+    }
+
+    fn host<'a>(&'a self, events: &'a Recorded) -> Host<'a> {
+        Host { arm: &self.arm, data_dir: self.data.path(), events }
+    }
+
+    /// The sequence number of the last logged request.
+    async fn mark(&self) -> u64 {
+        self.plain.admin(Method::GET, "/requests", None).await.1["last"].as_u64().unwrap()
+    }
+
+    /// ARM requests since `mark`, as `METHOD path` without the query.
+    async fn since(&self, mark: u64) -> Vec<String> {
+        let (_, log) = self.plain.admin(Method::GET, &format!("/requests?since={mark}"), None).await;
+        log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r["method"].as_str().unwrap(), r["path"].as_str().unwrap()))
+            .filter(|r| r.contains("/subscriptions/"))
+            .map(|r| r.split('?').next().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn password_ok(&self, vm: &str, user: &str, password: &str) -> bool {
+        let path = format!("/guests/{LOCAL_SUBSCRIPTION}/g/{vm}/verify-password");
+        self.plain.admin(Method::POST, &path, Some(json!({"username": user, "password": password}))).await.1["valid"]
+            == true
+    }
+}
+
+fn addr(name: &str) -> VmAddr {
+    VmAddr::new(LOCAL_SUBSCRIPTION, "g", name)
+}
+
+/// An extension that drives the local cloud's VMAccessForLinux and the host's steps, with
+/// actions that break the contract on purpose.
+struct Demo(Manifest);
+
+const PORT: u16 = 40_123;
+
+impl Demo {
+    fn new() -> Self {
+        let action = |name: &str, network: bool, args: Vec<ArgSpec>| ActionSpec {
+            name: name.into(),
+            summary: name.into(),
+            os: vec![OsType::Linux],
+            args,
+            network,
+        };
+        let secret_args =
+            || vec![ArgSpec::text("username", "u").required(), ArgSpec::text("password", "p").required().secret()];
+        Self(Manifest {
+            id: "demo".into(),
+            version: "1".into(),
+            summary: "demo".into(),
+            handlers: vec![],
+            actions: vec![
+                action("reset", false, secret_args()),
+                action("leak", false, secret_args()),
+                action("ports", true, vec![]),
+                action("close", true, vec![]),
+                action("remove", false, vec![]),
+            ],
+        })
+    }
+}
+
+fn vmaccess(settings: Value, protected: Value, tag: &str) -> Operation {
+    Operation::Put(Box::new(ExtensionInstance {
+        name: "enablevmaccess".into(),
+        publisher: "Microsoft.OSTCExtensions".into(),
+        kind: "VMAccessForLinux".into(),
+        type_handler_version: "1.5".into(),
+        auto_upgrade_minor_version: true,
+        force_update_tag: Some(tag.into()),
+        settings,
+        protected_settings: Some(Secret::new(protected)),
+    }))
+}
+
+#[azdock_core::async_trait]
+impl VmExtension for Demo {
+    fn manifest(&self) -> &Manifest {
+        &self.0
+    }
+
+    async fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        let user = request.text("username").unwrap_or_default().to_owned();
+        let password = request.secret("password").map(|p| p.expose().clone()).unwrap_or_default();
+        let wait = |timeout_secs| Step::WaitForEndpoint { port: PORT, probe: Probe::Tcp, timeout_secs };
+        Ok(match request.action.as_str() {
+            "reset" => Plan {
+                notes: vec!["demo note".into()],
+                follow_ups: vec![Step::WriteLocalFile {
+                    path: "state/last".into(),
+                    contents: Secret::new(user.clone()),
+                    mode: 0o600,
+                }],
+                ..Plan::new(vmaccess(json!({}), json!({"username": user, "password": password}), &request.run_id))
+            },
+            "leak" => Plan::new(vmaccess(json!({"username": user, "password": password}), json!({}), &request.run_id)),
+            "ports" => Plan {
+                prerequisites: vec![
+                    Step::OpenInboundPort {
+                        rule_name: "demo-udp".into(),
+                        port: 51_820,
+                        protocol: Protocol::Udp,
+                        sources: vec!["*".into()],
+                    },
+                    Step::OpenInboundPort {
+                        rule_name: "demo-tcp".into(),
+                        port: PORT,
+                        protocol: Protocol::Tcp,
+                        sources: vec!["10.0.0.0/8".into(), "192.0.2.1".into()],
+                    },
+                ],
+                follow_ups: vec![wait(5)],
+                ..Plan::new(Operation::Inspect)
+            },
+            "close" => Plan {
+                prerequisites: vec![Step::CloseInboundPort { rule_name: "demo-tcp".into() }],
+                follow_ups: vec![wait(60)],
+                ..Plan::new(Operation::Inspect)
+            },
+            "remove" => Plan::new(Operation::Delete { name: "enablevmaccess".into() }),
+            other => return Err(ExtensionError::UnknownAction(other.into())),
+        })
+    }
+}
+
+fn secret_args(password: &str) -> Args {
+    let mut args = Args::new();
+    args.insert("username".into(), ArgValue::Text("ops".into()));
+    args.insert("password".into(), ArgValue::Secret(Secret::new(password.into())));
+    args
+}
+
+#[tokio::test]
+async fn facts_come_from_the_vm_and_its_network_or_the_vm_alone() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+
+    let mark = f.mark().await;
+    let full = vm::inspect(&f.arm, &addr("vm1")).await.unwrap();
+    let reads = f.since(mark).await;
+    assert_eq!(reads.len(), 3, "the VM, its NIC and its public IP: {reads:?}");
+    assert!(reads.iter().all(|r| r.starts_with("GET ")), "{reads:?}");
+    assert_eq!(full.cloud, CloudKind::Local);
+    let facts = &full.facts;
+    assert_eq!((facts.name.as_str(), facts.resource_group.as_str()), ("vm1", "g"));
+    assert_eq!(facts.cloud, "local");
+    assert_eq!(facts.os_type, OsType::Linux);
+    assert_eq!(facts.power_state, azdock_core::PowerState::Running);
+    assert_eq!(facts.admin_username.as_deref(), Some("azureuser"));
+    assert_eq!(facts.location, "westeurope");
+    assert_eq!(facts.public_ips.len(), 1);
+    assert!(facts.private_ips.iter().all(|ip| ip.to_string().starts_with("10.0.0.")), "{:?}", facts.private_ips);
+    assert_eq!(facts.private_ips.len(), 1);
+    let fqdn = facts.fqdn.clone().expect("the public IP's DNS label");
+    assert!(fqdn.starts_with("vm1."), "{fqdn}");
+    // The local cloud's FQDNs do not resolve: clients go to the IP, and are told.
+    let (host, note) = full.endpoint().unwrap();
+    assert_eq!(host, facts.public_ips[0].to_string());
+    assert!(note.unwrap().contains(&fqdn));
+
+    let mark = f.mark().await;
+    let alone = vm::inspect_vm(&f.arm, &addr("vm1")).await.unwrap();
+    assert_eq!(f.since(mark).await.len(), 1, "one read");
+    assert!(alone.nic.is_none() && alone.facts.public_ips.is_empty() && alone.facts.fqdn.is_none());
+    assert_eq!(alone.facts.os_type, OsType::Linux);
+    assert!(alone.endpoint().unwrap_err().to_string().contains("has no public IP"));
+    assert!(alone.nsg(&f.arm).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_plan_runs_with_its_notes_told_its_secret_protected_and_its_files_written() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let demo = Demo::new();
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let args = secret_args("N3w-Passw0rd!");
+    let invocation = Invocation { extension: &demo, action: "reset", args: &args, waits: Waits::ALL, prepare: None };
+
+    let mark = f.mark().await;
+    let ran = host.run(&invocation, &addr("vm1")).await.unwrap();
+    let requests = f.since(mark).await;
+    // `network: false`: the VM alone is read, then the extension is written.
+    assert!(requests[0].starts_with("GET ") && requests[0].ends_with("/virtualMachines/vm1"), "{requests:?}");
+    assert!(requests.iter().all(|r| !r.contains("Microsoft.Network")), "{requests:?}");
+    assert!(
+        requests.iter().any(|r| r.starts_with("PUT ") && r.ends_with("/extensions/enablevmaccess")),
+        "{requests:?}"
+    );
+    assert!(f.password_ok("vm1", "ops", "N3w-Passw0rd!").await);
+    let extension = ran.outcome.extension.unwrap();
+    assert_eq!(extension["properties"]["provisioningState"], "Succeeded");
+    assert!(extension["properties"].get("protectedSettings").is_none());
+    assert_eq!(ran.request.action, "reset");
+
+    let file = f.data.path().join("extensions/demo/state/last");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "ops");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        events.events(),
+        [Event::Warning("demo note".into()), Event::Warning(format!("wrote {}", file.display()))]
+    );
+
+    // The instance is deleted by its own plan, and the VM's facts stop listing it.
+    let remove = Invocation { action: "remove", args: &Args::new(), ..invocation };
+    host.run(&remove, &addr("vm1")).await.unwrap();
+    assert!(vm::inspect_vm(&f.arm, &addr("vm1")).await.unwrap().facts.extensions.is_empty());
+}
+
+#[tokio::test]
+async fn the_contract_refuses_before_anything_is_written() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    // The helper names its network after nothing but the group: the Windows VM gets its own.
+    f.plain.windows_vm(LOCAL_SUBSCRIPTION, "w", "win1").await;
+    let demo = Demo::new();
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let args = secret_args("N3w-Passw0rd!");
+    let reset = Invocation { extension: &demo, action: "reset", args: &args, waits: Waits::ALL, prepare: None };
+
+    let mark = f.mark().await;
+    let leak = host.run(&Invocation { action: "leak", ..reset }, &addr("vm1")).await.unwrap_err();
+    assert!(!leak.is_usage());
+    assert!(leak.to_string().contains("puts the secret `--password` outside the protected settings"), "{leak}");
+    assert!(!leak.to_string().contains("N3w-Passw0rd!"));
+
+    let windows = host.run(&reset, &VmAddr::new(LOCAL_SUBSCRIPTION, "w", "win1")).await.unwrap_err();
+    assert!(windows.is_usage());
+    assert!(windows.to_string().contains("VM `win1` runs Windows, and `reset` is for Linux VMs only"), "{windows}");
+
+    let mut missing = Args::new();
+    missing.insert("username".into(), ArgValue::Text("ops".into()));
+    let e = host.run(&Invocation { args: &missing, ..reset }, &addr("vm1")).await.unwrap_err();
+    assert!(e.is_usage() && e.to_string().contains("`--password`: this argument is required"), "{e}");
+
+    let e = host.run(&Invocation { action: "fly", ..reset }, &addr("vm1")).await.unwrap_err();
+    assert!(e.is_usage() && e.to_string().contains("has no such action"), "{e}");
+
+    // A prepare step that fails stops the run before the plan.
+    let refuse = |_: &PlanRequest| Err(azdock_host::Error::Usage("no passphrase".into()));
+    let e = host.run(&Invocation { prepare: Some(&refuse), ..reset }, &addr("vm1")).await.unwrap_err();
+    assert_eq!(e.to_string(), "no passphrase");
+
+    let writes: Vec<String> = f.since(mark).await.into_iter().filter(|r| !r.starts_with("GET ")).collect();
+    assert!(writes.is_empty(), "nothing is written for a refused plan: {writes:?}");
+    assert!(events.events().is_empty(), "{:?}", events.events());
+    assert!(f.password_ok("vm1", "azureuser", "Sup3r-Secret!").await);
+}
+
+#[tokio::test]
+async fn ports_open_with_their_protocol_and_priority_and_waits_know_a_closed_port() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let demo = Demo::new();
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let args = Args::new();
+    let ports = Invocation {
+        extension: &demo,
+        action: "ports",
+        args: &args,
+        waits: Waits { operation: true, endpoints: true, endpoint_required: false },
+        prepare: None,
+    };
+    // The VM's address answers on the port (the local cloud's public IPs are loopback ones).
+    let ip = vm::inspect(&f.arm, &addr("vm1")).await.unwrap().facts.public_ips[0];
+    let listener = std::net::TcpListener::bind((ip, PORT)).unwrap();
+
+    // The VM has no NSG: the host makes one on its NIC, then adds both rules.
+    let ran = host.run(&ports, &addr("vm1")).await.unwrap();
+    let endpoint = ran.outcome.endpoint.unwrap();
+    assert_eq!((endpoint.host.as_str(), endpoint.port), (ip.to_string().as_str(), PORT));
+    assert_eq!(endpoint.answer.unwrap().map(|_| ()), None);
+    assert_eq!(endpoint.admitted_by.as_deref(), Some("vm1NSG/demo-tcp"));
+    assert_eq!(ran.outcome.opened, [(51_820, "vm1NSG/demo-udp".to_owned()), (PORT, "vm1NSG/demo-tcp".to_owned())]);
+    let rule = |name: &str| {
+        let path = format!(
+            "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Network/networkSecurityGroups/vm1NSG/securityRules/{name}?api-version=2024-05-01"
+        );
+        let plain = &f.plain;
+        async move { plain.get(&path).await.1["properties"].clone() }
+    };
+    let udp = rule("demo-udp").await;
+    assert_eq!((udp["protocol"].as_str(), udp["priority"].as_u64()), (Some("Udp"), Some(1000)));
+    assert_eq!(udp["sourceAddressPrefix"], "*");
+    let tcp = rule("demo-tcp").await;
+    assert_eq!((tcp["protocol"].as_str(), tcp["priority"].as_u64()), (Some("Tcp"), Some(1010)));
+    assert_eq!(tcp["destinationPortRange"], PORT.to_string());
+    assert_eq!(tcp["sourceAddressPrefixes"], json!(["10.0.0.0/8", "192.0.2.1"]));
+    let vm = vm::inspect(&f.arm, &addr("vm1")).await.unwrap();
+    assert_eq!(network::port_admitted(&f.arm, &vm, PORT).await.unwrap().as_deref(), Some("vm1NSG/demo-tcp"));
+    assert_eq!(network::port_admitted(&f.arm, &vm, 51_820).await.unwrap(), None, "a UDP rule admits no TCP");
+
+    // Rules that already say the same are left alone; the NSG is now found through the NIC.
+    let mark = f.mark().await;
+    let again = host.run(&ports, &addr("vm1")).await.unwrap();
+    assert!(f.since(mark).await.iter().all(|r| r.starts_with("GET ")), "no rule rewritten");
+    assert_eq!(again.outcome.endpoint.unwrap().admitted_by.as_deref(), Some("vm1NSG/demo-tcp"));
+
+    // Closed, the port is known closed at once: the 60 s wait does not start.
+    let close = Invocation { action: "close", ..ports };
+    let started = std::time::Instant::now();
+    let closed = host.run(&close, &addr("vm1")).await.unwrap().outcome.endpoint.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(closed.admitted_by, None);
+    let why = closed.answer.unwrap_err();
+    assert!(why.starts_with(&format!("port {PORT} is closed in the VM's network security group")), "{why}");
+    let vm = vm::inspect(&f.arm, &addr("vm1")).await.unwrap();
+    assert_eq!(network::port_admitted(&f.arm, &vm, PORT).await.unwrap(), None);
+    // A required endpoint that does not answer fails the run with the reason; a second close
+    // finds nothing to remove.
+    let required = Invocation { waits: Waits::ALL, ..close };
+    let e = host.run(&required, &addr("vm1")).await.unwrap_err();
+    assert!(e.to_string().starts_with(&format!("port {PORT} is closed")), "{e}");
+    // Without waiting for endpoints, nothing is probed.
+    let skip = Invocation { waits: Waits { endpoints: false, ..Waits::ALL }, ..close };
+    assert!(host.run(&skip, &addr("vm1")).await.unwrap().outcome.endpoint.is_none());
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_no_wait_run_returns_once_azure_accepted_it() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let demo = Demo::new();
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let args = secret_args("N3w-Passw0rd!");
+    let waits = Waits { operation: false, endpoints: false, endpoint_required: true };
+    let invocation = Invocation { extension: &demo, action: "reset", args: &args, waits, prepare: None };
+    let ran = host.run(&invocation, &addr("vm1")).await.unwrap();
+    let accepted = ran.outcome.extension.unwrap();
+    assert_eq!(accepted["name"], "enablevmaccess");
+    // Returned before its follow-ups: no local file.
+    assert!(!f.data.path().join("extensions/demo/state/last").exists());
+    let _ = &f.emulator;
+}
