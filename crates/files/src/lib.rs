@@ -129,6 +129,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_makes_its_directory_and_a_read_failure_is_not_taken_for_absence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sub/record.json");
+        drop(Lock::acquire(&path).unwrap());
+        assert!(dir.path().join("new/sub/record.json.lock").is_file());
+        // A path that cannot be read (a directory) fails the update before `change` runs.
+        let mut called = false;
+        let e = update::<io::Error>(dir.path(), 0o600, |_| {
+            called = true;
+            Ok(None)
+        });
+        assert!(e.is_err());
+        assert!(!called);
+    }
+
+    #[test]
     fn temporary_names_differ_between_writers() {
         let path = Path::new("/x/hosts.json");
         let a = temp_name(path);

@@ -105,3 +105,15 @@ impl Host<'_> {
         Ok(Ran { vm, request, plan, outcome })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_unique_and_say_whose_they_are() {
+        let (a, b) = (run_id(), run_id());
+        assert!(a.starts_with("azdock-") && a.len() > "azdock-".len(), "{a}");
+        assert_ne!(a, b);
+    }
+}

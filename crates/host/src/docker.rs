@@ -242,6 +242,52 @@ mod tests {
     }
 
     #[test]
+    fn an_unreadable_record_is_an_error_not_an_empty_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("docker-hosts.json")).unwrap();
+        let e = HostRecord::new(dir.path()).load().unwrap_err().to_string();
+        assert!(e.starts_with("cannot read `") && e.contains("docker-hosts.json"), "{e}");
+    }
+
+    #[test]
+    fn reports_carry_the_host_the_daemon_and_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        let missing = certificate_info(dir.path(), "web");
+        assert_eq!(missing, json!({"file": store.server_paths("web").0, "missing": true}));
+        store.init(&azdock_certs::Passphrases::NONE).unwrap();
+        let request = azdock_certs::ServerRequest::new("web", &["web.example".into()], &["192.0.2.7".into()]).unwrap();
+        store.server(&request, &azdock_certs::Passphrases::NONE).unwrap();
+        let info = certificate_info(dir.path(), "web");
+        assert_eq!(info["sans"], json!(["web.example", "192.0.2.7"]));
+        assert!(info["daysLeft"].as_i64().unwrap() > 300);
+        assert!(info["notAfter"].as_str().unwrap().ends_with('Z'));
+
+        let daemon = daemon_json(&DaemonInfo {
+            ping: "OK".into(),
+            version: json!({"Version": "26.1.5", "ApiVersion": "1.45", "Os": "linux"}),
+        });
+        assert_eq!(daemon, json!({"status": "running", "version": "26.1.5", "apiVersion": "1.45", "os": "linux"}));
+        let h = host("web", "g1");
+        let r = report(&h, &daemon, &info, Some("web"));
+        assert_eq!(r["name"], "web");
+        assert_eq!(r["resourceGroup"], "g1");
+        assert_eq!(r["dockerHost"], "tcp://127.1.0.4:2376");
+        assert_eq!(r["publicIp"], "127.1.0.4");
+        assert_eq!(r["port"], 2376);
+        assert_eq!(r["handler"], "customscript");
+        assert_eq!(r["certDir"], "/c");
+        assert_eq!(r["daemon"], daemon);
+        assert_eq!(r["certificate"], info);
+        assert_eq!(r["context"], "web");
+        assert_eq!(r["connect"], "docker --tlsverify -H tcp://127.1.0.4:2376 info");
+        let id = identity(dir.path());
+        assert_eq!(id.ca, store.ca_path());
+        assert_eq!(id.cert, store.client_cert_path());
+        assert_eq!(id.key, store.client_key_path());
+    }
+
+    #[test]
     fn docker_host_brackets_ipv6() {
         let mut h = host("web", "g");
         assert_eq!(h.docker_host(), "tcp://127.1.0.4:2376");

@@ -51,3 +51,25 @@ impl Events for Recorded {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(event);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_events_keep_their_kind_and_order() {
+        let events = Recorded::default();
+        events.warn("w");
+        events.info("i");
+        events.emit(Event::VmDone { vm: "vm1".into(), action: "a".into(), error: None });
+        Silent.warn("dropped");
+        assert_eq!(
+            events.events(),
+            [
+                Event::Warning("w".into()),
+                Event::Info("i".into()),
+                Event::VmDone { vm: "vm1".into(), action: "a".into(), error: None }
+            ]
+        );
+    }
+}

@@ -235,5 +235,14 @@ mod tests {
         drop(listener);
         let e = wait_tcp("127.0.0.1", port, Duration::from_secs(1)).await.unwrap_err();
         assert_eq!(e, format!("nothing answered on 127.0.0.1:{port} within 1 s"));
+        // A port that starts answering during the wait ends it: the wait keeps trying.
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1500));
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(listener);
+        });
+        assert_eq!(wait_tcp("127.0.0.1", port, Duration::from_secs(10)).await, Ok(()));
+        late.join().unwrap();
     }
 }

@@ -29,3 +29,16 @@ pub fn short(id: &str) -> String {
     azdock_azure_sm::models::ResourceId::parse(id)
         .map_or_else(|| id.rsplit('/').next().unwrap_or(id).to_owned(), |r| r.name().to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn short_names_are_the_last_name_of_an_id() {
+        assert_eq!(
+            super::short("/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/networkSecurityGroups/web-nsg"),
+            "web-nsg"
+        );
+        assert_eq!(super::short("/subscriptions/s/resourceGroups/web-rg"), "web-rg");
+        assert_eq!(super::short("plain"), "plain");
+    }
+}

@@ -92,7 +92,11 @@ mod tests {
         let ext = VmAddr::parse_id(&format!("{id}/extensions/docker"), true).unwrap();
         assert_eq!(ext.extension.as_deref(), Some("docker"));
         assert!(VmAddr::parse_id(&format!("{id}/extensions/docker"), false).is_err());
-        for bad in ["vm1", "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v"] {
+        for bad in [
+            "vm1",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/virtualNetworks/v",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/disks/d",
+        ] {
             let e = VmAddr::parse_id(bad, true).unwrap_err();
             assert!(e.is_usage());
             let e = e.to_string();

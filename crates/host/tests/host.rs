@@ -13,7 +13,8 @@ use azdock_core::{
     PlanRequest, Probe, Protocol, Secret, Step, VmExtension,
 };
 use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
-use azdock_host::{Event, Host, Invocation, Recorded, VmAddr, Waits, network, vm};
+use azdock_host::probe::Failure;
+use azdock_host::{Event, Host, Invocation, Recorded, VmAddr, Waits, diagnose, network, vm};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -111,6 +112,9 @@ impl Demo {
                 action("ports", true, vec![]),
                 action("close", true, vec![]),
                 action("remove", false, vec![]),
+                action("wait", true, vec![]),
+                action("reopen-udp", true, vec![]),
+                action("reopen-wide", true, vec![]),
             ],
         })
     }
@@ -174,6 +178,19 @@ impl VmExtension for Demo {
                 ..Plan::new(Operation::Inspect)
             },
             "remove" => Plan::new(Operation::Delete { name: "enablevmaccess".into() }),
+            "wait" => Plan { follow_ups: vec![wait(5)], ..Plan::new(Operation::Inspect) },
+            "reopen-udp" | "reopen-wide" => {
+                let udp = request.action == "reopen-udp";
+                Plan {
+                    prerequisites: vec![Step::OpenInboundPort {
+                        rule_name: "demo-tcp".into(),
+                        port: PORT,
+                        protocol: if udp { Protocol::Udp } else { Protocol::Tcp },
+                        sources: if udp { vec!["10.0.0.0/8".into(), "192.0.2.1".into()] } else { vec!["*".into()] },
+                    }],
+                    ..Plan::new(Operation::Inspect)
+                }
+            }
             other => return Err(ExtensionError::UnknownAction(other.into())),
         })
     }
@@ -256,6 +273,19 @@ async fn a_plan_runs_with_its_notes_told_its_secret_protected_and_its_files_writ
         events.events(),
         [Event::Warning("demo note".into()), Event::Warning(format!("wrote {}", file.display()))]
     );
+
+    // The VM's facts now list the instance with its handler's statuses.
+    let facts = vm::inspect_vm(&f.arm, &addr("vm1")).await.unwrap().facts;
+    let installed = facts.extension_of("microsoft.ostcextensions", "vmaccessforlinux").unwrap();
+    assert_eq!(installed.name, "enablevmaccess");
+    assert!(
+        installed.statuses.iter().any(|s| s.code.eq_ignore_ascii_case("ProvisioningState/succeeded")),
+        "{installed:?}"
+    );
+    // Debug output names the run, never its arguments' values.
+    let shown = format!("{host:?} {invocation:?}");
+    assert!(shown.contains("local") && shown.contains("demo") && shown.contains("reset"), "{shown}");
+    assert!(!shown.contains("N3w-Passw0rd!"), "{shown}");
 
     // The instance is deleted by its own plan, and the VM's facts stop listing it.
     let remove = Invocation { action: "remove", args: &Args::new(), ..invocation };
@@ -354,6 +384,19 @@ async fn ports_open_with_their_protocol_and_priority_and_waits_know_a_closed_por
     assert!(f.since(mark).await.iter().all(|r| r.starts_with("GET ")), "no rule rewritten");
     assert_eq!(again.outcome.endpoint.unwrap().admitted_by.as_deref(), Some("vm1NSG/demo-tcp"));
 
+    // A plan that only waits finds the rule in the NSG.
+    let waited = host.run(&Invocation { action: "wait", ..ports }, &addr("vm1")).await.unwrap();
+    let waited = waited.outcome.endpoint.unwrap();
+    assert_eq!(waited.admitted_by.as_deref(), Some("vm1NSG/demo-tcp"));
+    assert!(waited.answer.is_ok());
+    // A rule that differs in its protocol, or its sources, is rewritten.
+    host.run(&Invocation { action: "reopen-udp", ..ports }, &addr("vm1")).await.unwrap();
+    assert_eq!(rule("demo-tcp").await["protocol"], "Udp");
+    host.run(&Invocation { action: "reopen-wide", ..ports }, &addr("vm1")).await.unwrap();
+    let wide = rule("demo-tcp").await;
+    assert_eq!((wide["protocol"].as_str(), wide["sourceAddressPrefix"].as_str()), (Some("Tcp"), Some("*")));
+    assert_eq!(wide["priority"], 1010, "a rewritten rule keeps its priority");
+
     // Closed, the port is known closed at once: the 60 s wait does not start.
     let close = Invocation { action: "close", ..ports };
     let started = std::time::Instant::now();
@@ -391,4 +434,32 @@ async fn a_no_wait_run_returns_once_azure_accepted_it() {
     // Returned before its follow-ups: no local file.
     assert!(!f.data.path().join("extensions/demo/state/last").exists());
     let _ = &f.emulator;
+}
+
+#[tokio::test]
+async fn a_daemon_that_does_not_answer_is_explained_from_what_the_cloud_says() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let mut vm = vm::inspect(&f.arm, &addr("vm1")).await.unwrap();
+    // Nothing set Docker up on this VM, and the local cloud says so in its instance view.
+    let trouble = diagnose::local_daemon_trouble(&f.arm, &vm).await.unwrap();
+    assert!(trouble.starts_with("Docker is not set up on the VM"), "{trouble}");
+    // A VM without an NSG admits nothing to its Standard IP: that is the reason given.
+    let (host, _) = vm.endpoint().unwrap();
+    let why = diagnose::explain(&f.arm, &vm, &host, 2376, &Failure::NoAnswer).await;
+    assert!(why.starts_with("port 2376 is closed in the VM's network security group"), "{why}");
+    // Certificate trouble needs no request to explain.
+    let mark = f.mark().await;
+    let why = diagnose::explain(&f.arm, &vm, &host, 2376, &Failure::Expired("old".into())).await;
+    assert!(why.starts_with("the daemon's server certificate is expired"), "{why}");
+    let refused = diagnose::explain(&f.arm, &vm, &host, 2376, &Failure::Refused).await;
+    assert!(refused.starts_with("port 2376 is closed"), "{refused}");
+    let reads = f.since(mark).await;
+    assert!(reads.iter().all(|r| r.contains("Microsoft.Network")), "only the NSG check reads: {reads:?}");
+    assert!(!reads.is_empty());
+    // Real clouds have no such status: nothing is read, nothing is said.
+    vm.cloud = CloudKind::Azure;
+    let mark = f.mark().await;
+    assert_eq!(diagnose::local_daemon_trouble(&f.arm, &vm).await, None);
+    assert!(f.since(mark).await.is_empty());
 }
