@@ -221,10 +221,18 @@ mod tests {
         assert_eq!(written, dir.path().join("keys/id"));
         assert_eq!(std::fs::read_to_string(&written).unwrap(), "secret");
         assert_eq!(std::fs::metadata(&written).unwrap().permissions().mode() & 0o777, 0o600);
-        for bad in ["/etc/passwd", "../out", "a/../../b", ""] {
-            let e = write_local_file(dir.path(), "x", bad, "s", 0o600).unwrap_err().to_string();
+        // The escapes point into a directory of this test's own: were the check ever broken (a
+        // mutation test breaks it on purpose), the write must not land on a real file of the
+        // machine, as `/etc/passwd` once did.
+        let outside = tempfile::tempdir().unwrap();
+        let base = dir.path().join("a/b");
+        let absolute = outside.path().join("victim").to_string_lossy().into_owned();
+        for bad in [absolute.as_str(), "../out", "c/../../../out", ""] {
+            let e = write_local_file(&base, "x", bad, "s", 0o600).unwrap_err().to_string();
             assert!(e.contains("only paths inside its own directory"), "{bad}: {e}");
         }
+        assert!(!outside.path().join("victim").exists());
+        assert!(!dir.path().join("a/out").exists() && !dir.path().join("out").exists());
     }
 
     #[tokio::test]
