@@ -1,0 +1,89 @@
+//! Credentials tried in order until one gives a token.
+
+// One credential of the parent module: it shares its token plumbing, types and imports.
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+/// Credentials tried in order until one gives a token; the first that works is kept. A
+/// credential that is not available here (no `az`, no managed identity) passes to the next; one
+/// that is available but refused (a wrong secret) ends the chain with its error.
+#[derive(Debug)]
+pub struct ChainedCredential {
+    cloud: String,
+    links: Vec<Box<dyn Credential>>,
+    chosen: std::sync::OnceLock<usize>,
+}
+
+impl ChainedCredential {
+    /// `cloud` names the cloud in the error when no link works.
+    pub fn new(cloud: &str, links: Vec<Box<dyn Credential>>) -> Self {
+        Self { cloud: cloud.to_owned(), links, chosen: std::sync::OnceLock::new() }
+    }
+
+    /// The chain az and the Azure SDKs users expect, after a stored `azdock login`: the
+    /// `AZURE_*` environment (secret, certificate, federated token), the Azure CLI when it is
+    /// installed, then managed identity. Bad environment settings are errors here, before any
+    /// request.
+    pub fn from_env(cloud: &crate::Cloud) -> Result<Self, AzureError> {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let mut links: Vec<Box<dyn Credential>> = Vec::new();
+        let (tenant, client) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"));
+        if let (Some(tenant), Some(client)) = (&tenant, &client) {
+            let authority = &cloud.authority_host;
+            if let Some(secret) = var("AZURE_CLIENT_SECRET") {
+                links.push(Box::new(ClientSecretCredential::new(authority, tenant, client, Secret::new(secret))));
+            } else if let Some(path) = var("AZURE_CLIENT_CERTIFICATE_PATH") {
+                let password = var("AZURE_CLIENT_CERTIFICATE_PASSWORD").map(Secret::new);
+                links.push(Box::new(ClientCertificateCredential::from_file(
+                    authority,
+                    tenant,
+                    client,
+                    std::path::Path::new(&path),
+                    password.as_ref(),
+                )?));
+            } else if let Some(file) = var("AZURE_FEDERATED_TOKEN_FILE") {
+                links.push(Box::new(WorkloadIdentityCredential::new(
+                    authority,
+                    tenant,
+                    client,
+                    std::path::Path::new(&file),
+                )));
+            }
+        }
+        if az_cli_installed() {
+            links.push(Box::new(AzureCliCredential::new("az", tenant.as_deref())));
+        }
+        // A user-assigned identity is chosen with AZURE_CLIENT_ID, as in the Azure SDKs.
+        links.push(Box::new(ManagedIdentityCredential::from_env(client.as_deref())));
+        Ok(Self::new(&cloud.name, links))
+    }
+}
+
+#[async_trait]
+impl Credential for ChainedCredential {
+    async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError> {
+        if let Some(&i) = self.chosen.get() {
+            return self.links[i].token(http, scope).await;
+        }
+        let mut tried = Vec::new();
+        for (i, link) in self.links.iter().enumerate() {
+            match link.token(http, scope).await {
+                Ok(token) => {
+                    let _ = self.chosen.set(i);
+                    return Ok(token);
+                }
+                Err(AzureError::Unavailable { credential, detail }) => tried.push(format!("{credential}: {detail}")),
+                Err(other) => return Err(other),
+            }
+        }
+        Err(AzureError::Auth {
+            status: 0,
+            error: "no_credentials".into(),
+            description: format!(
+                "no credentials for {}: run `azdock login --service-principal` or `az login`, or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (tried {})",
+                self.cloud,
+                tried.join("; ")
+            ),
+        })
+    }
+}

@@ -1,0 +1,177 @@
+//! Credentials: one trait, so the chain (flags, environment, Azure CLI, managed identity) can
+//! grow behind it; tokens are cached in memory until five minutes before they expire.
+
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use azdock_core::Secret;
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use crate::error::AzureError;
+
+mod azure_cli;
+mod certificate;
+mod chain;
+mod managed;
+mod secret;
+mod workload;
+
+pub use azure_cli::{AzureCliCredential, az_cli_installed};
+pub use certificate::ClientCertificateCredential;
+pub use chain::ChainedCredential;
+pub use managed::{ManagedIdentityCredential, ManagedIdentitySource};
+pub use secret::ClientSecretCredential;
+pub use workload::WorkloadIdentityCredential;
+
+/// Tokens are renewed this long before Entra says they expire.
+pub(super) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// A bearer token and when to stop using it.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub token: Secret<String>,
+    pub refresh_at: Instant,
+}
+
+/// Something that can get ARM tokens.
+#[async_trait]
+pub trait Credential: Send + Sync + std::fmt::Debug {
+    /// A token for `scope`, from the cache while it is fresh.
+    async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError>;
+}
+
+/// Tokens by scope, kept until shortly before they expire.
+#[derive(Debug, Default)]
+pub(super) struct TokenCache(Mutex<Option<(String, AccessToken)>>);
+
+impl TokenCache {
+    /// The cached token for `scope`, or `fetch` run under the cache's lock (so concurrent
+    /// callers sign in once) and its result cached.
+    async fn get_or_fetch<F>(&self, scope: &str, fetch: F) -> Result<AccessToken, AzureError>
+    where
+        F: std::future::Future<Output = Result<AccessToken, AzureError>>,
+    {
+        let mut cache = self.0.lock().await;
+        if let Some((cached_scope, token)) = cache.as_ref()
+            && cached_scope == scope
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let token = fetch.await?;
+        *cache = Some((scope.to_owned(), token.clone()));
+        Ok(token)
+    }
+}
+
+/// Entra's client-credentials exchange: POST the form, read the token or Entra's error. A
+/// token request changes nothing, so a dropped connection, a 429 or a 5xx is tried again (four
+/// attempts, honouring `Retry-After`).
+pub(super) async fn request_token(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<AccessToken, AzureError> {
+    let mut attempt = 0u32;
+    let resp = loop {
+        attempt += 1;
+        let wait = match http.post(url).form(form).send().await {
+            Ok(resp) if attempt < 4 && (resp.status().as_u16() == 429 || resp.status().is_server_error()) => {
+                let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                Duration::from_secs(after.unwrap_or(1).min(10))
+            }
+            Ok(resp) => break resp,
+            Err(e) if attempt >= 4 => return Err(AzureError::Transport { url: url.to_owned(), detail: e.to_string() }),
+            Err(_) => Duration::from_millis(250 * u64::from(attempt)),
+        };
+        tokio::time::sleep(wait).await;
+    };
+    let status = resp.status().as_u16();
+    let body: Value =
+        resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
+    if status != 200 {
+        return Err(AzureError::Auth {
+            status,
+            error: body["error"].as_str().unwrap_or("unknown_error").to_owned(),
+            description: body["error_description"]
+                .as_str()
+                .unwrap_or_default()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        });
+    }
+    let Some(access) = body["access_token"].as_str() else {
+        return Err(AzureError::Protocol {
+            url: url.to_owned(),
+            detail: "no access_token in the token response".into(),
+        });
+    };
+    let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
+    Ok(AccessToken {
+        token: Secret::new(access.to_owned()),
+        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+    })
+}
+
+/// Client credentials with a signed JWT instead of a secret (a certificate's assertion, or a
+/// federated token).
+pub(super) async fn request_with_assertion(
+    http: &reqwest::Client,
+    url: &str,
+    client_id: &str,
+    assertion: &Secret<String>,
+    scope: &str,
+) -> Result<AccessToken, AzureError> {
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", client_id),
+        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+        ("client_assertion", assertion.expose()),
+        ("scope", scope),
+    ];
+    request_token(http, url, &form).await
+}
+
+/// A token that expires at `expires_on`: unix seconds, as a number or a string depending on who
+/// issued it; ten minutes when it is missing.
+pub(super) fn expiring(access: &str, expires_on: &Value) -> AccessToken {
+    let expires_on = expires_on.as_i64().or_else(|| expires_on.as_str().and_then(|s| s.parse().ok()));
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
+    AccessToken {
+        token: Secret::new(access.to_owned()),
+        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_cache_fetches_once_per_scope_until_the_token_is_due() {
+        // A future runs only when awaited, so `ran` counts real fetches.
+        let ran = AtomicU32::new(0);
+        let counted = |fresh: bool| {
+            let ran = &ran;
+            async move {
+                ran.fetch_add(1, Ordering::SeqCst);
+                let refresh_at = if fresh { Instant::now() + Duration::from_secs(60) } else { Instant::now() };
+                Ok(AccessToken { token: Secret::new("t".into()), refresh_at })
+            }
+        };
+        let cache = TokenCache::default();
+        cache.get_or_fetch("a", counted(true)).await.unwrap();
+        cache.get_or_fetch("a", counted(true)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "a fresh token is reused");
+        cache.get_or_fetch("b", counted(false)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 2, "another scope fetches");
+        cache.get_or_fetch("b", counted(true)).await.unwrap();
+        assert_eq!(ran.load(Ordering::SeqCst), 3, "a token due for refresh is fetched again");
+    }
+}
