@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use azdock_core::plugin::{ABI_VERSION, PlanResponse, PluginTable, SCHEMA_VERSION, SYMBOL, take_string};
+use azdock_core::plugin::{ABI_VERSION, Functions, PlanResponse, PluginTable, SCHEMA_VERSION, SYMBOL, take_string};
 use azdock_core::{ExtensionError, Manifest, Plan, PlanRequest, Registry, Source, VmExtension};
 use serde::{Deserialize, Serialize};
 
 /// A loaded plugin: its manifest and the table it exported, which lives as long as the process.
 pub(crate) struct PluginExtension {
     manifest: Manifest,
-    table: &'static PluginTable,
+    functions: Functions,
     path: PathBuf,
 }
 
@@ -47,10 +47,10 @@ impl VmExtension for PluginExtension {
         let request = CString::new(json).map_err(|e| failed(e.to_string()))?;
         // SAFETY: the table is a static of a library that is never unloaded; `plan` takes a
         // NUL-terminated string that stays valid for the call.
-        let answer = unsafe { (self.table.plan)(request.as_ptr()) };
+        let answer = unsafe { (self.functions.plan)(request.as_ptr()) };
         // SAFETY: `answer` came from this plugin's `plan` and is freed once, by the plugin.
         let text =
-            unsafe { take_string(self.table, answer) }.ok_or_else(|| failed("plan() returned nothing".into()))?;
+            unsafe { take_string(&self.functions, answer) }.ok_or_else(|| failed("plan() returned nothing".into()))?;
         let response: PlanResponse =
             serde_json::from_str(&text).map_err(|e| failed(format!("plan() answered with invalid JSON: {e}")))?;
         if response.schema != SCHEMA_VERSION {
@@ -101,15 +101,20 @@ pub(crate) fn save_records(records: &BTreeMap<String, Record>) -> anyhow::Result
     crate::config::write_atomic(&records_path()?, &serde_json::to_vec_pretty(records)?)
 }
 
-/// The SHA-256 of a file, hex.
-pub(crate) fn sha256(path: &Path) -> anyhow::Result<String> {
-    let data = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let digest = ring::digest::digest(&ring::digest::SHA256, &data);
-    Ok(digest.as_ref().iter().fold(String::new(), |mut s, b| {
+/// The SHA-256 of some bytes, hex.
+pub(crate) fn sha256_of(data: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, data);
+    digest.as_ref().iter().fold(String::new(), |mut s, b| {
         use std::fmt::Write as _;
         let _ = write!(s, "{b:02x}");
         s
-    }))
+    })
+}
+
+/// The SHA-256 of a file, hex.
+pub(crate) fn sha256(path: &Path) -> anyhow::Result<String> {
+    let data = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    Ok(sha256_of(&data))
 }
 
 fn is_library(path: &Path) -> bool {
@@ -139,9 +144,9 @@ pub(crate) fn discover() -> Vec<PathBuf> {
 }
 
 /// Only files owned by this user (or root) and writable by nobody else load: anyone who can
-/// change the file could run code as this user.
-pub(crate) fn check_ownership(path: &Path) -> Result<(), String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read it: {e}"))?;
+/// change the file could run code as this user. Checked on the open file, so the file checked
+/// is the file read.
+fn check_ownership(meta: &std::fs::Metadata) -> Result<(), String> {
     if !meta.is_file() {
         return Err("it is not a file".into());
     }
@@ -161,9 +166,14 @@ pub(crate) fn check_ownership(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Loads one plugin file and checks everything it says about itself.
-pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
-    check_ownership(path)?;
+/// The plugin's bytes, read once from one open file after its owner and mode were checked on
+/// that same file; in the plugin directory they must hash to what `plugin add` recorded.
+fn read_checked(path: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    check_ownership(&file.metadata().map_err(|e| format!("cannot read it: {e}"))?)?;
+    let mut data = Vec::new();
+    file.read_to_end(&mut data).map_err(|e| format!("cannot read it: {e}"))?;
     if let Ok(plugin_dir) = dir()
         && path.parent() == Some(plugin_dir.as_path())
     {
@@ -172,7 +182,7 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
             .map_err(|e| e.to_string())?
             .remove(&name)
             .ok_or("it is in the plugin directory but was not added with `azdock ext plugin add`")?;
-        let now = sha256(path).map_err(|e| e.to_string())?;
+        let now = sha256_of(&data);
         if now != record.sha256 {
             return Err(format!(
                 "it changed since it was added (SHA-256 {now}, recorded {}); add it again with `azdock ext plugin add` if you trust it",
@@ -180,12 +190,32 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
             ));
         }
     }
-    // SAFETY: loading runs the library's initialisers. Only files that passed the ownership and
+    Ok(data)
+}
+
+/// Loads these exact bytes as a shared library: through an anonymous memory file, so nothing
+/// that changes the file on disk after it was checked reaches what is loaded. The memory file
+/// stays open as long as the library: the loader knows a library by its path, and a closed
+/// descriptor's number (`/proc/self/fd/N`) would name the next plugin too.
+fn load_bytes(data: &[u8]) -> Result<(libloading::Library, std::fs::File), String> {
+    use std::io::Write as _;
+    let fd = rustix::fs::memfd_create("azdock-plugin", rustix::fs::MemfdFlags::CLOEXEC)
+        .map_err(|e| format!("cannot load it: no memory file ({e})"))?;
+    let mut image = std::fs::File::from(fd);
+    image.write_all(data).map_err(|e| format!("cannot load it: {e}"))?;
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&image));
+    // SAFETY: loading runs the library's initialisers. Only bytes that passed the ownership and
     // permission checks (and, in the plugin directory, the recorded hash) get here: the user chose
     // to trust them, as they would a program they run.
-    let library = unsafe { libloading::Library::new(path) }.map_err(|e| format!("cannot load it: {e}"))?;
+    let library = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load it: {e}"))?;
+    Ok((library, image))
+}
+
+/// Loads one plugin file and checks everything it says about itself.
+pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
+    let data = read_checked(path)?;
     // Plugins stay loaded for the life of the process: their tables and strings point into it.
-    let library: &'static libloading::Library = Box::leak(Box::new(library));
+    let (library, _image) = Box::leak(Box::new(load_bytes(&data)?));
     // SAFETY: `SYMBOL` is declared by the ABI as `extern "C" fn() -> *const PluginTable`.
     let entry = unsafe { library.get::<unsafe extern "C" fn() -> *const PluginTable>(SYMBOL) }.map_err(|_| {
         format!("it exports no `azdock_plugin_v{ABI_VERSION}`: not an azdock plugin, or built for another ABI version")
@@ -209,10 +239,12 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
             std::mem::size_of::<PluginTable>()
         ));
     }
-    // SAFETY: the table is at least as large as this ABI's and lives in a library never unloaded.
+    // SAFETY: the table is at least as large as this ABI's and lives in a library never unloaded;
+    // its function pointers are `Option`s, so a NULL one reads as `None`.
     let table: &'static PluginTable = unsafe { &*table };
+    let functions = table.functions().map_err(|missing| format!("its table has no `{missing}` function (NULL)"))?;
     // SAFETY: `manifest` returns a string this plugin owns until `take_string` frees it, once.
-    let text = unsafe { take_string(table, (table.manifest)()) }.ok_or("its manifest() returned nothing")?;
+    let text = unsafe { take_string(&functions, (functions.manifest)()) }.ok_or("its manifest() returned nothing")?;
     if let Ok(response) = serde_json::from_str::<PlanResponse>(&text)
         && let Some(error) = response.error
     {
@@ -221,7 +253,7 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
-    Ok(PluginExtension { manifest, table, path: path.to_owned() })
+    Ok(PluginExtension { manifest, functions, path: path.to_owned() })
 }
 
 /// The built-in extension `id`, found the one way the CLI finds extensions: the registry (of

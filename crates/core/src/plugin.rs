@@ -15,7 +15,8 @@
 //!   `{"schema": 1, "plan": Plan}` or `{"schema": 1, "error": ExtensionError}`.
 //!
 //! The schema does not depend on the transport: an out-of-process plugin could carry the same
-//! JSON over a pipe. Write a plugin by implementing [`VmExtension`](crate::VmExtension) for a type
+//! JSON over a pipe. The function pointers are `Option`s: C may leave one NULL, and the host
+//! refuses such a table. Write a plugin by implementing [`VmExtension`](crate::VmExtension) for a type
 //! with `Default` and calling [`export_plugin!`](crate::export_plugin) once; a plugin never talks
 //! to Azure, the host carries out its plan.
 
@@ -46,11 +47,40 @@ pub struct PluginTable {
     /// `size_of::<PluginTable>()` as the plugin knows it; the table only grows at its end.
     pub struct_size: u32,
     /// The manifest as JSON; free with `free_string`.
-    pub manifest: unsafe extern "C" fn() -> *mut c_char,
+    ///
+    /// Function pointers may be NULL in C, so each is an `Option` (the same layout as a nullable
+    /// pointer): the host refuses a table with a missing one instead of calling address zero.
+    pub manifest: Option<ManifestFn>,
     /// A plan response for a JSON [`PlanRequest`]; free with `free_string`.
-    pub plan: unsafe extern "C" fn(request: *const c_char) -> *mut c_char,
+    pub plan: Option<PlanFn>,
     /// Frees a string this plugin returned.
-    pub free_string: unsafe extern "C" fn(text: *mut c_char),
+    pub free_string: Option<FreeFn>,
+}
+
+/// `manifest()`: the manifest as JSON.
+pub type ManifestFn = unsafe extern "C" fn() -> *mut c_char;
+/// `plan(request)`: a plan response for a JSON [`PlanRequest`].
+pub type PlanFn = unsafe extern "C" fn(request: *const c_char) -> *mut c_char;
+/// `free_string(text)`: frees a string the plugin returned.
+pub type FreeFn = unsafe extern "C" fn(text: *mut c_char);
+
+/// A table whose functions are all present, as the host checked it: what the host calls.
+#[derive(Debug, Clone, Copy)]
+pub struct Functions {
+    pub manifest: ManifestFn,
+    pub plan: PlanFn,
+    pub free_string: FreeFn,
+}
+
+impl PluginTable {
+    /// The table's functions, or the name of the first one that is missing (NULL).
+    pub fn functions(&self) -> Result<Functions, &'static str> {
+        Ok(Functions {
+            manifest: self.manifest.ok_or("manifest")?,
+            plan: self.plan.ok_or("plan")?,
+            free_string: self.free_string.ok_or("free_string")?,
+        })
+    }
 }
 
 /// The answer to `plan`.
@@ -65,6 +95,10 @@ pub struct PlanResponse {
 
 /// The plugin side, used by [`export_plugin!`](crate::export_plugin): each function catches
 /// panics, so none crosses the C boundary.
+///
+/// `catch_unwind` catches only unwinding panics: a plugin built with `panic = "abort"` (or one
+/// that segfaults) ends the process that called it, whatever this module does. The host must
+/// contain such plugins itself (a separate process), not rely on this.
 #[doc(hidden)]
 pub mod export {
     use std::future::Future;
@@ -210,9 +244,9 @@ macro_rules! export_plugin {
             abi_version: $crate::plugin::ABI_VERSION,
             #[allow(clippy::cast_possible_truncation)]
             struct_size: ::std::mem::size_of::<$crate::plugin::PluginTable>() as u32,
-            manifest: __azdock_plugin_manifest,
-            plan: __azdock_plugin_plan,
-            free_string: __azdock_plugin_free,
+            manifest: ::std::option::Option::Some(__azdock_plugin_manifest),
+            plan: ::std::option::Option::Some(__azdock_plugin_plan),
+            free_string: ::std::option::Option::Some(__azdock_plugin_free),
         };
 
         /// The plugin's entry point, found by name: `azdock_plugin_v1`.
@@ -227,8 +261,9 @@ macro_rules! export_plugin {
 /// Reads a string a plugin returned and frees it through the plugin's own `free_string`.
 ///
 /// # Safety
-/// `text` must have been returned by the `manifest` or `plan` of `table`'s plugin and not freed.
-pub unsafe fn take_string(table: &PluginTable, text: *mut c_char) -> Option<String> {
+/// `text` must have been returned by the `manifest` or `plan` of `functions`' plugin and not
+/// freed.
+pub unsafe fn take_string(functions: &Functions, text: *mut c_char) -> Option<String> {
     if text.is_null() {
         return None;
     }
@@ -236,7 +271,7 @@ pub unsafe fn take_string(table: &PluginTable, text: *mut c_char) -> Option<Stri
     // function's contract); it is copied before being handed back.
     let copy = unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned();
     // SAFETY: freed once, by the library that allocated it.
-    unsafe { (table.free_string)(text) };
+    unsafe { (functions.free_string)(text) };
     Some(copy)
 }
 
@@ -284,7 +319,7 @@ mod tests {
 
     crate::export_plugin!(Probe);
 
-    fn call_plan(table: &PluginTable, action: &str) -> PlanResponse {
+    fn call_plan(table: &Functions, action: &str) -> PlanResponse {
         let request = serde_json::json!({"action": action, "args": {}, "runId": "r", "facts": {
             "name": "vm", "resourceGroup": "g", "subscriptionId": "s", "resourceId": "/x", "location": "l",
             "osType": "Linux", "powerState": "running", "cloud": "local"}});
@@ -296,11 +331,29 @@ mod tests {
     }
 
     #[test]
+    fn a_table_with_a_null_function_is_refused_by_name() {
+        // SAFETY: the exported entry point returns a pointer to a static table.
+        let exported = unsafe { &*azdock_plugin_v1() };
+        let missing = |table: PluginTable| table.functions().map(|_| ()).unwrap_err();
+        let copy = || PluginTable {
+            manifest: exported.manifest,
+            plan: exported.plan,
+            free_string: exported.free_string,
+            ..*exported
+        };
+        assert_eq!(missing(PluginTable { manifest: None, ..copy() }), "manifest");
+        assert_eq!(missing(PluginTable { plan: None, ..copy() }), "plan");
+        assert_eq!(missing(PluginTable { free_string: None, ..copy() }), "free_string");
+        assert!(copy().functions().is_ok());
+    }
+
+    #[test]
     fn the_exported_table_answers_in_json_and_catches_panics() {
         // SAFETY: the exported entry point returns a pointer to a static table.
-        let table = unsafe { &*azdock_plugin_v1() };
-        assert_eq!(table.abi_version, ABI_VERSION);
-        assert_eq!(table.struct_size as usize, std::mem::size_of::<PluginTable>());
+        let exported = unsafe { &*azdock_plugin_v1() };
+        assert_eq!(exported.abi_version, ABI_VERSION);
+        assert_eq!(exported.struct_size as usize, std::mem::size_of::<PluginTable>());
+        let table = &exported.functions().unwrap();
         // SAFETY: the manifest string is freed once by `take_string`.
         let manifest: Manifest =
             serde_json::from_str(&unsafe { take_string(table, (table.manifest)()) }.unwrap()).unwrap();

@@ -124,7 +124,7 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     let env = Env::new();
     let dir = env.path();
     let mut paths = Vec::new();
-    for feature in ["wrong-abi", "small-table", "bad-json", "panic-plan", "dup-id"] {
+    for feature in ["wrong-abi", "small-table", "missing-plan", "bad-json", "panic-plan", "dup-id"] {
         let dest = dir.join(format!("{feature}.so"));
         build("azdock-test-plugin-misbehave", &[feature], &dest);
         paths.push(dest);
@@ -151,6 +151,7 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     for (file, reason) in [
         ("wrong-abi.so", "speaks plugin ABI 99"),
         ("small-table.so", "its table has 8 bytes"),
+        ("missing-plan.so", "its table has no `plan` function (NULL)"),
         ("bad-json.so", "its manifest is not valid"),
         ("dup-id.so", "docker"),
         ("nosymbol.so", "exports no `azdock_plugin_v1`"),

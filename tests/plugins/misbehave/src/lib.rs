@@ -1,5 +1,6 @@
 //! A plugin that misbehaves in one way chosen by a cargo feature — wrong ABI version, a table
-//! too small, a manifest that is not JSON, a `plan` that panics, the id of a built-in — so the
+//! too small, a NULL `plan`, a manifest that is not JSON, a `plan` that panics, the id of a
+//! built-in — so the
 //! tests can check that the host refuses each with its reason and keeps working. Without a
 //! feature it is a well-behaved plugin with the id `misbehave`.
 
@@ -83,9 +84,10 @@ static TABLE: PluginTable = PluginTable {
     abi_version: if cfg!(feature = "wrong-abi") { ABI_VERSION + 98 } else { ABI_VERSION },
     #[allow(clippy::cast_possible_truncation)]
     struct_size: if cfg!(feature = "small-table") { 8 } else { std::mem::size_of::<PluginTable>() as u32 },
-    manifest,
-    plan,
-    free_string: free,
+    manifest: Some(manifest),
+    // C may leave a function NULL; the host must refuse the table rather than call it.
+    plan: if cfg!(feature = "missing-plan") { None } else { Some(plan) },
+    free_string: Some(free),
 };
 
 /// The entry point the host looks for.
