@@ -691,6 +691,10 @@ pub enum PluginCommand {
         /// Link to the file instead of copying it (it must then stay where it is, unchanged)
         #[arg(long)]
         link: bool,
+        /// Replace the plugin already added with this id, even when it came from another file
+        /// (a rebuild from the same file replaces it without asking)
+        #[arg(long)]
+        force: bool,
     },
     /// The plugins found, with their id, version, ABI, path, hash and status
     List,

@@ -213,6 +213,11 @@ fn load_bytes(data: &[u8]) -> Result<(libloading::Library, std::fs::File), Strin
 
 /// Loads one plugin file and checks everything it says about itself.
 pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
+    load_with_bytes(path).map(|(plugin, _)| plugin)
+}
+
+/// [`load`], and the bytes that were checked and loaded (what `plugin add` installs).
+pub(crate) fn load_with_bytes(path: &Path) -> Result<(PluginExtension, Vec<u8>), String> {
     let data = read_checked(path)?;
     // Plugins stay loaded for the life of the process: their tables and strings point into it.
     let (library, _image) = Box::leak(Box::new(load_bytes(&data)?));
@@ -253,7 +258,7 @@ pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
-    Ok(PluginExtension { manifest, functions, path: path.to_owned() })
+    Ok((PluginExtension { manifest, functions, path: path.to_owned() }, data))
 }
 
 /// The built-in extension `id`, found the one way the CLI finds extensions: the registry (of

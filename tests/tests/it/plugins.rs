@@ -88,6 +88,29 @@ async fn the_customscript_plugin_runs_a_script_in_the_guest() {
         &["--cloud", "local", "ext", "customscript", "run", "--vm", "csvm", "-g", "cs", "--command", "echo by command"],
     );
     assert_eq!(cmd.json()["stdout"], "by command\n", "{}", cmd.stderr);
+    // Global options after a plugin's action work as after a built-in's.
+    let tsv = with_plugins(
+        &env,
+        &[&plugin],
+        &[
+            "ext",
+            "customscript",
+            "run",
+            "--vm",
+            "csvm",
+            "-g",
+            "cs",
+            "--command",
+            "true",
+            "--cloud",
+            "local",
+            "-o",
+            "tsv",
+            "--query",
+            "name",
+        ],
+    );
+    assert_eq!((tsv.code, tsv.stdout.trim()), (0, "csvm"), "{}", tsv.stderr);
     let neither =
         with_plugins(&env, &[&plugin], &["--cloud", "local", "ext", "customscript", "run", "--vm", "csvm", "-g", "cs"]);
     assert_eq!(neither.code, 2);
@@ -105,6 +128,21 @@ async fn the_customscript_plugin_runs_a_script_in_the_guest() {
     let listed = env.run(&["ext", "plugin", "list"]).success().json();
     assert_eq!(listed[0]["status"], "loaded");
     assert_eq!(listed[0]["sha256"], added["sha256"]);
+    // A rebuild added from the same file replaces it; from another file only with --force.
+    env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success();
+    let elsewhere = env.path().join("elsewhere.so");
+    std::fs::copy(&plugin, &elsewhere).unwrap();
+    let taken = env.run(&["ext", "plugin", "add", elsewhere.to_str().unwrap()]);
+    assert_eq!(taken.code, 2);
+    assert!(
+        taken.stderr.contains("extension id `customscript` is taken") && taken.stderr.contains("--force"),
+        "{}",
+        taken.stderr
+    );
+    env.run(&["ext", "plugin", "add", "--force", elsewhere.to_str().unwrap()]).success();
+    let listed = env.run(&["ext", "plugin", "list"]).success().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["added"], elsewhere.to_str().unwrap());
     let installed = PathBuf::from(added["path"].as_str().unwrap());
     let mut bytes = std::fs::read(&installed).unwrap();
     bytes.push(0);

@@ -5,7 +5,7 @@
 use std::io::BufRead as _;
 
 use anyhow::Context as _;
-use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret};
+use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret, Source};
 use azdock_host::{Host, Invocation, Waits};
 use clap::{Arg, ArgAction, Command};
 use serde_json::{Value, json};
@@ -14,7 +14,7 @@ use super::{Ctx, interactive};
 use crate::cli::{GlobalArgs, PluginCommand};
 use crate::config::Config;
 use crate::error::Usage;
-use crate::output::Columns;
+use crate::output::{Columns, Format};
 use crate::plugins;
 use crate::targets::Selection;
 
@@ -44,36 +44,44 @@ pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
             }
             ctx.print(&Value::Array(rows), LIST_COLUMNS)
         }
-        PluginCommand::Add { path, link } => {
+        PluginCommand::Add { path, link, force } => {
             let source = std::path::absolute(path).with_context(|| format!("invalid path `{}`", path.display()))?;
             // Checked and loaded from where it is, before anything is copied or recorded.
-            let plugin = plugins::load(&source)
+            let (plugin, bytes) = plugins::load_with_bytes(&source)
                 .map_err(|why| Usage::new(format!("cannot add `{}`: {why}", source.display())))?;
             let manifest = azdock_core::VmExtension::manifest(&plugin).clone();
-            let existing = plugins::registry(|_, _| {})?;
-            if let Some(other) = existing.get(&manifest.id) {
-                return Err(Usage::new(format!(
-                    "cannot add `{}`: extension id `{}` is taken by {}",
-                    source.display(),
-                    manifest.id,
-                    other.source
-                ))
-                .into());
-            }
             let dir = plugins::dir()?;
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
             let file = format!("lib{}.so", manifest.id.replace('-', "_"));
             let target = dir.join(&file);
-            let _ = std::fs::remove_file(&target);
+            let mut records = plugins::records()?;
+            let existing = plugins::registry(|_, _| {})?;
+            if let Some(other) = existing.get(&manifest.id) {
+                // Only a plugin this directory holds under that id can be replaced: a rebuild
+                // from the file it was added from, or any file with `--force`.
+                let ours = matches!(&other.source, Source::Plugin { path } if *path == target);
+                let same_origin = records.get(&file).is_some_and(|r| r.source == source);
+                if !ours || !(same_origin || *force) {
+                    let hint = if ours { "; pass --force to replace it" } else { "" };
+                    return Err(Usage::new(format!(
+                        "cannot add `{}`: extension id `{}` is taken by {}{hint}",
+                        source.display(),
+                        manifest.id,
+                        other.source
+                    ))
+                    .into());
+                }
+            }
             if *link {
+                let _ = std::fs::remove_file(&target);
+                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
                 std::os::unix::fs::symlink(&source, &target)
                     .with_context(|| format!("cannot link `{}`", target.display()))?;
             } else {
-                std::fs::copy(&source, &target).with_context(|| format!("cannot copy to `{}`", target.display()))?;
-                std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+                // The bytes that were checked are the bytes installed, whole or not at all.
+                azdock_files::write_atomic(&target, &bytes, 0o755)
+                    .with_context(|| format!("cannot copy to `{}`", target.display()))?;
             }
-            let sha256 = plugins::sha256(&target)?;
-            let mut records = plugins::records()?;
+            let sha256 = if *link { plugins::sha256(&target)? } else { plugins::sha256_of(&bytes) };
             records.insert(file, plugins::Record { sha256: sha256.clone(), source: source.clone() });
             plugins::save_records(&records)?;
             ctx.print(&json!({"id": manifest.id, "version": manifest.version, "path": target, "sha256": sha256, "status": "loaded", "abi": azdock_core::plugin::ABI_VERSION}), LIST_COLUMNS)
@@ -130,6 +138,7 @@ fn command_for(manifest: &Manifest) -> Command {
                     .action(ArgAction::SetTrue)
                     .help("Return once Azure accepted the extension"),
             );
+        sub = with_global_args(sub);
         for a in &action.args {
             let mut arg = Arg::new(leak(&a.name)).long(leak(&a.name)).help(leak(&a.help));
             arg = match a.kind {
@@ -162,6 +171,44 @@ fn command_for(manifest: &Manifest) -> Command {
         cmd = cmd.subcommand(sub);
     }
     cmd
+}
+
+/// The global options, which a user puts after the action as after a built-in's (`… run
+/// --vm x -g y -o table`): the plugin's words reach the host unparsed, so they are parsed here.
+fn with_global_args(sub: Command) -> Command {
+    sub.arg(
+        Arg::new("output")
+            .short('o')
+            .long("output")
+            .value_name("FORMAT")
+            .value_parser(clap::builder::EnumValueParser::<Format>::new())
+            .help("Output format"),
+    )
+    .arg(Arg::new("query").long("query").value_name("JMESPATH").help("JMESPath query applied to the result"))
+    .arg(Arg::new("cloud").long("cloud").value_name("NAME").help("Cloud"))
+    .arg(Arg::new("subscription").long("subscription").value_name("ID").help("Subscription id"))
+    .arg(Arg::new("only-show-errors").long("only-show-errors").action(ArgAction::SetTrue).help("Print errors only"))
+}
+
+/// The context and global flags with what was given after the action taking precedence.
+fn after_action(ctx: &Ctx, global: &GlobalArgs, m: &clap::ArgMatches) -> (Ctx, GlobalArgs) {
+    let text = |k: &str| m.get_one::<String>(k).cloned();
+    let only = global.only_show_errors || m.get_flag("only-show-errors");
+    let ctx = Ctx {
+        format: m.get_one::<Format>("output").copied().unwrap_or(ctx.format),
+        query: text("query").or_else(|| ctx.query.clone()),
+        only_show_errors: ctx.only_show_errors || only,
+    };
+    let global = GlobalArgs {
+        output: Some(ctx.format),
+        query: ctx.query.clone(),
+        verbose: global.verbose,
+        debug: global.debug,
+        only_show_errors: only,
+        cloud: text("cloud").or_else(|| global.cloud.clone()),
+        subscription: text("subscription").or_else(|| global.subscription.clone()),
+    };
+    (ctx, global)
 }
 
 /// A secret argument: given (with a warning), from stdin, or from a prompt.
@@ -220,6 +267,8 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
         Err(e) => return Err(Usage::new(e.render().to_string().trim_start_matches("error: ").trim().to_owned()).into()),
     };
     let (action_name, m) = matches.subcommand().context("an action is required")?;
+    let (ctx, global) = after_action(ctx, global, m);
+    let (ctx, global) = (&ctx, &global);
     let action = manifest.action(action_name).context("unknown action")?.clone();
     let mut args = Args::new();
     for a in &action.args {
