@@ -452,6 +452,8 @@ async fn a_daemon_that_does_not_answer_is_explained_from_what_the_cloud_says() {
     let mark = f.mark().await;
     let why = diagnose::explain(&f.arm, &vm, &host, 2376, &Failure::Expired("old".into())).await;
     assert!(why.starts_with("the daemon's server certificate is expired"), "{why}");
+    assert!(f.since(mark).await.is_empty(), "a certificate's trouble is explained without a request");
+    let mark = f.mark().await;
     let refused = diagnose::explain(&f.arm, &vm, &host, 2376, &Failure::Refused).await;
     assert!(refused.starts_with("port 2376 is closed"), "{refused}");
     let reads = f.since(mark).await;

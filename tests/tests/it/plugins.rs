@@ -221,3 +221,90 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     assert!(unknown.stderr.contains("no extension `nosuch`"), "{}", unknown.stderr);
     env.run(&["local", "down"]).success();
 }
+
+/// ARM requests after `since`, as `METHOD path` with operation ids and the query left out, and
+/// repeated polls of one operation counted once.
+async fn arm_requests(arm: &azdock_tests::arm::Arm, since: u64) -> Vec<String> {
+    let (_, log) = arm.admin(reqwest::Method::GET, &format!("/requests?since={since}"), None).await;
+    let mut out: Vec<String> = Vec::new();
+    for r in log["requests"].as_array().unwrap() {
+        let path = r["path"].as_str().unwrap().split('?').next().unwrap();
+        if !path.contains("/subscriptions/") {
+            continue;
+        }
+        let path = match path.find("/operations/") {
+            Some(at) => format!("{}/operations/ID", &path[..at]),
+            None => path.to_owned(),
+        };
+        let line = format!("{} {path}", r["method"].as_str().unwrap());
+        if out.last() != Some(&line) {
+            out.push(line);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vmaccess_built_as_a_plugin_does_what_the_built_in_does() {
+    let env = Env::new();
+    let twin = env.path().join("twin.so");
+    build("azdock-test-plugin-vmaccess-twin", &[], &twin);
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    arm.linux_vm(&sub, "pa", "pa1").await;
+    let last = || async { arm.admin(reqwest::Method::GET, "/requests", None).await.1["last"].as_u64().unwrap() };
+    let password_ok = |password: &'static str| {
+        let (arm, sub) = (&arm, &sub);
+        async move {
+            let body = serde_json::json!({"username": "ops", "password": password});
+            let path = format!("/guests/{sub}/pa/pa1/verify-password");
+            arm.admin(reqwest::Method::POST, &path, Some(body)).await.1["valid"] == true
+        }
+    };
+    let run = |args: &[&str], password: &str| {
+        let mut cmd = env.azdock();
+        cmd.env("AZDOCK_PLUGIN_PATH", &twin).args(["--cloud", "local", "ext"]).args(args);
+        azdock_tests::run_with_stdin(cmd.args(["--vm", "pa1", "-g", "pa", "--password-stdin"]), password)
+    };
+
+    let mark = last().await;
+    let builtin = run(&["vmaccess", "reset-password", "-u", "ops"], "Bu1lt-in-Passw0rd");
+    assert_eq!(builtin.code, 0, "{}", builtin.stderr);
+    assert_eq!(builtin.json()["status"], "succeeded");
+    assert!(password_ok("Bu1lt-in-Passw0rd").await);
+    let through_builtin = arm_requests(&arm, mark).await;
+
+    let mark = last().await;
+    let plugin = run(&["vmaccess-twin", "reset-password", "--username", "ops"], "Plug-1n-Passw0rd");
+    assert_eq!(plugin.code, 0, "{}", plugin.stderr);
+    assert_eq!(plugin.json()["status"], "Provisioning succeeded", "{}", plugin.stdout);
+    assert!(password_ok("Plug-1n-Passw0rd").await);
+    assert!(!password_ok("Bu1lt-in-Passw0rd").await);
+    let through_plugin = arm_requests(&arm, mark).await;
+
+    // One path: the same reads and writes reach Azure, in the same order.
+    assert_eq!(through_plugin, through_builtin);
+    assert!(through_builtin.iter().any(|r| r.starts_with("PUT ") && r.ends_with("/extensions/enablevmaccess")));
+    // The host holds the plugin to the built-in's contract: the OS is checked before its plan.
+    arm.windows_vm(&sub, "pw", "pw1").await;
+    let mut cmd = env.azdock();
+    cmd.env("AZDOCK_PLUGIN_PATH", &twin).args([
+        "--cloud",
+        "local",
+        "ext",
+        "vmaccess-twin",
+        "reset-ssh",
+        "--vm",
+        "pw1",
+        "-g",
+        "pw",
+    ]);
+    let windows = azdock_tests::run(&mut cmd);
+    assert_eq!(windows.code, 2, "{}", windows.stderr);
+    assert!(
+        windows.stderr.contains("VM `pw1` runs Windows, and `reset-ssh` is for Linux VMs only"),
+        "{}",
+        windows.stderr
+    );
+    env.run(&["local", "down"]).success();
+}
