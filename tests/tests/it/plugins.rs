@@ -128,21 +128,6 @@ async fn the_customscript_plugin_runs_a_script_in_the_guest() {
     let listed = env.run(&["ext", "plugin", "list"]).success().json();
     assert_eq!(listed[0]["status"], "loaded");
     assert_eq!(listed[0]["sha256"], added["sha256"]);
-    // A rebuild added from the same file replaces it; from another file only with --force.
-    env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success();
-    let elsewhere = env.path().join("elsewhere.so");
-    std::fs::copy(&plugin, &elsewhere).unwrap();
-    let taken = env.run(&["ext", "plugin", "add", elsewhere.to_str().unwrap()]);
-    assert_eq!(taken.code, 2);
-    assert!(
-        taken.stderr.contains("extension id `customscript` is taken") && taken.stderr.contains("--force"),
-        "{}",
-        taken.stderr
-    );
-    env.run(&["ext", "plugin", "add", "--force", elsewhere.to_str().unwrap()]).success();
-    let listed = env.run(&["ext", "plugin", "list"]).success().json();
-    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    assert_eq!(listed[0]["added"], elsewhere.to_str().unwrap());
     let installed = PathBuf::from(added["path"].as_str().unwrap());
     let mut bytes = std::fs::read(&installed).unwrap();
     bytes.push(0);
@@ -307,4 +292,26 @@ async fn vmaccess_built_as_a_plugin_does_what_the_built_in_does() {
         windows.stderr
     );
     env.run(&["local", "down"]).success();
+}
+
+#[test]
+fn plugin_add_replaces_a_rebuild_from_the_same_file_and_another_file_only_with_force() {
+    let env = Env::new();
+    let plugin = env.path().join("libazdock_plugin_customscript.so");
+    build("azdock-plugin-customscript", &[], &plugin);
+    env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success();
+    env.run(&["ext", "plugin", "add", plugin.to_str().unwrap()]).success();
+    let elsewhere = env.path().join("elsewhere.so");
+    std::fs::copy(&plugin, &elsewhere).unwrap();
+    let taken = env.run(&["ext", "plugin", "add", elsewhere.to_str().unwrap()]);
+    assert_eq!(taken.code, 2);
+    assert!(
+        taken.stderr.contains("extension id `customscript` is taken") && taken.stderr.contains("--force"),
+        "{}",
+        taken.stderr
+    );
+    env.run(&["ext", "plugin", "add", "--force", elsewhere.to_str().unwrap()]).success();
+    let listed = env.run(&["ext", "plugin", "list"]).success().json();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["added"], elsewhere.to_str().unwrap());
 }
