@@ -9,6 +9,7 @@ mod commands;
 mod config;
 mod error;
 mod output;
+mod plugin_process;
 mod plugins;
 mod session;
 mod sshkey;
@@ -33,6 +34,10 @@ pub fn command() -> clap::Command {
 
 /// Runs azdock with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
+    // The plugin process (see `plugin_process`): no clap, no config, just the pipe.
+    if std::env::args_os().nth(1).is_some_and(|a| a == plugin_process::ARG) {
+        return plugin_process::serve();
+    }
     let cli = Cli::parse();
     init_logging(&cli.global);
     match run(cli) {

@@ -2,7 +2,8 @@
 //! directory (`<config dir>/plugins`, managed by `azdock ext plugin add|list|remove`) and in
 //! `AZDOCK_PLUGIN_PATH`, checked, loaded once and never unloaded, and registered beside the
 //! built-ins. A plugin that cannot be used is reported by file name and reason and skipped; every
-//! other command keeps working.
+//! other command keeps working. Plugins run in a helper process (`plugin_process`); this module
+//! finds, checks and loads them there.
 
 // Loading a shared library and calling through its C table needs `unsafe`; each block says why
 // it is sound.
@@ -19,29 +20,25 @@ use azdock_core::plugin::{ABI_VERSION, Functions, PlanResponse, PluginTable, SCH
 use azdock_core::{ExtensionError, Manifest, Plan, PlanRequest, Registry, Source, VmExtension};
 use serde::{Deserialize, Serialize};
 
-/// A loaded plugin: its manifest and the table it exported, which lives as long as the process.
-pub(crate) struct PluginExtension {
-    manifest: Manifest,
+/// A plugin loaded into this process (the plugin process, `plugin_process`): its manifest and
+/// the table it exported, which lives as long as the process.
+pub(crate) struct LoadedPlugin {
+    pub manifest: Manifest,
     functions: Functions,
     path: PathBuf,
+    /// The SHA-256 of the bytes loaded.
+    pub sha256: String,
 }
 
-impl std::fmt::Debug for PluginExtension {
+impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PluginExtension")
-            .field("id", &self.manifest.id)
-            .field("path", &self.path)
-            .finish_non_exhaustive()
+        f.debug_struct("LoadedPlugin").field("id", &self.manifest.id).field("path", &self.path).finish_non_exhaustive()
     }
 }
 
-#[azdock_core::async_trait]
-impl VmExtension for PluginExtension {
-    fn manifest(&self) -> &Manifest {
-        &self.manifest
-    }
-
-    async fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
+impl LoadedPlugin {
+    /// Calls the plugin's `plan` with the request as JSON.
+    pub(crate) fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let failed = |why: String| ExtensionError::Failed(format!("plugin `{}`: {why}", self.path.display()));
         let json = serde_json::to_string(request).map_err(|e| failed(e.to_string()))?;
         let request = CString::new(json).map_err(|e| failed(e.to_string()))?;
@@ -168,7 +165,7 @@ fn check_ownership(meta: &std::fs::Metadata) -> Result<(), String> {
 
 /// The plugin's bytes, read once from one open file after its owner and mode were checked on
 /// that same file; in the plugin directory they must hash to what `plugin add` recorded.
-fn read_checked(path: &Path) -> Result<Vec<u8>, String> {
+pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>, String> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     check_ownership(&file.metadata().map_err(|e| format!("cannot read it: {e}"))?)?;
@@ -211,13 +208,9 @@ fn load_bytes(data: &[u8]) -> Result<(libloading::Library, std::fs::File), Strin
     Ok((library, image))
 }
 
-/// Loads one plugin file and checks everything it says about itself.
-pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
-    load_with_bytes(path).map(|(plugin, _)| plugin)
-}
-
-/// [`load`], and the bytes that were checked and loaded (what `plugin add` installs).
-pub(crate) fn load_with_bytes(path: &Path) -> Result<(PluginExtension, Vec<u8>), String> {
+/// Loads one plugin file into this process and checks everything it says about itself. Only
+/// the plugin process does this; azdock itself asks it (`plugin_process::load`).
+pub(crate) fn load_here(path: &Path) -> Result<LoadedPlugin, String> {
     let data = read_checked(path)?;
     // Plugins stay loaded for the life of the process: their tables and strings point into it.
     let (library, _image) = Box::leak(Box::new(load_bytes(&data)?));
@@ -258,7 +251,13 @@ pub(crate) fn load_with_bytes(path: &Path) -> Result<(PluginExtension, Vec<u8>),
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
-    Ok((PluginExtension { manifest, functions, path: path.to_owned() }, data))
+    Ok(LoadedPlugin { manifest, functions, path: path.to_owned(), sha256: sha256_of(&data) })
+}
+
+/// Loads one plugin file through the plugin process: a plugin that crashes there is an error
+/// naming it, not the end of azdock.
+pub(crate) fn load(path: &Path) -> Result<crate::plugin_process::PluginExtension, String> {
+    crate::plugin_process::load(path)
 }
 
 /// The built-in extension `id`, found the one way the CLI finds extensions: the registry (of

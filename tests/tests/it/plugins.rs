@@ -147,7 +147,9 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     let env = Env::new();
     let dir = env.path();
     let mut paths = Vec::new();
-    for feature in ["wrong-abi", "small-table", "missing-plan", "bad-json", "panic-plan", "dup-id"] {
+    for feature in
+        ["wrong-abi", "small-table", "missing-plan", "bad-json", "panic-plan", "dup-id", "abort-plan", "segv-plan"]
+    {
         let dest = dir.join(format!("{feature}.so"));
         build("azdock-test-plugin-misbehave", &[feature], &dest);
         paths.push(dest);
@@ -170,7 +172,11 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
     let refs: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
     let list = with_plugins(&env, &refs, &["ext", "list"]);
     assert_eq!(list.code, 0, "{}", list.stderr);
-    assert_eq!(ids(&list), ["docker", "misbehave", "vmaccess"], "the panicking one loads; its plan panics later");
+    assert_eq!(
+        ids(&list),
+        ["docker", "misbehave", "misbehave-abort", "misbehave-segv", "vmaccess"],
+        "the panicking, aborting and crashing ones load; their plans fail later"
+    );
     for (file, reason) in [
         ("wrong-abi.so", "speaks plugin ABI 99"),
         ("small-table.so", "its table has 8 bytes"),
@@ -199,6 +205,20 @@ async fn misbehaving_plugins_are_refused_with_their_reason_and_the_rest_works() 
         "{}",
         poke.stderr
     );
+    // A plugin that aborts or crashes takes down only the plugin process: azdock itself ends
+    // with an error line (exit 1, not 134) naming the plugin's file and how it ended.
+    for (id, file, how) in [
+        ("misbehave-abort", "abort-plan.so", "it aborted (SIGABRT)"),
+        ("misbehave-segv", "segv-plan.so", "it crashed (SIGSEGV)"),
+    ] {
+        let out = with_plugins(&env, &refs, &["--cloud", "local", "ext", id, "poke", "--vm", "mbvm", "-g", "mb"]);
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        let error = out.stderr.lines().find(|l| l.starts_with("ERROR:")).unwrap_or_default();
+        assert!(error.contains(file) && error.contains(how), "{}", out.stderr);
+    }
+    let ids_again =
+        with_plugins(&env, &refs, &["--cloud", "local", "ext", "misbehave", "poke", "--vm", "mbvm", "-g", "mb"]);
+    assert!(ids_again.stderr.contains("panicked while planning"), "{}", ids_again.stderr);
     // Built-in commands still work beside them.
     with_plugins(&env, &refs, &["--cloud", "local", "vm", "list"]).success();
     let unknown = with_plugins(&env, &refs, &["ext", "nosuch", "run"]);

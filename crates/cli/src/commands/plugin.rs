@@ -47,8 +47,13 @@ pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
         PluginCommand::Add { path, link, force } => {
             let source = std::path::absolute(path).with_context(|| format!("invalid path `{}`", path.display()))?;
             // Checked and loaded from where it is, before anything is copied or recorded.
-            let (plugin, bytes) = plugins::load_with_bytes(&source)
-                .map_err(|why| Usage::new(format!("cannot add `{}`: {why}", source.display())))?;
+            let refuse = |why: String| Usage::new(format!("cannot add `{}`: {why}", source.display()));
+            let bytes = plugins::read_checked(&source).map_err(refuse)?;
+            let plugin = plugins::load(&source).map_err(refuse)?;
+            // What the plugin process checked and loaded is what gets installed.
+            if plugin.sha256 != plugins::sha256_of(&bytes) {
+                return Err(refuse("it changed while it was being added; add it again".into()).into());
+            }
             let manifest = azdock_core::VmExtension::manifest(&plugin).clone();
             let dir = plugins::dir()?;
             let file = format!("lib{}.so", manifest.id.replace('-', "_"));

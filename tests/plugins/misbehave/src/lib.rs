@@ -1,7 +1,6 @@
 //! A plugin that misbehaves in one way chosen by a cargo feature — wrong ABI version, a table
-//! too small, a NULL `plan`, a manifest that is not JSON, a `plan` that panics, the id of a
-//! built-in — so the
-//! tests can check that the host refuses each with its reason and keeps working. Without a
+//! too small, a NULL `plan`, a manifest that is not JSON, a `plan` that panics, aborts or
+//! crashes, the id of a built-in — so the tests can check that the host refuses each with its reason and keeps working. Without a
 //! feature it is a well-behaved plugin with the id `misbehave`.
 
 // The table is built by hand here (the features bend it), so this crate needs `unsafe` like the
@@ -23,6 +22,10 @@ impl Default for Misbehave {
         // The bench builds ten of these with ids from the environment.
         let id = if cfg!(feature = "dup-id") {
             "docker"
+        } else if cfg!(feature = "abort-plan") {
+            "misbehave-abort"
+        } else if cfg!(feature = "segv-plan") {
+            "misbehave-segv"
         } else {
             option_env!("AZDOCK_TEST_PLUGIN_ID").unwrap_or("misbehave")
         };
@@ -51,6 +54,15 @@ impl VmExtension for Misbehave {
     }
 
     async fn plan(&self, _request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        // What `catch_unwind` cannot catch: an abort (as from `panic = "abort"`) and a crash.
+        if cfg!(feature = "abort-plan") {
+            std::process::abort();
+        }
+        if cfg!(feature = "segv-plan") {
+            // SAFETY: not sound on purpose: a write through a null pointer, to crash the process
+            // that loaded this plugin. `black_box` keeps the compiler from seeing it.
+            unsafe { (std::hint::black_box(0usize) as *mut u8).write_volatile(1) };
+        }
         #[cfg(feature = "panic-plan")]
         panic!("the misbehave plugin panics on purpose");
         #[cfg(not(feature = "panic-plan"))]
