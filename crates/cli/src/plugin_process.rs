@@ -51,7 +51,8 @@ impl VmExtension for PluginExtension {
 
     async fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let failed = |why: String| ExtensionError::Failed(format!("plugin `{}`: {why}", self.path.display()));
-        let answer = call(&Ask::Plan { path: self.path.clone(), request: Box::new(request.clone()) }).map_err(failed)?;
+        let answer =
+            call(&Ask::Plan { path: self.path.clone(), request: Box::new(request.clone()) }).map_err(failed)?;
         if let Some(plan) = answer.get("plan") {
             return serde_json::from_value(plan.clone()).map_err(|e| failed(format!("an unreadable plan: {e}")));
         }
