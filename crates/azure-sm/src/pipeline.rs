@@ -152,7 +152,12 @@ fn jitter() -> f64 {
     use ring::rand::SecureRandom as _;
     let mut b = [0u8; 2];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    0.8 + f64::from(u16::from_le_bytes(b)) / f64::from(u16::MAX) * 0.4
+    jitter_from(u16::from_le_bytes(b))
+}
+
+/// A factor in [0.8, 1.2) from a random number: 65,536 steps, the last short of 1.2.
+fn jitter_from(random: u16) -> f64 {
+    0.8 + f64::from(random) / 65_536.0 * 0.4
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -466,6 +471,10 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_range() {
+        // The extremes: the largest random number once gave 1.2000000000000002.
+        assert!((jitter_from(0) - 0.8).abs() < f64::EPSILON);
+        assert!((0.8..1.2).contains(&jitter_from(u16::MAX)), "{}", jitter_from(u16::MAX));
+        assert!((jitter_from(32_768) - 1.0).abs() < 1e-9);
         for _ in 0..100 {
             let j = jitter();
             assert!((0.8..1.2).contains(&j), "{j}");
