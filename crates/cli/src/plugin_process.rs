@@ -7,7 +7,8 @@
 //! for a plugin built with `panic = "abort"`, or one that segfaults.
 //!
 //! Requests and answers (one JSON object per line):
-//! - `{"load": PATH}` → `{"manifest": Manifest, "sha256": HEX}` or `{"refused": REASON}`
+//! - `{"load": {"path": PATH, "hash": BOOL}}` → `{"manifest": Manifest, "sha256": HEX|null}` or
+//!   `{"refused": REASON}`
 //! - `{"plan": {"path": PATH, "request": PlanRequest}}` → `{"plan": Plan}` or `{"error": ExtensionError}`
 //!
 //! Secret arguments cross the pipe, never a command line.
@@ -30,8 +31,15 @@ pub(crate) const ARG: &str = "__plugin-host";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 enum Ask {
-    Load(PathBuf),
-    Plan { path: PathBuf, request: Box<PlanRequest> },
+    /// `hash`: read and hash the file even outside the plugin directory (for `plugin add`).
+    Load {
+        path: PathBuf,
+        hash: bool,
+    },
+    Plan {
+        path: PathBuf,
+        request: Box<PlanRequest>,
+    },
 }
 
 /// A plugin as azdock sees it: its manifest, and the file the plugin process loads.
@@ -39,8 +47,8 @@ enum Ask {
 pub(crate) struct PluginExtension {
     manifest: Manifest,
     path: PathBuf,
-    /// The SHA-256 of the bytes the plugin process loaded.
-    pub sha256: String,
+    /// The SHA-256 of the bytes the plugin process loaded, when it read them.
+    pub sha256: Option<String>,
 }
 
 #[azdock_core::async_trait]
@@ -123,15 +131,15 @@ fn call(ask: &Ask) -> Result<Value, String> {
 }
 
 /// Loads a plugin in the plugin process; its manifest is checked again here.
-pub(crate) fn load(path: &Path) -> Result<PluginExtension, String> {
-    let answer = call(&Ask::Load(path.to_owned()))?;
+pub(crate) fn load(path: &Path, hash: bool) -> Result<PluginExtension, String> {
+    let answer = call(&Ask::Load { path: path.to_owned(), hash })?;
     if let Some(reason) = answer.get("refused").and_then(Value::as_str) {
         return Err(reason.to_owned());
     }
     let manifest: Manifest = serde_json::from_value(answer.get("manifest").cloned().unwrap_or(Value::Null))
         .map_err(|e| format!("its manifest is not valid: {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
-    let sha256 = answer.get("sha256").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let sha256 = answer.get("sha256").and_then(Value::as_str).map(str::to_owned);
     Ok(PluginExtension { manifest, path: path.to_owned(), sha256 })
 }
 
@@ -144,15 +152,15 @@ pub(crate) fn serve() -> ExitCode {
         let Ok(line) = line else { break };
         let answer = match serde_json::from_str::<Ask>(&line) {
             Err(e) => json!({"refused": format!("a request the plugin process cannot read: {e}")}),
-            Ok(Ask::Load(path)) => {
-                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path));
+            Ok(Ask::Load { path, hash }) => {
+                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path, hash));
                 match plugin {
                     Ok(p) => json!({"manifest": p.manifest, "sha256": p.sha256}),
                     Err(why) => json!({"refused": why}),
                 }
             }
             Ok(Ask::Plan { path, request }) => {
-                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path));
+                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path, false));
                 let result = match plugin {
                     Ok(p) => p.plan(&request),
                     Err(why) => Err(ExtensionError::Failed(why.clone())),

@@ -26,8 +26,8 @@ pub(crate) struct LoadedPlugin {
     pub manifest: Manifest,
     functions: Functions,
     path: PathBuf,
-    /// The SHA-256 of the bytes loaded.
-    pub sha256: String,
+    /// The SHA-256 of the bytes loaded, when they were read.
+    pub sha256: Option<String>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -163,57 +163,76 @@ fn check_ownership(meta: &std::fs::Metadata) -> Result<(), String> {
     Ok(())
 }
 
-/// The plugin's bytes, read once from one open file after its owner and mode were checked on
-/// that same file; in the plugin directory they must hash to what `plugin add` recorded.
-pub(crate) fn read_checked(path: &Path) -> Result<Vec<u8>, String> {
+/// A plugin file's bytes and their SHA-256 (hex).
+pub(crate) type Read = (Vec<u8>, String);
+
+/// A plugin file opened once, its owner and mode checked on that open file; with its bytes and
+/// their SHA-256 when `read` is asked or the file is in the plugin directory, whose files must
+/// hash to what `plugin add` recorded.
+pub(crate) fn open_checked(path: &Path, read: bool) -> Result<(std::fs::File, Option<Read>), String> {
     use std::io::Read as _;
     let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
     check_ownership(&file.metadata().map_err(|e| format!("cannot read it: {e}"))?)?;
+    let recorded = match dir() {
+        Ok(plugin_dir) if path.parent() == Some(plugin_dir.as_path()) => {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let record = records()
+                .map_err(|e| e.to_string())?
+                .remove(&name)
+                .ok_or("it is in the plugin directory but was not added with `azdock ext plugin add`")?;
+            Some(record.sha256)
+        }
+        _ => None,
+    };
+    if !read && recorded.is_none() {
+        return Ok((file, None));
+    }
     let mut data = Vec::new();
     file.read_to_end(&mut data).map_err(|e| format!("cannot read it: {e}"))?;
-    if let Ok(plugin_dir) = dir()
-        && path.parent() == Some(plugin_dir.as_path())
+    let now = sha256_of(&data);
+    if let Some(recorded) = recorded
+        && now != recorded
     {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let record = records()
-            .map_err(|e| e.to_string())?
-            .remove(&name)
-            .ok_or("it is in the plugin directory but was not added with `azdock ext plugin add`")?;
-        let now = sha256_of(&data);
-        if now != record.sha256 {
-            return Err(format!(
-                "it changed since it was added (SHA-256 {now}, recorded {}); add it again with `azdock ext plugin add` if you trust it",
-                record.sha256
-            ));
-        }
+        return Err(format!(
+            "it changed since it was added (SHA-256 {now}, recorded {recorded}); add it again with `azdock ext plugin add` if you trust it"
+        ));
     }
-    Ok(data)
+    Ok((file, Some((data, now))))
 }
 
-/// Loads these exact bytes as a shared library: through an anonymous memory file, so nothing
-/// that changes the file on disk after it was checked reaches what is loaded. The memory file
-/// stays open as long as the library: the loader knows a library by its path, and a closed
-/// descriptor's number (`/proc/self/fd/N`) would name the next plugin too.
-fn load_bytes(data: &[u8]) -> Result<(libloading::Library, std::fs::File), String> {
+/// What the loader maps: the checked file itself, or — when its bytes were read and hashed —
+/// exactly those bytes, through an anonymous memory file, so nothing written to the file after
+/// the hash reaches what is loaded. Either stays open as long as the library: the loader knows
+/// libraries by path, and a closed descriptor's number (`/proc/self/fd/N`) would name the next.
+fn image(file: std::fs::File, bytes: Option<&[u8]>) -> Result<std::fs::File, String> {
     use std::io::Write as _;
+    let Some(bytes) = bytes else { return Ok(file) };
     let fd = rustix::fs::memfd_create("azdock-plugin", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| format!("cannot load it: no memory file ({e})"))?;
     let mut image = std::fs::File::from(fd);
-    image.write_all(data).map_err(|e| format!("cannot load it: {e}"))?;
-    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&image));
-    // SAFETY: loading runs the library's initialisers. Only bytes that passed the ownership and
+    image.write_all(bytes).map_err(|e| format!("cannot load it: {e}"))?;
+    Ok(image)
+}
+
+/// Loads the library behind an open descriptor (the same file that was checked, never a path
+/// that could have been swapped since).
+fn load_image(image: &std::fs::File) -> Result<libloading::Library, String> {
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(image));
+    // SAFETY: loading runs the library's initialisers. Only files that passed the ownership and
     // permission checks (and, in the plugin directory, the recorded hash) get here: the user chose
     // to trust them, as they would a program they run.
-    let library = unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load it: {e}"))?;
-    Ok((library, image))
+    unsafe { libloading::Library::new(&path) }.map_err(|e| format!("cannot load it: {e}"))
 }
 
 /// Loads one plugin file into this process and checks everything it says about itself. Only
 /// the plugin process does this; azdock itself asks it (`plugin_process::load`).
-pub(crate) fn load_here(path: &Path) -> Result<LoadedPlugin, String> {
-    let data = read_checked(path)?;
+/// With `hash`, the bytes are read and hashed even outside the plugin directory (for `add`).
+pub(crate) fn load_here(path: &Path, hash: bool) -> Result<LoadedPlugin, String> {
+    let (file, read) = open_checked(path, hash)?;
+    let image = image(file, read.as_ref().map(|(bytes, _)| bytes.as_slice()))?;
+    let library = load_image(&image)?;
     // Plugins stay loaded for the life of the process: their tables and strings point into it.
-    let (library, _image) = Box::leak(Box::new(load_bytes(&data)?));
+    let (library, _image) = Box::leak(Box::new((library, image)));
     // SAFETY: `SYMBOL` is declared by the ABI as `extern "C" fn() -> *const PluginTable`.
     let entry = unsafe { library.get::<unsafe extern "C" fn() -> *const PluginTable>(SYMBOL) }.map_err(|_| {
         format!("it exports no `azdock_plugin_v{ABI_VERSION}`: not an azdock plugin, or built for another ABI version")
@@ -251,13 +270,13 @@ pub(crate) fn load_here(path: &Path) -> Result<LoadedPlugin, String> {
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
-    Ok(LoadedPlugin { manifest, functions, path: path.to_owned(), sha256: sha256_of(&data) })
+    Ok(LoadedPlugin { manifest, functions, path: path.to_owned(), sha256: read.map(|(_, sha)| sha) })
 }
 
 /// Loads one plugin file through the plugin process: a plugin that crashes there is an error
 /// naming it, not the end of azdock.
 pub(crate) fn load(path: &Path) -> Result<crate::plugin_process::PluginExtension, String> {
-    crate::plugin_process::load(path)
+    crate::plugin_process::load(path, false)
 }
 
 /// The built-in extension `id`, found the one way the CLI finds extensions: the registry (of

@@ -48,10 +48,11 @@ pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
             let source = std::path::absolute(path).with_context(|| format!("invalid path `{}`", path.display()))?;
             // Checked and loaded from where it is, before anything is copied or recorded.
             let refuse = |why: String| Usage::new(format!("cannot add `{}`: {why}", source.display()));
-            let bytes = plugins::read_checked(&source).map_err(refuse)?;
-            let plugin = plugins::load(&source).map_err(refuse)?;
+            let (_, read) = plugins::open_checked(&source, true).map_err(refuse)?;
+            let (bytes, sha) = read.unwrap_or_default();
+            let plugin = crate::plugin_process::load(&source, true).map_err(refuse)?;
             // What the plugin process checked and loaded is what gets installed.
-            if plugin.sha256 != plugins::sha256_of(&bytes) {
+            if plugin.sha256.as_ref() != Some(&sha) {
                 return Err(refuse("it changed while it was being added; add it again".into()).into());
             }
             let manifest = azdock_core::VmExtension::manifest(&plugin).clone();
@@ -86,7 +87,7 @@ pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
                 azdock_files::write_atomic(&target, &bytes, 0o755)
                     .with_context(|| format!("cannot copy to `{}`", target.display()))?;
             }
-            let sha256 = if *link { plugins::sha256(&target)? } else { plugins::sha256_of(&bytes) };
+            let sha256 = if *link { plugins::sha256(&target)? } else { sha };
             records.insert(file, plugins::Record { sha256: sha256.clone(), source: source.clone() });
             plugins::save_records(&records)?;
             ctx.print(&json!({"id": manifest.id, "version": manifest.version, "path": target, "sha256": sha256, "status": "loaded", "abi": azdock_core::plugin::ABI_VERSION}), LIST_COLUMNS)
