@@ -374,6 +374,15 @@ mod tests {
     }
 
     #[test]
+    fn an_action_without_network_in_its_json_needs_the_network() {
+        let action: ActionSpec = serde_json::from_value(serde_json::json!({"name": "a", "summary": "s"})).unwrap();
+        assert!(action.network);
+        let action: ActionSpec =
+            serde_json::from_value(serde_json::json!({"name": "a", "summary": "s", "network": false})).unwrap();
+        assert!(!action.network);
+    }
+
+    #[test]
     fn manifest_json_uses_arm_names() {
         let json = serde_json::to_value(manifest()).unwrap();
         assert_eq!(json["handlers"][0]["type"], "T");

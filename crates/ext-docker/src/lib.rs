@@ -351,7 +351,11 @@ impl DockerExtension {
     fn uninstall(request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let port = port_of(request)?;
         let facts = &request.facts;
-        let legacy = installed(facts).filter(|(h, _)| *h == Handler::Legacy).map(|(_, e)| e.clone());
+        // The legacy handler is removed whole, even beside a CustomScript instance.
+        let legacy = {
+            let spec = Handler::Legacy.spec();
+            facts.extension_of(&spec.publisher, &spec.kind).cloned()
+        };
         let operation = match legacy {
             Some(ext) => Operation::Delete { name: ext.name },
             None => {

@@ -121,3 +121,62 @@ async fn uninstall_runs_the_removal_script_and_closes_the_port() {
     assert_eq!(instance.kind, "CustomScript");
     assert!(matches!(&plan.follow_ups[0], Step::CloseInboundPort { rule_name } if rule_name == RULE_NAME));
 }
+
+fn installed_extension(publisher: &str, kind: &str, name: &str) -> InstalledExtension {
+    InstalledExtension {
+        name: name.into(),
+        publisher: publisher.into(),
+        kind: kind.into(),
+        type_handler_version: "1.0".into(),
+        provisioning_state: None,
+        settings: serde_json::Value::Null,
+        statuses: vec![],
+        substatuses: vec![],
+    }
+}
+
+#[test]
+fn deliveries_parse_name_and_say_their_handler() {
+    for (text, delivery, name, handler) in [
+        ("customscript", Delivery::Handler(Handler::CustomScript), "customscript", Some(Handler::CustomScript)),
+        ("Custom-Script", Delivery::Handler(Handler::CustomScript), "customscript", Some(Handler::CustomScript)),
+        ("legacy", Delivery::Handler(Handler::Legacy), "legacy", Some(Handler::Legacy)),
+        ("cloud-init", Delivery::CloudInit, "cloud-init", None),
+        ("cloudinit", Delivery::CloudInit, "cloud-init", None),
+    ] {
+        let parsed = Delivery::parse(text).unwrap();
+        assert_eq!((parsed, parsed.name(), parsed.handler()), (delivery, name, handler), "{text}");
+    }
+    let e = Delivery::parse("puppet").unwrap_err();
+    assert_eq!(e, "unknown handler `puppet`: use customscript, cloud-init or legacy");
+    assert_eq!(Handler::Legacy.spec().kind, "DockerExtension");
+    assert_eq!(Handler::CustomScript.spec().type_handler_version, "2.1");
+}
+
+#[test]
+fn the_installed_handler_is_found_by_publisher_and_type() {
+    let mut f = facts(OsType::Linux);
+    assert!(installed(&f).is_none());
+    f.extensions.push(installed_extension("Microsoft.Compute", "VMAccessAgent", "access"));
+    assert!(installed(&f).is_none());
+    f.extensions.push(installed_extension("microsoft.azure.extensions", "dockerextension", "DockerExtension"));
+    let (handler, ext) = installed(&f).unwrap();
+    assert_eq!((handler, ext.name.as_str()), (Handler::Legacy, "DockerExtension"));
+    f.extensions.push(installed_extension("Microsoft.Azure.Extensions", "CustomScript", "docker"));
+    assert_eq!(installed(&f).unwrap().0, Handler::CustomScript);
+}
+
+#[tokio::test]
+async fn uninstall_removes_the_legacy_handler_whole_even_beside_customscript() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = request("uninstall", dir.path(), &[]);
+    r.facts.extensions.push(installed_extension("Microsoft.Azure.Extensions", "CustomScript", "other"));
+    r.facts.extensions.push(installed_extension("Microsoft.Azure.Extensions", "DockerExtension", "OldDocker"));
+    let plan = DockerExtension::default().plan(&r).await.unwrap();
+    assert_eq!(plan.operation, Operation::Delete { name: "OldDocker".into() });
+    // Without it, the removal script goes to the CustomScript instance that is there.
+    r.facts.extensions.pop();
+    let plan = DockerExtension::default().plan(&r).await.unwrap();
+    let Operation::Put(instance) = &plan.operation else { panic!("a put") };
+    assert_eq!(instance.name, "other");
+}
