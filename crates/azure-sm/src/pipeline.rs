@@ -475,9 +475,9 @@ mod tests {
         assert!((jitter_from(0) - 0.8).abs() < f64::EPSILON);
         assert!((0.8..1.2).contains(&jitter_from(u16::MAX)), "{}", jitter_from(u16::MAX));
         assert!((jitter_from(32_768) - 1.0).abs() < 1e-9);
-        for _ in 0..100 {
-            let j = jitter();
-            assert!((0.8..1.2).contains(&j), "{j}");
-        }
+        let draws: Vec<f64> = (0..100).map(|_| jitter()).collect();
+        assert!(draws.iter().all(|j| (0.8..1.2).contains(j)), "{draws:?}");
+        // Random, so spread: a hundred equal draws would mean no jitter at all.
+        assert!(draws.iter().any(|j| (j - draws[0]).abs() > f64::EPSILON), "{draws:?}");
     }
 }
