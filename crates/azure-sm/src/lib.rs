@@ -13,6 +13,7 @@ pub mod fanout;
 pub mod images;
 pub mod models;
 pub mod pipeline;
+pub mod requests;
 pub mod rules;
 
 pub use cloud::{Cloud, CloudKind};

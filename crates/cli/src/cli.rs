@@ -427,6 +427,8 @@ pub enum VmCommand {
         #[arg(short, long)]
         yes: bool,
     },
+    /// Create a Linux VM with its network, then apply extensions (`--ext docker`)
+    Create(Box<VmCreateArgs>),
     /// Find VM images
     #[command(subcommand)]
     Image(ImageCommand),
@@ -441,20 +443,12 @@ pub enum VmDockerCommand {
     Create(Box<DockerCreateArgs>),
 }
 
-// Each flag is one of the classic CLI's or az's.
+/// What every VM create takes beside its name, image and admin: where it goes, how big, how
+/// the admin signs in, what the NSG admits, and what happens on failure. Each flag is one of
+/// the classic CLI's or az's.
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Args)]
-pub struct DockerCreateArgs {
-    /// VM name; also its DNS label, <NAME>.<location>.cloudapp.azure.com
-    pub name: String,
-    /// Image: an alias (Ubuntu2404), a URN publisher:offer:sku:version, or an image id
-    #[arg(default_value = "Ubuntu2404")]
-    pub image: String,
-    /// Admin user name
-    #[arg(default_value = "azureuser")]
-    pub user: String,
-    /// Admin password (visible to other users of this machine; prefer --password-stdin or SSH keys)
-    pub password: Option<String>,
+pub struct NewVmArgs {
     /// Resource group [default: one named after the VM]
     #[arg(short = 'g', long)]
     pub resource_group: Option<String>,
@@ -467,13 +461,7 @@ pub struct DockerCreateArgs {
     /// Open SSH in the network security group, on PORT (22 when given without one)
     #[arg(short = 'e', long = "ssh", value_name = "PORT", num_args = 0..=1, default_missing_value = "22")]
     pub ssh: Option<u16>,
-    /// The port dockerd listens on with TLS (4243 reproduces the 2014 article)
-    #[arg(short = 'p', long, default_value_t = 2376, value_parser = clap::value_parser!(u16).range(1..))]
-    pub docker_port: u16,
-    /// Certificate directory [default: the config file's, else ~/.docker]
-    #[arg(short = 'C', long, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
-    pub docker_cert_dir: Option<PathBuf>,
-    /// Source address or CIDR admitted to the Docker and SSH ports (repeatable) [default: any]
+    /// Source address or CIDR admitted to the opened ports (repeatable) [default: any]
     #[arg(long = "allow-from", value_name = "CIDR")]
     pub allow_from: Vec<String>,
     /// SSH public key: a file, or the key itself
@@ -483,8 +471,64 @@ pub struct DockerCreateArgs {
     #[arg(long, conflicts_with = "ssh_key_value")]
     pub generate_ssh_keys: bool,
     /// Read the admin password from standard input
-    #[arg(long, conflicts_with = "password")]
+    #[arg(long)]
     pub password_stdin: bool,
+    /// Return once the VM and the extensions were accepted, without waiting for them
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Keep what this run created when a step fails
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VmCreateArgs {
+    /// VM name
+    pub name: String,
+    /// Image: an alias (Ubuntu2404), a URN publisher:offer:sku:version, or an image id
+    #[arg(default_value = "Ubuntu2404")]
+    pub image: String,
+    /// Admin user name
+    #[arg(long, default_value = "azureuser")]
+    pub admin_username: String,
+    /// Admin password (visible to other users of this machine; prefer --password-stdin or SSH keys)
+    #[arg(long, conflicts_with = "password_stdin")]
+    pub admin_password: Option<String>,
+    /// Public IP DNS label: <LABEL>.<location>.cloudapp.azure.com
+    #[arg(long)]
+    pub public_ip_address_dns_name: Option<String>,
+    #[command(flatten)]
+    pub vm: NewVmArgs,
+    /// An extension to apply once the VM exists, with its default arguments: ID or ID:ACTION
+    /// [action: install] (repeatable, applied in order; see `azdock ext list`)
+    #[arg(long = "ext", value_name = "ID[:ACTION]")]
+    pub ext: Vec<String>,
+    /// Let an extension's plan take a handler instance another extension holds on the VM
+    #[arg(long)]
+    pub take_over: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerCreateArgs {
+    /// VM name; also its DNS label, <NAME>.<location>.cloudapp.azure.com
+    pub name: String,
+    /// Image: an alias (Ubuntu2404), a URN publisher:offer:sku:version, or an image id
+    #[arg(default_value = "Ubuntu2404")]
+    pub image: String,
+    /// Admin user name
+    #[arg(default_value = "azureuser")]
+    pub user: String,
+    /// Admin password (visible to other users of this machine; prefer --password-stdin or SSH keys)
+    #[arg(conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    #[command(flatten)]
+    pub vm: NewVmArgs,
+    /// The port dockerd listens on with TLS (4243 reproduces the 2014 article)
+    #[arg(short = 'p', long, default_value_t = 2376, value_parser = clap::value_parser!(u16).range(1..))]
+    pub docker_port: u16,
+    /// Certificate directory [default: the config file's, else ~/.docker]
+    #[arg(short = 'C', long, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
+    pub docker_cert_dir: Option<PathBuf>,
     /// How Docker gets onto the VM: customscript, cloud-init or legacy
     #[arg(long, default_value = "customscript")]
     pub handler: String,
@@ -494,12 +538,6 @@ pub struct DockerCreateArgs {
     /// Extra name or IP the server certificate must carry, such as your own CNAME (repeatable)
     #[arg(long = "cert-san", value_name = "NAME|IP")]
     pub cert_sans: Vec<String>,
-    /// Return once the VM and the extension were accepted, without waiting for Docker
-    #[arg(long)]
-    pub no_wait: bool,
-    /// Keep what this run created when the Docker install fails
-    #[arg(long)]
-    pub keep_on_failure: bool,
     /// Do not ask before opening the Docker port to any address
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -537,6 +575,9 @@ pub struct ExtDockerInstallArgs {
     /// Return once Azure accepted the extension, without waiting for Docker
     #[arg(long)]
     pub no_wait: bool,
+    /// Take the CustomScript handler over when another extension holds it on the VM
+    #[arg(long)]
+    pub take_over: bool,
 }
 
 #[derive(Debug, Args)]

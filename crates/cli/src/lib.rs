@@ -67,8 +67,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout => commands::login::logout(&ctx, &cli.global, &config),
         Command::Account(command) => commands::account::run(&ctx, &cli.global, &config, &command),
         Command::Vm(cli::VmCommand::Docker(cli::VmDockerCommand::Create(args))) => {
-            commands::docker_create::run(&ctx, &cli.global, &config, &args)
+            commands::create::run_docker(&ctx, &cli.global, &config, &args)
         }
+        Command::Vm(cli::VmCommand::Create(args)) => commands::create::run_vm(&ctx, &cli.global, &config, &args),
         Command::Vm(command) => commands::vm::run(&ctx, &cli.global, &config, &command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());

@@ -66,6 +66,9 @@ pub struct InstalledExtension {
     pub statuses: Vec<Status>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub substatuses: Vec<Status>,
+    /// The azdock extension that put this instance (the host tags what it puts), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// What the host knows about the target VM.

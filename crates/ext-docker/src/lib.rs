@@ -22,7 +22,7 @@ pub const DEFAULT_PORT: u16 = 2376;
 /// The NSG rule the extension opens for the Docker port.
 pub const RULE_NAME: &str = "azdock-docker";
 /// How long the host waits for the daemon to answer a TLS handshake after an install.
-const READY_TIMEOUT_SECS: u32 = 600;
+pub const READY_TIMEOUT_SECS: u32 = 600;
 
 /// An Azure extension handler that installs Docker on an existing VM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,11 +98,15 @@ impl Delivery {
 /// Why `--handler cloud-init` is refused on an existing VM.
 pub const CLOUD_INIT_ON_EXISTING: &str = "cloud-init runs only when a VM is created: use `azdock vm docker create --handler cloud-init`, or customscript here";
 
-/// The handler instance on the VM that set Docker up, if any.
+/// The handler instance on the VM that set Docker up, if any: one another extension took over
+/// (the host tags instances with their owner) is not Docker's any more.
 pub fn installed(facts: &azdock_core::VmFacts) -> Option<(Handler, &azdock_core::InstalledExtension)> {
     Handler::ALL.into_iter().find_map(|h| {
         let spec = h.spec();
-        facts.extension_of(&spec.publisher, &spec.kind).map(|e| (h, e))
+        facts
+            .extension_of(&spec.publisher, &spec.kind)
+            .filter(|e| e.owner.as_deref().is_none_or(|o| o == "docker"))
+            .map(|e| (h, e))
     })
 }
 
@@ -205,7 +209,13 @@ impl Default for DockerExtension {
                     name: "verify".into(),
                     summary: "TLS handshake and Docker's /_ping and /version with your client certificate".into(),
                     os: linux,
-                    args: vec![port(), cert_dir()],
+                    args: vec![
+                        port(),
+                        cert_dir(),
+                        ArgSpec::text("timeout", "Seconds to wait for the daemon (a first boot takes minutes)")
+                            .kind(ArgKind::Integer)
+                            .default_value("15"),
+                    ],
                     network: true,
                 },
             ],
@@ -225,6 +235,15 @@ pub fn port_of(request: &PlanRequest) -> Result<u16, ExtensionError> {
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| invalid("port", format!("{port} is not a TCP port (1 to 65535)")))
+}
+
+/// How long `verify` waits: 15 s for a daemon that just restarted, longer for a first boot.
+fn verify_timeout(request: &PlanRequest) -> Result<u32, ExtensionError> {
+    let secs = request.integer("timeout").unwrap_or(15);
+    u32::try_from(secs)
+        .ok()
+        .filter(|s| (1..=3600).contains(s))
+        .ok_or_else(|| invalid("timeout", format!("{secs} is not a number of seconds from 1 to 3600")))
 }
 
 /// The certificate directory: the argument, else `~/.docker`.
@@ -414,7 +433,7 @@ impl VmExtension for DockerExtension {
             "uninstall" => Self::uninstall(request),
             // A status looks once; verify gives a just-restarted daemon a moment.
             "status" => Self::probe(request, 0),
-            "verify" => Self::probe(request, 15),
+            "verify" => Self::probe(request, verify_timeout(request)?),
             other => Err(ExtensionError::UnknownAction(other.into())),
         }
     }

@@ -84,6 +84,7 @@ async fn install_reuses_the_handlers_instance_and_the_legacy_handler_warns() {
         settings: serde_json::Value::Null,
         statuses: vec![],
         substatuses: vec![],
+        owner: None,
     });
     let plan = DockerExtension::default().plan(&req).await.unwrap();
     let Operation::Put(instance) = &plan.operation else { panic!("a put") };
@@ -132,6 +133,7 @@ fn installed_extension(publisher: &str, kind: &str, name: &str) -> InstalledExte
         settings: serde_json::Value::Null,
         statuses: vec![],
         substatuses: vec![],
+        owner: None,
     }
 }
 
@@ -164,6 +166,13 @@ fn the_installed_handler_is_found_by_publisher_and_type() {
     assert_eq!((handler, ext.name.as_str()), (Handler::Legacy, "DockerExtension"));
     f.extensions.push(installed_extension("Microsoft.Azure.Extensions", "CustomScript", "docker"));
     assert_eq!(installed(&f).unwrap().0, Handler::CustomScript);
+    f.extensions[2].owner = Some("docker".into());
+    assert_eq!(installed(&f).unwrap().0, Handler::CustomScript);
+    // Another extension took the CustomScript slot over: Docker is what the legacy handler runs.
+    f.extensions[2].owner = Some("customscript".into());
+    assert_eq!(installed(&f).unwrap().0, Handler::Legacy);
+    f.extensions.remove(1);
+    assert!(installed(&f).is_none());
 }
 
 #[tokio::test]
@@ -179,4 +188,23 @@ async fn uninstall_removes_the_legacy_handler_whole_even_beside_customscript() {
     let plan = DockerExtension::default().plan(&r).await.unwrap();
     let Operation::Put(instance) = &plan.operation else { panic!("a put") };
     assert_eq!(instance.name, "other");
+}
+
+#[tokio::test]
+async fn status_looks_once_and_verify_waits_as_long_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait_of = |plan: &azdock_core::Plan| match &plan.follow_ups[..] {
+        [Step::WaitForEndpoint { timeout_secs, probe: Probe::MutualTls { .. }, port: 2376 }] => *timeout_secs,
+        other => panic!("{other:?}"),
+    };
+    let ext = DockerExtension::default();
+    assert_eq!(wait_of(&ext.plan(&request("status", dir.path(), &[])).await.unwrap()), 0);
+    assert_eq!(wait_of(&ext.plan(&request("verify", dir.path(), &[])).await.unwrap()), 15);
+    let long = request("verify", dir.path(), &[("timeout", ArgValue::Integer(600))]);
+    assert_eq!(wait_of(&ext.plan(&long).await.unwrap()), 600);
+    for bad in [0, -1, 3601] {
+        let e = ext.plan(&request("verify", dir.path(), &[("timeout", ArgValue::Integer(bad))])).await.unwrap_err();
+        assert!(e.to_string().contains(&format!("{bad} is not a number of seconds from 1 to 3600")), "{e}");
+    }
+    assert!(matches!(ext.plan(&long).await.unwrap().operation, azdock_core::Operation::Inspect));
 }

@@ -84,6 +84,7 @@ async fn windows_uses_the_agent_with_azs_casing_and_reuses_the_instance() {
         settings: Value::Null,
         statuses: vec![],
         substatuses: vec![],
+        owner: None,
     });
     let plan = ext.plan(&req).await.unwrap();
     let i = put(&plan);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use azdock_core::{
-    ActionSpec, ArgKind, ArgSpec, ArgValue, ExtensionError, Manifest, Operation, Plan, PlanRequest, Secret,
+    ActionSpec, ArgKind, ArgSpec, ArgValue, Args, ExtensionError, Manifest, Operation, Plan, PlanRequest, Secret,
 };
 use serde_json::Value;
 
@@ -71,6 +71,77 @@ pub fn check_request(manifest: &Manifest, request: &PlanRequest) -> Result<(), E
         }
     }
     Ok(())
+}
+
+/// The arguments an action gets from its manifest's defaults alone (`vm create --ext ID`); an
+/// action with a required argument that has no default cannot run that way.
+pub fn defaults(spec: &ActionSpec) -> Result<Args, ExtensionError> {
+    let mut args = Args::new();
+    for arg in &spec.args {
+        let Some(text) = &arg.default else {
+            if arg.required {
+                return Err(invalid(&arg.name, format!("`{}` needs it and has no default", spec.name)));
+            }
+            continue;
+        };
+        let value = match arg.kind {
+            ArgKind::Integer => ArgValue::Integer(
+                text.parse().map_err(|_| invalid(&arg.name, format!("its default `{text}` is not a number")))?,
+            ),
+            ArgKind::Flag => ArgValue::Flag(text == "true"),
+            ArgKind::List => ArgValue::List(vec![text.clone()]),
+            ArgKind::Text if !arg.secret => ArgValue::Text(text.clone()),
+            // A secret or a file never comes from a default.
+            ArgKind::Text | ArgKind::File => continue,
+        };
+        args.insert(arg.name.clone(), value);
+    }
+    Ok(args)
+}
+
+/// Who holds a handler's slot on a VM: Azure allows one instance per handler on a Linux VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    /// No instance of the handler, or one the planning extension holds (or that no azdock
+    /// extension claims and the plan names itself): the plan goes ahead as written.
+    Free,
+    /// Another extension holds it and the user passed `--take-over`: the plan's instance is put
+    /// under the existing instance's name, which Azure accepts.
+    TakeOver { name: String, owner: String },
+}
+
+/// Checks a plan's PUT against the handler instances on the VM. `owner_of` says which azdock
+/// extension made an instance (its tag, or the host's records for instances made before tags).
+pub fn check_slot(
+    extension: &str,
+    action: &str,
+    plan: &Plan,
+    facts: &azdock_core::VmFacts,
+    owner_of: &dyn Fn(&azdock_core::InstalledExtension) -> Option<String>,
+    take_over: bool,
+) -> Result<Slot, ExtensionError> {
+    let Operation::Put(instance) = &plan.operation else { return Ok(Slot::Free) };
+    let Some(held) = facts.extension_of(&instance.publisher, &instance.kind) else { return Ok(Slot::Free) };
+    let owner = owner_of(held);
+    let same_name = held.name.eq_ignore_ascii_case(&instance.name);
+    let other = match owner {
+        Some(o) if o == extension => return Ok(Slot::Free),
+        None if same_name => return Ok(Slot::Free),
+        Some(o) => o,
+        None => "an instance azdock did not make".to_owned(),
+    };
+    let handler = format!("{}.{}", instance.publisher, instance.kind);
+    if take_over {
+        return Ok(Slot::TakeOver { name: held.name.clone(), owner: other });
+    }
+    let holder = if owner_of(held).is_some() { format!("extension `{other}`") } else { other };
+    Err(ExtensionError::Unsupported {
+        action: action.to_owned(),
+        reason: format!(
+            "VM `{}` runs handler {handler} as instance `{}`, held by {holder}, and Azure allows one instance per handler; pass --take-over to replace it (its work on the VM is then undone or overwritten)",
+            facts.name, held.name
+        ),
+    })
 }
 
 /// A `File` argument: the host reads the file and passes its contents, as a secret when the

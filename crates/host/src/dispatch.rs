@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use azdock_azure_sm::Arm;
-use azdock_core::{Args, Plan, PlanRequest, VmExtension};
+use azdock_core::{Args, InstalledExtension, Operation, Plan, PlanRequest, VmExtension};
 
 use crate::contract;
 use crate::error::Result;
@@ -40,6 +40,8 @@ pub struct Invocation<'a> {
     pub args: &'a Args,
     pub waits: Waits,
     pub prepare: Option<Prepare<'a>>,
+    /// The user's `--take-over`: the plan may take a handler instance another extension holds.
+    pub take_over: bool,
 }
 
 impl std::fmt::Debug for Invocation<'_> {
@@ -69,6 +71,20 @@ pub fn run_id() -> String {
 }
 
 impl Host<'_> {
+    /// The extension that made an untagged instance, from the host's own records: Docker hosts
+    /// set up before instances were tagged are recorded with their handler.
+    fn recorded_owner(&self, vm: &Vm, instance: &InstalledExtension) -> Option<String> {
+        let hosts = crate::docker::HostRecord::new(self.data_dir).load().ok()?;
+        let host = hosts.get(&vm.facts.name)?;
+        let kind = match host.handler.as_str() {
+            "customscript" => "CustomScript",
+            "legacy" => "DockerExtension",
+            _ => return None,
+        };
+        let same_vm = host.resource_group.eq_ignore_ascii_case(&vm.addr.resource_group);
+        (same_vm && instance.kind.eq_ignore_ascii_case(kind)).then(|| "docker".to_owned())
+    }
+
     /// The VM's facts as the action needs them: with its network (NIC, public IP) unless the
     /// action's manifest says it plans without.
     pub async fn facts_for(&self, invocation: &Invocation<'_>, addr: &VmAddr) -> Result<Vm> {
@@ -95,8 +111,18 @@ impl Host<'_> {
         if let Some(prepare) = invocation.prepare {
             prepare(&request)?;
         }
-        let plan = invocation.extension.plan(&request).await?;
+        let mut plan = invocation.extension.plan(&request).await?;
         contract::check_plan(manifest, &request, &plan)?;
+        let owner_of = |e: &InstalledExtension| e.owner.clone().or_else(|| self.recorded_owner(&vm, e));
+        let slot =
+            contract::check_slot(&manifest.id, &request.action, &plan, &vm.facts, &owner_of, invocation.take_over)?;
+        if let (contract::Slot::TakeOver { name, owner }, Operation::Put(instance)) = (slot, &mut plan.operation) {
+            self.events.warn(&format!(
+                "taking over handler {}.{} on VM `{}` from {owner} (--take-over): instance `{name}` now runs `{}`'s settings",
+                instance.publisher, instance.kind, vm.facts.name, manifest.id
+            ));
+            instance.name = name;
+        }
         // The plan's notes before it runs: an install's warnings should not wait for the daemon.
         for note in &plan.notes {
             self.events.warn(note);

@@ -16,6 +16,10 @@ use crate::network::{close_port, open_port, port_admitted};
 use crate::probe::{self, DaemonInfo};
 use crate::vm::Vm;
 
+/// The tag on every extension instance the host puts: which azdock extension holds the
+/// handler's slot on the VM.
+pub const OWNER_TAG: &str = "azdock-extension";
+
 /// How much of a plan's outcome to wait for.
 #[derive(Debug, Clone, Copy)]
 pub struct Waits {
@@ -82,7 +86,7 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
             if let Some(protected) = &instance.protected_settings {
                 properties["protectedSettings"] = protected.expose().clone();
             }
-            let body = json!({"location": vm.facts.location, "properties": properties});
+            let body = json!({"location": vm.facts.location, "tags": {OWNER_TAG: extension}, "properties": properties});
             if waits.operation {
                 outcome.extension = Some(extensions::put(arm, &path, COMPUTE, &body).await?.1);
             } else {

@@ -6,6 +6,7 @@
 //! depends on the local cloud.
 
 pub mod contract;
+pub mod create;
 pub mod diagnose;
 pub mod dispatch;
 pub mod docker;

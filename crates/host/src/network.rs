@@ -4,6 +4,7 @@
 use azdock_azure_sm::Arm;
 use azdock_azure_sm::api::NETWORK;
 use azdock_azure_sm::models::{Access, Direction, NetworkSecurityGroup};
+use azdock_azure_sm::requests;
 use azdock_core::Protocol;
 use serde_json::{Value, json};
 
@@ -28,15 +29,9 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
     }
 }
 
-/// The body of an inbound rule admitting `port` over `protocol` from `sources`.
+/// The body of an inbound rule PUT on its own, admitting `port` over `protocol` from `sources`.
 pub fn inbound_rule(port: u16, protocol: Protocol, sources: &[String], priority: u32) -> Value {
-    let mut props = json!({"protocol": protocol_name(protocol), "sourcePortRange": "*", "destinationAddressPrefix": "*",
-        "destinationPortRange": port.to_string(), "access": "Allow", "direction": "Inbound", "priority": priority});
-    match sources {
-        [one] => props["sourceAddressPrefix"] = json!(one),
-        many => props["sourceAddressPrefixes"] = json!(many),
-    }
-    json!({"properties": props})
+    requests::SecurityRuleResource { properties: requests::inbound_rule(port, protocol, sources, priority) }.to_json()
 }
 
 /// Opens `port` in the VM's NSG with rule `rule_name` (updated when it says something else). A
@@ -59,13 +54,21 @@ pub async fn open_port(
                 "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Network/networkSecurityGroups/{}NSG",
                 vm.addr.subscription, vm.addr.resource_group, vm.facts.name
             );
-            let nsg: NetworkSecurityGroup = parse(
-                "NSG",
-                arm.put(&format!("{id}?api-version={NETWORK}"), &json!({"location": vm.facts.location})).await?,
-            )?;
+            // The facts may predate an NSG this run made for another port: use it if it is there.
+            let url = format!("{id}?api-version={NETWORK}");
+            let nsg: NetworkSecurityGroup = match arm.get(&url).await {
+                Ok(existing) => parse("NSG", existing)?,
+                Err(e) if e.status() == Some(404) => parse(
+                    "NSG",
+                    arm.put(&url, &requests::network_security_group(&vm.facts.location, Vec::new()).to_json()).await?,
+                )?,
+                Err(e) => return Err(e.into()),
+            };
             let mut body = arm.get(&format!("{}?api-version={NETWORK}", nic.id)).await?;
-            body["properties"]["networkSecurityGroup"] = json!({"id": id});
-            arm.put(&format!("{}?api-version={NETWORK}", nic.id), &body).await?;
+            if !body["properties"]["networkSecurityGroup"]["id"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&id)) {
+                body["properties"]["networkSecurityGroup"] = json!({"id": id});
+                arm.put(&format!("{}?api-version={NETWORK}", nic.id), &body).await?;
+            }
             nsg
         }
     };

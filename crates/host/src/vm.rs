@@ -91,6 +91,7 @@ pub fn facts_of(
                 settings: e.properties.settings.clone().unwrap_or(Value::Null),
                 statuses: iv.map(|v| v.statuses.iter().map(status).collect()).unwrap_or_default(),
                 substatuses: iv.map(|v| v.substatuses.iter().map(status).collect()).unwrap_or_default(),
+                owner: e.tags.get(crate::execute::OWNER_TAG).and_then(Value::as_str).map(str::to_owned),
             }
         })
         .collect();

@@ -248,7 +248,14 @@ async fn a_plan_runs_with_its_notes_told_its_secret_protected_and_its_files_writ
     let events = Recorded::default();
     let host = f.host(&events);
     let args = secret_args("N3w-Passw0rd!");
-    let invocation = Invocation { extension: &demo, action: "reset", args: &args, waits: Waits::ALL, prepare: None };
+    let invocation = Invocation {
+        extension: &demo,
+        action: "reset",
+        args: &args,
+        waits: Waits::ALL,
+        prepare: None,
+        take_over: false,
+    };
 
     let mark = f.mark().await;
     let ran = host.run(&invocation, &addr("vm1")).await.unwrap();
@@ -303,7 +310,14 @@ async fn the_contract_refuses_before_anything_is_written() {
     let events = Recorded::default();
     let host = f.host(&events);
     let args = secret_args("N3w-Passw0rd!");
-    let reset = Invocation { extension: &demo, action: "reset", args: &args, waits: Waits::ALL, prepare: None };
+    let reset = Invocation {
+        extension: &demo,
+        action: "reset",
+        args: &args,
+        waits: Waits::ALL,
+        prepare: None,
+        take_over: false,
+    };
 
     let mark = f.mark().await;
     let leak = host.run(&Invocation { action: "leak", ..reset }, &addr("vm1")).await.unwrap_err();
@@ -348,6 +362,7 @@ async fn ports_open_with_their_protocol_and_priority_and_waits_know_a_closed_por
         args: &args,
         waits: Waits { operation: true, endpoints: true, endpoint_required: false },
         prepare: None,
+        take_over: false,
     };
     // The VM's address answers on the port (the local cloud's public IPs are loopback ones).
     let ip = vm::inspect(&f.arm, &addr("vm1")).await.unwrap().facts.public_ips[0];
@@ -427,7 +442,8 @@ async fn a_no_wait_run_returns_once_azure_accepted_it() {
     let host = f.host(&events);
     let args = secret_args("N3w-Passw0rd!");
     let waits = Waits { operation: false, endpoints: false, endpoint_required: true };
-    let invocation = Invocation { extension: &demo, action: "reset", args: &args, waits, prepare: None };
+    let invocation =
+        Invocation { extension: &demo, action: "reset", args: &args, waits, prepare: None, take_over: false };
     let ran = host.run(&invocation, &addr("vm1")).await.unwrap();
     let accepted = ran.outcome.extension.unwrap();
     assert_eq!(accepted["name"], "enablevmaccess");
@@ -464,4 +480,167 @@ async fn a_daemon_that_does_not_answer_is_explained_from_what_the_cloud_says() {
     let mark = f.mark().await;
     assert_eq!(diagnose::local_daemon_trouble(&f.arm, &vm).await, None);
     assert!(f.since(mark).await.is_empty());
+}
+
+/// The names of every resource of azdock's kinds in a group, by type.
+async fn group_contents(f: &Fixture, group: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for (ns, kind, api) in [
+        ("Microsoft.Network", "virtualNetworks", "2024-05-01"),
+        ("Microsoft.Network", "networkSecurityGroups", "2024-05-01"),
+        ("Microsoft.Network", "publicIPAddresses", "2024-05-01"),
+        ("Microsoft.Network", "networkInterfaces", "2024-05-01"),
+        ("Microsoft.Compute", "virtualMachines", "2024-11-01"),
+    ] {
+        let path = format!(
+            "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/{group}/providers/{ns}/{kind}?api-version={api}"
+        );
+        let (status, list) = f.plain.get(&path).await;
+        assert_eq!(status, 200, "{path}: {list}");
+        out.extend(list["value"].as_array().unwrap().iter().map(|r| format!("{kind}/{}", r["name"].as_str().unwrap())));
+    }
+    out.sort();
+    out
+}
+
+fn new_vm(name: &str, group: &str) -> azdock_host::create::NewVm {
+    azdock_host::create::NewVm {
+        addr: VmAddr::new(LOCAL_SUBSCRIPTION, group, name),
+        location: None,
+        size: "Standard_B2s".into(),
+        image: azdock_azure_sm::images::ImageSpec::parse("Ubuntu2404").unwrap(),
+        admin_user: "ops".into(),
+        login: azdock_azure_sm::requests::AdminLogin::Key(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq8oYfC1Fa0AHeXq8oYfC1Fa0AHeXq8oYfC1Fa0AHeX test".into(),
+        ),
+        dns_label: Some(name.into()),
+        inbound: vec![azdock_host::create::Inbound { rule: "web".into(), port: 8080, protocol: Protocol::Tcp }],
+        sources: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
+    let f = Fixture::start().await;
+    let events = Recorded::default();
+    let host = f.host(&events);
+    // The user's group, holding a network of its own that no run may touch.
+    let rg = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/mine?api-version=2021-04-01");
+    f.plain.call(Method::PUT, &rg, Some(json!({"location": "westeurope"}))).await;
+    let theirs = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/mine/providers/Microsoft.Network/virtualNetworks/theirs?api-version=2024-05-01"
+    );
+    f.plain
+        .put_and_wait(
+            &theirs,
+            json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}}}),
+        )
+        .await;
+    let before = group_contents(&f, "mine").await;
+    assert_eq!(before, ["virtualNetworks/theirs"]);
+    let lro = |code: &str| json!({"kind": "lroFail", "code": code, "message": format!("{code} injected")});
+    // Refused outright, or accepted and then failed: both leave nothing of the run.
+    let steps = [
+        ("/virtualNetworks/step1VNET", json!({"kind": "status", "status": 400})),
+        ("/networkSecurityGroups/step2NSG", lro("NetworkSecurityGroupFailed")),
+        ("/publicIPAddresses/step3PublicIP", lro("PublicIpFailed")),
+        ("/networkInterfaces/step4VMNic", lro("NicFailed")),
+        ("/virtualMachines/step5", lro("OSProvisioningTimedOut")),
+    ];
+    for (i, (fragment, fault)) in steps.iter().enumerate() {
+        let name = format!("step{}", i + 1);
+        f.plain
+            .admin(
+                Method::PUT,
+                "/faults",
+                Some(json!({"rules": [{"method": "PUT", "pathContains": fragment, "sequence": [fault]}]})),
+            )
+            .await;
+        let e = host
+            .create_then(&new_vm(&name, "mine"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
+            .await
+            .unwrap_err();
+        // The injected failure is what stopped the run.
+        let (why, code) = (format!("{e:?}"), fault["code"].as_str().unwrap_or("400"));
+        assert!(why.contains(code), "{fragment}: {why}");
+        assert_eq!(group_contents(&f, "mine").await, before, "{fragment}: the group changed");
+        let told = format!("{:?}", events.events());
+        assert!(told.contains("deleting what this run created"), "{fragment}: {told}");
+    }
+    // The VM exists and the extension's plan fails: the VM and its network go too.
+    f.plain.admin(Method::PUT, "/faults", Some(json!({"rules": []}))).await;
+    let e = host
+        .create_then(&new_vm("step6", "mine"), None, false, async |created| {
+            assert_eq!(created.vm.facts.name, "step6");
+            assert_eq!(created.vm.facts.admin_username.as_deref(), Some("ops"));
+            Err::<(), _>(azdock_host::Error::Failed("the extension failed".into()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.to_string(), "the extension failed", "{e:?}");
+    assert_eq!(group_contents(&f, "mine").await, before);
+    // Kept on request: everything the run made is there, and nothing was deleted.
+    let kept = host
+        .create_then(&new_vm("step7", "mine"), None, true, async |_| {
+            Err::<(), _>(azdock_host::Error::Failed("kept".into()))
+        })
+        .await;
+    assert!(kept.is_err());
+    let after = group_contents(&f, "mine").await;
+    for made in [
+        "virtualMachines/step7",
+        "networkInterfaces/step7VMNic",
+        "publicIPAddresses/step7PublicIP",
+        "networkSecurityGroups/step7NSG",
+        "virtualNetworks/step7VNET",
+    ] {
+        assert!(after.iter().any(|r| r == made), "{made} kept: {after:?}");
+    }
+    assert!(format!("{:?}", events.events()).contains("kept what this run created (--keep-on-failure)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_makes_the_vm_with_its_network_and_a_rerun_reuses_it() {
+    let f = Fixture::start().await;
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let spec = new_vm("web1", "fresh");
+    let seen = std::sync::Mutex::new(None);
+    let before_vm = |facts: &azdock_core::VmFacts| {
+        *seen.lock().unwrap() = Some(facts.clone());
+        Ok(Some(Secret::new("I2Nsb3VkLWNvbmZpZwo=".to_owned())))
+    };
+    let (created, ledger) =
+        host.create_then(&spec, Some(&before_vm), false, async |c| Ok::<_, azdock_host::Error>(c)).await.unwrap();
+    let made: Vec<String> = ledger.made().iter().map(ToString::to_string).collect();
+    assert_eq!(made[0], "resource group fresh");
+    assert_eq!(made.len(), 6, "{made:?}");
+    assert!(ledger.found().is_empty());
+    let facts = &created.vm.facts;
+    let early = seen.lock().unwrap().clone().unwrap();
+    // The facts before the VM existed named the addresses it has now.
+    assert_eq!(early.public_ips, facts.public_ips);
+    assert_eq!(early.fqdn, facts.fqdn);
+    assert!(facts.fqdn.as_deref().is_some_and(|d| d.starts_with("web1.")), "{facts:?}");
+    assert!(created.image.exact_version.is_some());
+    // The NSG was born with the rule, at az's first priority.
+    let nsg = created.vm.nsg(&f.arm).await.unwrap().unwrap();
+    let rule = nsg.properties.security_rules.iter().find(|r| r.name == "web").unwrap();
+    assert_eq!((rule.properties.priority, rule.properties.destination_port_range.as_deref()), (1000, Some("8080")));
+    // A second run finds everything and makes nothing.
+    let (_, again) = host.create_then(&spec, None, false, async |c| Ok::<_, azdock_host::Error>(c)).await.unwrap();
+    assert!(again.made().is_empty(), "{:?}", again.made());
+    assert_eq!(again.found().len(), 6);
+    // A reused NSG gains a rule it lacks at the next free priority.
+    let mut wider = new_vm("web1", "fresh");
+    wider.inbound.push(azdock_host::create::Inbound { rule: "dns".into(), port: 53, protocol: Protocol::Udp });
+    host.create_then(&wider, None, false, async |_| Ok::<_, azdock_host::Error>(())).await.unwrap();
+    let vm = vm::inspect(&f.arm, &addr_in("fresh", "web1")).await.unwrap();
+    let nsg = vm.nsg(&f.arm).await.unwrap().unwrap();
+    let dns = nsg.properties.security_rules.iter().find(|r| r.name == "dns").unwrap();
+    assert_eq!((dns.properties.priority, dns.properties.protocol.as_str()), (1010, "Udp"));
+}
+
+fn addr_in(group: &str, name: &str) -> VmAddr {
+    VmAddr::new(LOCAL_SUBSCRIPTION, group, name)
 }

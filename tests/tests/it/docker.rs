@@ -93,6 +93,8 @@ fn bad_arguments_are_refused_before_any_azure_call() {
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
+    // A refused command line leaves nothing behind, not even the SSH key it would have made.
+    assert!(!env.path().join(".ssh").exists(), "a refused command line made an SSH key");
     // No key, no password: the ways to give one are named.
     let out = env.run(&["--cloud", "local", "vm", "docker", "create", "web1"]);
     assert_eq!(out.code, 2);

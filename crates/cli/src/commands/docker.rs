@@ -131,7 +131,7 @@ pub(crate) fn run_ext(
 
 /// Mints (or reuses) the host's server certificate with the CLI's passphrase prompt, so the
 /// extension's plan finds it in place.
-fn mint(dir: &Path, request: &PlanRequest) -> azdock_host::Result<()> {
+pub(crate) fn mint(dir: &Path, request: &PlanRequest) -> azdock_host::Result<()> {
     let server = azdock_ext_docker::server_request(request)?;
     super::certs::with_passphrases(|p| CertStore::new(dir).server(&server, p))?;
     Ok(())
@@ -145,6 +145,7 @@ pub(crate) struct Install<'a> {
     pub cert_dir: &'a Path,
     pub extra: (&'a [String], &'a [String], &'a [String]),
     pub wait: bool,
+    pub take_over: bool,
 }
 
 /// Installs Docker with TLS on a VM through the Docker extension's plan, records the host and
@@ -165,12 +166,10 @@ pub(crate) async fn install_on(
         args: &args,
         waits: Waits { operation: how.wait, endpoints: how.wait && possible, endpoint_required: true },
         prepare: Some(&prepare),
+        take_over: how.take_over,
     };
     let ran = host.run_on(&invocation, vm).await?;
-    let port = azdock_ext_docker::port_of(&ran.request)?;
-    let (address, _) = ran.vm.endpoint()?;
-    let entry = host_entry(&ran.vm, &address, port, how.handler.name(), how.cert_dir, how.extra);
-    record()?.record(entry.clone())?;
+    let entry = record_ran(&ran, how.handler, how.cert_dir, how.extra)?;
     let daemon = match ran.outcome.endpoint.as_ref().map(|e| &e.answer) {
         Some(Ok(Some(info))) => hosts::daemon_json(info),
         _ if !how.wait => json!({"status": "not checked (--no-wait)"}),
@@ -180,6 +179,39 @@ pub(crate) async fn install_on(
         _ => json!({"status": "unreachable"}),
     };
     Ok((entry, daemon))
+}
+
+/// Records the Docker host an install set up.
+fn record_ran(
+    ran: &azdock_host::Ran,
+    handler: Handler,
+    cert_dir: &Path,
+    extra: (&[String], &[String], &[String]),
+) -> anyhow::Result<DockerHost> {
+    let port = azdock_ext_docker::port_of(&ran.request)?;
+    let (address, _) = ran.vm.endpoint()?;
+    let entry = host_entry(&ran.vm, &address, port, handler.name(), cert_dir, extra);
+    record()?.record(entry.clone())?;
+    Ok(entry)
+}
+
+/// After `vm create --ext docker`: the host is recorded and gets its docker context, as after
+/// `ext docker install`.
+pub(crate) fn record_install(ctx: &Ctx, ran: &azdock_host::Ran, cert_dir: &Path) -> anyhow::Result<()> {
+    let handler = ran
+        .request
+        .text("handler")
+        .and_then(|h| Delivery::parse(h).ok())
+        .and_then(Delivery::handler)
+        .unwrap_or(Handler::CustomScript);
+    let entry = record_ran(
+        ran,
+        handler,
+        cert_dir,
+        (ran.request.list("docker-option"), ran.request.list("allow-from"), ran.request.list("cert-san")),
+    )?;
+    finish_client(ctx, &entry);
+    Ok(())
 }
 
 /// In the local cloud, whether this machine can run the VM's dockerd; when it cannot, say so
@@ -221,6 +253,7 @@ async fn install(
         cert_dir: dir,
         extra: (&i.docker_options, &i.allow_from, &i.cert_sans),
         wait: !i.no_wait,
+        take_over: i.take_over,
     };
     let (entry, daemon) = install_on(ctx, host, docker, vm, args, how).await?;
     let context = finish_client(ctx, &entry);
@@ -267,6 +300,7 @@ async fn probe(
         args: &args,
         waits: Waits { operation: true, endpoints: true, endpoint_required: verify },
         prepare: None,
+        take_over: false,
     };
     let ran = host.run(&invocation, addr).await?;
     let vm = &ran.vm;
@@ -308,8 +342,14 @@ async fn uninstall(
 ) -> anyhow::Result<Value> {
     let mut args = Args::new();
     args.insert("port".into(), ArgValue::Integer(i64::from(port_of(t, &addr.name))));
-    let invocation =
-        Invocation { extension: docker, action: "uninstall", args: &args, waits: Waits::ALL, prepare: None };
+    let invocation = Invocation {
+        extension: docker,
+        action: "uninstall",
+        args: &args,
+        waits: Waits::ALL,
+        prepare: None,
+        take_over: false,
+    };
     host.run(&invocation, addr).await?;
     record()?.forget(&addr.name)?;
     ctx.info(&format!(
@@ -388,7 +428,14 @@ async fn rotate(
         args.insert("docker-option".into(), ArgValue::List(opts.clone()));
         args.insert("allow-from".into(), ArgValue::List(allow.clone()));
         args.insert("cert-san".into(), ArgValue::List(sans.clone()));
-        let how = Install { action: "rotate-certs", handler, cert_dir: dir, extra: (&opts, &allow, &sans), wait: true };
+        let how = Install {
+            action: "rotate-certs",
+            handler,
+            cert_dir: dir,
+            extra: (&opts, &allow, &sans),
+            wait: true,
+            take_over: false,
+        };
         let (entry, daemon) = install_on(ctx, host, docker, h, args, how).await?;
         out.push(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), None));
     }

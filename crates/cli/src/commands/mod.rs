@@ -3,8 +3,8 @@
 pub(crate) mod account;
 pub(crate) mod certs;
 pub(crate) mod cloud;
+pub(crate) mod create;
 pub(crate) mod docker;
-pub(crate) mod docker_create;
 pub(crate) mod ext;
 pub(crate) mod local;
 pub(crate) mod login;

@@ -143,6 +143,12 @@ fn command_for(manifest: &Manifest) -> Command {
                     .long("no-wait")
                     .action(ArgAction::SetTrue)
                     .help("Return once Azure accepted the extension"),
+            )
+            .arg(
+                Arg::new("take-over")
+                    .long("take-over")
+                    .action(ArgAction::SetTrue)
+                    .help("Take the handler over when another extension holds it on the VM"),
             );
         sub = with_global_args(sub);
         for a in &action.args {
@@ -332,6 +338,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
             args: &args,
             waits: Waits { operation: wait, endpoints: wait, endpoint_required: true },
             prepare: None,
+            take_over: m.get_flag("take-over"),
         };
         let mut rows = Vec::new();
         for addr in addrs {
@@ -355,7 +362,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
 
 /// The outcome as the user sees it: the handler's status, and the output it reported in its
 /// substatuses (CustomScript's `StdOut` and `StdErr`).
-fn result_row(name: &str, group: &str, action: &str, extension: Option<&Value>) -> Value {
+pub(crate) fn result_row(name: &str, group: &str, action: &str, extension: Option<&Value>) -> Value {
     let view = extension.map(|e| &e["properties"]["instanceView"]);
     let sub = |stream: &str| {
         view.and_then(|v| v["substatuses"].as_array())

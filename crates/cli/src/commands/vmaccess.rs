@@ -136,7 +136,14 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         // One VM's notes are told; a fleet's would repeat once per VM, so only its progress is.
         let events: &dyn azdock_host::Events = if total == 1 { ctx } else { &azdock_host::Silent };
         let host = Host { arm: &arm, data_dir: &data_dir, events };
-        let invocation = Invocation { extension: &*vmaccess, action, args: &args, waits: Waits::ALL, prepare: None };
+        let invocation = Invocation {
+            extension: &*vmaccess,
+            action,
+            args: &args,
+            waits: Waits::ALL,
+            prepare: None,
+            take_over: false,
+        };
         let (host, invocation) = (&host, &invocation);
         let results = azdock_host::target::each(addrs, limit, |addr| async move {
             let result = run_one(host, invocation, &addr).await;

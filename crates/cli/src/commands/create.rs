@@ -1,0 +1,502 @@
+//! `azdock vm create` and `azdock vm docker create`: every argument is checked first, then the
+//! host creates the VM with its network (reusing what exists under the same names) and applies
+//! the extensions' plans; a failure deletes what the run created (never what was there before)
+//! unless `--keep-on-failure`. `vm docker create` is that flow with the Docker extension: the
+//! classic `azure vm docker create` on today's ARM.
+
+use std::io::BufRead as _;
+use std::path::Path;
+
+use anyhow::Context as _;
+use azdock_azure_sm::images::ImageSpec;
+use azdock_azure_sm::models::OsType;
+use azdock_azure_sm::requests::AdminLogin;
+use azdock_azure_sm::rules;
+use azdock_certs::{CertStore, ServerRequest};
+use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmExtension, VmFacts};
+use azdock_ext_docker::{Delivery, Handler};
+use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
+use azdock_host::docker::{self as hosts, HostRecord};
+use azdock_host::{Host, Invocation, VmAddr, Waits};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::{Ctx, docker, interactive};
+use crate::cli::{DockerCreateArgs, GlobalArgs, NewVmArgs, VmCreateArgs};
+use crate::config::Config;
+use crate::error::Usage;
+use crate::session;
+
+/// The NSG rule for `--ssh`.
+const SSH_RULE: &str = "azdock-ssh";
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    Usage::new(message).into()
+}
+
+/// A VM create's own arguments, checked.
+struct Checked {
+    name: String,
+    group: String,
+    location: Option<String>,
+    size: String,
+    image: ImageSpec,
+    user: String,
+    login: AdminLogin,
+    ssh_port: Option<u16>,
+    allow_from: Vec<String>,
+    keep_on_failure: bool,
+    no_wait: bool,
+}
+
+impl Checked {
+    /// The VM to create in `subscription`, born with these inbound rules.
+    fn new_vm(&self, subscription: &str, mut inbound: Vec<Inbound>, dns_label: Option<String>) -> NewVm {
+        inbound.extend(self.ssh_port.map(|port| Inbound { rule: SSH_RULE.into(), port, protocol: Protocol::Tcp }));
+        NewVm {
+            addr: VmAddr::new(subscription, &self.group, &self.name),
+            location: self.location.clone(),
+            size: self.size.clone(),
+            image: self.image.clone(),
+            admin_user: self.user.clone(),
+            login: self.login.clone(),
+            dns_label,
+            inbound,
+            sources: self.allow_from.clone(),
+        }
+    }
+}
+
+/// The image must be Linux; well-known Windows publishers are refused at once.
+fn check_linux_image(text: &str, spec: &ImageSpec) -> anyhow::Result<()> {
+    if let ImageSpec::Urn { publisher, .. } = spec
+        && ["MicrosoftWindowsServer", "MicrosoftWindowsDesktop", "MicrosoftSQLServer"]
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(publisher))
+    {
+        return Err(usage(format!(
+            "image `{text}` is Windows; azdock creates Linux VMs: give a Linux image such as Ubuntu2404"
+        )));
+    }
+    Ok(())
+}
+
+fn read_password_stdin() -> anyhow::Result<Secret<String>> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        return Err(usage("`--password-stdin` read an empty password"));
+    }
+    Ok(Secret::new(password))
+}
+
+/// The SSH key: `--ssh-key-value`, `--generate-ssh-keys`, else `~/.ssh/id_ed25519.pub` or
+/// `~/.ssh/id_rsa.pub` as az does.
+fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<String>> {
+    let home = std::env::home_dir().filter(|h| !h.as_os_str().is_empty());
+    if let Some(value) = &args.ssh_key_value {
+        let text = if Path::new(value).is_file() {
+            std::fs::read_to_string(value).map_err(|e| usage(format!("cannot read `{value}`: {e}")))?
+        } else {
+            value.clone()
+        };
+        return rules::ssh_public_key(&text).map(Some).map_err(|e| usage(format!("--ssh-key-value: {e}")));
+    }
+    let ssh_dir = home.map(|h| h.join(".ssh"));
+    if args.generate_ssh_keys {
+        let dir = ssh_dir.context("cannot find the home directory for ~/.ssh; pass --ssh-key-value")?;
+        let (line, path, made) = crate::sshkey::generate_or_reuse(&dir)?;
+        ctx.info(&if made {
+            format!("made a new SSH key pair: {}", path.display())
+        } else {
+            format!("using the SSH key {}", path.display())
+        });
+        return Ok(Some(line));
+    }
+    for name in ["id_ed25519.pub", "id_rsa.pub"] {
+        if let Some(path) = ssh_dir.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()) {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+            return rules::ssh_public_key(&text).map(Some).map_err(|e| usage(format!("`{}`: {e}", path.display())));
+        }
+    }
+    Ok(None)
+}
+
+/// Checks what every VM create takes, before any request.
+fn check_vm(
+    ctx: &Ctx,
+    name: &str,
+    image_text: &str,
+    user: &str,
+    password: Option<&String>,
+    args: &NewVmArgs,
+) -> anyhow::Result<Checked> {
+    let linux = OsType::Linux;
+    rules::check_vm_name(name, &linux).map_err(usage)?;
+    let image = ImageSpec::parse(image_text).map_err(|e| usage(e.to_string()))?;
+    check_linux_image(image_text, &image)?;
+    rules::check_user_name(user, &linux).map_err(usage)?;
+    for s in &args.allow_from {
+        azdock_ext_docker::check_source(s).map_err(usage)?;
+    }
+    if args.ssh == Some(0) {
+        return Err(usage("--ssh needs a port from 1 to 65535"));
+    }
+    if let Some(group) = &args.resource_group
+        && (group.is_empty()
+            || group.len() > 90
+            || group.ends_with('.')
+            || !group.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c)))
+    {
+        return Err(usage(format!(
+            "resource group `{group}`: use 1 to 90 letters, digits, `-`, `_`, `.`, `(` and `)`, not ending with `.`"
+        )));
+    }
+    if let Some(l) = &args.location
+        && (l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(usage(format!("location `{l}`: use Azure's short name, such as westeurope")));
+    }
+    if !args.size.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !args.size.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(usage(format!("VM size `{}`: use Azure's name, such as Standard_B2s", args.size)));
+    }
+    let login = match (password, args.password_stdin) {
+        (Some(p), _) => {
+            ctx.warn("a password on the command line is visible to other users of this machine and stays in shell history; prefer --password-stdin or an SSH key");
+            AdminLogin::Password(Secret::new(p.clone()))
+        }
+        (None, true) => AdminLogin::Password(read_password_stdin()?),
+        (None, false) => match ssh_key(ctx, args)? {
+            Some(key) => AdminLogin::Key(key),
+            None => {
+                return Err(usage(
+                    "no way to sign in to the VM: give --ssh-key-value, --generate-ssh-keys, a password (or --password-stdin), or have ~/.ssh/id_ed25519.pub",
+                ));
+            }
+        },
+    };
+    if let AdminLogin::Password(p) = &login {
+        rules::check_password(p.expose(), &linux, 12).map_err(|e| usage(format!("admin password: {e}")))?;
+    }
+    Ok(Checked {
+        name: name.to_owned(),
+        group: args.resource_group.clone().unwrap_or_else(|| name.to_owned()),
+        location: args.location.clone(),
+        size: args.size.clone(),
+        image,
+        user: user.to_owned(),
+        login,
+        ssh_port: args.ssh,
+        allow_from: args.allow_from.clone(),
+        keep_on_failure: args.keep_on_failure,
+        no_wait: args.no_wait,
+    })
+}
+
+/// The result every create reports beside its own: what it created, what it reused, and the
+/// image version `latest` stood for.
+fn ledger_report(report: &mut Value, checked: &Checked, created: &CreatedVm, ledger: &Ledger) {
+    let names = |list: Vec<azdock_host::create::Touched>| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    report["created"] = json!(names(ledger.made()));
+    report["reused"] = json!(names(ledger.found()));
+    report["image"] = json!(created.image.exact_version.as_ref().map(|v| format!("{}:{v}", image_name(checked))));
+}
+
+/// The image as the user would write it, for messages.
+fn image_name(checked: &Checked) -> String {
+    match &checked.image {
+        ImageSpec::Urn { publisher, offer, sku, .. } => format!("{publisher}:{offer}:{sku}"),
+        ImageSpec::Id(id) => azdock_host::short(id),
+    }
+}
+
+/// One `--ext ID[:ACTION]`, found in the registry, its action's defaults as its arguments.
+struct ExtStep {
+    extension: std::sync::Arc<dyn VmExtension>,
+    action: String,
+    args: Args,
+}
+
+fn ext_steps(ctx: &Ctx, words: &[String]) -> anyhow::Result<Vec<ExtStep>> {
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let registry =
+        crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
+    let mut steps = Vec::new();
+    for word in words {
+        let (id, action) = word.split_once(':').unwrap_or((word, "install"));
+        let Some(entry) = registry.get(id) else {
+            let ids: Vec<String> = registry.entries().iter().map(|e| e.extension.manifest().id.clone()).collect();
+            return Err(usage(format!("--ext {word}: no extension `{id}`; known are {}", ids.join(", "))));
+        };
+        let manifest = entry.extension.manifest();
+        let spec = azdock_host::contract::action(manifest, action).map_err(|e| usage(format!("--ext {word}: {e}")))?;
+        if !spec.supports(azdock_core::OsType::Linux) {
+            return Err(usage(format!("--ext {word}: `{action}` is not for Linux VMs")));
+        }
+        let args = azdock_host::contract::defaults(spec).map_err(|e| {
+            usage(format!("--ext {word}: {e}; run `azdock ext {id} {action} …` with it once the VM exists"))
+        })?;
+        steps.push(ExtStep { extension: entry.extension.clone(), action: action.to_owned(), args });
+    }
+    Ok(steps)
+}
+
+/// `azdock vm create NAME [IMAGE] … --ext ID[:ACTION]`.
+pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmCreateArgs) -> anyhow::Result<()> {
+    if let Some(label) = &args.public_ip_address_dns_name {
+        rules::check_dns_label(label).map_err(|e| usage(format!("--public-ip-address-dns-name: {e}")))?;
+    }
+    let steps = ext_steps(ctx, &args.ext)?;
+    // Last: it may make an SSH key, which a refused command line must not leave behind.
+    let checked = check_vm(ctx, &args.name, &args.image, &args.admin_username, args.admin_password.as_ref(), &args.vm)?;
+    let data_dir = crate::config::data_dir()?;
+    let dir = docker::cert_dir(None, config)?;
+    let value = session::block_on(async {
+        let s = session::session(global, config).await?;
+        let host = Host { arm: &s.arm, data_dir: &data_dir, events: ctx };
+        let spec = checked.new_vm(&s.subscription, Vec::new(), args.public_ip_address_dns_name.clone());
+        let mint = |request: &PlanRequest| docker::mint(&dir, request);
+        let wait = !checked.no_wait;
+        let (report, ledger) = host
+            .create_then(&spec, None, checked.keep_on_failure, async |created: CreatedVm| {
+                let mut applied = Vec::new();
+                for step in &steps {
+                    let is_docker = step.extension.manifest().id == "docker";
+                    let possible = !is_docker || docker::local_daemon_possible(&created.vm, ctx);
+                    let invocation = Invocation {
+                        extension: &*step.extension,
+                        action: &step.action,
+                        args: &step.args,
+                        waits: Waits { operation: wait, endpoints: wait && possible, endpoint_required: true },
+                        prepare: is_docker.then_some(&mint as azdock_host::Prepare<'_>),
+                        take_over: args.take_over,
+                    };
+                    let ran = host.run_on(&invocation, created.vm.clone()).await?;
+                    if is_docker && step.action == "install" {
+                        docker::record_install(ctx, &ran, &dir)?;
+                    }
+                    let row = super::plugin::result_row(
+                        &created.vm.facts.name,
+                        &created.vm.facts.resource_group,
+                        &step.action,
+                        ran.outcome.extension.as_ref(),
+                    );
+                    applied.push(json!({"extension": step.extension.manifest().id, "action": step.action, "status": row["status"]}));
+                }
+                let facts = &created.vm.facts;
+                let mut report = json!({"name": facts.name, "resourceGroup": facts.resource_group, "location": facts.location,
+                    "fqdn": facts.fqdn, "publicIpAddress": facts.public_ips.first().map(ToString::to_string),
+                    "powerState": facts.power_state, "extensions": applied});
+                report["image"] = json!(created.image.exact_version.clone());
+                anyhow::Ok((report, created))
+            })
+            .await?;
+        let (mut report, created) = report;
+        ledger_report(&mut report, &checked, &created, &ledger);
+        anyhow::Ok(report)
+    })?;
+    ctx.print(
+        &value,
+        &[("Name", "/name"), ("ResourceGroup", "/resourceGroup"), ("PublicIp", "/publicIpAddress"), ("Fqdn", "/fqdn")],
+    )
+}
+
+/// The Docker create's own arguments, checked.
+fn check_docker(args: &DockerCreateArgs) -> anyhow::Result<Delivery> {
+    // The classic command used the VM name as the DNS label too.
+    rules::check_dns_label(&args.name).map_err(|e| usage(format!("the VM name is also its DNS label: {e}")))?;
+    let handler = Delivery::parse(&args.handler).map_err(usage)?;
+    for o in &args.docker_options {
+        azdock_ext_docker::check_option(o).map_err(usage)?;
+    }
+    if args.vm.ssh == Some(args.docker_port) {
+        return Err(usage(format!(
+            "the docker port {} is also the SSH port: choose another --docker-port (2376 is Docker's TLS port)",
+            args.docker_port
+        )));
+    }
+    for san in &args.cert_sans {
+        let (dns, ips): (Vec<String>, Vec<String>) =
+            std::iter::once(san.clone()).partition(|s| s.parse::<std::net::IpAddr>().is_err());
+        ServerRequest::new(&args.name, &dns, &ips).map_err(|e| usage(format!("--cert-san: {e}")))?;
+    }
+    Ok(handler)
+}
+
+/// The install arguments of a Docker create.
+fn install_args(args: &DockerCreateArgs, delivery: Delivery, cert_dir: &Path) -> Args {
+    let mut out = Args::new();
+    out.insert("port".into(), ArgValue::Integer(i64::from(args.docker_port)));
+    out.insert("handler".into(), ArgValue::Text(delivery.name().into()));
+    out.insert("docker-option".into(), ArgValue::List(args.docker_options.clone()));
+    // Announced already when open to any address; `*` keeps the plan from saying it again.
+    let sources = if args.vm.allow_from.is_empty() { vec!["*".to_owned()] } else { args.vm.allow_from.clone() };
+    out.insert("allow-from".into(), ArgValue::List(sources));
+    out.insert("cert-san".into(), ArgValue::List(args.cert_sans.clone()));
+    out.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
+    out
+}
+
+/// The daemon cloud-init set up at first boot, once it answers: the Docker extension's verify,
+/// given as long as a first boot takes.
+async fn first_boot_daemon(
+    ctx: &Ctx,
+    host: &Host<'_>,
+    docker_ext: &dyn VmExtension,
+    vm: azdock_host::Vm,
+    port: u16,
+    cert_dir: &Path,
+) -> anyhow::Result<Value> {
+    if !docker::local_daemon_possible(&vm, ctx) {
+        return Ok(json!({"status": "cannot run locally"}));
+    }
+    let mut verify = Args::new();
+    verify.insert("port".into(), ArgValue::Integer(i64::from(port)));
+    verify.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
+    verify.insert("timeout".into(), ArgValue::Integer(i64::from(azdock_ext_docker::READY_TIMEOUT_SECS)));
+    let invocation = Invocation {
+        extension: docker_ext,
+        action: "verify",
+        args: &verify,
+        waits: Waits::ALL,
+        prepare: None,
+        take_over: false,
+    };
+    let ran = host.run_on(&invocation, vm).await?;
+    Ok(match ran.outcome.endpoint.map(|e| e.answer) {
+        Some(Ok(Some(info))) => hosts::daemon_json(&info),
+        _ => json!({"status": "unreachable"}),
+    })
+}
+
+/// A Docker port open to any address is asked about on a terminal, and warned of elsewhere.
+fn confirm_open_port(ctx: &Ctx, args: &DockerCreateArgs) -> anyhow::Result<()> {
+    if args.vm.allow_from.is_empty() {
+        if interactive() && !args.yes {
+            eprint!(
+                "The Docker port {} will admit connections from any address (only holders of your client certificate get in). Continue? [Y/n] ",
+                args.docker_port
+            );
+            let mut answer = String::new();
+            std::io::stdin().read_line(&mut answer)?;
+            if matches!(answer.trim(), "n" | "N" | "no") {
+                return Err(usage("cancelled; narrow the port with --allow-from CIDR"));
+            }
+        } else {
+            ctx.warn(azdock_ext_docker::OPEN_TO_ANY_NOTE);
+        }
+    }
+    Ok(())
+}
+
+/// `azdock vm docker create`: a VM create with the Docker extension.
+pub(crate) fn run_docker(
+    ctx: &Ctx,
+    global: &GlobalArgs,
+    config: &Config,
+    args: &DockerCreateArgs,
+) -> anyhow::Result<()> {
+    // Docker's own arguments first: checking the VM's may make an SSH key, which a refused
+    // command line must not leave behind.
+    let delivery = check_docker(args)?;
+    let checked = check_vm(ctx, &args.name, &args.image, &args.user, args.password.as_ref(), &args.vm)?;
+    let cert_dir = docker::cert_dir(args.docker_cert_dir.as_deref(), config)?;
+    confirm_open_port(ctx, args)?;
+    if delivery == Delivery::Handler(Handler::Legacy) {
+        ctx.warn(azdock_ext_docker::LEGACY_WARNING);
+    }
+    // The CA and client first: a passphrase problem stops the run before Azure is touched.
+    let store = CertStore::new(&cert_dir);
+    super::certs::with_passphrases(|p| store.init(p))?;
+    let server_cert_existed = store.server_paths(&args.name).0.exists();
+    let install = install_args(args, delivery, &cert_dir);
+    let data_dir = crate::config::data_dir()?;
+    let extra = (args.docker_options.as_slice(), args.vm.allow_from.as_slice(), args.cert_sans.as_slice());
+    let docker_ext = crate::plugins::builtin("docker")?;
+    let result = session::block_on(async {
+        let s = session::session(global, config).await?;
+        let host = Host { arm: &s.arm, data_dir: &data_dir, events: ctx };
+        let rule =
+            Inbound { rule: azdock_ext_docker::RULE_NAME.into(), port: args.docker_port, protocol: Protocol::Tcp };
+        let spec = checked.new_vm(&s.subscription, vec![rule], Some(args.name.clone()));
+        // With the VM's addresses known: its server certificate, and for cloud-init the
+        // cloud-config that sets Docker up at first boot.
+        let before_vm = |facts: &VmFacts| -> azdock_host::Result<Option<Secret<String>>> {
+            let request = PlanRequest {
+                action: "install".into(),
+                args: install.clone(),
+                facts: facts.clone(),
+                run_id: azdock_host::run_id(),
+            };
+            docker::mint(&cert_dir, &request)?;
+            if delivery != Delivery::CloudInit {
+                return Ok(None);
+            }
+            let setup = azdock_ext_docker::docker_setup(&request, args.docker_port, args.docker_options.clone())?;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(setup.cloud_config().expose());
+            Ok(Some(Secret::new(encoded)))
+        };
+        ctx.info(&format!("creating VM {} ({})…", args.name, image_name(&checked)));
+        let (report, ledger) = host
+            .create_then(&spec, Some(&before_vm), checked.keep_on_failure, async |created: CreatedVm| {
+                let vm = created.vm.clone();
+                let (entry, daemon) = match delivery.handler() {
+                    Some(handler) => {
+                        let how = docker::Install {
+                            action: "install",
+                            handler,
+                            cert_dir: &cert_dir,
+                            extra,
+                            wait: !checked.no_wait,
+                            take_over: false,
+                        };
+                        docker::install_on(ctx, &host, &*docker_ext, vm, install.clone(), how).await?
+                    }
+                    // cloud-init set Docker up at first boot: the Docker extension's verify
+                    // waits for its daemon, as long as a first boot takes.
+                    None => {
+                        let (address, _) = vm.endpoint()?;
+                        let entry =
+                            docker::host_entry(&vm, &address, args.docker_port, delivery.name(), &cert_dir, extra);
+                        HostRecord::new(&data_dir).record(entry.clone())?;
+                        let daemon = if checked.no_wait {
+                            json!({"status": "not checked (--no-wait)"})
+                        } else {
+                            first_boot_daemon(ctx, &host, &*docker_ext, vm, args.docker_port, &cert_dir).await?
+                        };
+                        (entry, daemon)
+                    }
+                };
+                anyhow::Ok((entry, daemon, created))
+            })
+            .await
+            .inspect_err(|_| {
+                if !server_cert_existed && !checked.keep_on_failure {
+                    let (cert, key) = store.server_paths(&args.name);
+                    let _ = std::fs::remove_file(cert);
+                    let _ = std::fs::remove_file(key);
+                }
+            })?;
+        let (entry, daemon, created) = report;
+        let context = docker::finish_client(ctx, &entry);
+        let mut report = hosts::report(&entry, &daemon, &Value::Null, context.as_deref());
+        ledger_report(&mut report, &checked, &created, &ledger);
+        report.as_object_mut().map(|o| o.remove("certificate"));
+        anyhow::Ok(report)
+    })?;
+    ctx.print(
+        &result,
+        &[
+            ("Name", "/name"),
+            ("DockerHost", "/dockerHost"),
+            ("Handler", "/handler"),
+            ("Daemon", "/daemon/status"),
+            ("Context", "/context"),
+        ],
+    )
+}
