@@ -151,14 +151,9 @@ pub enum ExtCommand {
         #[arg(short = 'g', long)]
         resource_group: Option<String>,
     },
-    /// Show an extension installed on a VM, with its status
-    Show {
-        #[command(flatten)]
-        on: ExtOn,
-        /// Extension instance name (or give extension ids with --ids)
-        #[arg(short = 'n', long)]
-        name: Option<String>,
-    },
+    /// Show an extension azdock knows (`ext show docker`: its actions, arguments and handlers
+    /// per OS), or with --vm one installed on a VM, with its status
+    Show(ExtShowArgs),
     /// Install or update an extension on a VM (any publisher and type)
     // `--version` is the handler's version here, as in `az vm extension set`.
     #[command(disable_version_flag = true)]
@@ -189,6 +184,40 @@ pub enum ExtCommand {
 }
 
 /// The VMs an extension command works on: `--vm` and `-g`, or `--ids`.
+#[derive(Debug, Args)]
+pub struct ExtShowArgs {
+    /// An extension id from `azdock ext list`, to show its manifest
+    #[arg(conflicts_with_all = ["vm", "resource_group", "ids", "name"])]
+    pub id: Option<String>,
+    /// VM name
+    #[arg(long, required_unless_present_any = ["ids", "id"])]
+    pub vm: Option<String>,
+    /// Resource group
+    #[arg(short = 'g', long, required_unless_present_any = ["ids", "id"])]
+    pub resource_group: Option<String>,
+    /// One or more extension (or VM) resource ids, instead of --vm and -g
+    #[arg(long, num_args = 1.., value_name = "ID", conflicts_with_all = ["vm", "resource_group"])]
+    pub ids: Vec<String>,
+    /// How many VMs to work on at once with --ids
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
+    /// Extension instance name (or give extension ids with --ids)
+    #[arg(short = 'n', long)]
+    pub name: Option<String>,
+}
+
+impl ExtShowArgs {
+    /// The VM selection, as the other commands on installed extensions take it.
+    pub fn on(&self) -> ExtOn {
+        ExtOn {
+            vm: self.vm.clone(),
+            resource_group: self.resource_group.clone(),
+            ids: self.ids.clone(),
+            max_parallel: self.max_parallel,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ExtOn {
     /// VM name

@@ -21,7 +21,7 @@ use std::process::ExitCode;
 use azdock_ext_docker as _;
 use azdock_ext_vmaccess as _;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches as _};
 
 use crate::cli::{Cli, Command};
 use crate::commands::Ctx;
@@ -38,7 +38,26 @@ pub fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == plugin_process::ARG) {
         return plugin_process::serve();
     }
-    let cli = Cli::parse();
+    let cli = match Cli::command().try_get_matches_from(std::env::args_os()) {
+        Ok(matches) => match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        },
+        // `azdock ext --help` lists the plugins beside the built-ins: they are loaded only then.
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) && asks_ext_help() =>
+        {
+            let with_plugins = Cli::command().mut_subcommand("ext", plugins::with_plugin_commands);
+            match with_plugins.try_get_matches_from(std::env::args_os()) {
+                Err(e) => e.exit(),
+                Ok(_) => e.exit(),
+            }
+        }
+        Err(e) => e.exit(),
+    };
     init_logging(&cli.global);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,6 +95,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Whether the command line asks for the help of `ext` itself (`azdock [options] ext --help`).
+fn asks_ext_help() -> bool {
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    // Global options (and their values) may come before `ext`; only options after it.
+    words.iter().position(|w| w == "ext").is_some_and(|i| words[i + 1..].iter().all(|w| w.starts_with('-')))
 }
 
 /// Logs go to stderr: warnings by default, info with `--verbose`, debug with `--debug`. Only

@@ -303,3 +303,21 @@ pub(crate) fn registry(mut refused: impl FnMut(&Path, &str)) -> anyhow::Result<R
     }
     Ok(registry)
 }
+
+/// `ext`'s command with every plugin that loads as a subcommand, for its help: plugins are
+/// first-class there, listed with the built-ins.
+pub(crate) fn with_plugin_commands(ext: clap::Command) -> clap::Command {
+    let mut ext = ext;
+    for path in discover() {
+        if let Ok(plugin) = load(&path) {
+            let m = VmExtension::manifest(&plugin);
+            if ext.find_subcommand(&m.id).is_none() {
+                // clap wants `'static` names: a few, once, for a help page.
+                let name: &'static str = Box::leak(m.id.clone().into_boxed_str());
+                let about = format!("{} (plugin: `azdock ext {} --help`)", m.summary, m.id);
+                ext = ext.subcommand(clap::Command::new(name).about(about));
+            }
+        }
+    }
+    ext
+}

@@ -368,4 +368,96 @@ mod tests {
         let short = request(OsType::Linux, &[("password", ArgValue::Secret(Secret::new("Tcp".into())))]);
         assert_eq!(check_plan(&m, &short, &put(json!({"protocol": "Tcp"}), json!({}))), Ok(()));
     }
+
+    #[test]
+    fn defaults_give_every_kind_and_refuse_a_required_argument_without_one() {
+        let spec = ActionSpec {
+            name: "install".into(),
+            summary: "s".into(),
+            os: vec![OsType::Linux],
+            args: vec![
+                ArgSpec::text("port", "p").kind(ArgKind::Integer).default_value("2376"),
+                ArgSpec::text("handler", "h").default_value("customscript"),
+                ArgSpec::text("verbose", "v").kind(ArgKind::Flag).default_value("true"),
+                ArgSpec::text("quiet", "q").kind(ArgKind::Flag).default_value("false"),
+                ArgSpec::text("from", "f").kind(ArgKind::List).default_value("*"),
+                ArgSpec::text("token", "t").secret().default_value("never-used"),
+                ArgSpec::text("script", "s").kind(ArgKind::File).default_value("/etc/never-read"),
+                ArgSpec::text("note", "n"),
+            ],
+            network: true,
+        };
+        let args = defaults(&spec).unwrap();
+        let expect: Args = [
+            ("port", ArgValue::Integer(2376)),
+            ("handler", text("customscript")),
+            ("verbose", ArgValue::Flag(true)),
+            ("quiet", ArgValue::Flag(false)),
+            ("from", ArgValue::List(vec!["*".into()])),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        assert_eq!(args, expect);
+        let mut broken = spec.clone();
+        broken.args[0] = ArgSpec::text("port", "p").kind(ArgKind::Integer).default_value("many");
+        assert!(defaults(&broken).unwrap_err().to_string().contains("its default `many` is not a number"));
+        let mut needs = spec;
+        needs.args.push(ArgSpec::text("user", "u").required());
+        let e = defaults(&needs).unwrap_err().to_string();
+        assert!(e.contains("--user") && e.contains("`install` needs it and has no default"), "{e}");
+        needs.args.last_mut().unwrap().default = Some("ops".into());
+        assert_eq!(defaults(&needs).unwrap()["user"], text("ops"));
+    }
+
+    fn holding(name: &str, owner: Option<&str>) -> azdock_core::InstalledExtension {
+        azdock_core::InstalledExtension {
+            name: name.into(),
+            publisher: "p".into(),
+            kind: "t".into(),
+            type_handler_version: "1.0".into(),
+            provisioning_state: None,
+            settings: Value::Null,
+            statuses: vec![],
+            substatuses: vec![],
+            owner: owner.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_handler_slot_another_extension_holds_is_refused_unless_taken_over() {
+        let owner_of = |e: &azdock_core::InstalledExtension| e.owner.clone();
+        let mut facts = request(OsType::Linux, &[]).facts;
+        let plan = put(json!({}), json!({}));
+        let slot = |facts: &VmFacts, take_over: bool| check_slot("demo", "run", &plan, facts, &owner_of, take_over);
+        // Nothing there; or the planner's own instance, under any name.
+        assert_eq!(slot(&facts, false), Ok(Slot::Free));
+        facts.extensions = vec![holding("mine", Some("demo"))];
+        assert_eq!(slot(&facts, false), Ok(Slot::Free));
+        // An instance azdock did not tag, that the plan names itself (it found it): as before.
+        facts.extensions = vec![holding("X", None)];
+        assert_eq!(slot(&facts, false), Ok(Slot::Free));
+        // Another extension's: refused, naming it and the way out; taken over under its name.
+        facts.extensions = vec![holding("docker", Some("docker"))];
+        let e = slot(&facts, false).unwrap_err().to_string();
+        assert!(e.contains("held by extension `docker`") && e.contains("--take-over") && e.contains("P.T"), "{e}");
+        assert!(e.contains("instance `docker`") && e.contains("`run`"), "{e}");
+        assert_eq!(slot(&facts, true), Ok(Slot::TakeOver { name: "docker".into(), owner: "docker".into() }));
+        // An untagged instance under another name: Azure would refuse the second instance.
+        facts.extensions = vec![holding("theirs", None)];
+        let e = slot(&facts, false).unwrap_err().to_string();
+        assert!(e.contains("held by an instance azdock did not make"), "{e}");
+        assert!(matches!(slot(&facts, true), Ok(Slot::TakeOver { name, .. }) if name == "theirs"));
+        // Another handler's instance is no one's business; nor is a plan that puts nothing.
+        facts.extensions = vec![azdock_core::InstalledExtension { kind: "other".into(), ..holding("o", Some("x")) }];
+        assert_eq!(slot(&facts, false), Ok(Slot::Free));
+        facts.extensions = vec![holding("docker", Some("docker"))];
+        let inspect = Plan::new(Operation::Inspect);
+        assert_eq!(check_slot("demo", "run", &inspect, &facts, &owner_of, false), Ok(Slot::Free));
+        // The owner the host's records give counts as a tag does.
+        facts.extensions = vec![holding("x", None)];
+        let recorded = |_: &azdock_core::InstalledExtension| Some("docker".to_owned());
+        let e = check_slot("demo", "run", &plan, &facts, &recorded, false).unwrap_err().to_string();
+        assert!(e.contains("held by extension `docker`"), "{e}");
+    }
 }

@@ -280,7 +280,9 @@ async fn vmaccess_built_as_a_plugin_does_what_the_built_in_does() {
     let through_builtin = arm_requests(&arm, mark).await;
 
     let mark = last().await;
-    let plugin = run(&["vmaccess-twin", "reset-password", "--username", "ops"], "Plug-1n-Passw0rd");
+    // The twin is another extension: the VMAccess instance the built-in put is the built-in's,
+    // so the twin takes it over on request (under the same name: the same requests).
+    let plugin = run(&["vmaccess-twin", "reset-password", "--username", "ops", "--take-over"], "Plug-1n-Passw0rd");
     assert_eq!(plugin.code, 0, "{}", plugin.stderr);
     assert_eq!(plugin.json()["status"], "Provisioning succeeded", "{}", plugin.stdout);
     assert!(password_ok("Plug-1n-Passw0rd").await);
@@ -334,4 +336,87 @@ fn plugin_add_replaces_a_rebuild_from_the_same_file_and_another_file_only_with_f
     let listed = env.run(&["ext", "plugin", "list"]).success().json();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed[0]["added"], elsewhere.to_str().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vm_create_applies_extensions_and_a_handler_slot_has_one_owner() {
+    let env = Env::new();
+    let plugin = env.path().join("libazdock_plugin_customscript.so");
+    build("azdock-plugin-customscript", &[], &plugin);
+    let run = |args: &[&str]| with_plugins(&env, &[&plugin], &[&["--cloud", "local"][..], args].concat());
+
+    // Plugins are listed with the built-ins in `ext --help`; `ext show` prints a manifest.
+    let help = run(&["ext", "--help"]).success();
+    assert!(help.stdout.contains("customscript") && help.stdout.contains("(plugin"), "{}", help.stdout);
+    let shown = run(&["ext", "show", "customscript"]).success().json();
+    assert_eq!(shown["source"]["kind"], "plugin");
+    assert_eq!(shown["actions"][0]["name"], "run");
+    assert!(shown["actions"][0]["handlers"][0].as_str().unwrap().contains("CustomScript"), "{shown}");
+    let table = run(&["ext", "show", "docker", "-o", "table"]).success();
+    for action in ["install", "rotate-certs", "uninstall", "status", "verify"] {
+        assert!(table.stdout.lines().any(|l| l.starts_with(action)), "{action}: {}", table.stdout);
+    }
+    let unknown = run(&["ext", "show", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no extension `nope`: known are customscript, docker, vmaccess"),
+        "{}",
+        unknown.stderr
+    );
+
+    // A bad --ext is refused before anything is made, the SSH key included.
+    let (_up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
+    for (ext, says) in [("nope", "no extension `nope`"), ("docker:frobnicate", "has no such action")] {
+        let out = run(&["vm", "create", "refused", "--ext", ext, "--generate-ssh-keys"]);
+        assert_eq!(out.code, 2, "{ext}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{ext}: {}", out.stderr);
+    }
+    assert!(!env.path().join(".ssh").exists());
+    let sub = _up["subscriptionId"].as_str().unwrap().to_owned();
+    let (status, _) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/refused?api-version=2021-04-01")).await;
+    assert_eq!(status.as_u16(), 404);
+
+    // A VM with the Docker extension applied, recorded as a Docker host.
+    let _dockerd = azdock_tests::dockerd_lock();
+    let made = run(&[
+        "vm",
+        "create",
+        "slotvm",
+        "--ext",
+        "docker",
+        "--public-ip-address-dns-name",
+        "slotvm",
+        "--generate-ssh-keys",
+    ])
+    .success();
+    let report = made.json();
+    assert_eq!(report["extensions"][0]["extension"], "docker", "{}", made.stdout);
+    assert_eq!(report["extensions"][0]["status"], "Provisioning succeeded", "{}", made.stdout);
+    assert!(report["created"].as_array().unwrap().iter().any(|c| c == "VM slotvm"), "{report}");
+    assert!(report["fqdn"].as_str().is_some_and(|f| f.starts_with("slotvm.")), "{report}");
+    let env_script = run(&["docker", "env", "slotvm"]).success();
+    assert!(env_script.stdout.contains("DOCKER_MACHINE_NAME=\"slotvm\""), "{}", env_script.stdout);
+    let instance = format!(
+        "/subscriptions/{sub}/resourceGroups/slotvm/providers/Microsoft.Compute/virtualMachines/slotvm/extensions/docker?api-version=2024-11-01"
+    );
+    assert_eq!(arm.get(&instance).await.1["tags"]["azdock-extension"], "docker");
+
+    // The CustomScript slot is Docker's: another extension is refused, naming the owner.
+    let script = ["ext", "customscript", "run", "--vm", "slotvm", "-g", "slotvm", "--command", "echo taken"];
+    let refused = run(&script);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("held by extension `docker`") && refused.stderr.contains("--take-over"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(arm.get(&instance).await.1["tags"]["azdock-extension"], "docker", "nothing was put");
+    // Taken over on request: the instance is the plugin's now, and Docker no longer claims it.
+    let taken = run(&[&script[..], &["--take-over"]].concat());
+    assert_eq!(taken.code, 0, "{}", taken.stderr);
+    assert!(taken.stderr.contains("taking over handler Microsoft.Azure.Extensions.CustomScript"), "{}", taken.stderr);
+    assert_eq!(arm.get(&instance).await.1["tags"]["azdock-extension"], "customscript");
+    let status = run(&["ext", "docker", "status", "--vm", "slotvm", "-g", "slotvm"]);
+    assert_eq!(status.json()["extension"], serde_json::Value::Null, "{}", status.stdout);
+    env.run(&["local", "down"]).success();
 }

@@ -9,7 +9,7 @@ use azdock_core::Registry;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::cli::{ExtCommand, ExtSetArgs, GlobalArgs};
+use crate::cli::{ExtCommand, ExtSetArgs, ExtShowArgs, GlobalArgs};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
@@ -50,6 +50,13 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
             crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
         return ctx.print(&list(&registry), LIST_COLUMNS);
     }
+    if let ExtCommand::Show(ExtShowArgs { id: Some(id), .. }) = command {
+        return show_manifest(ctx, id);
+    }
+    let show_on = match command {
+        ExtCommand::Show(args) => Some(args.on()),
+        _ => None,
+    };
     // Settings and targets are read and checked before anything is sent.
     let settings = match command {
         ExtCommand::Set(args) => Some((
@@ -59,7 +66,8 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         _ => None,
     };
     let (on, name) = match command {
-        ExtCommand::Show { on, name } | ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
+        ExtCommand::Show(args) => (show_on.as_ref(), args.name.as_deref()),
+        ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
         ExtCommand::Set(args) => (Some(&args.on), None),
         ExtCommand::List { .. }
         | ExtCommand::Docker(_)
@@ -69,7 +77,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
     };
     let chosen = match on {
         Some(on) => {
-            let named = matches!(command, ExtCommand::Show { .. } | ExtCommand::Remove { .. });
+            let named = matches!(command, ExtCommand::Show(_) | ExtCommand::Remove { .. });
             let chosen = Selection::new(on.resource_group.as_deref(), on.vm.as_deref(), &on.ids, named)?;
             if named && name.is_none() {
                 let all_named = matches!(&chosen, Selection::Ids(a) if a.iter().all(|a| a.extension.is_some()));
@@ -102,7 +110,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
             format!("{}/extensions/{name}", a.path())
         };
         let results = match command {
-            ExtCommand::Show { .. } => {
+            ExtCommand::Show(_) => {
                 targets::for_each(addrs, limit, |a| async move {
                     Ok(arm.get(&format!("{}?api-version={COMPUTE_API}&$expand=instanceView", ext_path(&a))).await?)
                 })
@@ -243,6 +251,53 @@ async fn set(
 
 /// One object per extension: its manifest plus where it came from. `handlerNames` and
 /// `actionNames` are flat lists for table and tsv output.
+/// `ext show ID`: an extension's manifest — its actions with their arguments and the OS each is
+/// for, and the Azure handler it drives on each OS — from the registry, plugins included.
+fn show_manifest(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
+    let registry =
+        crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
+    let Some(entry) = registry.get(id) else {
+        let ids: Vec<String> = registry.entries().iter().map(|e| e.extension.manifest().id.clone()).collect();
+        return Err(Usage::new(format!("no extension `{id}`: known are {}", ids.join(", "))).into());
+    };
+    let m = entry.extension.manifest();
+    let actions: Vec<Value> = m
+        .actions
+        .iter()
+        .map(|a| {
+            let usage: Vec<String> = a
+                .args
+                .iter()
+                .map(|arg| {
+                    let kind = if arg.secret { "secret".to_owned() } else { arg.kind.to_string() };
+                    let word = format!("--{} {kind}", arg.name).replace(" flag", "");
+                    if arg.required { word } else { format!("[{word}]") }
+                })
+                .collect();
+            let handlers: Vec<String> =
+                a.os.iter()
+                    .flat_map(|os| {
+                        m.handlers_for(*os)
+                            .map(move |h| format!("{os}: {}.{} {}", h.publisher, h.kind, h.type_handler_version))
+                    })
+                    .collect();
+            json!({"name": a.name, "summary": a.summary, "os": a.os, "network": a.network,
+                   "usage": usage.join(" "), "args": a.args, "handlers": handlers})
+        })
+        .collect();
+    let value = json!({"id": m.id, "version": m.version, "summary": m.summary, "source": entry.source,
+        "handlers": m.handlers, "actions": actions});
+    // A table is a row per action: what a user runs.
+    let (shown, columns): (&Value, Columns) = match ctx.format {
+        crate::output::Format::Table | crate::output::Format::Tsv if ctx.query.is_none() => (
+            &value["actions"],
+            &[("Action", "/name"), ("Handlers", "/handlers"), ("Arguments", "/usage"), ("Summary", "/summary")],
+        ),
+        _ => (&value, &[("Id", "/id"), ("Version", "/version"), ("Summary", "/summary")]),
+    };
+    ctx.print(shown, columns)
+}
+
 fn list(registry: &Registry) -> Value {
     registry
         .entries()
