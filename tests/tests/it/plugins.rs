@@ -338,6 +338,8 @@ fn plugin_add_replaces_a_rebuild_from_the_same_file_and_another_file_only_with_f
     assert_eq!(listed[0]["added"], elsewhere.to_str().unwrap());
 }
 
+// The dockerd lock is held for the whole test on purpose: one guest dockerd at a time.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vm_create_applies_extensions_and_a_handler_slot_has_one_owner() {
     let env = Env::new();
@@ -365,14 +367,14 @@ async fn vm_create_applies_extensions_and_a_handler_slot_has_one_owner() {
     );
 
     // A bad --ext is refused before anything is made, the SSH key included.
-    let (_up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
     for (ext, says) in [("nope", "no extension `nope`"), ("docker:frobnicate", "has no such action")] {
         let out = run(&["vm", "create", "refused", "--ext", ext, "--generate-ssh-keys"]);
         assert_eq!(out.code, 2, "{ext}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{ext}: {}", out.stderr);
     }
     assert!(!env.path().join(".ssh").exists());
-    let sub = _up["subscriptionId"].as_str().unwrap().to_owned();
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
     let (status, _) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/refused?api-version=2021-04-01")).await;
     assert_eq!(status.as_u16(), 404);
 

@@ -39,20 +39,19 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         ExtCommand::Vmaccess(vmaccess) => super::vmaccess::run(ctx, global, config, vmaccess),
         ExtCommand::Plugin(plugin) => super::plugin::run(ctx, plugin),
         ExtCommand::External(words) => super::plugin::run_external(ctx, global, config, words),
+        ExtCommand::List { vm: None, .. } => {
+            let registry = crate::plugins::registry(|path, why| {
+                ctx.warn(&format!("plugin `{}` skipped: {why}", path.display()));
+            })?;
+            ctx.print(&list(&registry), LIST_COLUMNS)
+        }
+        ExtCommand::Show(ExtShowArgs { id: Some(id), .. }) => show_manifest(ctx, id),
         _ => run_generic(ctx, global, config, command),
     }
 }
 
 /// The registry list, and any extension by publisher and type (as `az vm extension`).
 fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCommand) -> anyhow::Result<()> {
-    if let ExtCommand::List { vm: None, .. } = command {
-        let registry =
-            crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
-        return ctx.print(&list(&registry), LIST_COLUMNS);
-    }
-    if let ExtCommand::Show(ExtShowArgs { id: Some(id), .. }) = command {
-        return show_manifest(ctx, id);
-    }
     let show_on = match command {
         ExtCommand::Show(args) => Some(args.on()),
         _ => None,
