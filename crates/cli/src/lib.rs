@@ -9,7 +9,6 @@ mod commands;
 mod config;
 mod error;
 mod output;
-mod plugin_process;
 mod plugins;
 mod session;
 mod sshkey;
@@ -35,8 +34,11 @@ pub fn command() -> clap::Command {
 /// Runs azdock with the process's arguments and returns its exit code.
 pub fn main() -> ExitCode {
     // The plugin process (see `plugin_process`): no clap, no config, just the pipe.
-    if std::env::args_os().nth(1).is_some_and(|a| a == plugin_process::ARG) {
-        return plugin_process::serve();
+    if std::env::args_os().nth(1).is_some_and(|a| a == azdock_host::plugins::ARG) {
+        return match plugins::plugin_dir() {
+            Ok(dir) => azdock_host::plugins::serve(&dir),
+            Err(_) => ExitCode::FAILURE,
+        };
     }
     let cli = match Cli::command().try_get_matches_from(std::env::args_os()) {
         Ok(matches) => match Cli::from_arg_matches(&matches) {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod execute;
 pub mod network;
+pub mod plugins;
 pub mod probe;
 pub mod target;
 pub mod vm;

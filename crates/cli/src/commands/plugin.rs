@@ -5,7 +5,7 @@
 use std::io::BufRead as _;
 
 use anyhow::Context as _;
-use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret, Source};
+use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret};
 use azdock_host::{Host, Invocation, Waits};
 use clap::{Arg, ArgAction, Command};
 use serde_json::{Value, json};
@@ -22,16 +22,17 @@ const LIST_COLUMNS: Columns =
     &[("Id", "/id"), ("Version", "/version"), ("Abi", "/abi"), ("Status", "/status"), ("Path", "/path")];
 
 pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
+    let dir = plugins::plugin_dir()?;
     match command {
         PluginCommand::List => {
             let mut rows = Vec::new();
-            let recorded = plugins::records()?;
-            for path in plugins::discover() {
+            let recorded = dir.records()?;
+            for path in dir.discover() {
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let sha = plugins::sha256(&path).unwrap_or_default();
+                let sha = azdock_host::plugins::sha256(&path).unwrap_or_default();
                 let mut row = json!({"path": path, "sha256": sha, "abi": azdock_core::plugin::ABI_VERSION,
                                      "added": recorded.get(&name).map(|r| &r.source)});
-                match plugins::load(&path) {
+                match azdock_host::plugins::load(&path, false) {
                     Ok(p) => {
                         let m = azdock_core::VmExtension::manifest(&p);
                         row["id"] = json!(m.id);
@@ -46,71 +47,11 @@ pub(crate) fn run(ctx: &Ctx, command: &PluginCommand) -> anyhow::Result<()> {
         }
         PluginCommand::Add { path, link, force } => {
             let source = std::path::absolute(path).with_context(|| format!("invalid path `{}`", path.display()))?;
-            // Checked and loaded from where it is, before anything is copied or recorded.
-            let refuse = |why: String| Usage::new(format!("cannot add `{}`: {why}", source.display()));
-            let (_, read) = plugins::open_checked(&source, true).map_err(refuse)?;
-            let (bytes, sha) = read.unwrap_or_default();
-            let plugin = crate::plugin_process::load(&source, true).map_err(refuse)?;
-            // What the plugin process checked and loaded is what gets installed.
-            if plugin.sha256.as_ref() != Some(&sha) {
-                return Err(refuse("it changed while it was being added; add it again".into()).into());
-            }
-            let manifest = azdock_core::VmExtension::manifest(&plugin).clone();
-            let dir = plugins::dir()?;
-            let file = format!("lib{}.so", manifest.id.replace('-', "_"));
-            let target = dir.join(&file);
-            let mut records = plugins::records()?;
-            let existing = plugins::registry(|_, _| {})?;
-            if let Some(other) = existing.get(&manifest.id) {
-                // Only a plugin this directory holds under that id can be replaced: a rebuild
-                // from the file it was added from, or any file with `--force`.
-                let ours = matches!(&other.source, Source::Plugin { path } if *path == target);
-                let same_origin = records.get(&file).is_some_and(|r| r.source == source);
-                if !ours || !(same_origin || *force) {
-                    let hint = if ours { "; pass --force to replace it" } else { "" };
-                    return Err(Usage::new(format!(
-                        "cannot add `{}`: extension id `{}` is taken by {}{hint}",
-                        source.display(),
-                        manifest.id,
-                        other.source
-                    ))
-                    .into());
-                }
-            }
-            if *link {
-                let _ = std::fs::remove_file(&target);
-                std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-                std::os::unix::fs::symlink(&source, &target)
-                    .with_context(|| format!("cannot link `{}`", target.display()))?;
-            } else {
-                // The bytes that were checked are the bytes installed, whole or not at all.
-                azdock_files::write_atomic(&target, &bytes, 0o755)
-                    .with_context(|| format!("cannot copy to `{}`", target.display()))?;
-            }
-            let sha256 = if *link { plugins::sha256(&target)? } else { sha };
-            records.insert(file, plugins::Record { sha256: sha256.clone(), source: source.clone() });
-            plugins::save_records(&records)?;
-            ctx.print(&json!({"id": manifest.id, "version": manifest.version, "path": target, "sha256": sha256, "status": "loaded", "abi": azdock_core::plugin::ABI_VERSION}), LIST_COLUMNS)
+            let added = dir.add(&source, *link, *force)?;
+            let m = &added.manifest;
+            ctx.print(&json!({"id": m.id, "version": m.version, "path": added.path, "sha256": added.sha256, "status": "loaded", "abi": azdock_core::plugin::ABI_VERSION}), LIST_COLUMNS)
         }
-        PluginCommand::Remove { id } => {
-            let dir = plugins::dir()?;
-            let file = format!("lib{}.so", id.replace('-', "_"));
-            let mut records = plugins::records()?;
-            let known = records.remove(&file).is_some();
-            match std::fs::remove_file(dir.join(&file)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound && known => {}
-                Err(_) if !known => {
-                    return Err(Usage::new(format!(
-                        "no plugin `{id}` in `{}` (see `azdock ext plugin list`)",
-                        dir.display()
-                    ))
-                    .into());
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot remove `{file}`")),
-            }
-            plugins::save_records(&records)
-        }
+        PluginCommand::Remove { id } => Ok(dir.remove(id)?),
     }
 }
 

@@ -24,8 +24,11 @@ use azdock_core::{ExtensionError, Manifest, Plan, PlanRequest, VmExtension};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::PluginDir;
+use super::load::{LoadedPlugin, load_here};
+
 /// The hidden first argument that makes azdock the plugin process.
-pub(crate) const ARG: &str = "__plugin-host";
+pub const ARG: &str = "__plugin-host";
 
 /// What azdock asks the plugin process.
 #[derive(Debug, Serialize, Deserialize)]
@@ -44,7 +47,7 @@ enum Ask {
 
 /// A plugin as azdock sees it: its manifest, and the file the plugin process loads.
 #[derive(Debug)]
-pub(crate) struct PluginExtension {
+pub struct PluginExtension {
     manifest: Manifest,
     path: PathBuf,
     /// The SHA-256 of the bytes the plugin process loaded, when it read them.
@@ -131,7 +134,7 @@ fn call(ask: &Ask) -> Result<Value, String> {
 }
 
 /// Loads a plugin in the plugin process; its manifest is checked again here.
-pub(crate) fn load(path: &Path, hash: bool) -> Result<PluginExtension, String> {
+pub fn load(path: &Path, hash: bool) -> Result<PluginExtension, String> {
     let answer = call(&Ask::Load { path: path.to_owned(), hash })?;
     if let Some(reason) = answer.get("refused").and_then(Value::as_str) {
         return Err(reason.to_owned());
@@ -143,9 +146,10 @@ pub(crate) fn load(path: &Path, hash: bool) -> Result<PluginExtension, String> {
     Ok(PluginExtension { manifest, path: path.to_owned(), sha256 })
 }
 
-/// The plugin process: answers questions on stdin until it closes.
-pub(crate) fn serve() -> ExitCode {
-    let mut loaded: HashMap<PathBuf, Result<crate::plugins::LoadedPlugin, String>> = HashMap::new();
+/// The plugin process: answers questions on stdin until it closes. The binary calls this when
+/// its first argument is [`ARG`], with the plugin directory it would use itself.
+pub fn serve(plugins: &PluginDir) -> ExitCode {
+    let mut loaded: HashMap<PathBuf, Result<LoadedPlugin, String>> = HashMap::new();
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
@@ -153,14 +157,14 @@ pub(crate) fn serve() -> ExitCode {
         let answer = match serde_json::from_str::<Ask>(&line) {
             Err(e) => json!({"refused": format!("a request the plugin process cannot read: {e}")}),
             Ok(Ask::Load { path, hash }) => {
-                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path, hash));
+                let plugin = loaded.entry(path.clone()).or_insert_with(|| load_here(plugins, &path, hash));
                 match plugin {
                     Ok(p) => json!({"manifest": p.manifest, "sha256": p.sha256}),
                     Err(why) => json!({"refused": why}),
                 }
             }
             Ok(Ask::Plan { path, request }) => {
-                let plugin = loaded.entry(path.clone()).or_insert_with(|| crate::plugins::load_here(&path, false));
+                let plugin = loaded.entry(path.clone()).or_insert_with(|| load_here(plugins, &path, false));
                 let result = match plugin {
                     Ok(p) => p.plan(&request),
                     Err(why) => Err(ExtensionError::Failed(why.clone())),
