@@ -11,7 +11,6 @@ mod error;
 mod output;
 mod plugins;
 mod session;
-mod sshkey;
 mod targets;
 
 use std::process::ExitCode;

@@ -16,6 +16,7 @@ pub mod execute;
 pub mod network;
 pub mod plugins;
 pub mod probe;
+pub mod sshkey;
 pub mod target;
 pub mod vm;
 

@@ -106,7 +106,7 @@ fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<String>> {
     let ssh_dir = home.map(|h| h.join(".ssh"));
     if args.generate_ssh_keys {
         let dir = ssh_dir.context("cannot find the home directory for ~/.ssh; pass --ssh-key-value")?;
-        let (line, path, made) = crate::sshkey::generate_or_reuse(&dir)?;
+        let (line, path, made) = azdock_host::sshkey::generate_or_reuse(&dir)?;
         ctx.info(&if made {
             format!("made a new SSH key pair: {}", path.display())
         } else {

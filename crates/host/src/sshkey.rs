@@ -5,9 +5,10 @@ use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use ring::signature::KeyPair as _;
+
+use crate::error::{Error, Result};
 
 fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
@@ -69,46 +70,42 @@ const PAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 /// exists; a lone private or public file is an error naming the missing one. Runs started
 /// together make one pair: the private key is published with `link()`, which fails if a key
 /// appeared meanwhile, and then that key is used, as az uses an existing one.
-pub(crate) fn generate_or_reuse(ssh_dir: &Path) -> anyhow::Result<(String, PathBuf, bool)> {
+pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
     let private = ssh_dir.join("id_ed25519");
     let public = ssh_dir.join("id_ed25519.pub");
     if let Some(found) = existing(&private, &public)? {
         return Ok(found);
     }
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 =
-        ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("cannot generate a key"))?;
+    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
+        .map_err(|_| Error::Failed("cannot generate an SSH key".into()))?;
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| anyhow::anyhow!("cannot read the new key"))?;
+        .map_err(|_| Error::Failed("cannot read the new SSH key".into()))?;
     // ring's PKCS#8 v2 document holds the 32-byte seed right after its 16-byte header.
     let seed = &pkcs8.as_ref()[16..48];
     let user = std::env::var("USER").unwrap_or_else(|_| "azdock".into());
     let comment = format!("{user}@azdock");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(ssh_dir)
-        .with_context(|| format!("cannot create `{}`", ssh_dir.display()))?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(ssh_dir).map_err(Error::io("create", ssh_dir))?;
     let line = public_line(pair.public_key().as_ref(), &comment);
     // Both halves are written under names of this process's own, then published.
     let unique = format!(".azdock-{}-{}", std::process::id(), nonce());
     let (private_tmp, public_tmp) = (ssh_dir.join(&unique), ssh_dir.join(format!("{unique}.pub")));
     let written = write_new(&private_tmp, private_pem(seed, pair.public_key().as_ref(), &comment).as_bytes(), 0o600)
         .and_then(|()| write_new(&public_tmp, format!("{line}\n").as_bytes(), 0o644));
-    let published = written.and_then(|()| {
-        std::fs::hard_link(&private_tmp, &private).with_context(|| format!("cannot write `{}`", private.display()))
-    });
+    let published =
+        written.and_then(|()| std::fs::hard_link(&private_tmp, &private).map_err(Error::io("write", &private)));
     let _ = std::fs::remove_file(&private_tmp);
     match published {
         Ok(()) => {
-            std::fs::rename(&public_tmp, &public).with_context(|| format!("cannot write `{}`", public.display()))?;
+            std::fs::rename(&public_tmp, &public).map_err(Error::io("write", &public))?;
             Ok((line, public, true))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&public_tmp);
             // Another run made the pair first: use it.
             if private.exists() {
-                return existing(&private, &public)?.context("the key another run made has no public half");
+                return existing(&private, &public)?
+                    .ok_or_else(|| Error::Failed("the key another run made has no public half".into()));
             }
             Err(e)
         }
@@ -123,40 +120,38 @@ fn nonce() -> String {
     format!("{:016x}", u64::from_le_bytes(b))
 }
 
-fn write_new(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    file.write_all(data)?;
-    file.sync_all()?;
+        .map_err(Error::io("write", path))?;
+    file.write_all(data).and_then(|()| file.sync_all()).map_err(Error::io("write", path))?;
     Ok(())
 }
 
 /// The existing pair's public line, or `None` when neither half exists.
-fn existing(private: &Path, public: &Path) -> anyhow::Result<Option<(String, PathBuf, bool)>> {
+fn existing(private: &Path, public: &Path) -> Result<Option<(String, PathBuf, bool)>> {
     let deadline = std::time::Instant::now() + PAIR_WAIT;
     while private.exists() && !public.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     match (private.exists(), public.exists()) {
         (true, true) => {
-            let line =
-                std::fs::read_to_string(public).with_context(|| format!("cannot read `{}`", public.display()))?;
+            let line = std::fs::read_to_string(public).map_err(Error::io("read", public))?;
             Ok(Some((line.trim().to_owned(), public.to_owned(), false)))
         }
-        (true, false) => bail!(
+        (true, false) => Err(Error::Failed(format!(
             "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
             private.display(),
             public.display()
-        ),
-        (false, true) => bail!(
+        ))),
+        (false, true) => Err(Error::Failed(format!(
             "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
             public.display(),
             private.display()
-        ),
+        ))),
         (false, false) => Ok(None),
     }
 }
