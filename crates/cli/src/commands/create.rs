@@ -16,7 +16,7 @@ use azdock_certs::{CertStore, ServerRequest};
 use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmExtension, VmFacts};
 use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
-use azdock_host::docker::{self as hosts, HostRecord};
+use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord};
 use azdock_host::{Host, Invocation, VmAddr, Waits};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -267,7 +267,7 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
                 let mut applied = Vec::new();
                 for step in &steps {
                     let is_docker = step.extension.manifest().id == "docker";
-                    let possible = !is_docker || docker::local_daemon_possible(&created.vm, ctx);
+                    let possible = !is_docker || docker::daemon_cannot_run(&created.vm, ctx).is_none();
                     let invocation = Invocation {
                         extension: &*step.extension,
                         action: &step.action,
@@ -278,7 +278,7 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
                     };
                     let ran = host.run_on(&invocation, created.vm.clone()).await?;
                     if is_docker && step.action == "install" {
-                        docker::record_install(ctx, &ran, &dir)?;
+                        docker::record_install(ctx, &host, &ran, &dir)?;
                     }
                     let row = super::plugin::result_row(
                         &created.vm.facts.name,
@@ -352,7 +352,7 @@ async fn first_boot_daemon(
     port: u16,
     cert_dir: &Path,
 ) -> anyhow::Result<Value> {
-    if !docker::local_daemon_possible(&vm, ctx) {
+    if docker::daemon_cannot_run(&vm, ctx).is_some() {
         return Ok(json!({"status": "cannot run locally"}));
     }
     let mut verify = Args::new();
@@ -416,7 +416,7 @@ pub(crate) fn run_docker(
     let server_cert_existed = store.server_paths(&args.name).0.exists();
     let install = install_args(args, delivery, &cert_dir);
     let data_dir = crate::config::data_dir()?;
-    let extra = (args.docker_options.as_slice(), args.vm.allow_from.as_slice(), args.cert_sans.as_slice());
+    let extras = Extras { options: &args.docker_options, allow_from: &args.vm.allow_from, cert_sans: &args.cert_sans };
     let docker_ext = crate::plugins::builtin("docker")?;
     let result = session::block_on(async {
         let s = session::session(global, config).await?;
@@ -447,22 +447,14 @@ pub(crate) fn run_docker(
                 let vm = created.vm.clone();
                 let (entry, daemon) = match delivery.handler() {
                     Some(handler) => {
-                        let how = docker::Install {
-                            action: "install",
-                            handler,
-                            cert_dir: &cert_dir,
-                            extra,
-                            wait: !checked.no_wait,
-                            take_over: false,
-                        };
-                        docker::install_on(ctx, &host, &*docker_ext, vm, install.clone(), how).await?
+                        let how = docker::install("install", handler, &cert_dir, extras, !checked.no_wait, false);
+                        docker::install_on(ctx, &host, &*docker_ext, vm, &install, how).await?
                     }
                     // cloud-init set Docker up at first boot: the Docker extension's verify
                     // waits for its daemon, as long as a first boot takes.
                     None => {
                         let (address, _) = vm.endpoint()?;
-                        let entry =
-                            docker::host_entry(&vm, &address, args.docker_port, delivery.name(), &cert_dir, extra);
+                        let entry = DockerHost::of(&vm, &address, args.docker_port, delivery.name(), &cert_dir, extras);
                         HostRecord::new(&data_dir).record(entry.clone())?;
                         let daemon = if checked.no_wait {
                             json!({"status": "not checked (--no-wait)"})

@@ -8,7 +8,7 @@ use azdock_azure_sm::CloudKind;
 use azdock_certs::{CertStore, Rotation, ServerRequest};
 use azdock_core::{ArgValue, Args, PlanRequest, VmExtension};
 use azdock_ext_docker::{Delivery, Handler};
-use azdock_host::docker::{self as hosts, DockerHost, HostRecord};
+use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord};
 use azdock_host::{Host, Invocation, Vm, Waits};
 use serde_json::{Value, json};
 
@@ -42,32 +42,6 @@ fn base_args(port: Option<u16>, cert_dir: &Path) -> Args {
     }
     args.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
     args
-}
-
-/// The host's entry as the record keeps it, from what was just set up.
-pub(crate) fn host_entry(
-    vm: &Vm,
-    address: &str,
-    port: u16,
-    handler: &str,
-    cert_dir: &Path,
-    extra: (&[String], &[String], &[String]),
-) -> DockerHost {
-    DockerHost {
-        name: vm.facts.name.clone(),
-        cloud: vm.facts.cloud.clone(),
-        subscription: vm.addr.subscription.clone(),
-        resource_group: vm.addr.resource_group.clone(),
-        address: address.to_owned(),
-        fqdn: vm.facts.fqdn.clone(),
-        public_ip: vm.facts.public_ips.first().map(ToString::to_string),
-        port,
-        handler: handler.into(),
-        cert_dir: cert_dir.to_owned(),
-        options: extra.0.to_vec(),
-        allow_from: extra.1.to_vec(),
-        cert_sans: extra.2.to_vec(),
-    }
 }
 
 /// The certificate directory for Docker commands, as for `certs`.
@@ -115,7 +89,7 @@ pub(crate) fn run_ext(
         let mut out = Vec::new();
         for addr in addrs {
             let value = match command {
-                ExtDockerCommand::Install(i) => install(ctx, &host, &*docker, &addr, i, &dir).await?,
+                ExtDockerCommand::Install(i) => install_existing(ctx, &host, &*docker, &addr, i, &dir).await?,
                 ExtDockerCommand::Status(t) => probe(&host, &*docker, &addr, t, &dir, false).await?,
                 ExtDockerCommand::Verify(t) => probe(&host, &*docker, &addr, t, &dir, true).await?,
                 ExtDockerCommand::Uninstall(t) => uninstall(ctx, &host, &*docker, &addr, t, &dir).await?,
@@ -137,102 +111,81 @@ pub(crate) fn mint(dir: &Path, request: &PlanRequest) -> azdock_host::Result<()>
     Ok(())
 }
 
-/// What an install (or a rotation's push) sets up, beside the arguments the plan gets.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Install<'a> {
-    pub action: &'a str,
-    pub handler: Handler,
-    pub cert_dir: &'a Path,
-    pub extra: (&'a [String], &'a [String], &'a [String]),
-    pub wait: bool,
-    pub take_over: bool,
-}
-
-/// Installs Docker with TLS on a VM through the Docker extension's plan, records the host and
-/// waits until it answers.
+/// Installs Docker on a VM through the Docker extension's plan (the server certificate minted
+/// first with the passphrase prompt), records the host and says what its daemon answered.
 pub(crate) async fn install_on(
     ctx: &Ctx,
     host: &Host<'_>,
     docker: &dyn VmExtension,
     vm: Vm,
-    args: Args,
-    how: Install<'_>,
+    args: &Args,
+    how: hosts::Install<'_>,
 ) -> anyhow::Result<(DockerHost, Value)> {
-    let possible = local_daemon_possible(&vm, ctx);
-    let prepare = |request: &PlanRequest| mint(how.cert_dir, request);
-    let invocation = Invocation {
-        extension: docker,
-        action: how.action,
-        args: &args,
-        waits: Waits { operation: how.wait, endpoints: how.wait && possible, endpoint_required: true },
-        prepare: Some(&prepare),
-        take_over: how.take_over,
-    };
-    let ran = host.run_on(&invocation, vm).await?;
-    let entry = record_ran(&ran, how.handler, how.cert_dir, how.extra)?;
-    let daemon = match ran.outcome.endpoint.as_ref().map(|e| &e.answer) {
-        Some(Ok(Some(info))) => hosts::daemon_json(info),
-        _ if !how.wait => json!({"status": "not checked (--no-wait)"}),
-        _ if !possible => {
-            json!({"status": "cannot run locally", "reason": azdock_emulator::Emulator::docker_unavailable_reason()})
-        }
-        _ => json!({"status": "unreachable"}),
-    };
-    Ok((entry, daemon))
+    let cannot_run = daemon_cannot_run(&vm, ctx);
+    let cert_dir = how.cert_dir;
+    let prepare = |request: &PlanRequest| mint(cert_dir, request);
+    let how = hosts::Install { prepare: Some(&prepare), cannot_run: cannot_run.as_deref(), ..how };
+    Ok(host.install_docker(docker, vm, args, how).await?)
 }
 
-/// Records the Docker host an install set up.
-fn record_ran(
-    ran: &azdock_host::Ran,
+/// An install of `handler` with what it sets up, before the CLI adds its prompt.
+pub(crate) fn install<'a>(
+    action: &'a str,
     handler: Handler,
-    cert_dir: &Path,
-    extra: (&[String], &[String], &[String]),
-) -> anyhow::Result<DockerHost> {
-    let port = azdock_ext_docker::port_of(&ran.request)?;
-    let (address, _) = ran.vm.endpoint()?;
-    let entry = host_entry(&ran.vm, &address, port, handler.name(), cert_dir, extra);
-    record()?.record(entry.clone())?;
-    Ok(entry)
+    cert_dir: &'a Path,
+    extras: Extras<'a>,
+    wait: bool,
+    take_over: bool,
+) -> hosts::Install<'a> {
+    hosts::Install {
+        action,
+        handler: handler.name(),
+        cert_dir,
+        extras,
+        wait,
+        take_over,
+        prepare: None,
+        cannot_run: None,
+    }
 }
 
 /// After `vm create --ext docker`: the host is recorded and gets its docker context, as after
 /// `ext docker install`.
-pub(crate) fn record_install(ctx: &Ctx, ran: &azdock_host::Ran, cert_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn record_install(
+    ctx: &Ctx,
+    host: &Host<'_>,
+    ran: &azdock_host::Ran,
+    cert_dir: &Path,
+) -> anyhow::Result<()> {
     let handler = ran
         .request
         .text("handler")
         .and_then(|h| Delivery::parse(h).ok())
         .and_then(Delivery::handler)
         .unwrap_or(Handler::CustomScript);
-    let entry = record_ran(
-        ran,
-        handler,
-        cert_dir,
-        (ran.request.list("docker-option"), ran.request.list("allow-from"), ran.request.list("cert-san")),
-    )?;
+    let r = &ran.request;
+    let extras =
+        Extras { options: r.list("docker-option"), allow_from: r.list("allow-from"), cert_sans: r.list("cert-san") };
+    let entry = host.record_docker(ran, handler.name(), cert_dir, extras)?;
     finish_client(ctx, &entry);
     Ok(())
 }
 
-/// In the local cloud, whether this machine can run the VM's dockerd; when it cannot, say so
-/// at once rather than waiting for a daemon that will never answer.
-pub(crate) fn local_daemon_possible(vm: &Vm, ctx: &Ctx) -> bool {
+/// In the local cloud, why this machine cannot run the VM's dockerd, if it cannot: then the
+/// daemon is not waited for, and the user is told at once.
+pub(crate) fn daemon_cannot_run(vm: &Vm, ctx: &Ctx) -> Option<String> {
     if vm.cloud != CloudKind::Local {
-        return true;
+        return None;
     }
     // The local cloud runs on this machine: what it can run is what this machine can.
-    match azdock_emulator::Emulator::docker_unavailable_reason() {
-        Some(reason) => {
-            ctx.warn(&format!(
-                "the Docker host is set up, but its daemon cannot run in the local cloud on this machine: {reason}"
-            ));
-            false
-        }
-        None => true,
-    }
+    let reason = azdock_emulator::Emulator::docker_unavailable_reason()?;
+    ctx.warn(&format!(
+        "the Docker host is set up, but its daemon cannot run in the local cloud on this machine: {reason}"
+    ));
+    Some(reason)
 }
 
-async fn install(
+async fn install_existing(
     ctx: &Ctx,
     host: &Host<'_>,
     docker: &dyn VmExtension,
@@ -247,15 +200,9 @@ async fn install(
     args.insert("allow-from".into(), ArgValue::List(i.allow_from.clone()));
     args.insert("cert-san".into(), ArgValue::List(i.cert_sans.clone()));
     let vm = azdock_host::vm::inspect(host.arm, addr).await?;
-    let how = Install {
-        action: "install",
-        handler,
-        cert_dir: dir,
-        extra: (&i.docker_options, &i.allow_from, &i.cert_sans),
-        wait: !i.no_wait,
-        take_over: i.take_over,
-    };
-    let (entry, daemon) = install_on(ctx, host, docker, vm, args, how).await?;
+    let extras = Extras { options: &i.docker_options, allow_from: &i.allow_from, cert_sans: &i.cert_sans };
+    let how = install("install", handler, dir, extras, !i.no_wait, i.take_over);
+    let (entry, daemon) = install_on(ctx, host, docker, vm, &args, how).await?;
     let context = finish_client(ctx, &entry);
     Ok(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), context.as_deref()))
 }
@@ -303,33 +250,8 @@ async fn probe(
         take_over: false,
     };
     let ran = host.run(&invocation, addr).await?;
-    let vm = &ran.vm;
-    let (address, _) = vm.endpoint()?;
-    let endpoint = ran.outcome.endpoint.as_ref();
-    let daemon = match endpoint.map(|e| &e.answer) {
-        Some(Ok(Some(info))) => hosts::daemon_json(info),
-        Some(Err(why)) => json!({"status": "unreachable", "reason": why}),
-        _ => json!({"status": "unreachable"}),
-    };
-    let installed = azdock_ext_docker::installed(&vm.facts);
-    let handler = installed.map_or("none", |(h, _)| h.name());
-    let entry = host_entry(vm, &address, port, handler, dir, (&[], &[], &[]));
-    let mut report = hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &vm.facts.name), None);
-    let rule = endpoint.and_then(|e| e.admitted_by.clone());
-    if verify {
-        let Some(Ok(Some(info))) = endpoint.map(|e| &e.answer) else { anyhow::bail!("the daemon did not answer") };
-        report["handler"] = Value::Null;
-        report["checks"] =
-            json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]});
-    } else {
-        report["extension"] = installed.map_or(Value::Null, |(_, e)| {
-            let message = e.statuses.first().and_then(|s| s.message.clone());
-            json!({"name": e.name, "type": e.kind, "provisioningState": e.provisioning_state, "message": message})
-        });
-        report["nsgRule"] = json!(rule);
-        report["powerState"] = json!(vm.facts.power_state);
-    }
-    Ok(report)
+    let installed = azdock_ext_docker::installed(&ran.vm.facts).map(|(h, e)| (h.name(), e));
+    Ok(hosts::probe_report(&ran, dir, installed, verify)?)
 }
 
 async fn uninstall(
@@ -428,15 +350,9 @@ async fn rotate(
         args.insert("docker-option".into(), ArgValue::List(opts.clone()));
         args.insert("allow-from".into(), ArgValue::List(allow.clone()));
         args.insert("cert-san".into(), ArgValue::List(sans.clone()));
-        let how = Install {
-            action: "rotate-certs",
-            handler,
-            cert_dir: dir,
-            extra: (&opts, &allow, &sans),
-            wait: true,
-            take_over: false,
-        };
-        let (entry, daemon) = install_on(ctx, host, docker, h, args, how).await?;
+        let extras = Extras { options: &opts, allow_from: &allow, cert_sans: &sans };
+        let how = install("rotate-certs", handler, dir, extras, true, false);
+        let (entry, daemon) = install_on(ctx, host, docker, h, &args, how).await?;
         out.push(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), None));
     }
     Ok(if out.len() == 1 { out.remove(0) } else { Value::Array(out) })
