@@ -28,6 +28,7 @@ mod guestfs;
 mod http;
 mod persist;
 mod sandbox;
+pub mod service;
 mod state;
 mod throttle;
 mod tls;
