@@ -61,12 +61,12 @@ pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<
 pub(crate) async fn arm_with(
     global: &GlobalArgs,
     config: &Config,
-    login: Option<crate::commands::login::StoredLogin>,
+    login: Option<azdock_azure_sm::credential::stored::StoredLogin>,
 ) -> anyhow::Result<Arm> {
     arm_on(&cloud_name(global, config), login).await
 }
 
-async fn arm_on(name: &str, login: Option<crate::commands::login::StoredLogin>) -> anyhow::Result<Arm> {
+async fn arm_on(name: &str, login: Option<azdock_azure_sm::credential::stored::StoredLogin>) -> anyhow::Result<Arm> {
     let name = name.to_owned();
     let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match CloudKind::of(&name) {
         CloudKind::Local => {

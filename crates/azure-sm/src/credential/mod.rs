@@ -15,6 +15,7 @@ mod certificate;
 mod chain;
 mod managed;
 mod secret;
+pub mod stored;
 mod workload;
 
 pub use azure_cli::{AzureCliCredential, az_cli_installed};
