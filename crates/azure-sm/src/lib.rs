@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cloud;
+pub mod clouds;
 pub mod credential;
 pub mod error;
 pub mod extensions;

@@ -29,6 +29,8 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
             || e.downcast_ref::<azdock_host::Error>().is_some_and(azdock_host::Error::is_usage)
             || e.downcast_ref::<azdock_azure_sm::credential::stored::StoreError>()
                 .is_some_and(azdock_azure_sm::credential::stored::StoreError::is_usage)
+            || e.downcast_ref::<azdock_azure_sm::clouds::CloudError>()
+                .is_some_and(azdock_azure_sm::clouds::CloudError::is_usage)
             || e.downcast_ref::<azdock_emulator::service::ServiceError>()
                 .is_some_and(azdock_emulator::service::ServiceError::is_usage)
     });
