@@ -2,14 +2,119 @@
 //! instance view — ARM's operation can succeed while the handler reports an error, and a failed
 //! operation's message does not always carry what the handler said.
 
-use serde_json::Value;
+use std::collections::HashMap;
 
+use serde_json::{Value, json};
+
+use crate::api::COMPUTE;
 use crate::error::{ArmErrorBody, AzureError};
-use crate::models::{ExtensionInstanceView, VirtualMachineExtension};
+use crate::models::{
+    CatalogueEntry, ExtensionInstanceView, Page, VirtualMachine, VirtualMachineExtension, newest_version,
+};
 use crate::pipeline::Arm;
 
 /// The error code ARM uses for a handler that failed.
 pub const PROVISIONING_ERROR: &str = "VMExtensionProvisioningError";
+
+/// Any extension by publisher and type, as `az vm extension set` puts it.
+#[derive(Debug, Clone, Default)]
+pub struct SetRequest<'a> {
+    pub publisher: &'a str,
+    pub kind: &'a str,
+    /// The instance name; else the existing instance of this handler, else the type.
+    pub name: Option<&'a str>,
+    /// The handler version (trimmed to major.minor); else the latest in the VM's location.
+    pub version: Option<&'a str>,
+    pub settings: Option<&'a Value>,
+    pub protected_settings: Option<&'a Value>,
+    /// A new `forceUpdateTag`, so the handler runs again with unchanged settings.
+    pub force_update: Option<String>,
+    pub auto_upgrade: bool,
+    pub wait: bool,
+}
+
+/// `major.minor` of a handler version, as ARM's `typeHandlerVersion` takes it.
+pub fn major_minor(version: &str) -> String {
+    version.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// The latest handler version per location, looked up once for a whole fleet.
+#[derive(Debug, Default)]
+pub struct VersionCache(tokio::sync::Mutex<HashMap<String, String>>);
+
+fn shape(url: &str, e: &serde_json::Error) -> AzureError {
+    AzureError::Protocol { url: url.to_owned(), detail: e.to_string() }
+}
+
+/// What `az vm extension set` does on the VM at `vm_path`: reuse the handler's instance, resolve
+/// the version, PUT, wait (unless not asked to), and return the extension as ARM sends it (or
+/// the handler's failure).
+pub async fn set(
+    arm: &Arm,
+    vm_path: &str,
+    request: &SetRequest<'_>,
+    versions: &VersionCache,
+) -> Result<Value, AzureError> {
+    let url = format!("{vm_path}?api-version={COMPUTE}");
+    let vm: VirtualMachine = serde_json::from_value(arm.get(&url).await?).map_err(|e| shape(&url, &e))?;
+    let location = vm.location.clone();
+    // ARM lists a VM's extensions in its `resources`; older answers carry only their ids, and
+    // then the extension list is read.
+    let installed = if vm.resources.iter().all(|e| !e.properties.publisher.is_empty()) {
+        vm.resources.clone()
+    } else {
+        let url = format!("{vm_path}/extensions?api-version={COMPUTE}");
+        let page: Page<VirtualMachineExtension> =
+            serde_json::from_value(arm.get(&url).await?).map_err(|e| shape(&url, &e))?;
+        page.value
+    };
+    let existing = installed.iter().find(|e| e.is_handler(request.publisher, request.kind));
+    let name = request
+        .name
+        .map(str::to_owned)
+        .or_else(|| existing.map(|e| e.name.clone()))
+        .unwrap_or_else(|| request.kind.to_owned());
+    let version = match request.version {
+        Some(v) => major_minor(v),
+        None => {
+            let mut cache = versions.0.lock().await;
+            if let Some(v) = cache.get(&location) {
+                v.clone()
+            } else {
+                let sub = crate::models::ResourceId::parse(vm_path).map(|r| r.subscription).unwrap_or_default();
+                let url = format!(
+                    "/subscriptions/{sub}/providers/Microsoft.Compute/locations/{location}/publishers/{}/artifacttypes/vmextension/types/{}/versions?api-version={COMPUTE}",
+                    request.publisher, request.kind
+                );
+                let list: Vec<CatalogueEntry> =
+                    serde_json::from_value(arm.get(&url).await?).map_err(|e| shape(&url, &e))?;
+                let latest = newest_version(list.iter().map(|v| v.name.as_str())).ok_or_else(|| {
+                    AzureError::Protocol { url: url.clone(), detail: "Azure lists no version of this extension".into() }
+                })?;
+                let v = major_minor(latest);
+                cache.insert(location.clone(), v.clone());
+                v
+            }
+        }
+    };
+    let mut properties = json!({"publisher": request.publisher, "type": request.kind,
+        "typeHandlerVersion": version, "autoUpgradeMinorVersion": request.auto_upgrade});
+    if let Some(p) = request.settings {
+        properties["settings"] = p.clone();
+    }
+    if let Some(p) = request.protected_settings {
+        properties["protectedSettings"] = p.clone();
+    }
+    if let Some(tag) = &request.force_update {
+        properties["forceUpdateTag"] = json!(tag);
+    }
+    let path = format!("{vm_path}/extensions/{name}");
+    let body = json!({"location": location, "properties": properties});
+    if !request.wait {
+        return Ok(arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await?.body);
+    }
+    Ok(put(arm, &path, COMPUTE, &body).await?.1)
+}
 
 /// PUTs the extension at `path` (without query), waits for the operation, and returns the
 /// extension with its instance view (typed, and as ARM sent it). A handler failure is an
@@ -66,5 +171,15 @@ fn failed(name: &str, why: &str) -> AzureError {
             target: None,
             details: Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handler_versions_are_trimmed_to_major_minor() {
+        assert_eq!(super::major_minor("2.1.7"), "2.1");
+        assert_eq!(super::major_minor("1.5"), "1.5");
+        assert_eq!(super::major_minor("3"), "3");
     }
 }

@@ -1,10 +1,6 @@
 //! `azdock ext …`: the extension registry.
 
-use std::collections::HashMap;
-
-use anyhow::Context as _;
-use azdock_azure_sm::models::{CatalogueEntry, Page, VirtualMachine, VirtualMachineExtension, newest_version};
-use azdock_azure_sm::{Arm, extensions};
+use azdock_azure_sm::extensions;
 use azdock_core::Registry;
 use serde_json::{Value, json};
 
@@ -129,10 +125,11 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
             }
             ExtCommand::Set(args) => {
                 let (public, protected) = settings.clone().unwrap_or_default();
-                let versions = VersionCache::default();
+                let versions = extensions::VersionCache::default();
                 let (public, protected, versions) = (&public, &protected, &versions);
                 targets::for_each(addrs, limit, |a| async move {
-                    set(arm, &a, args, public.as_ref(), protected.as_ref(), versions).await
+                    let request = set_request(args, public.as_ref(), protected.as_ref());
+                    Ok(extensions::set(arm, &a.path(), &request, versions).await?)
                 })
                 .await?
             }
@@ -171,85 +168,25 @@ fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
     Ok(Some(parsed))
 }
 
-/// `major.minor` of a handler version, as ARM's `typeHandlerVersion` takes it.
-fn major_minor(version: &str) -> String {
-    version.split('.').take(2).collect::<Vec<_>>().join(".")
+/// `ext set`'s flags as the request `az vm extension set` makes.
+fn set_request<'a>(
+    args: &'a ExtSetArgs,
+    public: Option<&'a Value>,
+    protected: Option<&'a Value>,
+) -> extensions::SetRequest<'a> {
+    extensions::SetRequest {
+        publisher: &args.publisher,
+        kind: &args.kind,
+        name: args.name.as_deref(),
+        version: args.version.as_deref(),
+        settings: public,
+        protected_settings: protected,
+        force_update: args.force_update.then(|| time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string()),
+        auto_upgrade: !args.no_auto_upgrade,
+        wait: !args.no_wait,
+    }
 }
 
-/// The latest handler version per location, looked up once for a whole fleet.
-#[derive(Debug, Default)]
-struct VersionCache(tokio::sync::Mutex<HashMap<String, String>>);
-
-/// What `az vm extension set` does: reuse the handler's instance, resolve the version, PUT,
-/// wait, and show the result (or the handler's failure message).
-async fn set(
-    arm: &Arm,
-    a: &VmAddr,
-    args: &ExtSetArgs,
-    public: Option<&Value>,
-    protected: Option<&Value>,
-    versions: &VersionCache,
-) -> anyhow::Result<Value> {
-    let vm_path = a.path();
-    let vm: VirtualMachine = serde_json::from_value(arm.get(&format!("{vm_path}?api-version={COMPUTE_API}")).await?)
-        .context("unexpected VM shape from Azure")?;
-    let location = vm.location.clone();
-    // ARM lists a VM's extensions in its `resources`; older answers carry only their ids, and
-    // then the extension list is read.
-    let installed = if vm.resources.iter().all(|e| !e.properties.publisher.is_empty()) {
-        vm.resources.clone()
-    } else {
-        let page: Page<VirtualMachineExtension> =
-            serde_json::from_value(arm.get(&format!("{vm_path}/extensions?api-version={COMPUTE_API}")).await?)
-                .context("unexpected extension list from Azure")?;
-        page.value
-    };
-    let existing = installed.iter().find(|e| e.is_handler(&args.publisher, &args.kind));
-    let name = args.name.clone().or_else(|| existing.map(|e| e.name.clone())).unwrap_or_else(|| args.kind.clone());
-    let version = match &args.version {
-        Some(v) => major_minor(v),
-        None => {
-            let mut cache = versions.0.lock().await;
-            if let Some(v) = cache.get(&location) {
-                v.clone()
-            } else {
-                let url = format!(
-                    "/subscriptions/{}/providers/Microsoft.Compute/locations/{location}/publishers/{}/artifacttypes/vmextension/types/{}/versions?api-version={COMPUTE_API}",
-                    a.subscription, args.publisher, args.kind
-                );
-                let list: Vec<CatalogueEntry> =
-                    serde_json::from_value(arm.get(&url).await?).context("unexpected version list from Azure")?;
-                let latest = newest_version(list.iter().map(|v| v.name.as_str()))
-                    .context("Azure lists no version of this extension")?;
-                let v = major_minor(latest);
-                cache.insert(location.clone(), v.clone());
-                v
-            }
-        }
-    };
-    let mut properties = json!({"publisher": args.publisher, "type": args.kind, "typeHandlerVersion": version, "autoUpgradeMinorVersion": !args.no_auto_upgrade});
-    if let Some(p) = public {
-        properties["settings"] = p.clone();
-    }
-    if let Some(p) = protected {
-        properties["protectedSettings"] = p.clone();
-    }
-    if args.force_update {
-        properties["forceUpdateTag"] = json!(time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_string());
-    }
-    let path = format!("{vm_path}/extensions/{name}");
-    let body = json!({"location": location, "properties": properties});
-    if args.no_wait {
-        return Ok(arm
-            .send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE_API}"), Some(&body))
-            .await?
-            .body);
-    }
-    Ok(extensions::put(arm, &path, COMPUTE_API, &body).await?.1)
-}
-
-/// One object per extension: its manifest plus where it came from. `handlerNames` and
-/// `actionNames` are flat lists for table and tsv output.
 /// `ext show ID`: an extension's manifest — its actions with their arguments and the OS each is
 /// for, and the Azure handler it drives on each OS — from the registry, plugins included.
 fn show_manifest(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
@@ -297,6 +234,8 @@ fn show_manifest(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
     ctx.print(shown, columns)
 }
 
+/// One object per extension: its manifest plus where it came from. `handlerNames` and
+/// `actionNames` are flat lists for table and tsv output.
 fn list(registry: &Registry) -> Value {
     registry
         .entries()
