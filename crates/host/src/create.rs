@@ -226,6 +226,53 @@ pub fn facts_to_be(spec: &NewVm, location: &str, cloud: &str, fqdn: Option<Strin
     }
 }
 
+/// The names of a new Linux VM, checked before any request as Azure checks them: the VM name,
+/// the admin user, the image (parsed; a well-known Windows publisher refused), the resource
+/// group, the location and the size. Returns the image.
+pub fn check_names(
+    name: &str,
+    user: &str,
+    image: &str,
+    group: Option<&str>,
+    location: Option<&str>,
+    size: &str,
+) -> Result<ImageSpec> {
+    let usage = |m: String| Error::Usage(m);
+    azdock_azure_sm::rules::check_vm_name(name, &OsType::Linux).map_err(usage)?;
+    let spec = ImageSpec::parse(image).map_err(|e| usage(e.to_string()))?;
+    if let ImageSpec::Urn { publisher, .. } = &spec
+        && ["MicrosoftWindowsServer", "MicrosoftWindowsDesktop", "MicrosoftSQLServer"]
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(publisher))
+    {
+        return Err(usage(format!(
+            "image `{image}` is Windows; azdock creates Linux VMs: give a Linux image such as Ubuntu2404"
+        )));
+    }
+    azdock_azure_sm::rules::check_user_name(user, &OsType::Linux).map_err(usage)?;
+    if let Some(group) = group
+        && (group.is_empty()
+            || group.len() > 90
+            || group.ends_with('.')
+            || !group.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c)))
+    {
+        return Err(usage(format!(
+            "resource group `{group}`: use 1 to 90 letters, digits, `-`, `_`, `.`, `(` and `)`, not ending with `.`"
+        )));
+    }
+    if let Some(l) = location
+        && (l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(usage(format!("location `{l}`: use Azure's short name, such as westeurope")));
+    }
+    if !size.starts_with(|c: char| c.is_ascii_alphabetic())
+        || !size.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        return Err(usage(format!("VM size `{size}`: use Azure's name, such as Standard_B2s")));
+    }
+    Ok(spec)
+}
+
 impl Host<'_> {
     /// Creates the VM `spec` describes with its network, reusing what exists, and returns it
     /// read back as the host reads any VM. On failure the ledger holds what to roll back.
@@ -404,6 +451,36 @@ fn vm_error(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// name, user, image, group, location, size, and what the refusal says.
+    type Case<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>, &'a str, &'a str);
+
+    #[test]
+    fn names_are_checked_as_azure_checks_them() {
+        let ok = |name, user, image, group, location, size| check_names(name, user, image, group, location, size);
+        assert!(matches!(ok("web1", "ops", "Ubuntu2404", None, None, "Standard_B2s"), Ok(ImageSpec::Urn { .. })));
+        assert!(ok("web1", "ops", "Debian11", Some("my.group_(1)"), Some("westus2"), "Standard_D2s_v5").is_ok());
+        let cases: &[Case<'_>] = &[
+            ("web_1!", "ops", "Ubuntu2404", None, None, "Standard_B2s", "web_1!"),
+            ("web1", "root", "Ubuntu2404", None, None, "Standard_B2s", "reserved"),
+            ("web1", "ops", "Ubuntu", None, None, "Standard_B2s", "invalid image `Ubuntu`"),
+            ("web1", "ops", "Win2022Datacenter", None, None, "Standard_B2s", "Linux image"),
+            ("web1", "ops", "Ubuntu2404", Some(""), None, "Standard_B2s", "resource group ``"),
+            ("web1", "ops", "Ubuntu2404", Some("g."), None, "Standard_B2s", "resource group `g.`"),
+            ("web1", "ops", "Ubuntu2404", Some("a/b"), None, "Standard_B2s", "resource group `a/b`"),
+            ("web1", "ops", "Ubuntu2404", None, Some("west europe"), "Standard_B2s", "location `west europe`"),
+            ("web1", "ops", "Ubuntu2404", None, Some(""), "Standard_B2s", "location ``"),
+            ("web1", "ops", "Ubuntu2404", None, None, "2big", "VM size `2big`"),
+            ("web1", "ops", "Ubuntu2404", None, None, "Standard B2s", "VM size `Standard B2s`"),
+        ];
+        for (name, user, image, group, location, size, says) in cases {
+            let e = ok(name, user, image, *group, *location, size).unwrap_err();
+            assert!(e.is_usage() && e.to_string().contains(says), "{says}: {e}");
+        }
+        let long = "g".repeat(91);
+        assert!(ok("web1", "ops", "Ubuntu2404", Some(&long), None, "s").is_err());
+        assert!(ok("web1", "ops", "Ubuntu2404", Some(&"g".repeat(90)), None, "s").is_ok());
+    }
 
     #[test]
     fn network_names_follow_az() {

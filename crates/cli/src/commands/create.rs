@@ -67,20 +67,6 @@ impl Checked {
     }
 }
 
-/// The image must be Linux; well-known Windows publishers are refused at once.
-fn check_linux_image(text: &str, spec: &ImageSpec) -> anyhow::Result<()> {
-    if let ImageSpec::Urn { publisher, .. } = spec
-        && ["MicrosoftWindowsServer", "MicrosoftWindowsDesktop", "MicrosoftSQLServer"]
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(publisher))
-    {
-        return Err(usage(format!(
-            "image `{text}` is Windows; azdock creates Linux VMs: give a Linux image such as Ubuntu2404"
-        )));
-    }
-    Ok(())
-}
-
 fn read_password_stdin() -> anyhow::Result<Secret<String>> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).context("cannot read the password from standard input")?;
@@ -132,36 +118,19 @@ fn check_vm(
     password: Option<&String>,
     args: &NewVmArgs,
 ) -> anyhow::Result<Checked> {
-    let linux = OsType::Linux;
-    rules::check_vm_name(name, &linux).map_err(usage)?;
-    let image = ImageSpec::parse(image_text).map_err(|e| usage(e.to_string()))?;
-    check_linux_image(image_text, &image)?;
-    rules::check_user_name(user, &linux).map_err(usage)?;
+    let image = azdock_host::create::check_names(
+        name,
+        user,
+        image_text,
+        args.resource_group.as_deref(),
+        args.location.as_deref(),
+        &args.size,
+    )?;
     for s in &args.allow_from {
         azdock_ext_docker::check_source(s).map_err(usage)?;
     }
     if args.ssh == Some(0) {
         return Err(usage("--ssh needs a port from 1 to 65535"));
-    }
-    if let Some(group) = &args.resource_group
-        && (group.is_empty()
-            || group.len() > 90
-            || group.ends_with('.')
-            || !group.chars().all(|c| c.is_alphanumeric() || "-_.()".contains(c)))
-    {
-        return Err(usage(format!(
-            "resource group `{group}`: use 1 to 90 letters, digits, `-`, `_`, `.`, `(` and `)`, not ending with `.`"
-        )));
-    }
-    if let Some(l) = &args.location
-        && (l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric()))
-    {
-        return Err(usage(format!("location `{l}`: use Azure's short name, such as westeurope")));
-    }
-    if !args.size.starts_with(|c: char| c.is_ascii_alphabetic())
-        || !args.size.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
-        return Err(usage(format!("VM size `{}`: use Azure's name, such as Standard_B2s", args.size)));
     }
     let login = match (password, args.password_stdin) {
         (Some(p), _) => {
@@ -179,7 +148,7 @@ fn check_vm(
         },
     };
     if let AdminLogin::Password(p) = &login {
-        rules::check_password(p.expose(), &linux, 12).map_err(|e| usage(format!("admin password: {e}")))?;
+        rules::check_password(p.expose(), &OsType::Linux, 12).map_err(|e| usage(format!("admin password: {e}")))?;
     }
     Ok(Checked {
         name: name.to_owned(),
