@@ -134,25 +134,37 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 /// The existing pair's public line, or `None` when neither half exists.
 fn existing(private: &Path, public: &Path) -> Result<Option<(String, PathBuf, bool)>> {
     let deadline = std::time::Instant::now() + PAIR_WAIT;
-    while private.exists() && !public.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    match (private.exists(), public.exists()) {
-        (true, true) => {
-            let line = std::fs::read_to_string(public).map_err(Error::io("read", public))?;
-            Ok(Some((line.trim().to_owned(), public.to_owned(), false)))
+    loop {
+        // The public half first: a run publishes the private half before it, so a public key
+        // seen here means its private key is there when looked at next. Looked at the other way
+        // round, a pair another run published in between would seem to be a lone public key.
+        let has_public = public.exists();
+        let has_private = private.exists();
+        match (has_private, has_public) {
+            (true, true) => {
+                let line = std::fs::read_to_string(public).map_err(Error::io("read", public))?;
+                return Ok(Some((line.trim().to_owned(), public.to_owned(), false)));
+            }
+            // Another run may be between publishing the two halves: give it a moment.
+            (true, false) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            (true, false) => {
+                return Err(Error::Failed(format!(
+                    "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
+                    private.display(),
+                    public.display()
+                )));
+            }
+            (false, true) => {
+                return Err(Error::Failed(format!(
+                    "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
+                    public.display(),
+                    private.display()
+                )));
+            }
+            (false, false) => return Ok(None),
         }
-        (true, false) => Err(Error::Failed(format!(
-            "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
-            private.display(),
-            public.display()
-        ))),
-        (false, true) => Err(Error::Failed(format!(
-            "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
-            public.display(),
-            private.display()
-        ))),
-        (false, false) => Ok(None),
     }
 }
 
