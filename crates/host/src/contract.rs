@@ -105,6 +105,9 @@ pub enum Slot {
     /// No instance of the handler, or one the planning extension holds (or that no azdock
     /// extension claims and the plan names itself): the plan goes ahead as written.
     Free,
+    /// The planner's own instance under another name (it was taken over, say): the plan's
+    /// instance is put under that name, the only one Azure accepts for the handler.
+    Own { name: String },
     /// Another extension holds it and the user passed `--take-over`: the plan's instance is put
     /// under the existing instance's name, which Azure accepts.
     TakeOver { name: String, owner: String },
@@ -125,7 +128,8 @@ pub fn check_slot(
     let owner = owner_of(held);
     let same_name = held.name.eq_ignore_ascii_case(&instance.name);
     let other = match owner {
-        Some(o) if o == extension => return Ok(Slot::Free),
+        Some(o) if o == extension && same_name => return Ok(Slot::Free),
+        Some(o) if o == extension => return Ok(Slot::Own { name: held.name.clone() }),
         None if same_name => return Ok(Slot::Free),
         Some(o) => o,
         None => "an instance azdock did not make".to_owned(),
@@ -432,8 +436,10 @@ mod tests {
         let slot = |facts: &VmFacts, take_over: bool| check_slot("demo", "run", &plan, facts, &owner_of, take_over);
         // Nothing there; or the planner's own instance, under any name.
         assert_eq!(slot(&facts, false), Ok(Slot::Free));
-        facts.extensions = vec![holding("mine", Some("demo"))];
+        facts.extensions = vec![holding("x", Some("demo"))];
         assert_eq!(slot(&facts, false), Ok(Slot::Free));
+        facts.extensions = vec![holding("mine", Some("demo"))];
+        assert_eq!(slot(&facts, false), Ok(Slot::Own { name: "mine".into() }));
         // An instance azdock did not tag, that the plan names itself (it found it): as before.
         facts.extensions = vec![holding("X", None)];
         assert_eq!(slot(&facts, false), Ok(Slot::Free));

@@ -71,18 +71,10 @@ pub fn run_id() -> String {
 }
 
 impl Host<'_> {
-    /// The extension that made an untagged instance, from the host's own records: Docker hosts
-    /// set up before instances were tagged are recorded with their handler.
+    /// The extension that made an untagged instance, from the host's own records.
     fn recorded_owner(&self, vm: &Vm, instance: &InstalledExtension) -> Option<String> {
         let hosts = crate::docker::HostRecord::new(self.data_dir).load().ok()?;
-        let host = hosts.get(&vm.facts.name)?;
-        let kind = match host.handler.as_str() {
-            "customscript" => "CustomScript",
-            "legacy" => "DockerExtension",
-            _ => return None,
-        };
-        let same_vm = host.resource_group.eq_ignore_ascii_case(&vm.addr.resource_group);
-        (same_vm && instance.kind.eq_ignore_ascii_case(kind)).then(|| "docker".to_owned())
+        crate::docker::recorded_owner(&hosts, &vm.facts.name, &vm.addr.resource_group, instance)
     }
 
     /// The VM's facts as the action needs them: with its network (NIC, public IP) unless the
@@ -116,12 +108,18 @@ impl Host<'_> {
         let owner_of = |e: &InstalledExtension| e.owner.clone().or_else(|| self.recorded_owner(&vm, e));
         let slot =
             contract::check_slot(&manifest.id, &request.action, &plan, &vm.facts, &owner_of, invocation.take_over)?;
-        if let (contract::Slot::TakeOver { name, owner }, Operation::Put(instance)) = (slot, &mut plan.operation) {
-            self.events.warn(&format!(
-                "taking over handler {}.{} on VM `{}` from {owner} (--take-over): instance `{name}` now runs `{}`'s settings",
-                instance.publisher, instance.kind, vm.facts.name, manifest.id
-            ));
-            instance.name = name;
+        if let Operation::Put(instance) = &mut plan.operation {
+            match slot {
+                contract::Slot::Free => {}
+                contract::Slot::Own { name } => instance.name = name,
+                contract::Slot::TakeOver { name, owner } => {
+                    self.events.warn(&format!(
+                        "taking over handler {}.{} on VM `{}` from {owner} (--take-over): instance `{name}` now runs `{}`'s settings",
+                        instance.publisher, instance.kind, vm.facts.name, manifest.id
+                    ));
+                    instance.name = name;
+                }
+            }
         }
         // The plan's notes before it runs: an install's warnings should not wait for the daemon.
         for note in &plan.notes {

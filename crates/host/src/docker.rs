@@ -274,6 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn a_recorded_host_s_untagged_handler_instance_is_docker_s() {
+        let instance = |kind: &str| InstalledExtension {
+            name: "x".into(),
+            publisher: "p".into(),
+            kind: kind.into(),
+            type_handler_version: "1".into(),
+            provisioning_state: None,
+            settings: Value::Null,
+            statuses: vec![],
+            substatuses: vec![],
+            owner: None,
+        };
+        let mut legacy = host("old", "g2");
+        legacy.handler = "legacy".into();
+        let mut cloud_init = host("ci", "g3");
+        cloud_init.handler = "cloud-init".into();
+        let hosts: BTreeMap<String, DockerHost> =
+            [host("web", "G1"), legacy, cloud_init].into_iter().map(|h| (h.name.clone(), h)).collect();
+        let owner = |vm: &str, group: &str, kind: &str| recorded_owner(&hosts, vm, group, &instance(kind));
+        assert_eq!(owner("web", "g1", "customscript").as_deref(), Some("docker"));
+        assert_eq!(owner("old", "g2", "DockerExtension").as_deref(), Some("docker"));
+        // Another handler's instance, another group's VM, an unrecorded VM, a cloud-init host.
+        assert_eq!(owner("web", "g1", "DockerExtension"), None);
+        assert_eq!(owner("old", "g2", "CustomScript"), None);
+        assert_eq!(owner("web", "other", "CustomScript"), None);
+        assert_eq!(owner("new", "g1", "CustomScript"), None);
+        assert_eq!(owner("ci", "g3", "CustomScript"), None);
+    }
+
+    #[test]
     fn an_unreadable_record_is_an_error_not_an_empty_one() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("docker-hosts.json")).unwrap();
@@ -341,6 +371,25 @@ mod tests {
         }
         assert_eq!(HostRecord::new(dir.path()).load().unwrap().len(), 6);
     }
+}
+
+/// Docker hosts set up before the host tagged instances with their owner are known from the
+/// record: the handler instance of a recorded host (same VM name and group, the recorded
+/// handler's type) is Docker's.
+pub fn recorded_owner(
+    hosts: &BTreeMap<String, DockerHost>,
+    vm: &str,
+    group: &str,
+    instance: &InstalledExtension,
+) -> Option<String> {
+    let host = hosts.get(vm)?;
+    let kind = match host.handler.as_str() {
+        "customscript" => "CustomScript",
+        "legacy" => "DockerExtension",
+        _ => return None,
+    };
+    (host.resource_group.eq_ignore_ascii_case(group) && instance.kind.eq_ignore_ascii_case(kind))
+        .then(|| "docker".to_owned())
 }
 
 /// The port a Docker action's request names (the manifest's default when absent).

@@ -115,6 +115,7 @@ impl Demo {
                 action("wait", true, vec![]),
                 action("reopen-udp", true, vec![]),
                 action("reopen-wide", true, vec![]),
+                action("script", false, vec![]),
             ],
         })
     }
@@ -178,6 +179,16 @@ impl VmExtension for Demo {
                 ..Plan::new(Operation::Inspect)
             },
             "remove" => Plan::new(Operation::Delete { name: "enablevmaccess".into() }),
+            "script" => Plan::new(Operation::Put(Box::new(ExtensionInstance {
+                name: "demo-script".into(),
+                publisher: "Microsoft.Azure.Extensions".into(),
+                kind: "CustomScript".into(),
+                type_handler_version: "2.1".into(),
+                auto_upgrade_minor_version: true,
+                force_update_tag: Some(request.run_id.clone()),
+                settings: json!({}),
+                protected_settings: Some(Secret::new(json!({"commandToExecute": "true"}))),
+            }))),
             "wait" => Plan { follow_ups: vec![wait(5)], ..Plan::new(Operation::Inspect) },
             "reopen-udp" | "reopen-wide" => {
                 let udp = request.action == "reopen-udp";
@@ -643,4 +654,71 @@ async fn a_create_makes_the_vm_with_its_network_and_a_rerun_reuses_it() {
 
 fn addr_in(group: &str, name: &str) -> VmAddr {
     VmAddr::new(LOCAL_SUBSCRIPTION, group, name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handler_slot_is_its_owner_s_unless_taken_over() {
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let demo = Demo::new();
+    let events = Recorded::default();
+    let host = f.host(&events);
+    let args = Args::new();
+    let script = Invocation {
+        extension: &demo,
+        action: "script",
+        args: &args,
+        waits: Waits::ALL,
+        prepare: None,
+        take_over: false,
+    };
+    let instance = |name: &str| {
+        format!(
+            "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1/extensions/{name}?api-version=2024-11-01"
+        )
+    };
+    // CustomScript put by another tool, untagged, under another name.
+    let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.Azure.Extensions",
+        "type": "CustomScript", "typeHandlerVersion": "2.1", "protectedSettings": {"commandToExecute": "true"}}});
+    f.plain.put_and_wait(&instance("docker"), body).await;
+    let e = host.run(&script, &addr("vm1")).await.unwrap_err().to_string();
+    assert!(e.contains("held by an instance azdock did not make") && e.contains("--take-over"), "{e}");
+    // Recorded as a Docker host set up before instances were tagged: the instance is Docker's.
+    let record = azdock_host::docker::HostRecord::new(f.data.path());
+    record
+        .record(azdock_host::docker::DockerHost {
+            name: "vm1".into(),
+            cloud: "local".into(),
+            subscription: LOCAL_SUBSCRIPTION.into(),
+            resource_group: "g".into(),
+            address: "127.0.0.1".into(),
+            fqdn: None,
+            public_ip: None,
+            port: 2376,
+            handler: "customscript".into(),
+            cert_dir: f.data.path().join("certs"),
+            options: vec![],
+            allow_from: vec![],
+            cert_sans: vec![],
+        })
+        .unwrap();
+    let e = host.run(&script, &addr("vm1")).await.unwrap_err();
+    assert!(e.is_usage() && e.to_string().contains("held by extension `docker`"), "{e}");
+    let (_, before) = f.plain.get(&instance("docker")).await;
+    assert_eq!(before["tags"], Value::Null, "nothing was put");
+    // Taken over: the plan goes into the existing instance, which is the planner's from now on.
+    let ran = host.run(&Invocation { take_over: true, ..script }, &addr("vm1")).await.unwrap();
+    assert_eq!(ran.outcome.extension.as_ref().unwrap()["name"], "docker");
+    let (_, after) = f.plain.get(&instance("docker")).await;
+    assert_eq!(after["tags"]["azdock-extension"], "demo");
+    let told = format!("{:?}", events.events());
+    assert!(
+        told.contains("taking over handler Microsoft.Azure.Extensions.CustomScript on VM `vm1` from docker"),
+        "{told}"
+    );
+    let vm = vm::inspect(&f.arm, &addr("vm1")).await.unwrap();
+    let held = vm.facts.extension_of("Microsoft.Azure.Extensions", "CustomScript").unwrap();
+    assert_eq!(held.owner.as_deref(), Some("demo"));
+    // Its own slot needs no take-over.
+    host.run(&script, &addr("vm1")).await.unwrap();
 }
