@@ -304,6 +304,127 @@ mod tests {
     }
 
     #[test]
+    fn an_install_waits_and_reports_the_daemon_as_it_can() {
+        let all = install_waits(true, true);
+        assert!(all.operation && all.endpoints && all.endpoint_required);
+        let no_daemon = install_waits(true, false);
+        assert!(no_daemon.operation && !no_daemon.endpoints);
+        let no_wait = install_waits(false, true);
+        assert!(!no_wait.operation && !no_wait.endpoints);
+        let info =
+            DaemonInfo { ping: "OK".into(), version: json!({"Version": "27.0", "ApiVersion": "1.46", "Os": "linux"}) };
+        let answered = Ok(Some(info));
+        assert_eq!(install_daemon(Some(&answered), true, None)["version"], "27.0");
+        assert_eq!(install_daemon(None, false, None), json!({"status": "not checked (--no-wait)"}));
+        assert_eq!(
+            install_daemon(None, true, Some("no dockerd")),
+            json!({"status": "cannot run locally", "reason": "no dockerd"})
+        );
+        assert_eq!(install_daemon(Some(&Err("refused".into())), true, None), json!({"status": "unreachable"}));
+        assert_eq!(install_daemon(None, true, None), json!({"status": "unreachable"}));
+    }
+
+    fn ran(action: &str, port: Option<i64>, endpoint: Option<crate::execute::Endpoint>) -> Ran {
+        let facts = azdock_core::VmFacts {
+            name: "web".into(),
+            resource_group: "g".into(),
+            subscription_id: "s".into(),
+            resource_id: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/web".into(),
+            location: "l".into(),
+            os_type: azdock_core::OsType::Linux,
+            power_state: azdock_core::PowerState::Running,
+            cloud: "local".into(),
+            admin_username: None,
+            fqdn: None,
+            public_ips: vec!["127.1.0.9".parse().unwrap()],
+            private_ips: vec![],
+            extensions: vec![],
+        };
+        let mut args = Args::new();
+        if let Some(p) = port {
+            args.insert("port".into(), azdock_core::ArgValue::Integer(p));
+        }
+        Ran {
+            vm: Vm {
+                addr: crate::VmAddr::new("s", "g", "web"),
+                nic: None,
+                cloud: azdock_azure_sm::CloudKind::Local,
+                facts: facts.clone(),
+            },
+            request: azdock_core::PlanRequest { action: action.into(), args, facts, run_id: "r".into() },
+            plan: azdock_core::Plan::new(azdock_core::Operation::Inspect),
+            outcome: crate::execute::Outcome { endpoint, ..Default::default() },
+        }
+    }
+
+    #[test]
+    fn status_and_verify_report_what_the_plan_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let endpoint = |answer| crate::execute::Endpoint {
+            host: "127.1.0.9".into(),
+            port: 2300,
+            admitted_by: Some("webNSG/azdock-docker".into()),
+            answer,
+        };
+        let info = DaemonInfo { ping: "OK".into(), version: json!({"Version": "27.0", "ApiVersion": "1.46"}) };
+        let instance = InstalledExtension {
+            name: "docker".into(),
+            publisher: "Microsoft.Azure.Extensions".into(),
+            kind: "CustomScript".into(),
+            type_handler_version: "2.1".into(),
+            provisioning_state: Some("Succeeded".into()),
+            settings: Value::Null,
+            statuses: vec![azdock_core::Status {
+                code: "ProvisioningState/succeeded".into(),
+                level: None,
+                display_status: None,
+                message: Some("installed".into()),
+            }],
+            substatuses: vec![],
+            owner: None,
+        };
+        let up = ran("status", Some(2300), Some(endpoint(Ok(Some(info.clone())))));
+        let status = probe_report(&up, dir.path(), Some(("customscript", &instance)), false).unwrap();
+        assert_eq!(status["dockerHost"], "tcp://127.1.0.9:2300");
+        assert_eq!(
+            (status["handler"].as_str(), status["daemon"]["status"].as_str()),
+            (Some("customscript"), Some("running"))
+        );
+        assert_eq!(status["extension"]["message"], "installed");
+        assert_eq!(status["nsgRule"], "webNSG/azdock-docker");
+        assert_eq!(status["powerState"], "running");
+        let verified = probe_report(&up, dir.path(), None, true).unwrap();
+        assert_eq!(verified["checks"]["version"], "27.0");
+        assert_eq!(verified["checks"]["tlsHandshake"], "ok");
+        assert_eq!(verified["handler"], Value::Null);
+        // Not answering: a status says why, a verify fails.
+        let down = ran("status", None, Some(endpoint(Err("connection refused".into()))));
+        let status = probe_report(&down, dir.path(), None, false).unwrap();
+        assert_eq!(status["daemon"], json!({"status": "unreachable", "reason": "connection refused"}));
+        assert_eq!((status["port"].as_u64(), status["extension"].clone()), (Some(2376), Value::Null));
+        assert_eq!(status["handler"], "none");
+        assert!(probe_report(&down, dir.path(), None, true).unwrap_err().to_string().contains("did not answer"));
+        let unseen = probe_report(&ran("status", Some(1), None), dir.path(), None, false).unwrap();
+        assert_eq!(unseen["daemon"], json!({"status": "unreachable"}));
+        assert_eq!(unseen["port"], 1);
+        for bad in [0, 70_000, -1] {
+            let e = probe_report(&ran("status", Some(bad), None), dir.path(), None, false).unwrap_err();
+            assert!(e.is_usage() && e.to_string().contains(&format!("port {bad} is not a TCP port")), "{e}");
+        }
+        let how = Install {
+            action: "install",
+            handler: "customscript",
+            cert_dir: dir.path(),
+            extras: Extras::default(),
+            wait: true,
+            take_over: false,
+            prepare: None,
+            cannot_run: None,
+        };
+        assert!(format!("{how:?}").contains("install") && format!("{how:?}").contains("customscript"));
+    }
+
+    #[test]
     fn an_unreadable_record_is_an_error_not_an_empty_one() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("docker-hosts.json")).unwrap();
@@ -423,6 +544,26 @@ impl std::fmt::Debug for Install<'_> {
     }
 }
 
+/// What an install waits for: the extension unless `--no-wait`, and the daemon too unless this
+/// machine cannot run it.
+fn install_waits(wait: bool, possible: bool) -> Waits {
+    Waits { operation: wait, endpoints: wait && possible, endpoint_required: true }
+}
+
+/// What an install says of the daemon.
+fn install_daemon(
+    answer: Option<&std::result::Result<Option<DaemonInfo>, String>>,
+    wait: bool,
+    cannot_run: Option<&str>,
+) -> Value {
+    match answer {
+        Some(Ok(Some(info))) => daemon_json(info),
+        _ if !wait => json!({"status": "not checked (--no-wait)"}),
+        _ if cannot_run.is_some() => json!({"status": "cannot run locally", "reason": cannot_run}),
+        _ => json!({"status": "unreachable"}),
+    }
+}
+
 impl Host<'_> {
     /// Installs Docker with TLS on a VM through the Docker extension's plan, records the host,
     /// and says what its daemon answered.
@@ -433,23 +574,18 @@ impl Host<'_> {
         args: &Args,
         how: Install<'_>,
     ) -> Result<(DockerHost, Value)> {
-        let possible = how.cannot_run.is_none();
         let invocation = Invocation {
             extension: docker,
             action: how.action,
             args,
-            waits: Waits { operation: how.wait, endpoints: how.wait && possible, endpoint_required: true },
+            waits: install_waits(how.wait, how.cannot_run.is_none()),
             prepare: how.prepare,
             take_over: how.take_over,
         };
         let ran = self.run_on(&invocation, vm).await?;
         let entry = self.record_docker(&ran, how.handler, how.cert_dir, how.extras)?;
-        let daemon = match ran.outcome.endpoint.as_ref().map(|e| &e.answer) {
-            Some(Ok(Some(info))) => daemon_json(info),
-            _ if !how.wait => json!({"status": "not checked (--no-wait)"}),
-            _ if !possible => json!({"status": "cannot run locally", "reason": how.cannot_run}),
-            _ => json!({"status": "unreachable"}),
-        };
+        let answer = ran.outcome.endpoint.as_ref().map(|e| &e.answer);
+        let daemon = install_daemon(answer, how.wait, how.cannot_run);
         Ok((entry, daemon))
     }
 

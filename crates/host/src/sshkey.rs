@@ -193,6 +193,23 @@ mod tests {
     }
 
     #[test]
+    fn a_private_half_waits_for_its_public_half_a_moment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(ssh.join("id_ed25519"), "private").unwrap();
+        // Another run is between publishing the two halves: its public half comes 300 ms later.
+        let public = ssh.join("id_ed25519.pub");
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            std::fs::write(public, "ssh-ed25519 AAAA late\n").unwrap();
+        });
+        let (line, _, made) = generate_or_reuse(&ssh).unwrap();
+        late.join().unwrap();
+        assert_eq!((line.as_str(), made), ("ssh-ed25519 AAAA late", false));
+    }
+
+    #[test]
     fn runs_started_together_share_one_new_pair() {
         for _ in 0..20 {
             let dir = tempfile::tempdir().unwrap();

@@ -442,6 +442,16 @@ async fn ports_open_with_their_protocol_and_priority_and_waits_know_a_closed_por
     let skip = Invocation { waits: Waits { endpoints: false, ..Waits::ALL }, ..close };
     assert!(host.run(&skip, &addr("vm1")).await.unwrap().outcome.endpoint.is_none());
     drop(listener);
+    // An NSG that cannot be read (403) is not a missing one: none is made over it.
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g9", "vm9").await;
+    let rule = json!({"rules": [{"method": "GET", "pathContains": "/networkSecurityGroups/vm9NSG", "sequence": [{"kind": "status", "status": 403}]}]});
+    f.plain.admin(Method::PUT, "/faults", Some(rule)).await;
+    let e = host.run(&ports, &addr_in("g9", "vm9")).await.unwrap_err();
+    assert!(format!("{e:?}").contains("403"), "{e:?}");
+    let nsg = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g9/providers/Microsoft.Network/networkSecurityGroups/vm9NSG?api-version=2024-05-01"
+    );
+    assert_eq!(f.plain.get(&nsg).await.0, 404);
 }
 
 #[tokio::test]
@@ -557,6 +567,7 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
         ("/publicIPAddresses/step3PublicIP", lro("PublicIpFailed")),
         ("/networkInterfaces/step4VMNic", lro("NicFailed")),
         ("/virtualMachines/step5", lro("OSProvisioningTimedOut")),
+        ("/virtualMachines/step6", lro("SkuNotAvailable")),
     ];
     for (i, (fragment, fault)) in steps.iter().enumerate() {
         let name = format!("step{}", i + 1);
@@ -574,15 +585,46 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
         // The injected failure is what stopped the run.
         let (why, code) = (format!("{e:?}"), fault["code"].as_str().unwrap_or("400"));
         assert!(why.contains(code), "{fragment}: {why}");
+        // Only a size Azure does not offer gets the advice to choose another.
+        assert_eq!(e.to_string().contains("choose another --size"), code == "SkuNotAvailable", "{fragment}: {e}");
         assert_eq!(group_contents(&f, "mine").await, before, "{fragment}: the group changed");
         let told = format!("{:?}", events.events());
         assert!(told.contains("deleting what this run created"), "{fragment}: {told}");
     }
+    // A resource that cannot be read (403) is not one that is missing: nothing is created over it.
+    f.plain
+        .admin(
+            Method::PUT,
+            "/faults",
+            Some(json!({"rules": [{"method": "GET", "pathContains": "/virtualNetworks/unreadableVNET", "sequence": [{"kind": "status", "status": 403}]}]})),
+        )
+        .await;
+    let e = host
+        .create_then(&new_vm("unreadable", "mine"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("403"), "{e:?}");
+    assert_eq!(group_contents(&f, "mine").await, before);
+    // Nor is a resource group that cannot be read.
+    f.plain
+        .admin(
+            Method::PUT,
+            "/faults",
+            Some(json!({"rules": [{"method": "GET", "pathContains": "/resourcegroups/lockedrg", "sequence": [{"kind": "status", "status": 403}]}]})),
+        )
+        .await;
+    let e = host
+        .create_then(&new_vm("lockedvm", "lockedrg"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("403"), "{e:?}");
+    let rg = format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/lockedrg?api-version=2021-04-01");
+    assert_eq!(f.plain.get(&rg).await.0, 404, "no group was made");
     // The VM exists and the extension's plan fails: the VM and its network go too.
     f.plain.admin(Method::PUT, "/faults", Some(json!({"rules": []}))).await;
     let e = host
-        .create_then(&new_vm("step6", "mine"), None, false, async |created| {
-            assert_eq!(created.vm.facts.name, "step6");
+        .create_then(&new_vm("step7", "mine"), None, false, async |created| {
+            assert_eq!(created.vm.facts.name, "step7");
             assert_eq!(created.vm.facts.admin_username.as_deref(), Some("ops"));
             Err::<(), _>(azdock_host::Error::Failed("the extension failed".into()))
         })
@@ -592,18 +634,18 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
     assert_eq!(group_contents(&f, "mine").await, before);
     // Kept on request: everything the run made is there, and nothing was deleted.
     let kept = host
-        .create_then(&new_vm("step7", "mine"), None, true, async |_| {
+        .create_then(&new_vm("step8", "mine"), None, true, async |_| {
             Err::<(), _>(azdock_host::Error::Failed("kept".into()))
         })
         .await;
     assert!(kept.is_err());
     let after = group_contents(&f, "mine").await;
     for made in [
-        "virtualMachines/step7",
-        "networkInterfaces/step7VMNic",
-        "publicIPAddresses/step7PublicIP",
-        "networkSecurityGroups/step7NSG",
-        "virtualNetworks/step7VNET",
+        "virtualMachines/step8",
+        "networkInterfaces/step8VMNic",
+        "publicIPAddresses/step8PublicIP",
+        "networkSecurityGroups/step8NSG",
+        "virtualNetworks/step8VNET",
     ] {
         assert!(after.iter().any(|r| r == made), "{made} kept: {after:?}");
     }
@@ -644,6 +686,8 @@ async fn a_create_makes_the_vm_with_its_network_and_a_rerun_reuses_it() {
     assert_eq!(again.found().len(), 6);
     // A reused NSG gains a rule it lacks at the next free priority.
     let mut wider = new_vm("web1", "fresh");
+    wider.inbound.push(azdock_host::create::Inbound { rule: "dns".into(), port: 53, protocol: Protocol::Udp });
+    // Named twice (an extension's port that is also --ssh's, say): added once.
     wider.inbound.push(azdock_host::create::Inbound { rule: "dns".into(), port: 53, protocol: Protocol::Udp });
     host.create_then(&wider, None, false, async |_| Ok::<_, azdock_host::Error>(())).await.unwrap();
     let vm = vm::inspect(&f.arm, &addr_in("fresh", "web1")).await.unwrap();

@@ -266,7 +266,19 @@ mod tests {
         // Recorded but gone from disk: removing forgets it.
         plugins.remove("a").unwrap();
         assert!(plugins.records().unwrap().is_empty());
+        // Recorded and there but not removable: the failure, not "no plugin".
+        let record = Record { sha256: "cd".into(), source: "/src/libb.so".into() };
+        plugins.change_records(|r| drop(r.insert("libb.so".into(), record.clone()))).unwrap();
+        std::fs::create_dir(dir.path().join("libb.so")).unwrap();
+        let e = plugins.remove("b").unwrap_err();
+        assert!(!e.is_usage() && e.to_string().contains("cannot remove"), "{e}");
+        assert_eq!(plugins.records().unwrap()["libb.so"], record, "still recorded");
+        std::fs::remove_dir(dir.path().join("libb.so")).unwrap();
         std::fs::write(dir.path().join("plugins.json"), b"{not json").unwrap();
         assert!(plugins.records().unwrap_err().to_string().contains("is damaged"));
+        // Unreadable is not empty: a later `add` must not replace what cannot be read.
+        std::fs::remove_file(dir.path().join("plugins.json")).unwrap();
+        std::fs::create_dir(dir.path().join("plugins.json")).unwrap();
+        assert!(plugins.records().unwrap_err().to_string().contains("cannot read"));
     }
 }
