@@ -127,18 +127,18 @@ pub fn check_slot(
     let Some(held) = facts.extension_of(&instance.publisher, &instance.kind) else { return Ok(Slot::Free) };
     let owner = owner_of(held);
     let same_name = held.name.eq_ignore_ascii_case(&instance.name);
-    let other = match owner {
+    // Who holds it, as the take-over warning and the refusal name them.
+    let (owner, holder) = match owner {
         Some(o) if o == extension && same_name => return Ok(Slot::Free),
         Some(o) if o == extension => return Ok(Slot::Own { name: held.name.clone() }),
         None if same_name => return Ok(Slot::Free),
-        Some(o) => o,
-        None => "an instance azdock did not make".to_owned(),
+        Some(o) => (o.clone(), format!("extension `{o}`")),
+        None => ("an instance azdock did not make".to_owned(), "an instance azdock did not make".to_owned()),
     };
     let handler = format!("{}.{}", instance.publisher, instance.kind);
     if take_over {
-        return Ok(Slot::TakeOver { name: held.name.clone(), owner: other });
+        return Ok(Slot::TakeOver { name: held.name.clone(), owner });
     }
-    let holder = if owner_of(held).is_some() { format!("extension `{other}`") } else { other };
     Err(ExtensionError::Unsupported {
         action: action.to_owned(),
         reason: format!(

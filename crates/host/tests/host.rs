@@ -73,6 +73,12 @@ impl Fixture {
             .collect()
     }
 
+    /// Makes the next `method` request whose path holds `fragment` meet `fault` (once).
+    async fn fail_next(&self, method: &str, fragment: &str, fault: Value) {
+        let rules = json!({"rules": [{"method": method, "pathContains": fragment, "sequence": [fault]}]});
+        self.plain.admin(Method::PUT, "/faults", Some(rules)).await;
+    }
+
     async fn password_ok(&self, vm: &str, user: &str, password: &str) -> bool {
         let path = format!("/guests/{LOCAL_SUBSCRIPTION}/g/{vm}/verify-password");
         self.plain.admin(Method::POST, &path, Some(json!({"username": user, "password": password}))).await.1["valid"]
@@ -444,8 +450,7 @@ async fn ports_open_with_their_protocol_and_priority_and_waits_know_a_closed_por
     drop(listener);
     // An NSG that cannot be read (403) is not a missing one: none is made over it.
     f.plain.linux_vm(LOCAL_SUBSCRIPTION, "g9", "vm9").await;
-    let rule = json!({"rules": [{"method": "GET", "pathContains": "/networkSecurityGroups/vm9NSG", "sequence": [{"kind": "status", "status": 403}]}]});
-    f.plain.admin(Method::PUT, "/faults", Some(rule)).await;
+    f.fail_next("GET", "/networkSecurityGroups/vm9NSG", json!({"kind": "status", "status": 403})).await;
     let e = host.run(&ports, &addr_in("g9", "vm9")).await.unwrap_err();
     assert!(format!("{e:?}").contains("403"), "{e:?}");
     let nsg = format!(
@@ -571,13 +576,7 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
     ];
     for (i, (fragment, fault)) in steps.iter().enumerate() {
         let name = format!("step{}", i + 1);
-        f.plain
-            .admin(
-                Method::PUT,
-                "/faults",
-                Some(json!({"rules": [{"method": "PUT", "pathContains": fragment, "sequence": [fault]}]})),
-            )
-            .await;
+        f.fail_next("PUT", fragment, fault.clone()).await;
         let e = host
             .create_then(&new_vm(&name, "mine"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
             .await
@@ -592,13 +591,8 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
         assert!(told.contains("deleting what this run created"), "{fragment}: {told}");
     }
     // A resource that cannot be read (403) is not one that is missing: nothing is created over it.
-    f.plain
-        .admin(
-            Method::PUT,
-            "/faults",
-            Some(json!({"rules": [{"method": "GET", "pathContains": "/virtualNetworks/unreadableVNET", "sequence": [{"kind": "status", "status": 403}]}]})),
-        )
-        .await;
+    let forbidden = json!({"kind": "status", "status": 403});
+    f.fail_next("GET", "/virtualNetworks/unreadableVNET", forbidden.clone()).await;
     let e = host
         .create_then(&new_vm("unreadable", "mine"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
         .await
@@ -606,13 +600,7 @@ async fn a_create_that_fails_at_any_step_leaves_an_existing_group_as_it_was() {
     assert!(format!("{e:?}").contains("403"), "{e:?}");
     assert_eq!(group_contents(&f, "mine").await, before);
     // Nor is a resource group that cannot be read.
-    f.plain
-        .admin(
-            Method::PUT,
-            "/faults",
-            Some(json!({"rules": [{"method": "GET", "pathContains": "/resourcegroups/lockedrg", "sequence": [{"kind": "status", "status": 403}]}]})),
-        )
-        .await;
+    f.fail_next("GET", "/resourcegroups/lockedrg", forbidden).await;
     let e = host
         .create_then(&new_vm("lockedvm", "lockedrg"), None, false, async |_| Ok::<_, azdock_host::Error>(()))
         .await

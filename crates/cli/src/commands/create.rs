@@ -258,10 +258,9 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
                     applied.push(json!({"extension": step.extension.manifest().id, "action": step.action, "status": row["status"]}));
                 }
                 let facts = &created.vm.facts;
-                let mut report = json!({"name": facts.name, "resourceGroup": facts.resource_group, "location": facts.location,
+                let report = json!({"name": facts.name, "resourceGroup": facts.resource_group, "location": facts.location,
                     "fqdn": facts.fqdn, "publicIpAddress": facts.public_ips.first().map(ToString::to_string),
                     "powerState": facts.power_state, "extensions": applied});
-                report["image"] = json!(created.image.exact_version.clone());
                 anyhow::Ok((report, created))
             })
             .await?;

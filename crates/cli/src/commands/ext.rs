@@ -1,6 +1,7 @@
 //! `azdock ext …`: the extension registry.
 
 use azdock_azure_sm::extensions;
+use azdock_core::ArgKind;
 use azdock_core::Registry;
 use serde_json::{Value, json};
 
@@ -205,8 +206,11 @@ fn show_manifest(ctx: &Ctx, id: &str) -> anyhow::Result<()> {
                 .args
                 .iter()
                 .map(|arg| {
-                    let kind = if arg.secret { "secret".to_owned() } else { arg.kind.to_string() };
-                    let word = format!("--{} {kind}", arg.name).replace(" flag", "");
+                    let word = match arg.kind {
+                        ArgKind::Flag => format!("--{}", arg.name),
+                        _ if arg.secret => format!("--{} secret", arg.name),
+                        kind => format!("--{} {kind}", arg.name),
+                    };
                     if arg.required { word } else { format!("[{word}]") }
                 })
                 .collect();
