@@ -611,11 +611,30 @@ pub struct ExtDockerInstallArgs {
 
 #[derive(Debug, Args)]
 pub struct ExtDockerRotateArgs {
-    #[command(flatten)]
-    pub target: ExtDockerTarget,
-    /// A new CA and client certificate too, pushed to every Docker host azdock knows
+    /// VM name
+    #[arg(long, required_unless_present_any = ["ids", "finish"])]
+    pub vm: Option<String>,
+    /// Resource group
+    #[arg(short = 'g', long, required_unless_present_any = ["ids", "finish"])]
+    pub resource_group: Option<String>,
+    /// One or more VM resource ids, instead of --vm and -g
+    #[arg(long, num_args = 1.., value_name = "ID", conflicts_with_all = ["vm", "resource_group"])]
+    pub ids: Vec<String>,
+    /// How many hosts to push certificates to at once
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub max_parallel: u16,
+    /// The port dockerd listens on [default: what azdock set up, else 2376]
+    #[arg(short = 'p', long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// Certificate directory [default: the host's recorded one, else the config file's, else ~/.docker]
+    #[arg(short = 'C', long, env = "AZDOCK_DOCKER_CERT_DIR", value_name = "DIR")]
+    pub docker_cert_dir: Option<PathBuf>,
+    /// A new CA and client certificate too, pushed to every Docker host of that directory
     #[arg(long)]
     pub ca: bool,
+    /// Give the current CA to every host a CA rotation has not reached yet (no VM to name)
+    #[arg(long, conflicts_with_all = ["ca", "vm", "resource_group", "ids", "port"])]
+    pub finish: bool,
     /// Confirm a CA rotation without a prompt
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -633,16 +652,6 @@ pub enum ExtDockerCommand {
     Uninstall(ExtDockerTarget),
     /// A new server certificate pushed to the VM (--ca: a new CA for every host)
     RotateCerts(ExtDockerRotateArgs),
-}
-
-impl ExtDockerCommand {
-    pub(crate) fn target(&self) -> &ExtDockerTarget {
-        match self {
-            Self::Install(i) => &i.target,
-            Self::RotateCerts(r) => &r.target,
-            Self::Status(t) | Self::Verify(t) | Self::Uninstall(t) => t,
-        }
-    }
 }
 
 /// The VMs a VMAccess action works on: one (`--vm` and `-g`), many (`--ids`), or every VM of a

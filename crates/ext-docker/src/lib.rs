@@ -187,6 +187,13 @@ impl Default for DockerExtension {
                             )
                             .kind(ArgKind::Flag),
                         );
+                        args.push(
+                            ArgSpec::text(
+                                "finish",
+                                "Give the current CA to every host a CA rotation has not reached yet",
+                            )
+                            .kind(ArgKind::Flag),
+                        );
                         args
                     },
                     network: true,

@@ -74,7 +74,7 @@ impl Host<'_> {
     /// The extension that made an untagged instance, from the host's own records.
     fn recorded_owner(&self, vm: &Vm, instance: &InstalledExtension) -> Option<String> {
         let hosts = crate::docker::HostRecord::new(self.data_dir).load().ok()?;
-        crate::docker::recorded_owner(&hosts, &vm.facts.name, &vm.addr.resource_group, instance)
+        crate::docker::recorded_owner(&hosts, &vm.facts.cloud, &vm.addr, instance)
     }
 
     /// The VM's facts as the action needs them: with its network (NIC, public IP) unless the

@@ -732,6 +732,7 @@ async fn a_handler_slot_is_its_owner_s_unless_taken_over() {
             options: vec![],
             allow_from: vec![],
             cert_sans: vec![],
+            ca: None,
         })
         .unwrap();
     let e = host.run(&script, &addr("vm1")).await.unwrap_err();

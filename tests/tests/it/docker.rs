@@ -110,7 +110,7 @@ async fn each_handler_makes_a_host_the_real_docker_cli_reaches() {
     }
     let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
     let env = Env::new();
-    cloud(&env, None).await;
+    let (_, arm) = cloud(&env, None).await;
     let mut addrs = Vec::new();
     for (name, handler) in [("dockcs", "customscript"), ("dockci", "cloud-init"), ("docklegacy", "legacy")] {
         let out = create(&env, &[name, "--handler", handler, "--docker-option=--log-level=warn"]);
@@ -162,33 +162,74 @@ async fn each_handler_makes_a_host_the_real_docker_cli_reaches() {
     assert_eq!(unknown.code, 2);
     assert!(unknown.stderr.contains("dockcs"), "{}", unknown.stderr);
 
+    ca_rotation_reaches_every_host_it_can(&env, &arm, &certs, &addrs).await;
+    env.run(&["local", "down"]).success();
+}
+
+/// A new CA reaches every host azdock knows: each gets a new server certificate from it, and the
+/// new client certificate works on all of them; a host the push cannot reach does not stop the
+/// others, keeps the old CA (and says so), and `--finish` gives it the new one.
+async fn ca_rotation_reaches_every_host_it_can(env: &Env, arm: &Arm, certs: &std::path::Path, addrs: &[String]) {
     // A new CA reaches every host azdock knows: each gets a new server certificate from it, and
     // the new client certificate works on all of them.
     let old_ca = std::fs::read(certs.join("ca.pem")).unwrap();
     let refused =
         env.run(&["--cloud", "local", "ext", "docker", "rotate-certs", "--ca", "--vm", "dockcs", "-g", "dockcs"]);
     assert_eq!(refused.code, 2, "a CA rotation needs --yes without a terminal");
-    let rotated = env.run(&[
-        "--cloud",
-        "local",
-        "ext",
-        "docker",
-        "rotate-certs",
-        "--ca",
-        "--yes",
-        "--vm",
-        "dockcs",
-        "-g",
-        "dockcs",
-    ]);
+    // A host the push cannot reach does not stop the others: they get the new CA, it keeps the
+    // old one (and says so), and `--finish` gives it the new one.
+    // ARM refuses the push's extension PUT (a 409 is not retried), so nothing reaches the VM.
+    let fail = json!({"rules": [{"method": "PUT", "pathContains": "/virtualMachines/docklegacy/extensions/",
+        "sequence": [{"kind": "status", "status": 409}]}]});
+    arm.admin(reqwest::Method::PUT, "/faults", Some(fail)).await;
+    let rotate_ca =
+        ["--cloud", "local", "ext", "docker", "rotate-certs", "--ca", "--yes", "--vm", "dockcs", "-g", "dockcs"];
+    let partial = env.run(&[&rotate_ca[..], &["-o", "json"]].concat());
+    assert_eq!(partial.code, 1, "{}", partial.stderr);
+    assert!(
+        partial.stderr.contains("1 of 3 hosts did not get their new certificates")
+            && partial.stderr.contains("docklegacy/docklegacy: ")
+            && partial.stderr.contains("(fault injection)")
+            && partial.stderr.contains("rotate-certs --finish"),
+        "{}",
+        partial.stderr
+    );
+    let rows = partial.json();
+    let status_of = |rows: &Value, name: &str| {
+        rows.as_array().unwrap().iter().find(|r| r["name"] == name).map(|r| r["status"].clone()).unwrap()
+    };
+    assert_eq!(
+        ["dockcs", "dockci", "docklegacy"].map(|n| status_of(&rows, n)),
+        [json!("rotated"), json!("rotated"), json!("failed")],
+        "{rows}"
+    );
+    assert_ne!(std::fs::read(certs.join("ca.pem")).unwrap(), old_ca);
+    assert_eq!(docker_info(env, &addrs[0]).code, 0, "dockcs carries the new CA");
+    assert_ne!(docker_info(env, &addrs[2]).code, 0, "docklegacy still carries the old one");
+    let ext = |action: &str, vm: &str| {
+        env.run(&["--cloud", "local", "ext", "docker", action, "--vm", vm, "-g", vm, "-o", "json"])
+    };
+    assert_eq!(ext("status", "docklegacy").success().json()["certificate"]["ca"], "old");
+    assert_eq!(ext("status", "dockcs").success().json()["certificate"]["ca"], "current");
+    let finished = env.run(&["--cloud", "local", "ext", "docker", "rotate-certs", "--finish", "-o", "json"]);
+    assert_eq!(finished.code, 0, "{}", finished.stderr);
+    let rows = finished.json();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "only the host left behind: {rows}");
+    assert_eq!(status_of(&rows, "docklegacy"), "rotated");
+    assert_eq!(ext("status", "docklegacy").success().json()["certificate"]["ca"], "current");
+    assert_eq!(docker_info(env, &addrs[2]).code, 0);
+    let nothing_left = env.run(&["--cloud", "local", "ext", "docker", "rotate-certs", "--finish", "-o", "json"]);
+    assert_eq!(nothing_left.success().json(), json!([]));
+
+    let old_ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let rotated = env.run(&rotate_ca);
     assert_eq!(rotated.code, 0, "{}", rotated.stderr);
     assert_eq!(rotated.json().as_array().unwrap().len(), 3);
     assert_ne!(std::fs::read(certs.join("ca.pem")).unwrap(), old_ca);
-    for addr in &addrs {
-        let info = docker_info(&env, addr);
+    for addr in addrs {
+        let info = docker_info(env, addr);
         assert_eq!(info.code, 0, "{addr}: {}", info.stderr);
     }
-    env.run(&["local", "down"]).success();
 }
 
 /// Gives the VM's daemon these certificates through the legacy DockerExtension (which restarts
@@ -499,4 +540,73 @@ fn the_install_and_uninstall_scripts_pass_shellcheck() {
         );
         assert_eq!(out.code, 0, "{name}:\n{}", out.stdout);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_creates_at_once_of_one_name_in_two_groups_make_two_hosts() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    cloud(&env, None).await;
+    // Started together in a fresh HOME: both make (or find) the one SSH key, both record their
+    // host. The VM name is its DNS label too, which is unique per region: two regions. A server
+    // certificate is named after its VM in its directory: one directory each.
+    let start = |group: &str, location: &str| {
+        let certs = env.path().join(format!("certs-{group}"));
+        let mut cmd = env.azdock();
+        cmd.args([
+            "--cloud",
+            "local",
+            "vm",
+            "docker",
+            "create",
+            "twin",
+            "-g",
+            group,
+            "-l",
+            location,
+            "-C",
+            certs.to_str().unwrap(),
+            "--generate-ssh-keys",
+            "-o",
+            "json",
+        ]);
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.spawn().unwrap()
+    };
+    let (a, b) = (start("ga", "westeurope"), start("gb", "northeurope"));
+    let outs = [a, b].map(|child| child.wait_with_output().unwrap());
+    let mut contexts = Vec::new();
+    for out in &outs {
+        let said: Vec<_> = outs.iter().map(|o| String::from_utf8_lossy(&o.stderr)).collect();
+        assert_eq!(out.status.code(), Some(0), "{said:#?}");
+        let host: Value = serde_json::from_slice(&out.stdout).unwrap();
+        contexts.push(host["context"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(contexts[0], contexts[1], "each host has its own docker context");
+    let keys: Vec<String> = std::fs::read_dir(env.path().join(".ssh"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(keys.len(), 2, "one key pair: {keys:?}");
+    for context in &contexts {
+        let info = docker(&env, &["--context", context, "version", "--format", "{{.Server.Version}}"]);
+        assert_eq!(info.code, 0, "{context}: {}", info.stderr);
+    }
+    // The short name is ambiguous now; GROUP/NAME is not.
+    let ambiguous = env.run(&["docker", "env", "twin"]);
+    assert_eq!(ambiguous.code, 2);
+    assert!(ambiguous.stderr.contains("ga/twin") && ambiguous.stderr.contains("gb/twin"), "{}", ambiguous.stderr);
+    let ga = env.run(&["docker", "env", "ga/twin"]).success().stdout;
+    let gb = env.run(&["docker", "env", "gb/twin"]).success().stdout;
+    assert_ne!(ga, gb);
+    assert!(gb.contains("# eval $(azdock docker env gb/twin)"), "{gb}");
+    for group in ["ga", "gb"] {
+        let status =
+            env.run(&["--cloud", "local", "ext", "docker", "status", "--vm", "twin", "-g", group, "-o", "json"]);
+        assert_eq!(status.success().json()["daemon"]["status"], "running", "{group}");
+    }
+    env.run(&["local", "down"]).success();
 }

@@ -16,7 +16,7 @@ use azdock_certs::{CertStore, ServerRequest};
 use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmExtension, VmFacts};
 use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
-use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord};
+use azdock_host::docker::{self as hosts, DockerHost, Extras};
 use azdock_host::{Host, Invocation, VmAddr, Waits};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -415,7 +415,7 @@ pub(crate) fn run_docker(
                 let vm = created.vm.clone();
                 let (entry, daemon) = match delivery.handler() {
                     Some(handler) => {
-                        let how = docker::install("install", handler, &cert_dir, extras, !checked.no_wait, false);
+                        let how = docker::install(handler, &cert_dir, extras, !checked.no_wait, false);
                         docker::install_on(ctx, &host, &*docker_ext, vm, &install, how).await?
                     }
                     // cloud-init set Docker up at first boot: the Docker extension's verify
@@ -423,7 +423,7 @@ pub(crate) fn run_docker(
                     None => {
                         let (address, _) = vm.endpoint()?;
                         let entry = DockerHost::of(&vm, &address, args.docker_port, delivery.name(), &cert_dir, extras);
-                        HostRecord::new(&data_dir).record(entry.clone())?;
+                        let entry = host.remember(entry)?;
                         let daemon = if checked.no_wait {
                             json!({"status": "not checked (--no-wait)"})
                         } else {

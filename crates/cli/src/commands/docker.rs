@@ -6,19 +6,28 @@ use std::path::{Path, PathBuf};
 
 use azdock_azure_sm::CloudKind;
 use azdock_certs::{CertStore, Rotation, ServerRequest};
-use azdock_core::{ArgValue, Args, PlanRequest, VmExtension};
+use azdock_core::{Args, PlanRequest, VmExtension};
 use azdock_ext_docker::{Delivery, Handler};
-use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord};
-use azdock_host::{Host, Invocation, Vm, Waits};
+use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord, Target};
+use azdock_host::{Host, Vm};
 use serde_json::{Value, json};
 
 use super::Ctx;
-use crate::cli::{DockerCommand, ExtDockerCommand, ExtDockerTarget, GlobalArgs, Shell};
+use crate::cli::{DockerCommand, ExtDockerCommand, ExtDockerInstallArgs, ExtDockerRotateArgs, GlobalArgs, Shell};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
 use crate::session;
-use crate::targets::{Selection, VmAddr};
+use crate::targets::Selection;
+
+const ROTATE_COLUMNS: Columns = &[
+    ("Name", "/name"),
+    ("ResourceGroup", "/resourceGroup"),
+    ("Status", "/status"),
+    ("DockerHost", "/dockerHost"),
+    ("Daemon", "/daemon/status"),
+    ("Message", "/message"),
+];
 
 const HOST_COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -34,19 +43,24 @@ pub(crate) fn record() -> anyhow::Result<HostRecord> {
     Ok(HostRecord::new(&crate::config::data_dir()?))
 }
 
-/// The arguments every Docker action takes from the command line.
-fn base_args(port: Option<u16>, cert_dir: &Path) -> Args {
-    let mut args = Args::new();
-    if let Some(port) = port {
-        args.insert("port".into(), ArgValue::Integer(i64::from(port)));
-    }
-    args.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
-    args
-}
-
 /// The certificate directory for Docker commands, as for `certs`.
 pub(crate) fn cert_dir(flag: Option<&Path>, config: &Config) -> anyhow::Result<PathBuf> {
     crate::config::docker_cert_dir(flag, config.defaults.docker_cert_dir.as_deref())
+}
+
+/// Every argument of an install is checked before any request.
+fn check_install(i: &ExtDockerInstallArgs) -> anyhow::Result<Handler> {
+    let delivery = Delivery::parse(&i.handler).map_err(Usage::new)?;
+    let Some(handler) = delivery.handler() else {
+        return Err(Usage::new(azdock_ext_docker::CLOUD_INIT_ON_EXISTING).into());
+    };
+    for o in &i.docker_options {
+        azdock_ext_docker::check_option(o).map_err(Usage::new)?;
+    }
+    for s in &i.allow_from {
+        azdock_ext_docker::check_source(s).map_err(Usage::new)?;
+    }
+    Ok(handler)
 }
 
 pub(crate) fn run_ext(
@@ -55,32 +69,17 @@ pub(crate) fn run_ext(
     config: &Config,
     command: &ExtDockerCommand,
 ) -> anyhow::Result<()> {
-    let t = command.target();
+    let t = match command {
+        ExtDockerCommand::RotateCerts(r) => return rotate(ctx, global, config, r),
+        ExtDockerCommand::Install(i) => &i.target,
+        ExtDockerCommand::Status(t) | ExtDockerCommand::Verify(t) | ExtDockerCommand::Uninstall(t) => t,
+    };
     let chosen = Selection::new(t.on.resource_group.as_deref(), t.on.vm.as_deref(), &t.on.ids, false)?;
-    let dir = cert_dir(t.docker_cert_dir.as_deref(), config)?;
-    // Every argument is checked before any request.
-    if let ExtDockerCommand::Install(i) = command {
-        let delivery = Delivery::parse(&i.handler).map_err(Usage::new)?;
-        if delivery == Delivery::CloudInit {
-            return Err(Usage::new(azdock_ext_docker::CLOUD_INIT_ON_EXISTING).into());
-        }
-        for o in &i.docker_options {
-            azdock_ext_docker::check_option(o).map_err(Usage::new)?;
-        }
-        for s in &i.allow_from {
-            azdock_ext_docker::check_source(s).map_err(Usage::new)?;
-        }
-    }
-    if let ExtDockerCommand::RotateCerts(r) = command
-        && r.ca
-        && !r.yes
-        && !super::interactive()
-    {
-        return Err(Usage::new(
-            "a new CA invalidates every host's certificates until each is redeployed; pass `--yes` to confirm",
-        )
-        .into());
-    }
+    let handler = match command {
+        ExtDockerCommand::Install(i) => Some(check_install(i)?),
+        _ => None,
+    };
+    let default_dir = cert_dir(None, config)?;
     let docker = crate::plugins::builtin("docker")?;
     let data_dir = crate::config::data_dir()?;
     let results = session::block_on(async {
@@ -88,12 +87,16 @@ pub(crate) fn run_ext(
         let host = Host { arm: &arm, data_dir: &data_dir, events: ctx };
         let mut out = Vec::new();
         for addr in addrs {
-            let value = match command {
-                ExtDockerCommand::Install(i) => install_existing(ctx, &host, &*docker, &addr, i, &dir).await?,
-                ExtDockerCommand::Status(t) => probe(&host, &*docker, &addr, t, &dir, false).await?,
-                ExtDockerCommand::Verify(t) => probe(&host, &*docker, &addr, t, &dir, true).await?,
-                ExtDockerCommand::Uninstall(t) => uninstall(ctx, &host, &*docker, &addr, t, &dir).await?,
-                ExtDockerCommand::RotateCerts(r) => rotate(ctx, &host, &*docker, &addr, r, &dir).await?,
+            let target = host.docker_target(&addr, t.port, t.docker_cert_dir.as_deref(), &default_dir)?;
+            let installed =
+                |facts: &azdock_core::VmFacts| azdock_ext_docker::installed(facts).map(|(h, e)| (h.name(), e.clone()));
+            let value = match (command, handler) {
+                (ExtDockerCommand::Install(i), Some(handler)) => {
+                    install_existing(ctx, &host, &*docker, &target, i, handler).await?
+                }
+                (ExtDockerCommand::Verify(_), _) => host.docker_probe(&*docker, &target, true, installed).await?,
+                (ExtDockerCommand::Uninstall(_), _) => host.uninstall_docker(&*docker, &target).await?,
+                _ => host.docker_probe(&*docker, &target, false, installed).await?,
             };
             out.push(value);
         }
@@ -130,7 +133,6 @@ pub(crate) async fn install_on(
 
 /// An install of `handler` with what it sets up, before the CLI adds its prompt.
 pub(crate) fn install<'a>(
-    action: &'a str,
     handler: Handler,
     cert_dir: &'a Path,
     extras: Extras<'a>,
@@ -138,7 +140,7 @@ pub(crate) fn install<'a>(
     take_over: bool,
 ) -> hosts::Install<'a> {
     hosts::Install {
-        action,
+        action: "install",
         handler: handler.name(),
         cert_dir,
         extras,
@@ -189,27 +191,23 @@ async fn install_existing(
     ctx: &Ctx,
     host: &Host<'_>,
     docker: &dyn VmExtension,
-    addr: &VmAddr,
-    i: &crate::cli::ExtDockerInstallArgs,
-    dir: &Path,
+    target: &Target,
+    i: &ExtDockerInstallArgs,
+    handler: Handler,
 ) -> anyhow::Result<Value> {
-    let handler = Delivery::parse(&i.handler).ok().and_then(Delivery::handler).unwrap_or(Handler::CustomScript);
-    let mut args = base_args(i.target.port, dir);
-    args.insert("handler".into(), ArgValue::Text(handler.name().into()));
-    args.insert("docker-option".into(), ArgValue::List(i.docker_options.clone()));
-    args.insert("allow-from".into(), ArgValue::List(i.allow_from.clone()));
-    args.insert("cert-san".into(), ArgValue::List(i.cert_sans.clone()));
-    let vm = azdock_host::vm::inspect(host.arm, addr).await?;
     let extras = Extras { options: &i.docker_options, allow_from: &i.allow_from, cert_sans: &i.cert_sans };
-    let how = install("install", handler, dir, extras, !i.no_wait, i.take_over);
+    let args = hosts::install_args(target.port, &target.cert_dir, handler.name(), extras);
+    let vm = azdock_host::vm::inspect(host.arm, &target.addr).await?;
+    let how = install(handler, &target.cert_dir, extras, !i.no_wait, i.take_over);
     let (entry, daemon) = install_on(ctx, host, docker, vm, &args, how).await?;
     let context = finish_client(ctx, &entry);
-    Ok(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), context.as_deref()))
+    Ok(hosts::report(&entry, &daemon, &hosts::certificate_info(&target.cert_dir, &entry.name), context.as_deref()))
 }
 
 /// The docker context and the line to connect with, on stderr.
 pub(crate) fn finish_client(ctx: &Ctx, host: &DockerHost) -> Option<String> {
-    let context = match hosts::docker_context(host) {
+    let name = record().and_then(|r| Ok(r.load()?)).map_or_else(|_| host.name.clone(), |h| h.context_name(host));
+    let context = match hosts::docker_context(host, &name) {
         Ok(name) => Some(name),
         Err(why) => {
             ctx.warn(&why);
@@ -223,151 +221,114 @@ pub(crate) fn finish_client(ctx: &Ctx, host: &DockerHost) -> Option<String> {
     context
 }
 
-fn port_of(t: &ExtDockerTarget, name: &str) -> u16 {
-    t.port.or_else(|| record().ok()?.load().ok()?.get(name).map(|h| h.port)).unwrap_or(azdock_ext_docker::DEFAULT_PORT)
-}
-
-/// `status` and `verify`: the Docker extension's own plans (an inspect, then a probe of the
-/// daemon with the client certificate). A status reports what it found; a verify fails, with
-/// the reason in words, when the daemon does not answer.
-async fn probe(
-    host: &Host<'_>,
-    docker: &dyn VmExtension,
-    addr: &VmAddr,
-    t: &ExtDockerTarget,
-    dir: &Path,
-    verify: bool,
-) -> anyhow::Result<Value> {
-    let port = port_of(t, &addr.name);
-    let args = base_args(Some(port), dir);
-    let action = if verify { "verify" } else { "status" };
-    let invocation = Invocation {
-        extension: docker,
-        action,
-        args: &args,
-        waits: Waits { operation: true, endpoints: true, endpoint_required: verify },
-        prepare: None,
-        take_over: false,
-    };
-    let ran = host.run(&invocation, addr).await?;
-    let installed = azdock_ext_docker::installed(&ran.vm.facts).map(|(h, e)| (h.name(), e));
-    Ok(hosts::probe_report(&ran, dir, installed, verify)?)
-}
-
-async fn uninstall(
-    ctx: &Ctx,
-    host: &Host<'_>,
-    docker: &dyn VmExtension,
-    addr: &VmAddr,
-    t: &ExtDockerTarget,
-    dir: &Path,
-) -> anyhow::Result<Value> {
-    let mut args = Args::new();
-    args.insert("port".into(), ArgValue::Integer(i64::from(port_of(t, &addr.name))));
-    let invocation = Invocation {
-        extension: docker,
-        action: "uninstall",
-        args: &args,
-        waits: Waits::ALL,
-        prepare: None,
-        take_over: false,
-    };
-    host.run(&invocation, addr).await?;
-    record()?.forget(&addr.name)?;
-    ctx.info(&format!(
-        "Docker on {} no longer listens on TCP; its server certificate stays in {} (`azdock certs show`)",
-        addr.name,
-        dir.display()
-    ));
-    Ok(json!({"name": addr.name, "resourceGroup": addr.resource_group, "uninstalled": true}))
-}
-
-/// The handler the record says set a host up; customscript when unknown.
-fn recorded_handler(entry: Option<&DockerHost>) -> Handler {
-    entry.and_then(|e| Delivery::parse(&e.handler).ok()).and_then(Delivery::handler).unwrap_or(Handler::CustomScript)
-}
-
-/// A new server certificate for the host (`--ca`: a new CA and client first, and every host
-/// azdock knows in this cloud gets its new certificate), pushed with the Docker extension's
-/// `rotate-certs` plan.
-async fn rotate(
-    ctx: &Ctx,
-    host: &Host<'_>,
-    docker: &dyn VmExtension,
-    addr: &VmAddr,
-    r: &crate::cli::ExtDockerRotateArgs,
-    dir: &Path,
-) -> anyhow::Result<Value> {
-    let known = record()?.load()?;
-    let vm = azdock_host::vm::inspect(host.arm, addr).await?;
-    let entry = known.get(&vm.facts.name).cloned();
-    let store = CertStore::new(dir);
-    let rotation = if r.ca {
-        Rotation::Ca
+/// `rotate-certs`: a new server certificate for each host named, pushed with the Docker
+/// extension's plan; `--ca`: a new CA and client for the host's certificate directory, pushed to
+/// every host of that directory; `--finish`: the current CA to every host a CA rotation has not
+/// reached. Every host runs to its end; any failure is exit 1 after the table.
+fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateArgs) -> anyhow::Result<()> {
+    let chosen = if r.finish {
+        None
     } else {
-        let mut args = Args::new();
-        if let Some(e) = &entry {
-            args.insert("cert-san".into(), ArgValue::List(e.cert_sans.clone()));
-        }
-        let request =
-            PlanRequest { action: "rotate-certs".into(), args, facts: vm.facts.clone(), run_id: String::new() };
-        let server = azdock_ext_docker::server_request(&request)?;
-        let names = server.names();
-        let (dns, ips): (Vec<String>, Vec<String>) =
-            names.into_iter().partition(|n| n.parse::<std::net::IpAddr>().is_err());
-        Rotation::Server(ServerRequest::new(&vm.facts.name, &dns, &ips)?)
+        Some(Selection::new(r.resource_group.as_deref(), r.vm.as_deref(), &r.ids, false)?)
     };
-    let report = super::certs::with_passphrases(|p| store.rotate(&rotation, p))?;
+    if r.ca && !r.yes && !super::interactive() {
+        return Err(Usage::new(
+            "a new CA invalidates every host's certificates until each is redeployed; pass `--yes` to confirm",
+        )
+        .into());
+    }
+    let default_dir = cert_dir(None, config)?;
+    let docker = crate::plugins::builtin("docker")?;
+    let data_dir = crate::config::data_dir()?;
+    let pushed = session::block_on(async {
+        let (arm, addrs) = match chosen {
+            Some(chosen) => chosen.resolve(global, config).await?,
+            None => (session::arm(global, config).await?, Vec::new()),
+        };
+        let host = Host { arm: &arm, data_dir: &data_dir, events: ctx };
+        let cannot_run = (arm.cloud().kind() == CloudKind::Local)
+            .then(azdock_emulator::Emulator::docker_unavailable_reason)
+            .flatten();
+        let mut targets = Vec::new();
+        for addr in &addrs {
+            targets.push(host.docker_target(addr, r.port, r.docker_cert_dir.as_deref(), &default_dir)?);
+        }
+        let how = |mint| hosts::Rotate {
+            docker: &*docker,
+            mint,
+            limit: usize::from(r.max_parallel),
+            cannot_run: cannot_run.as_deref(),
+        };
+        if r.finish {
+            return Ok(host.finish_ca(&how(&mint)).await?.0);
+        }
+        if r.ca {
+            let dir = targets.first().map_or(default_dir.clone(), |t| t.cert_dir.clone());
+            let new_ca = || -> azdock_host::Result<()> {
+                let report = super::certs::with_passphrases(|p| CertStore::new(&dir).rotate(&Rotation::Ca, p))?;
+                told_backup(ctx, &report);
+                Ok(())
+            };
+            return Ok(host.rotate_ca(&dir, targets, &how(&mint), new_ca).await?.0);
+        }
+        let renew = |dir: &Path, request: &PlanRequest| -> azdock_host::Result<()> {
+            let names = azdock_ext_docker::server_request(request)?.names();
+            let (dns, ips): (Vec<String>, Vec<String>) =
+                names.into_iter().partition(|n| n.parse::<std::net::IpAddr>().is_err());
+            let server = ServerRequest::new(&request.facts.name, &dns, &ips)?;
+            let report = super::certs::with_passphrases(|p| CertStore::new(dir).rotate(&Rotation::Server(server), p))?;
+            told_backup(ctx, &report);
+            Ok(())
+        };
+        anyhow::Ok(host.push_certs(targets, &how(&renew)).await)
+    })?;
+    let single = pushed.len() == 1 && !r.ca && !r.finish;
+    if single && let Some(Err(e)) = pushed.first().map(|p| &p.result) {
+        return Err(anyhow::anyhow!(e.to_string())
+            .context(format!("cannot rotate the certificates of {}", pushed[0].target.addr.name)));
+    }
+    let rows: Vec<Value> = pushed.iter().map(hosts::Pushed::row).collect();
+    if r.finish && rows.is_empty() {
+        ctx.info("every Docker host azdock knows in this cloud carries its directory's current CA");
+    }
+    let value = if single { rows[0].clone() } else { Value::Array(rows) };
+    ctx.print(&value, ROTATE_COLUMNS)?;
+    let failed: Vec<String> = pushed
+        .iter()
+        .filter_map(|p| {
+            p.result.as_ref().err().map(|e| format!("  {}/{}: {e}", p.target.addr.resource_group, p.target.addr.name))
+        })
+        .collect();
+    if !failed.is_empty() {
+        anyhow::bail!(
+            "{} of {} hosts did not get their new certificates and keep the old ones:\n{}\nrun `azdock ext docker rotate-certs --finish` once they can be reached",
+            failed.len(),
+            pushed.len(),
+            failed.join("\n")
+        );
+    }
+    Ok(())
+}
+
+/// Where a rotation put the old certificates.
+fn told_backup(ctx: &Ctx, report: &azdock_certs::Report) {
     if let Some(backup) = &report.backup_dir {
         ctx.info(&format!("the old certificates are in {}", backup.display()));
     }
-    let mut targets = vec![vm.clone()];
-    if r.ca {
-        // Every other host azdock set up in this cloud needs the new CA and its own new certificate.
-        for other in known.values().filter(|h| h.name != vm.facts.name) {
-            if !other.cloud.eq_ignore_ascii_case(&vm.facts.cloud) {
-                ctx.warn(&format!("host {} is in cloud {}: run `azdock --cloud {} ext docker install --vm {} -g {}` to give it the new CA", other.name, other.cloud, other.cloud, other.name, other.resource_group));
-                continue;
-            }
-            let addr = VmAddr::new(&other.subscription, &other.resource_group, &other.name);
-            match azdock_host::vm::inspect(host.arm, &addr).await {
-                Ok(v) => targets.push(v),
-                Err(e) => ctx.warn(&format!("cannot reach host {}: {e}; install it again later", other.name)),
-            }
-        }
-    }
-    let mut out = Vec::new();
-    for h in targets {
-        let e = known.get(&h.facts.name).cloned();
-        let port = if h.facts.name == vm.facts.name { r.target.port } else { None }
-            .or(e.as_ref().map(|e| e.port))
-            .unwrap_or(azdock_ext_docker::DEFAULT_PORT);
-        let handler = recorded_handler(e.as_ref());
-        let (opts, allow, sans) =
-            e.as_ref().map(|e| (e.options.clone(), e.allow_from.clone(), e.cert_sans.clone())).unwrap_or_default();
-        let mut args = base_args(Some(port), dir);
-        args.insert("handler".into(), ArgValue::Text(handler.name().into()));
-        args.insert("docker-option".into(), ArgValue::List(opts.clone()));
-        args.insert("allow-from".into(), ArgValue::List(allow.clone()));
-        args.insert("cert-san".into(), ArgValue::List(sans.clone()));
-        let extras = Extras { options: &opts, allow_from: &allow, cert_sans: &sans };
-        let how = install("rotate-certs", handler, dir, extras, true, false);
-        let (entry, daemon) = install_on(ctx, host, docker, h, &args, how).await?;
-        out.push(hosts::report(&entry, &daemon, &hosts::certificate_info(dir, &entry.name), None));
-    }
-    Ok(if out.len() == 1 { out.remove(0) } else { Value::Array(out) })
 }
 
 pub(crate) fn run_client(ctx: &Ctx, command: &DockerCommand) -> anyhow::Result<()> {
     match command {
         DockerCommand::Env { name, shell, unset } => {
-            let host = record()?.get(name)?;
-            print!("{}", env_script(&host, *shell, *unset));
+            let hosts = record()?.load()?;
+            let host = hosts.find(name)?;
+            print!("{}", env_script(host, &hosts.spelling(host), *shell, *unset));
             Ok(())
         }
         DockerCommand::Context { name } => {
-            let host = record()?.get(name)?;
-            let context = hosts::docker_context(&host).map_err(|why| anyhow::anyhow!(why))?;
+            let hosts = record()?.load()?;
+            let host = hosts.find(name)?;
+            let context = hosts::docker_context(host, &hosts.context_name(host)).map_err(|why| anyhow::anyhow!(why))?;
             ctx.print(
                 &json!({"name": context, "dockerHost": host.docker_host(), "certDir": host.cert_dir}),
                 &[("Name", "/name"), ("DockerHost", "/dockerHost"), ("CertDir", "/certDir")],
@@ -377,7 +338,7 @@ pub(crate) fn run_client(ctx: &Ctx, command: &DockerCommand) -> anyhow::Result<(
 }
 
 /// docker-machine's `env` output for a shell: the variables, then how to apply them.
-pub(crate) fn env_script(host: &DockerHost, shell: Shell, unset: bool) -> String {
+pub(crate) fn env_script(host: &DockerHost, spelling: &str, shell: Shell, unset: bool) -> String {
     let vars = [
         ("DOCKER_TLS_VERIFY", "1".to_owned()),
         ("DOCKER_HOST", host.docker_host()),
@@ -404,7 +365,7 @@ pub(crate) fn env_script(host: &DockerHost, shell: Shell, unset: bool) -> String
         Shell::Bash => String::new(),
         other => format!(" --shell {}", other.name()),
     };
-    let command = format!("azdock docker env {}{shell_flag}{flag}", host.name);
+    let command = format!("azdock docker env {spelling}{shell_flag}{flag}");
     let how = match shell {
         Shell::Bash | Shell::Zsh => format!("# Run this command to configure your shell:\n# eval $({command})\n"),
         Shell::Fish => format!("# Run this command to configure your shell:\n# eval ({command})\n"),

@@ -1,19 +1,24 @@
 //! Docker hosts: the record of the hosts azdock set up (what `docker env`, docker contexts,
-//! `verify` and a CA rotation need to find each again), what a report about one says, and the
-//! docker context that points the `docker` CLI at it.
+//! `verify` and a CA rotation need to find each again), installs and the Docker extension's other
+//! actions, what a report about one says, and the docker context that points the `docker` CLI
+//! at it.
 
-use std::collections::BTreeMap;
+mod actions;
+mod install;
+mod record;
+
+pub use actions::{Pushed, Rotate, Target, base_args, install_args};
+pub use install::{Install, probe_report};
+pub use record::{HostRecord, Hosts};
+
 use std::path::{Path, PathBuf};
 
 use azdock_certs::CertStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use azdock_core::{Args, InstalledExtension, VmExtension};
+use azdock_core::InstalledExtension;
 
-use crate::dispatch::{Host, Invocation, Prepare, Ran};
-use crate::error::{Error, Result};
-use crate::execute::Waits;
 use crate::probe::{DaemonInfo, Identity};
 use crate::vm::Vm;
 
@@ -40,6 +45,10 @@ pub struct DockerHost {
     pub allow_from: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cert_sans: Vec<String>,
+    /// The SHA-256 fingerprint of the CA whose server certificate the host was last given:
+    /// after a CA rotation that did not reach it, not the CA in its certificate directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 /// What a Docker host was set up with beside its port, kept so a rotation can push the same.
@@ -67,6 +76,16 @@ impl DockerHost {
             options: extras.options.to_vec(),
             allow_from: extras.allow_from.to_vec(),
             cert_sans: extras.cert_sans.to_vec(),
+            ca: None,
+        }
+    }
+
+    /// Whether the host carries the CA now in its certificate directory.
+    pub fn ca_state(&self) -> CaState {
+        match (&self.ca, ca_fingerprint(&self.cert_dir)) {
+            (Some(given), Some(now)) if *given == now => CaState::Current,
+            (Some(_), Some(_)) => CaState::Old,
+            _ => CaState::Unknown,
         }
     }
 
@@ -77,75 +96,23 @@ impl DockerHost {
     }
 }
 
-/// `docker-hosts.json` in azdock's data directory, read and changed under its lock.
-#[derive(Debug, Clone)]
-pub struct HostRecord {
-    path: PathBuf,
+/// Whether a host's server certificate comes from the CA in its certificate directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum CaState {
+    Current,
+    /// A CA rotation has not reached the host yet: clients with the new client certificate
+    /// cannot connect until `rotate-certs --finish` gives it a certificate from the new CA.
+    Old,
+    /// Recorded before azdock kept track, or the directory has no readable CA.
+    Unknown,
 }
 
-impl HostRecord {
-    /// The record in `data_dir`.
-    pub fn new(data_dir: &Path) -> Self {
-        Self { path: data_dir.join("docker-hosts.json") }
-    }
-
-    fn parse(&self, data: &[u8]) -> Result<BTreeMap<String, DockerHost>> {
-        serde_json::from_slice(data)
-            .map_err(|e| Error::Failed(format!("`{}` is damaged ({e}); delete it to start over", self.path.display())))
-    }
-
-    /// Every known host, by name.
-    pub fn load(&self) -> Result<BTreeMap<String, DockerHost>> {
-        match std::fs::read(&self.path) {
-            Ok(data) => self.parse(&data),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-            Err(e) => Err(Error::io("read", &self.path)(e)),
-        }
-    }
-
-    fn change(&self, f: impl FnOnce(&mut BTreeMap<String, DockerHost>) -> bool) -> Result<()> {
-        azdock_files::update(&self.path, 0o600, |old| {
-            let mut hosts = match old {
-                Some(data) => self.parse(&data)?,
-                None => BTreeMap::new(),
-            };
-            if !f(&mut hosts) {
-                return Ok(None);
-            }
-            serde_json::to_vec_pretty(&hosts).map(Some).map_err(|e| Error::Failed(e.to_string()))
-        })
-        .map_err(|e: Error| match e {
-            Error::File(source) => Error::Io { action: "update", path: self.path.clone(), source },
-            other => other,
-        })
-    }
-
-    /// Adds or replaces a host.
-    pub fn record(&self, host: DockerHost) -> Result<()> {
-        self.change(|hosts| {
-            hosts.insert(host.name.clone(), host);
-            true
-        })
-    }
-
-    /// Forgets a host.
-    pub fn forget(&self, name: &str) -> Result<()> {
-        self.change(|hosts| hosts.remove(name).is_some())
-    }
-
-    /// A host by name; a usage error listing the known ones when there is none.
-    pub fn get(&self, name: &str) -> Result<DockerHost> {
-        let hosts = self.load()?;
-        hosts.get(name).cloned().ok_or_else(|| {
-            let known: Vec<&str> = hosts.keys().map(String::as_str).collect();
-            let known = if known.is_empty() {
-                "none yet; create one with `azdock vm docker create`".to_owned()
-            } else {
-                known.join(", ")
-            };
-            Error::Usage(format!("no Docker host `{name}` known to azdock (known: {known})"))
-        })
-    }
+/// The SHA-256 fingerprint of the CA in a certificate directory, if it holds a readable one.
+pub fn ca_fingerprint(cert_dir: &Path) -> Option<String> {
+    let path = CertStore::new(cert_dir).ca_path();
+    let text = std::fs::read_to_string(&path).ok()?;
+    azdock_certs::inspect::CertFile::parse(&path, text).ok().map(|c| c.fingerprint())
 }
 
 /// The client identity in a certificate directory, for probes.
@@ -188,10 +155,9 @@ pub fn report(host: &DockerHost, daemon: &Value, certificate: &Value, context: O
     })
 }
 
-/// Creates or updates the docker context `host.name` with the host and the client
-/// certificates, when the `docker` CLI is installed. Returns the context name, or why there is
-/// none.
-pub fn docker_context(host: &DockerHost) -> std::result::Result<String, String> {
+/// Creates or updates the docker context `name` with the host and the client certificates, when
+/// the `docker` CLI is installed. Returns the context name, or why there is none.
+pub fn docker_context(host: &DockerHost, name: &str) -> std::result::Result<String, String> {
     let store = CertStore::new(&host.cert_dir);
     let endpoint = format!(
         "host={},ca={},cert={},key={}",
@@ -201,7 +167,7 @@ pub fn docker_context(host: &DockerHost) -> std::result::Result<String, String> 
         store.client_key_path().display()
     );
     let exists = std::process::Command::new("docker")
-        .args(["context", "inspect", &host.name])
+        .args(["context", "inspect", name])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
@@ -214,7 +180,7 @@ pub fn docker_context(host: &DockerHost) -> std::result::Result<String, String> 
         .args([
             "context",
             verb,
-            &host.name,
+            name,
             "--description",
             &format!("azdock: {} in {}", host.name, host.resource_group),
             "--docker",
@@ -223,17 +189,33 @@ pub fn docker_context(host: &DockerHost) -> std::result::Result<String, String> 
         .output()
         .map_err(|e| format!("cannot run docker: {e}"))?;
     if out.status.success() {
-        Ok(host.name.clone())
+        Ok(name.to_owned())
     } else {
         Err(format!("`docker context {verb}` failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
     }
 }
 
+/// Docker hosts set up before the host tagged instances with their owner are known from the
+/// record: the handler instance of a recorded host (same VM name and group, the recorded
+/// handler's type) is Docker's.
+pub fn recorded_owner(hosts: &Hosts, cloud: &str, vm: &crate::VmAddr, instance: &InstalledExtension) -> Option<String> {
+    let host = hosts.at(cloud, vm)?;
+    let kind = match host.handler.as_str() {
+        "customscript" => "CustomScript",
+        "legacy" => "DockerExtension",
+        _ => return None,
+    };
+    instance.kind.eq_ignore_ascii_case(kind).then(|| "docker".to_owned())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::install::{install_daemon, install_waits};
     use super::*;
+    use crate::dispatch::Ran;
+    use azdock_core::Args;
 
-    fn host(name: &str, group: &str) -> DockerHost {
+    pub(super) fn host(name: &str, group: &str) -> DockerHost {
         DockerHost {
             name: name.into(),
             cloud: "local".into(),
@@ -248,29 +230,8 @@ mod tests {
             options: vec![],
             allow_from: vec![],
             cert_sans: vec![],
+            ca: None,
         }
-    }
-
-    #[test]
-    fn the_record_keeps_hosts_across_processes_and_names_the_known_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let record = HostRecord::new(dir.path());
-        let e = record.get("web").unwrap_err();
-        assert!(e.is_usage());
-        assert!(e.to_string().contains("none yet; create one with `azdock vm docker create`"), "{e}");
-        record.record(host("web", "g1")).unwrap();
-        record.record(host("db", "g1")).unwrap();
-        assert_eq!(HostRecord::new(dir.path()).get("web").unwrap(), host("web", "g1"));
-        let e = record.get("cache").unwrap_err().to_string();
-        assert!(e.contains("(known: db, web)"), "{e}");
-        record.forget("db").unwrap();
-        record.forget("db").unwrap();
-        assert_eq!(record.load().unwrap().keys().collect::<Vec<_>>(), ["web"]);
-        std::fs::write(dir.path().join("docker-hosts.json"), "{").unwrap();
-        let e = record.load().unwrap_err().to_string();
-        assert!(e.contains("is damaged") && e.contains("delete it to start over"), "{e}");
-        assert!(record.record(host("x", "g")).is_err());
-        assert_eq!(std::fs::read_to_string(dir.path().join("docker-hosts.json")).unwrap(), "{");
     }
 
     #[test]
@@ -290,9 +251,15 @@ mod tests {
         legacy.handler = "legacy".into();
         let mut cloud_init = host("ci", "g3");
         cloud_init.handler = "cloud-init".into();
-        let hosts: BTreeMap<String, DockerHost> =
-            [host("web", "G1"), legacy, cloud_init].into_iter().map(|h| (h.name.clone(), h)).collect();
-        let owner = |vm: &str, group: &str, kind: &str| recorded_owner(&hosts, vm, group, &instance(kind));
+        let dir = tempfile::tempdir().unwrap();
+        let record = HostRecord::new(dir.path());
+        for h in [host("web", "G1"), legacy, cloud_init] {
+            record.record(h).unwrap();
+        }
+        let hosts = record.load().unwrap();
+        let owner = |vm: &str, group: &str, kind: &str| {
+            recorded_owner(&hosts, "local", &crate::VmAddr::new("s", group, vm), &instance(kind))
+        };
         assert_eq!(owner("web", "g1", "customscript").as_deref(), Some("docker"));
         assert_eq!(owner("old", "g2", "DockerExtension").as_deref(), Some("docker"));
         // Another handler's instance, another group's VM, an unrecorded VM, a cloud-init host.
@@ -301,6 +268,9 @@ mod tests {
         assert_eq!(owner("web", "other", "CustomScript"), None);
         assert_eq!(owner("new", "g1", "CustomScript"), None);
         assert_eq!(owner("ci", "g3", "CustomScript"), None);
+        let other_cloud =
+            recorded_owner(&hosts, "AzureCloud", &crate::VmAddr::new("s", "g1", "web"), &instance("CustomScript"));
+        assert_eq!(other_cloud, None);
     }
 
     #[test]
@@ -477,161 +447,4 @@ mod tests {
         h.address = "::1".into();
         assert_eq!(h.docker_host(), "tcp://[::1]:2376");
     }
-
-    #[test]
-    fn concurrent_records_all_land() {
-        let dir = tempfile::tempdir().unwrap();
-        let threads: Vec<_> = (0..6)
-            .map(|i| {
-                let dir = dir.path().to_owned();
-                std::thread::spawn(move || HostRecord::new(&dir).record(host(&format!("vm{i}"), "g")).unwrap())
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(HostRecord::new(dir.path()).load().unwrap().len(), 6);
-    }
-}
-
-/// Docker hosts set up before the host tagged instances with their owner are known from the
-/// record: the handler instance of a recorded host (same VM name and group, the recorded
-/// handler's type) is Docker's.
-pub fn recorded_owner(
-    hosts: &BTreeMap<String, DockerHost>,
-    vm: &str,
-    group: &str,
-    instance: &InstalledExtension,
-) -> Option<String> {
-    let host = hosts.get(vm)?;
-    let kind = match host.handler.as_str() {
-        "customscript" => "CustomScript",
-        "legacy" => "DockerExtension",
-        _ => return None,
-    };
-    (host.resource_group.eq_ignore_ascii_case(group) && instance.kind.eq_ignore_ascii_case(kind))
-        .then(|| "docker".to_owned())
-}
-
-/// The port a Docker action's request names (the manifest's default when absent).
-fn port_of(ran: &Ran) -> Result<u16> {
-    let port = ran.request.integer("port").unwrap_or(2376);
-    u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| Error::Usage(format!("port {port} is not a TCP port")))
-}
-
-/// An install of the Docker extension (or a rotation's push of new certificates).
-#[derive(Clone, Copy)]
-pub struct Install<'a> {
-    /// `install` or `rotate-certs`.
-    pub action: &'a str,
-    /// The handler's name as the record keeps it (`customscript`, `legacy`).
-    pub handler: &'a str,
-    pub cert_dir: &'a Path,
-    pub extras: Extras<'a>,
-    /// Wait for the extension and the daemon (false: `--no-wait`).
-    pub wait: bool,
-    pub take_over: bool,
-    /// The caller's work before the plan: minting the server certificate with its prompt.
-    pub prepare: Option<Prepare<'a>>,
-    /// Why this machine cannot run the VM's daemon (a local cloud without dockerd), if so: the
-    /// daemon is then not waited for.
-    pub cannot_run: Option<&'a str>,
-}
-
-impl std::fmt::Debug for Install<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Install").field("action", &self.action).field("handler", &self.handler).finish_non_exhaustive()
-    }
-}
-
-/// What an install waits for: the extension unless `--no-wait`, and the daemon too unless this
-/// machine cannot run it.
-fn install_waits(wait: bool, possible: bool) -> Waits {
-    Waits { operation: wait, endpoints: wait && possible, endpoint_required: true }
-}
-
-/// What an install says of the daemon.
-fn install_daemon(
-    answer: Option<&std::result::Result<Option<DaemonInfo>, String>>,
-    wait: bool,
-    cannot_run: Option<&str>,
-) -> Value {
-    match answer {
-        Some(Ok(Some(info))) => daemon_json(info),
-        _ if !wait => json!({"status": "not checked (--no-wait)"}),
-        _ if cannot_run.is_some() => json!({"status": "cannot run locally", "reason": cannot_run}),
-        _ => json!({"status": "unreachable"}),
-    }
-}
-
-impl Host<'_> {
-    /// Installs Docker with TLS on a VM through the Docker extension's plan, records the host,
-    /// and says what its daemon answered.
-    pub async fn install_docker(
-        &self,
-        docker: &dyn VmExtension,
-        vm: Vm,
-        args: &Args,
-        how: Install<'_>,
-    ) -> Result<(DockerHost, Value)> {
-        let invocation = Invocation {
-            extension: docker,
-            action: how.action,
-            args,
-            waits: install_waits(how.wait, how.cannot_run.is_none()),
-            prepare: how.prepare,
-            take_over: how.take_over,
-        };
-        let ran = self.run_on(&invocation, vm).await?;
-        let entry = self.record_docker(&ran, how.handler, how.cert_dir, how.extras)?;
-        let answer = ran.outcome.endpoint.as_ref().map(|e| &e.answer);
-        let daemon = install_daemon(answer, how.wait, how.cannot_run);
-        Ok((entry, daemon))
-    }
-
-    /// Records the Docker host a run of the extension set up.
-    pub fn record_docker(&self, ran: &Ran, handler: &str, cert_dir: &Path, extras: Extras<'_>) -> Result<DockerHost> {
-        let (address, _) = ran.vm.endpoint()?;
-        let entry = DockerHost::of(&ran.vm, &address, port_of(ran)?, handler, cert_dir, extras);
-        HostRecord::new(self.data_dir).record(entry.clone())?;
-        Ok(entry)
-    }
-}
-
-/// What `ext docker status` and `verify` report from a run of the extension's own plan:
-/// `installed` is the handler instance that set Docker up (its name as the record keeps it).
-pub fn probe_report(
-    ran: &Ran,
-    cert_dir: &Path,
-    installed: Option<(&str, &InstalledExtension)>,
-    verify: bool,
-) -> Result<Value> {
-    let vm = &ran.vm;
-    let (address, _) = vm.endpoint()?;
-    let endpoint = ran.outcome.endpoint.as_ref();
-    let daemon = match endpoint.map(|e| &e.answer) {
-        Some(Ok(Some(info))) => daemon_json(info),
-        Some(Err(why)) => json!({"status": "unreachable", "reason": why}),
-        _ => json!({"status": "unreachable"}),
-    };
-    let handler = installed.map_or("none", |(h, _)| h);
-    let entry = DockerHost::of(vm, &address, port_of(ran)?, handler, cert_dir, Extras::default());
-    let mut out = report(&entry, &daemon, &certificate_info(cert_dir, &vm.facts.name), None);
-    let rule = endpoint.and_then(|e| e.admitted_by.clone());
-    if verify {
-        let Some(Ok(Some(info))) = endpoint.map(|e| &e.answer) else {
-            return Err(Error::Failed("the daemon did not answer".into()));
-        };
-        out["handler"] = Value::Null;
-        out["checks"] =
-            json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]});
-    } else {
-        out["extension"] = installed.map_or(Value::Null, |(_, e)| {
-            let message = e.statuses.first().and_then(|s| s.message.clone());
-            json!({"name": e.name, "type": e.kind, "provisioningState": e.provisioning_state, "message": message})
-        });
-        out["nsgRule"] = json!(rule);
-        out["powerState"] = json!(vm.facts.power_state);
-    }
-    Ok(out)
 }
