@@ -12,7 +12,7 @@ use crate::cli::GlobalArgs;
 use crate::config::Config;
 use crate::error::Usage;
 
-pub(crate) use azdock_azure_sm::api::{COMPUTE as COMPUTE_API, NETWORK as NETWORK_API, RESOURCES as RESOURCES_API};
+pub(crate) use azdock_azure_sm::api::RESOURCES as RESOURCES_API;
 
 /// A signed-in client and the subscription commands work in.
 pub(crate) struct Session {

@@ -4,10 +4,12 @@
 use std::path::Path;
 
 use azdock_azure_sm::Arm;
+use azdock_azure_sm::models::VirtualMachineExtension;
 use azdock_core::{Args, InstalledExtension, Operation, Plan, PlanRequest, VmExtension};
+use serde_json::{Value, json};
 
 use crate::contract;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::execute::{Outcome, Waits, execute};
 use crate::target::VmAddr;
@@ -62,6 +64,46 @@ pub struct Ran {
     pub request: PlanRequest,
     pub plan: Plan,
     pub outcome: Outcome,
+}
+
+impl Ran {
+    /// The outcome as a user sees it: the handler's status (`accepted` when it has said none
+    /// yet), and the output it reported in its substatuses (CustomScript's `StdOut`, `StdErr`).
+    pub fn row(&self) -> Value {
+        let extension = self.outcome.extension.as_ref();
+        let view = extension.map(|e| &e["properties"]["instanceView"]);
+        let sub = |stream: &str| {
+            view.and_then(|v| v["substatuses"].as_array())
+                .and_then(|subs| {
+                    subs.iter().find(|s| s["code"].as_str().is_some_and(|c| c.contains(&format!("/{stream}/"))))
+                })
+                .and_then(|s| s["message"].as_str())
+                .map(str::to_owned)
+        };
+        let status = view.and_then(|v| v["statuses"][0]["displayStatus"].as_str()).unwrap_or("accepted");
+        json!({"name": self.vm.addr.name, "resourceGroup": self.vm.addr.resource_group, "action": self.request.action,
+               "extension": extension.map(|e| &e["name"]), "status": status, "stdout": sub("StdOut"), "stderr": sub("StdErr")})
+    }
+
+    /// The handler's own verdict, as a row: success only when the handler says so (an operation
+    /// that ended without its word is not one), else its failure in its words.
+    pub fn verdict(&self) -> Result<Value> {
+        let ext = self.outcome.extension.clone().unwrap_or(Value::Null);
+        let view: VirtualMachineExtension = serde_json::from_value(ext).unwrap_or_default();
+        let iv = view.properties.instance_view.unwrap_or_default();
+        if !iv.succeeded() {
+            let why = iv.failure().unwrap_or_else(|| "no status in its instance view".into());
+            return Err(Error::Failed(format!("the handler reported no success: {why}")));
+        }
+        let message = iv.statuses.iter().find_map(|s| s.message.clone()).unwrap_or_default();
+        let name = match &self.plan.operation {
+            Operation::Put(i) => i.name.clone(),
+            _ => String::new(),
+        };
+        let a = &self.vm.addr;
+        Ok(json!({"name": a.name, "resourceGroup": a.resource_group, "osType": self.vm.facts.os_type.to_string(),
+                  "action": self.request.action, "extension": name, "status": "succeeded", "message": message}))
+    }
 }
 
 /// A unique id per invocation: extensions use it as `forceUpdateTag`.
@@ -131,8 +173,98 @@ impl Host<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A run of `action` on VM `web` in group `g` that planned `operation`, with no outcome yet.
+    pub(crate) fn ran(action: &str, args: Args, operation: Operation) -> Ran {
+        let facts = azdock_core::VmFacts {
+            name: "web".into(),
+            resource_group: "g".into(),
+            subscription_id: "s".into(),
+            resource_id: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/web".into(),
+            location: "l".into(),
+            os_type: azdock_core::OsType::Linux,
+            power_state: azdock_core::PowerState::Running,
+            cloud: "local".into(),
+            admin_username: None,
+            fqdn: None,
+            public_ips: vec!["127.1.0.9".parse().unwrap()],
+            private_ips: vec![],
+            extensions: vec![],
+        };
+        Ran {
+            vm: Vm {
+                addr: VmAddr::new("s", "g", "web"),
+                nic: None,
+                cloud: azdock_azure_sm::CloudKind::Local,
+                facts: facts.clone(),
+            },
+            request: PlanRequest { action: action.into(), args, facts, run_id: "r".into() },
+            plan: Plan::new(operation),
+            outcome: Outcome::default(),
+        }
+    }
+
+    fn instance_view(statuses: &Value, substatuses: &Value) -> Value {
+        json!({"name": "run", "properties": {"publisher": "p", "type": "t", "typeHandlerVersion": "1",
+               "instanceView": {"name": "run", "statuses": statuses, "substatuses": substatuses}}})
+    }
+
+    #[test]
+    fn a_row_carries_the_handler_s_status_and_output() {
+        let mut r = ran("script", Args::new(), Operation::Inspect);
+        assert_eq!(
+            r.row(),
+            json!({"name": "web", "resourceGroup": "g", "action": "script", "extension": null,
+                   "status": "accepted", "stdout": null, "stderr": null})
+        );
+        r.outcome.extension = Some(instance_view(
+            &json!([{"code": "ProvisioningState/succeeded", "displayStatus": "Provisioning succeeded"}]),
+            &json!([{"code": "ComponentStatus/StdOut/succeeded", "message": "hello"},
+                   {"code": "ComponentStatus/StdErr/succeeded", "message": "warn"}]),
+        ));
+        let row = r.row();
+        assert_eq!(
+            (&row["status"], &row["stdout"], &row["stderr"]),
+            (&json!("Provisioning succeeded"), &json!("hello"), &json!("warn"))
+        );
+        assert_eq!(row["extension"], "run");
+    }
+
+    #[test]
+    fn a_verdict_is_the_handler_s_word() {
+        let instance = azdock_core::ExtensionInstance {
+            name: "enablevmaccess".into(),
+            publisher: "p".into(),
+            kind: "t".into(),
+            type_handler_version: "1".into(),
+            auto_upgrade_minor_version: true,
+            settings: Value::Null,
+            protected_settings: None,
+            force_update_tag: None,
+        };
+        let mut r = ran("reset-password", Args::new(), Operation::Put(Box::new(instance)));
+        let e = r.verdict().unwrap_err().to_string();
+        assert!(e.contains("the handler reported no success: no status in its instance view"), "{e}");
+        r.outcome.extension = Some(instance_view(
+            &json!([{"code": "ProvisioningState/failed/1", "level": "Error", "displayStatus": "Provisioning failed", "message": "user is locked"}]),
+            &json!([]),
+        ));
+        let e = r.verdict().unwrap_err().to_string();
+        assert!(e.contains("user is locked"), "{e}");
+        r.outcome.extension = Some(instance_view(
+            &json!([{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded", "message": "done"}]),
+            &json!([]),
+        ));
+        assert_eq!(
+            r.verdict().unwrap(),
+            json!({"name": "web", "resourceGroup": "g", "osType": "Linux", "action": "reset-password",
+                   "extension": "enablevmaccess", "status": "succeeded", "message": "done"})
+        );
+        r.plan = Plan::new(Operation::Inspect);
+        assert_eq!(r.verdict().unwrap()["extension"], "");
+    }
 
     #[test]
     fn run_ids_are_unique_and_say_whose_they_are() {

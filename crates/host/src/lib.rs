@@ -13,6 +13,7 @@ pub mod docker;
 pub mod error;
 pub mod events;
 pub mod execute;
+pub mod manage;
 pub mod network;
 pub mod plugins;
 pub mod probe;

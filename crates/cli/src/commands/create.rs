@@ -249,12 +249,7 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
                     if is_docker && step.action == "install" {
                         docker::record_install(ctx, &host, &ran, &dir)?;
                     }
-                    let row = super::plugin::result_row(
-                        &created.vm.facts.name,
-                        &created.vm.facts.resource_group,
-                        &step.action,
-                        ran.outcome.extension.as_ref(),
-                    );
+                    let row = ran.row();
                     applied.push(json!({"extension": step.extension.manifest().id, "action": step.action, "status": row["status"]}));
                 }
                 let facts = &created.vm.facts;

@@ -3,6 +3,7 @@
 use azdock_azure_sm::extensions;
 use azdock_core::ArgKind;
 use azdock_core::Registry;
+use azdock_host::manage;
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -10,7 +11,7 @@ use crate::cli::{ExtCommand, ExtSetArgs, ExtShowArgs, GlobalArgs};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
-use crate::session::{self, COMPUTE_API};
+use crate::session;
 use crate::targets::{self, Selection, VmAddr};
 
 const INSTALLED_COLUMNS: Columns = &[
@@ -91,35 +92,22 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         let Some((chosen, limit)) = chosen else {
             let ExtCommand::List { vm: Some(vm), resource_group } = command else { return Ok(Value::Null) };
             let s = session::session(global, config).await?;
-            let path = format!(
-                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/virtualMachines/{vm}/extensions?api-version={COMPUTE_API}",
-                s.subscription,
-                resource_group.as_deref().unwrap_or_default()
-            );
-            return Ok(s.arm.get(&path).await?["value"].clone());
+            let addr = VmAddr::new(&s.subscription, resource_group.as_deref().unwrap_or_default(), vm);
+            return Ok(manage::extensions(&s.arm, &addr).await?);
         };
         let several = matches!(&chosen, Selection::Ids(ids) if ids.len() > 1);
         let (arm, addrs) = chosen.resolve(global, config).await?;
         let arm = &arm;
-        let ext_path = move |a: &VmAddr| {
-            let name = a.extension.as_deref().or(name).unwrap_or_default();
-            format!("{}/extensions/{name}", a.path())
-        };
+        // An extension id names its instance; else `-n`.
+        let instance = move |a: &VmAddr| a.extension.clone().or(name.map(str::to_owned)).unwrap_or_default();
         let results = match command {
             ExtCommand::Show(_) => {
-                targets::for_each(addrs, limit, |a| async move {
-                    Ok(arm.get(&format!("{}?api-version={COMPUTE_API}&$expand=instanceView", ext_path(&a))).await?)
-                })
-                .await?
+                targets::for_each(addrs, limit, |a| async move { Ok(manage::extension(arm, &a, &instance(&a)).await?) })
+                    .await?
             }
             ExtCommand::Remove { no_wait, .. } => {
                 targets::for_each(addrs, limit, |a| async move {
-                    let path = format!("{}?api-version={COMPUTE_API}", ext_path(&a));
-                    if *no_wait {
-                        arm.send(reqwest::Method::DELETE, &path, None).await?;
-                    } else {
-                        arm.delete(&path).await?;
-                    }
+                    manage::delete(arm, &format!("{}/extensions/{}", a.path(), instance(&a)), !*no_wait).await?;
                     Ok(Value::Null)
                 })
                 .await?

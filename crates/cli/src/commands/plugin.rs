@@ -283,8 +283,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
         };
         let mut rows = Vec::new();
         for addr in addrs {
-            let ran = host.run(&invocation, &addr).await?;
-            rows.push(result_row(&addr.name, &addr.resource_group, action_name, ran.outcome.extension.as_ref()));
+            rows.push(host.run(&invocation, &addr).await?.row());
         }
         anyhow::Ok(rows)
     })?;
@@ -299,21 +298,4 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
             ("Stderr", "/stderr"),
         ],
     )
-}
-
-/// The outcome as the user sees it: the handler's status, and the output it reported in its
-/// substatuses (CustomScript's `StdOut` and `StdErr`).
-pub(crate) fn result_row(name: &str, group: &str, action: &str, extension: Option<&Value>) -> Value {
-    let view = extension.map(|e| &e["properties"]["instanceView"]);
-    let sub = |stream: &str| {
-        view.and_then(|v| v["substatuses"].as_array())
-            .and_then(|subs| {
-                subs.iter().find(|s| s["code"].as_str().is_some_and(|c| c.contains(&format!("/{stream}/"))))
-            })
-            .and_then(|s| s["message"].as_str())
-            .map(str::to_owned)
-    };
-    let status = view.and_then(|v| v["statuses"][0]["displayStatus"].as_str()).unwrap_or("accepted");
-    json!({"name": name, "resourceGroup": group, "action": action, "extension": extension.map(|e| &e["name"]),
-           "status": status, "stdout": sub("StdOut"), "stderr": sub("StdErr")})
 }

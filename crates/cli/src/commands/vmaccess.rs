@@ -5,9 +5,7 @@
 use std::io::{BufRead as _, IsTerminal as _};
 
 use anyhow::{Context as _, bail};
-use azdock_azure_sm::Arm;
-use azdock_azure_sm::models::{Page, VirtualMachine};
-use azdock_core::{ArgValue, Args, Operation, Secret};
+use azdock_core::{ArgValue, Args, Secret};
 use azdock_host::{Events as _, Host, Invocation, Waits};
 use serde_json::{Value, json};
 
@@ -16,8 +14,8 @@ use crate::cli::{ExtVmAccessCommand, GlobalArgs};
 use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
-use crate::session::{self, COMPUTE_API};
-use crate::targets::{Selection, VmAddr};
+use crate::session;
+use crate::targets::Selection;
 
 const COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -122,7 +120,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
             None => {
                 let s = session::session(global, config).await?;
                 let group = on.resource_group.clone().unwrap_or_default();
-                let addrs = list_group(&s.arm, &s.subscription, &group).await?;
+                let addrs = azdock_host::manage::addrs_in(&s.arm, &s.subscription, &group).await?;
                 if addrs.is_empty() {
                     bail!("resource group `{group}` has no VMs");
                 }
@@ -146,7 +144,10 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         };
         let (host, invocation) = (&host, &invocation);
         let results = azdock_host::target::each(addrs, limit, |addr| async move {
-            let result = run_one(host, invocation, &addr).await;
+            let result = match host.run(invocation, &addr).await {
+                Ok(ran) => ran.verdict().map_err(anyhow::Error::from),
+                Err(e) => Err(e.into()),
+            };
             if progress {
                 let error = result.as_ref().err().map(|e| format!("{e:#}"));
                 ctx.emit(azdock_host::Event::VmDone { vm: addr.name.clone(), action: action.into(), error });
@@ -175,51 +176,4 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         bail!("{} of {} VMs failed:\n{}", failures.len(), out.len(), failures.join("\n"));
     }
     Ok(())
-}
-
-/// One VM through the host's one path (facts, checks, plan, execution), then the handler's
-/// own verdict.
-async fn run_one(host: &Host<'_>, invocation: &Invocation<'_>, addr: &VmAddr) -> anyhow::Result<Value> {
-    let ran = host.run(invocation, addr).await?;
-    let ext = ran.outcome.extension.unwrap_or(Value::Null);
-    let view: azdock_azure_sm::models::VirtualMachineExtension =
-        serde_json::from_value(ext.clone()).unwrap_or_default();
-    let iv = view.properties.instance_view.unwrap_or_default();
-    // Success only when the handler says so: an operation that ended without its word is not one.
-    if !iv.succeeded() {
-        bail!(
-            "the handler reported no success: {}",
-            iv.failure().unwrap_or_else(|| "no status in its instance view".into())
-        );
-    }
-    let message = iv.statuses.iter().find_map(|s| s.message.clone()).unwrap_or_default();
-    let name = match &ran.plan.operation {
-        Operation::Put(i) => i.name.clone(),
-        _ => String::new(),
-    };
-    let row = json!({"name": addr.name, "resourceGroup": addr.resource_group, "osType": ran.vm.facts.os_type.to_string(),
-                     "action": invocation.action, "extension": name, "status": "succeeded", "message": message});
-    Ok(row)
-}
-
-/// Every VM of a resource group.
-async fn list_group(arm: &Arm, sub: &str, group: &str) -> anyhow::Result<Vec<VmAddr>> {
-    let mut out = Vec::new();
-    let mut next = Some(format!(
-        "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines?api-version={COMPUTE_API}"
-    ));
-    while let Some(url) = next {
-        let page: Page<VirtualMachine> =
-            serde_json::from_value(arm.get(&url).await?).context("unexpected VM list from Azure")?;
-        for vm in &page.value {
-            out.push(VmAddr {
-                subscription: sub.into(),
-                resource_group: vm.resource_group().unwrap_or(group).into(),
-                name: vm.name.clone(),
-                extension: None,
-            });
-        }
-        next = page.next_link;
-    }
-    Ok(out)
 }

@@ -295,36 +295,13 @@ mod tests {
     }
 
     fn ran(action: &str, port: Option<i64>, endpoint: Option<crate::execute::Endpoint>) -> Ran {
-        let facts = azdock_core::VmFacts {
-            name: "web".into(),
-            resource_group: "g".into(),
-            subscription_id: "s".into(),
-            resource_id: "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/web".into(),
-            location: "l".into(),
-            os_type: azdock_core::OsType::Linux,
-            power_state: azdock_core::PowerState::Running,
-            cloud: "local".into(),
-            admin_username: None,
-            fqdn: None,
-            public_ips: vec!["127.1.0.9".parse().unwrap()],
-            private_ips: vec![],
-            extensions: vec![],
-        };
         let mut args = Args::new();
         if let Some(p) = port {
             args.insert("port".into(), azdock_core::ArgValue::Integer(p));
         }
-        Ran {
-            vm: Vm {
-                addr: crate::VmAddr::new("s", "g", "web"),
-                nic: None,
-                cloud: azdock_azure_sm::CloudKind::Local,
-                facts: facts.clone(),
-            },
-            request: azdock_core::PlanRequest { action: action.into(), args, facts, run_id: "r".into() },
-            plan: azdock_core::Plan::new(azdock_core::Operation::Inspect),
-            outcome: crate::execute::Outcome { endpoint, ..Default::default() },
-        }
+        let mut ran = crate::dispatch::tests::ran(action, args, azdock_core::Operation::Inspect);
+        ran.outcome.endpoint = endpoint;
+        ran
     }
 
     #[test]
