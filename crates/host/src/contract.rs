@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use azdock_core::{
-    ActionSpec, ArgKind, ArgSpec, ArgValue, Args, ExtensionError, Manifest, Operation, Plan, PlanRequest, Secret,
+    ActionSpec, ArgKind, ArgSpec, ArgValue, Args, ExtensionError, Manifest, Operation, OsType, Plan, PlanRequest,
+    Secret,
 };
 use serde_json::Value;
 
@@ -97,6 +98,49 @@ pub fn defaults(spec: &ActionSpec) -> Result<Args, ExtensionError> {
         args.insert(arg.name.clone(), value);
     }
     Ok(args)
+}
+
+/// One `--ext ID[:ACTION]` of a VM create: the extension from the registry and its action's
+/// arguments from the manifest's defaults.
+#[derive(Clone)]
+pub struct Step {
+    pub extension: std::sync::Arc<dyn azdock_core::VmExtension>,
+    pub action: String,
+    pub args: Args,
+}
+
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("extension", &self.extension.manifest().id)
+            .field("action", &self.action)
+            .field("args", &self.args)
+            .finish()
+    }
+}
+
+/// The steps `--ext ID[:ACTION]` words name (the action `install` when none is given), each
+/// found in the registry, for the OS `os`, and able to run on its manifest's defaults alone; a
+/// usage error naming the word and what would do otherwise.
+pub fn steps(registry: &azdock_core::Registry, words: &[String], os: OsType) -> crate::Result<Vec<Step>> {
+    let usage = |m: String| crate::Error::Usage(m);
+    let mut out = Vec::new();
+    for word in words {
+        let (id, action) = word.split_once(':').unwrap_or((word, "install"));
+        let Some(entry) = registry.get(id) else {
+            let ids: Vec<String> = registry.entries().iter().map(|e| e.extension.manifest().id.clone()).collect();
+            return Err(usage(format!("--ext {word}: no extension `{id}`; known are {}", ids.join(", "))));
+        };
+        let spec = self::action(entry.extension.manifest(), action).map_err(|e| usage(format!("--ext {word}: {e}")))?;
+        if !spec.supports(os) {
+            return Err(usage(format!("--ext {word}: `{action}` is not for {os} VMs")));
+        }
+        let args = defaults(spec).map_err(|e| {
+            usage(format!("--ext {word}: {e}; run `azdock ext {id} {action} …` with it once the VM exists"))
+        })?;
+        out.push(Step { extension: entry.extension.clone(), action: action.to_owned(), args });
+    }
+    Ok(out)
 }
 
 /// Who holds a handler's slot on a VM: Azure allows one instance per handler on a Linux VM.
@@ -412,6 +456,65 @@ mod tests {
         assert!(e.contains("--user") && e.contains("`install` needs it and has no default"), "{e}");
         needs.args.last_mut().unwrap().default = Some("ops".into());
         assert_eq!(defaults(&needs).unwrap()["user"], text("ops"));
+    }
+
+    struct Planless(Manifest);
+
+    #[azdock_core::async_trait]
+    impl azdock_core::VmExtension for Planless {
+        fn manifest(&self) -> &Manifest {
+            &self.0
+        }
+
+        async fn plan(&self, _: &PlanRequest) -> Result<Plan, ExtensionError> {
+            Ok(Plan::new(Operation::Inspect))
+        }
+    }
+
+    #[test]
+    fn ext_words_become_steps_with_their_defaults_or_a_usage_error() {
+        let mut m = manifest();
+        m.actions.push(ActionSpec {
+            name: "install".into(),
+            summary: "i".into(),
+            os: vec![OsType::Linux],
+            args: vec![ArgSpec::text("port", "p").kind(ArgKind::Integer).default_value("80")],
+            network: true,
+        });
+        m.actions.push(ActionSpec {
+            name: "rdp".into(),
+            summary: "r".into(),
+            os: vec![OsType::Windows],
+            args: vec![],
+            network: false,
+        });
+        m.handlers.push(HandlerSpec {
+            name: "windows".into(),
+            os: OsType::Windows,
+            publisher: "P".into(),
+            kind: "W".into(),
+            type_handler_version: "1.0".into(),
+        });
+        let mut registry = azdock_core::Registry::new();
+        registry.add(azdock_core::Source::Builtin, std::sync::Arc::new(Planless(m))).unwrap();
+        let words = |w: &[&str]| w.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let got = steps(&registry, &words(&["demo", "demo:install"]), OsType::Linux).unwrap();
+        assert_eq!(got.len(), 2);
+        for step in &got {
+            assert_eq!((step.action.as_str(), step.args.get("port")), ("install", Some(&ArgValue::Integer(80))));
+            assert_eq!(step.extension.manifest().id, "demo");
+        }
+        assert!(format!("{:?}", got[0]).contains("demo"));
+        for (word, says) in [
+            ("nope", "--ext nope: no extension `nope`; known are demo"),
+            ("demo:fly", "--ext demo:fly: "),
+            ("demo:rdp", "--ext demo:rdp: `rdp` is not for Linux VMs"),
+            ("demo:run", "run `azdock ext demo run …` with it once the VM exists"),
+        ] {
+            let e = steps(&registry, &words(&[word]), OsType::Linux).unwrap_err();
+            assert!(e.is_usage() && e.to_string().contains(says), "{word}: {e}");
+        }
+        assert_eq!(steps(&registry, &words(&["demo:rdp"]), OsType::Windows).unwrap()[0].action, "rdp");
     }
 
     fn holding(name: &str, owner: Option<&str>) -> azdock_core::InstalledExtension {

@@ -13,8 +13,9 @@ use azdock_azure_sm::models::OsType;
 use azdock_azure_sm::requests::AdminLogin;
 use azdock_azure_sm::rules;
 use azdock_certs::{CertStore, ServerRequest};
-use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmExtension, VmFacts};
+use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmFacts};
 use azdock_ext_docker::{Delivery, Handler};
+use azdock_host::contract::Step;
 use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
 use azdock_host::docker::{self as hosts, DockerHost, Extras};
 use azdock_host::{Host, Invocation, VmAddr, Waits};
@@ -182,37 +183,14 @@ fn image_name(checked: &Checked) -> String {
     }
 }
 
-/// One `--ext ID[:ACTION]`, found in the registry, its action's defaults as its arguments.
-struct ExtStep {
-    extension: std::sync::Arc<dyn VmExtension>,
-    action: String,
-    args: Args,
-}
-
-fn ext_steps(ctx: &Ctx, words: &[String]) -> anyhow::Result<Vec<ExtStep>> {
+/// The `--ext` words, found in the registry (plugins loaded only when there are some).
+fn ext_steps(ctx: &Ctx, words: &[String]) -> anyhow::Result<Vec<Step>> {
     if words.is_empty() {
         return Ok(Vec::new());
     }
     let registry =
         crate::plugins::registry(|path, why| ctx.warn(&format!("plugin `{}` skipped: {why}", path.display())))?;
-    let mut steps = Vec::new();
-    for word in words {
-        let (id, action) = word.split_once(':').unwrap_or((word, "install"));
-        let Some(entry) = registry.get(id) else {
-            let ids: Vec<String> = registry.entries().iter().map(|e| e.extension.manifest().id.clone()).collect();
-            return Err(usage(format!("--ext {word}: no extension `{id}`; known are {}", ids.join(", "))));
-        };
-        let manifest = entry.extension.manifest();
-        let spec = azdock_host::contract::action(manifest, action).map_err(|e| usage(format!("--ext {word}: {e}")))?;
-        if !spec.supports(azdock_core::OsType::Linux) {
-            return Err(usage(format!("--ext {word}: `{action}` is not for Linux VMs")));
-        }
-        let args = azdock_host::contract::defaults(spec).map_err(|e| {
-            usage(format!("--ext {word}: {e}; run `azdock ext {id} {action} …` with it once the VM exists"))
-        })?;
-        steps.push(ExtStep { extension: entry.extension.clone(), action: action.to_owned(), args });
-    }
-    Ok(steps)
+    Ok(azdock_host::contract::steps(&registry, words, azdock_core::OsType::Linux)?)
 }
 
 /// `azdock vm create NAME [IMAGE] … --ext ID[:ACTION]`.
@@ -305,38 +283,6 @@ fn install_args(args: &DockerCreateArgs, delivery: Delivery, cert_dir: &Path) ->
     out
 }
 
-/// The daemon cloud-init set up at first boot, once it answers: the Docker extension's verify,
-/// given as long as a first boot takes.
-async fn first_boot_daemon(
-    ctx: &Ctx,
-    host: &Host<'_>,
-    docker_ext: &dyn VmExtension,
-    vm: azdock_host::Vm,
-    port: u16,
-    cert_dir: &Path,
-) -> anyhow::Result<Value> {
-    if docker::daemon_cannot_run(&vm, ctx).is_some() {
-        return Ok(json!({"status": "cannot run locally"}));
-    }
-    let mut verify = Args::new();
-    verify.insert("port".into(), ArgValue::Integer(i64::from(port)));
-    verify.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
-    verify.insert("timeout".into(), ArgValue::Integer(i64::from(azdock_ext_docker::READY_TIMEOUT_SECS)));
-    let invocation = Invocation {
-        extension: docker_ext,
-        action: "verify",
-        args: &verify,
-        waits: Waits::ALL,
-        prepare: None,
-        take_over: false,
-    };
-    let ran = host.run_on(&invocation, vm).await?;
-    Ok(match ran.outcome.endpoint.map(|e| e.answer) {
-        Some(Ok(Some(info))) => hosts::daemon_json(&info),
-        _ => json!({"status": "unreachable"}),
-    })
-}
-
 /// A Docker port open to any address is asked about on a terminal, and warned of elsewhere.
 fn confirm_open_port(ctx: &Ctx, args: &DockerCreateArgs) -> anyhow::Result<()> {
     if args.vm.allow_from.is_empty() {
@@ -421,8 +367,11 @@ pub(crate) fn run_docker(
                         let entry = host.remember(entry)?;
                         let daemon = if checked.no_wait {
                             json!({"status": "not checked (--no-wait)"})
+                        } else if docker::daemon_cannot_run(&vm, ctx).is_some() {
+                            json!({"status": "cannot run locally"})
                         } else {
-                            first_boot_daemon(ctx, &host, &*docker_ext, vm, args.docker_port, &cert_dir).await?
+                            let timeout = azdock_ext_docker::READY_TIMEOUT_SECS;
+                            host.first_boot_daemon(&*docker_ext, vm, args.docker_port, &cert_dir, timeout).await?
                         };
                         (entry, daemon)
                     }

@@ -177,6 +177,33 @@ impl Host<'_> {
         Ok(out)
     }
 
+    /// The daemon cloud-init sets up at first boot, once it answers: the Docker extension's
+    /// `verify`, given `timeout_secs` (as long as a first boot takes).
+    pub async fn first_boot_daemon(
+        &self,
+        docker: &dyn VmExtension,
+        vm: crate::Vm,
+        port: u16,
+        cert_dir: &Path,
+        timeout_secs: u32,
+    ) -> Result<Value> {
+        let mut verify = base_args(Some(port), cert_dir);
+        verify.insert("timeout".into(), ArgValue::Integer(i64::from(timeout_secs)));
+        let invocation = Invocation {
+            extension: docker,
+            action: "verify",
+            args: &verify,
+            waits: Waits::ALL,
+            prepare: None,
+            take_over: false,
+        };
+        let ran = self.run_on(&invocation, vm).await?;
+        Ok(match ran.outcome.endpoint.map(|e| e.answer) {
+            Some(Ok(Some(info))) => super::daemon_json(&info),
+            _ => json!({"status": "unreachable"}),
+        })
+    }
+
     /// Removes Docker's TCP listener through the extension's `uninstall` plan; the record
     /// forgets the host (its certificates stay).
     pub async fn uninstall_docker(&self, docker: &dyn VmExtension, target: &Target) -> Result<Value> {
