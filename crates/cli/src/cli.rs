@@ -312,6 +312,11 @@ pub struct LocalRunArgs {
     /// `PUT /_emulator/faults`
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
+    /// First-boot mode, as on Azure's Ubuntu images: each VM's package manager holds its lock for
+    /// SECS (cloud-init and unattended-upgrades) and its first `apt-get update` cannot reach the
+    /// mirror
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub first_boot_lock: Option<u64>,
 }
 
 // Each flag is one of az's, as az spells it.

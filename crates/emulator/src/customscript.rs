@@ -80,22 +80,84 @@ exit 0
 const SIMULATED_PACKAGES: &str = "docker.io\ndocker-ce\ndocker\nmoby-engine\ncontainerd\nrunc\n";
 
 const PACKAGE_SHIM: &str = r#"#!/bin/sh
-# azdock local cloud: installs succeed only for packages present on the host.
-mkdir -p /var/lib/azdock-guest
-echo "$(basename "$0") $*" >> /var/lib/azdock-guest/packages.log
+# azdock local cloud: installs succeed only for packages present on the host. In first-boot mode
+# the package lock is held (as cloud-init and unattended-upgrades hold it on Azure's Ubuntu
+# images) until the time in first-boot-until, and the first update cannot reach the mirror.
+state=/var/lib/azdock-guest
+mkdir -p "$state"
+echo "$(basename "$0") $*" >> "$state/packages.log"
 agent=/run/azdock-agent
 verb=""
+timeout=0
+prev=""
 for a in "$@"; do
+  case "$prev" in -o) case "$a" in [Dd][Pp]kg::Lock::Timeout=*) timeout=${a#*=} ;; esac ;; esac
+  case "$a" in -o) ;; -*) ;; *) [ "$prev" = -o ] || { [ -n "$verb" ] || verb="$a"; } ;; esac
+  prev="$a"
+done
+until=$(cat "$state/first-boot-until" 2>/dev/null || echo 0)
+if [ "$(date +%s)" -lt "$until" ]; then
+  case "$verb" in
+    update)
+      # apt-get update takes the lists lock, which DPkg::Lock::Timeout does not wait for.
+      echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1042 (apt-get)" >&2
+      echo "E: Unable to lock directory /var/lib/apt/lists/" >&2
+      exit 100 ;;
+    install)
+      waited=0
+      while [ "$(date +%s)" -lt "$until" ] && [ "$waited" -lt "$timeout" ]; do
+        [ "$waited" -gt 0 ] || echo "Waiting for cache lock: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1187 (unattended-upgr)" >&2
+        sleep 1
+        waited=$((waited + 1))
+      done
+      if [ "$(date +%s)" -lt "$until" ]; then
+        echo "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 1187 (unattended-upgr)" >&2
+        echo "E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?" >&2
+        exit 100
+      fi ;;
+  esac
+fi
+if [ "$verb" = update ]; then
+  if [ -f "$state/first-update-fails" ]; then
+    rm -f "$state/first-update-fails"
+    # As apt does: a mirror it cannot reach is a warning, and the exit status is still 0.
+    echo "Err:1 http://azure.archive.ubuntu.com/ubuntu noble InRelease"
+    echo "  Temporary failure resolving 'azure.archive.ubuntu.com'"
+    echo "W: Failed to fetch http://azure.archive.ubuntu.com/ubuntu/dists/noble/InRelease  Temporary failure resolving 'azure.archive.ubuntu.com'" >&2
+    echo "W: Some index files failed to download. They have been ignored, or old ones used instead." >&2
+    exit 0
+  fi
+  : > "$state/lists-updated"
+  exit 0
+fi
+if [ "$verb" = install ] && [ -f "$state/first-boot-until" ] && [ ! -f "$state/lists-updated" ]; then
+  # A first boot's package lists are empty until an update reaches the mirror.
+  prev=""
+  for a in "$@"; do
+    skip="$prev"
+    prev="$a"
+    [ "$skip" != -o ] || continue
+    case "$a" in -*|install) ;; *) echo "E: Unable to locate package $a" >&2; exit 100 ;; esac
+  done
+fi
+verb=""
+prev=""
+for a in "$@"; do
+  skip="$prev"
+  prev="$a"
+  [ "$skip" != -o ] || continue
   case "$a" in
     -*) ;;
     *) if [ -z "$verb" ]; then verb="$a"; elif [ "$verb" = install ]; then
          if grep -qx "$a" "$agent/host-packages" 2>/dev/null; then
            case "$a" in docker.io|docker-ce|docker|moby-engine) getent group docker >/dev/null || groupadd --system docker ;; esac
            echo "$a is already the newest version."
+           if [ -f "$state/first-boot-until" ]; then mkdir -p "$state/installed" && : > "$state/installed/$a"; fi
          elif grep -qx "$a" "$agent/simulated-packages" 2>/dev/null; then
            # As the real packages do: their socket's group.
            case "$a" in docker.io|docker-ce|docker|moby-engine) getent group docker >/dev/null || groupadd --system docker ;; esac
            echo "Setting up $a (simulated: the host has no $a; azdock's local cloud reports its daemon as unavailable)"
+           if [ -f "$state/first-boot-until" ]; then mkdir -p "$state/installed" && : > "$state/installed/$a"; fi
          else
            echo "E: Unable to locate package $a (azdock's local cloud installs only packages present on its host)" >&2
            exit 100
@@ -199,9 +261,11 @@ pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<
     }
     let (vm, ids) = (vm_dir(shared, vm_key), IdMap::for_vm(vm_key));
     crate::sandbox::prepare(&vm, ids)?;
-    let agent = agent_dir(shared, vm_key);
-    write_agent(&agent, &shared.ca_pem).map_err(|e| format!("cannot write `{}`: {e}", agent.display()))?;
     let guest_err = |path: &str, e: std::io::Error| format!("cannot write `{path}` in the VM: {e}");
+    first_boot(&vm, ids, shared.first_boot_lock).map_err(|e| guest_err(FIRST_BOOT_UNTIL, e))?;
+    let agent = agent_dir(shared, vm_key);
+    write_agent(&agent, &shared.ca_pem, &masked(&vm))
+        .map_err(|e| format!("cannot write `{}`: {e}", agent.display()))?;
     // What systemctl was asked is read per run: an old run's restart must not count again.
     guestfs::remove(&vm, SYSTEMCTL_LOG).map_err(|e| guest_err(SYSTEMCTL_LOG, e))?;
     let workdir = "/var/lib/waagent/custom-script/download/0";
@@ -257,12 +321,45 @@ fn instance_view(extension: &str, out: &Output) -> (Value, Result<(), String>) {
     (view, if ok { Ok(()) } else { Err(message) })
 }
 
+/// Where a guest in first-boot mode keeps when its package lock frees (seconds since the epoch).
+const FIRST_BOOT_UNTIL: &str = "/var/lib/azdock-guest/first-boot-until";
+
+/// First-boot mode, at a guest's first run: its package lock is held for `lock` from now and
+/// its first update fails. Later runs find the guest booted (the files are the guest's own).
+fn first_boot(vm: &Path, ids: IdMap, lock: std::time::Duration) -> std::io::Result<()> {
+    if lock.is_zero() || guest_file(vm, FIRST_BOOT_UNTIL).is_some() {
+        return Ok(());
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    guestfs::write(vm, "/var/lib/azdock-guest/first-update-fails", b"", 0o644, ids)?;
+    guestfs::write(vm, FIRST_BOOT_UNTIL, format!("{}\n", (now + lock).as_secs()).as_bytes(), 0o644, ids)
+}
+
+/// What a fresh image lacks that this machine has: in first-boot mode, Docker's binaries until
+/// the guest installs `docker.io` (hidden from the guest by non-executable files bound over them).
+fn masked(vm: &Path) -> Vec<&'static str> {
+    let fresh = guest_file(vm, FIRST_BOOT_UNTIL).is_some();
+    let installed = ["docker.io", "docker-ce", "moby-engine"]
+        .iter()
+        .any(|p| guest_file(vm, &format!("/var/lib/azdock-guest/installed/{p}")).is_some());
+    if fresh && !installed { vec!["dockerd", "docker"] } else { Vec::new() }
+}
+
 /// The shims, the package lists they consult and the local cloud's CA (`ca.pem`, for IMDS at
 /// `$AZURE_POD_IDENTITY_AUTHORITY_HOST`), rewritten before each run (root's, read-only inside).
-fn write_agent(agent: &Path, ca_pem: &str) -> std::io::Result<()> {
+fn write_agent(agent: &Path, ca_pem: &str, masked: &[&str]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     let bin = agent.join("bin");
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&bin)?;
+    let hidden = agent.join("masked");
+    match std::fs::remove_dir_all(&hidden) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::DirBuilder::new().mode(0o755).create(&hidden)?;
+    for tool in masked {
+        write_mode(&hidden.join(tool), b"", 0o644)?;
+    }
     let packages =
         Command::new("dpkg-query").args(["-W", "-f", "${Package}\n"]).output().map(|o| o.stdout).unwrap_or_default();
     write_mode(&agent.join("host-packages"), &packages, 0o644)?;

@@ -105,6 +105,10 @@ pub struct Config {
     pub persist: bool,
     /// A journal this large is folded into a new snapshot (64 MiB).
     pub checkpoint_bytes: u64,
+    /// First-boot mode (zero: off): a guest's package manager holds its lock this long after the
+    /// guest's first run, as cloud-init and unattended-upgrades do on Azure's Ubuntu images, and
+    /// its first `apt-get update` cannot reach the mirror.
+    pub first_boot_lock: std::time::Duration,
 }
 
 impl Config {
@@ -121,6 +125,7 @@ impl Config {
             token_lifetime_secs: 3600,
             persist: true,
             checkpoint_bytes: 64 * 1024 * 1024,
+            first_boot_lock: std::time::Duration::ZERO,
         }
     }
 
@@ -152,6 +157,8 @@ pub(crate) struct Shared {
     pub ca_pem: String,
     /// Where changes go before they are acknowledged (`None`: nothing is kept).
     pub journal: Option<Arc<persist::Journal>>,
+    /// See [`Config::first_boot_lock`].
+    pub first_boot_lock: std::time::Duration,
     pub inner: Mutex<state::Inner>,
 }
 
@@ -223,6 +230,7 @@ impl Emulator {
             imds_key: secret(&config.state_dir, "imds.key").map_err(state_err)?,
             ca_pem: identity.ca_pem.clone(),
             journal,
+            first_boot_lock: config.first_boot_lock,
             inner: Mutex::new(inner),
         });
         persist::start_committer(&shared, generation, config.checkpoint_bytes).map_err(state_err)?;

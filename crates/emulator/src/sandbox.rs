@@ -128,7 +128,8 @@ if [ -n "${AZDOCK_DOCKER_SOCK:-}" ] && [ -S "$AZDOCK_DOCKER_SOCK" ]; then
   : > /run/docker.sock
   mount --bind "$AZDOCK_DOCKER_SOCK" /run/docker.sock
 fi
-for tool in /run/azdock-agent/bin/*; do
+for tool in /run/azdock-agent/bin/* /run/azdock-agent/masked/*; do
+  [ -e "$tool" ] || continue
   for dir in /usr/bin /bin /usr/sbin /sbin; do
     target="$dir/${tool##*/}"
     if [ -f "$target" ] && [ ! -L "$target" ]; then mount --bind -o ro "$tool" "$target"; fi

@@ -49,6 +49,9 @@ pub struct RunOptions {
     pub durations: Option<String>,
     /// A fault file, `{"seed": N, "rules": [...]}`.
     pub faults: Option<PathBuf>,
+    /// First-boot mode: each guest's package manager holds its lock this many seconds after
+    /// its first run, and its first `apt-get update` cannot reach the mirror.
+    pub first_boot_lock: Option<u64>,
 }
 
 impl RunOptions {
@@ -70,6 +73,9 @@ impl RunOptions {
         if let Some(path) = &self.faults {
             let absolute = std::path::absolute(path).map_err(ServiceError::io("find", path))?;
             args.extend(["--faults".into(), absolute.into()]);
+        }
+        if let Some(secs) = self.first_boot_lock {
+            args.extend(["--first-boot-lock".into(), secs.to_string().into()]);
         }
         Ok(args)
     }
@@ -285,6 +291,7 @@ impl Service {
         let mut config = Config::new(&self.dir);
         config.port = options.port.unwrap_or(0);
         config.durations = options.durations()?;
+        config.first_boot_lock = std::time::Duration::from_secs(options.first_boot_lock.unwrap_or(0));
         if options.no_throttle {
             config.throttle = ThrottleConfig::unlimited();
         }
@@ -341,10 +348,25 @@ mod tests {
             no_throttle: true,
             durations: Some("network=1".into()),
             faults: Some(faults.clone()),
+            first_boot_lock: Some(30),
         };
         let args: Vec<String> = o.to_args().unwrap().into_iter().map(|a| a.into_string().unwrap()).collect();
         let f = faults.to_string_lossy().into_owned();
-        assert_eq!(args, ["--port", "8443", "--instant", "--no-throttle", "--durations", "network=1", "--faults", &f]);
+        assert_eq!(
+            args,
+            [
+                "--port",
+                "8443",
+                "--instant",
+                "--no-throttle",
+                "--durations",
+                "network=1",
+                "--faults",
+                &f,
+                "--first-boot-lock",
+                "30"
+            ]
+        );
         assert!(RunOptions::default().to_args().unwrap().is_empty());
         // The fault file: missing, not JSON, bad rules, and good.
         assert!(!o.faults().unwrap_err().is_usage());

@@ -12,6 +12,54 @@ use azdock_core::Secret;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// The install script's `apt_get`: apt-get as a first boot needs it.
+fn apt_get_function() -> String {
+    format!(
+        r#"# apt-get as a first boot needs it: on Azure's Ubuntu images cloud-init and unattended-upgrades
+# hold the package lock for minutes after boot, and a mirror may not answer yet. The dpkg lock is
+# waited for by apt itself (DPkg::Lock::Timeout, ignored by an apt too old to know it); a lock
+# apt does not wait for (update's) and an update that reached no mirror (apt says so in warnings
+# and still exits 0) are tried again, for at most {APT_WAIT_SECS} s in all, saying what was waited for.
+apt_get() {{
+  out=$(mktemp)
+  started=$(date +%s)
+  waited_for=""
+  while :; do
+    if apt-get -o DPkg::Lock::Timeout=60 "$@" >"$out" 2>&1 \
+      && ! grep -q '^W: Failed to fetch\|^W: Some index files failed to download' "$out"; then
+      cat "$out"
+      rm -f "$out"
+      if [ -n "$waited_for" ]; then
+        log "waited $(( $(date +%s) - started )) s for $waited_for"
+      fi
+      return 0
+    fi
+    cat "$out" >&2
+    if grep -q 'Could not get lock\|Unable to acquire the dpkg frontend lock\|Unable to lock directory' "$out"; then
+      holder=$(sed -n 's/.*It is held by process [0-9]* (\([^)]*\)).*/\1/p' "$out" | head -n 1)
+      waited_for="the package lock (held by ${{holder:-another process}})"
+    elif [ "$1" = update ]; then
+      waited_for="a package mirror (apt-get update reached none)"
+    else
+      rm -f "$out"
+      return 1
+    fi
+    if [ $(( $(date +%s) - started )) -ge {APT_WAIT_SECS} ]; then
+      log "gave up after {APT_WAIT_SECS} s waiting for $waited_for"
+      rm -f "$out"
+      return 1
+    fi
+    log "waiting for $waited_for"
+    sleep 5
+  done
+}}
+"#
+    )
+}
+
+/// How long the install script waits, in all, for the package lock and for a mirror on a first
+/// boot (cloud-init and unattended-upgrades finish within minutes; CustomScript allows 90).
+pub const APT_WAIT_SECS: u32 = 900;
 /// Where the files go on the VM.
 pub const CA_PATH: &str = "/etc/docker/ca.pem";
 pub const CERT_PATH: &str = "/etc/docker/cert.pem";
@@ -87,13 +135,14 @@ changed=0
 
 log() {{ printf 'azdock: %s\n' "$*"; }}
 
+{apt_get}
 # Docker from the distribution's own packages (no curl | sh).
 if ! command -v dockerd >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     log "installing docker.io with apt-get"
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q docker.io
+    apt_get update -q
+    apt_get install -y -q docker.io
   elif command -v dnf >/dev/null 2>&1; then
     log "installing moby-engine with dnf"
     dnf install -y -q moby-engine || dnf install -y -q docker
@@ -129,6 +178,7 @@ put_file() {{
 mkdir -p /etc/docker /etc/systemd/system/docker.service.d
 "#,
             port = self.port,
+            apt_get = apt_get_function(),
         );
         for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
             let _ = write!(s, "put_file {path} 600 <<'AZDOCK_PEM'\n{}\nAZDOCK_PEM\n", pem.trim_end());
@@ -178,7 +228,7 @@ fi
             indent(&self.drop_in("/usr/bin/dockerd"))
         );
         s.push_str("runcmd:\n");
-        s.push_str("  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io) || dnf install -y -q moby-engine']\n");
+        s.push_str("  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io) || dnf install -y -q moby-engine']\n");
         s.push_str(
             "  - [systemctl, daemon-reload]\n  - [systemctl, enable, docker]\n  - [systemctl, restart, docker]\n",
         );

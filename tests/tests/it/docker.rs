@@ -610,3 +610,29 @@ async fn two_creates_at_once_of_one_name_in_two_groups_make_two_hosts() {
     }
     env.run(&["local", "down"]).success();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_boot_s_package_lock_and_unreachable_mirror_are_waited_out() {
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    // As on Azure's Ubuntu images: the package lock held for a while after boot, and the first
+    // update reaching no mirror.
+    azdock_tests::local_cloud(&env, &["--instant", "--first-boot-lock", "8"]).await;
+    let out = create(&env, &["firstboot"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let host = out.json();
+    if azdock_tests::dockerd_available() {
+        assert_eq!(host["daemon"]["status"], "running", "{host}");
+    }
+    let status =
+        env.run(&["--cloud", "local", "ext", "docker", "status", "--vm", "firstboot", "-g", "firstboot", "-o", "json"]);
+    let message = status.success().json()["extension"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.contains("azdock: waiting for the package lock (held by apt-get)")
+            && message.contains("azdock: waiting for a package mirror (apt-get update reached none)")
+            && message.contains("azdock: waited ")
+            && message.contains("Could not get lock /var/lib/apt/lists/lock"),
+        "{message}"
+    );
+    env.run(&["local", "down"]).success();
+}

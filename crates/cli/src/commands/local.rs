@@ -28,6 +28,7 @@ fn options(args: &LocalRunArgs) -> RunOptions {
         no_throttle: args.no_throttle,
         durations: args.durations.clone(),
         faults: args.faults.clone(),
+        first_boot_lock: args.first_boot_lock,
     }
 }
 
