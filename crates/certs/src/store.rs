@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rcgen::{Issuer, KeyPair};
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 
 use crate::error::CertError;
@@ -30,6 +31,8 @@ const CA_KEY: &str = "ca-key.pem";
 const CLIENT_CERT: &str = "cert.pem";
 const CLIENT_KEY: &str = "key.pem";
 const SERVER_CERT_SUFFIX: &str = "-server-cert.pem";
+/// Beside a server certificate: who it is for (see [`CertStore::server_name`]).
+const SERVER_OWNER_SUFFIX: &str = "-server.owner";
 const SERVER_KEY_SUFFIX: &str = "-server-key.pem";
 const BACKUP_DIR: &str = "azdock-backup";
 
@@ -76,6 +79,9 @@ pub struct ServerRequest {
     ips: Vec<IpAddr>,
     /// No names were given: the host name stands in as the only SAN.
     defaulted: bool,
+    /// The machine the certificate is for, in words that tell two hosts of one name apart (a
+    /// cloud and a resource id, say): a directory keeps one server certificate per owner.
+    owner: Option<String>,
 }
 
 impl ServerRequest {
@@ -90,8 +96,13 @@ impl ServerRequest {
             .iter()
             .map(|ip| ip.trim().parse::<IpAddr>().map_err(|_| CertError::InvalidIp { value: ip.clone() }))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut request =
-            Self { host: host.to_owned(), dns_names: dedup(dns_names), ips: dedup(&ips), defaulted: false };
+        let mut request = Self {
+            host: host.to_owned(),
+            dns_names: dedup(dns_names),
+            ips: dedup(&ips),
+            defaulted: false,
+            owner: None,
+        };
         if request.dns_names.is_empty() && request.ips.is_empty() {
             validate_dns_name(host)?;
             request.dns_names.push(host.to_owned());
@@ -102,6 +113,17 @@ impl ServerRequest {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The request for the machine `owner` (see [`CertStore::server_name`]).
+    #[must_use]
+    pub fn owned_by(mut self, owner: &str) -> Self {
+        self.owner = Some(owner.to_owned());
+        self
+    }
+
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// Every name and address, as text.
@@ -196,6 +218,65 @@ impl CertStore {
         self.dir.join(CLIENT_KEY)
     }
 
+    /// The name a host's server certificate has in this directory: the host's own, unless
+    /// another owner holds it (two VMs of one name in different groups, subscriptions or
+    /// clouds); then the name and a short digest of the owner. A certificate without an owner
+    /// (made before azdock kept them, or by `certs server`) is the first asker's.
+    pub fn server_name(&self, host: &str, owner: Option<&str>) -> String {
+        let Some(owner) = owner else { return host.to_owned() };
+        match fs::read_to_string(self.owner_path(host)) {
+            Ok(holder) if holder.trim() != owner => {
+                let digest = Sha256::digest(owner.as_bytes());
+                let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+                format!("{host}-{short}")
+            }
+            _ => host.to_owned(),
+        }
+    }
+
+    /// Whether the directory holds `owner`'s server certificate for `host`.
+    pub fn has_server(&self, host: &str, owner: &str) -> bool {
+        self.server_paths(&self.server_name(host, Some(owner))).0.exists()
+    }
+
+    /// Deletes the server certificate, key and owner record `owner` holds for `host` (what a
+    /// failed create made); one another owner holds, or one without an owner, stays. Returns
+    /// whether there was one.
+    pub fn remove_server(&self, host: &str, owner: &str) -> Result<bool, CertError> {
+        let _lock = self.lock()?;
+        let name = self.server_name(host, Some(owner));
+        if !fs::read_to_string(self.owner_path(&name)).is_ok_and(|o| o.trim() == owner) {
+            return Ok(false);
+        }
+        let (cert, key) = self.server_paths(&name);
+        for path in [cert, key, self.owner_path(&name)] {
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(CertError::Write { path, source: e }),
+                _ => {}
+            }
+        }
+        Ok(true)
+    }
+
+    /// The server certificate and key paths for a request, by [`CertStore::server_name`].
+    pub fn server_paths_of(&self, request: &ServerRequest) -> (PathBuf, PathBuf) {
+        self.server_paths(&self.server_name(&request.host, request.owner()))
+    }
+
+    fn owner_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}{SERVER_OWNER_SUFFIX}"))
+    }
+
+    /// Records who holds a server certificate's name, when the request says.
+    fn claim(&self, name: &str, request: &ServerRequest) -> Result<(), CertError> {
+        let Some(owner) = request.owner() else { return Ok(()) };
+        let path = self.owner_path(name);
+        if fs::read_to_string(&path).is_ok_and(|o| o.trim() == owner) {
+            return Ok(());
+        }
+        write_atomic(&path, format!("{owner}\n").as_bytes(), 0o644)
+    }
+
     /// The server certificate and key paths for a host.
     pub fn server_paths(&self, host: &str) -> (PathBuf, PathBuf) {
         (self.dir.join(format!("{host}{SERVER_CERT_SUFFIX}")), self.dir.join(format!("{host}{SERVER_KEY_SUFFIX}")))
@@ -216,15 +297,16 @@ impl CertStore {
         let _lock = self.lock()?;
         let mut report = self.report();
         let ca = self.ensure_ca_and_client(passphrases, &mut report)?;
-        let (cert_path, key_path) = self.server_paths(&request.host);
+        let name = self.server_name(&request.host, request.owner());
+        let (cert_path, key_path) = self.server_paths(&name);
         let (pair, status) = match self.read_pair(&cert_path, &key_path, &Passphrases::NONE)? {
             Some(pair) => {
-                check_leaf(&pair, &ca, "server", &format!("run `azdock certs rotate --server {}`", request.host))?;
+                check_leaf(&pair, &ca, "server", &format!("run `azdock certs rotate --server {name}`"))?;
                 let missing: Vec<String> = request.names().into_iter().filter(|n| !pair.cert.covers(n)).collect();
                 if !missing.is_empty() {
                     return Err(CertError::SanMismatch {
                         path: cert_path,
-                        host: request.host.clone(),
+                        host: name.clone(),
                         missing: missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", "),
                     });
                 }
@@ -235,7 +317,8 @@ impl CertStore {
                 (Self::store_pair(&cert_path, &key_path, &minted)?, Outcome::Created)
             }
         };
-        report.push(Role::Server, Some(&request.host), &pair, status);
+        self.claim(&name, request)?;
+        report.push(Role::Server, Some(&name), &pair, status);
         Ok(report)
     }
 
@@ -272,19 +355,21 @@ impl CertStore {
             }
             Rotation::Server(request) => {
                 let ca = self.load_ca(passphrases)?.ok_or_else(|| CertError::NoCa { dir: self.dir.clone() })?;
-                let (cert_path, key_path) = self.server_paths(&request.host);
+                let name = self.server_name(&request.host, request.owner());
+                let (cert_path, key_path) = self.server_paths(&name);
                 let mut request = request.clone();
                 // Renewal without new names keeps the names the host already has.
                 if request.defaulted
                     && let Ok(Some(old)) = self.read_pair(&cert_path, &key_path, &Passphrases::NONE)
                     && let Ok(old_request) = ServerRequest::from_sans(&request.host, &old.cert.sans())
                 {
-                    request = old_request;
+                    request = ServerRequest { owner: request.owner.clone(), ..old_request };
                 }
                 report.backup_dir = self.backup(&[cert_path.clone(), key_path.clone()])?;
                 let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
                 let pair = Self::store_pair(&cert_path, &key_path, &minted)?;
-                report.push(Role::Server, Some(&request.host), &pair, Outcome::Rotated);
+                self.claim(&name, &request)?;
+                report.push(Role::Server, Some(&name), &pair, Outcome::Rotated);
             }
         }
         Ok(report)
@@ -781,6 +866,55 @@ mod tests {
 
         let checks = store.verify(&[], &["127.0.0.5".into()], &Passphrases::NONE).unwrap();
         assert!(checks.iter().all(|c| c.status == CheckStatus::Ok), "{checks:#?}");
+    }
+
+    #[test]
+    fn two_owners_of_one_host_name_get_a_certificate_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        let (a, b) =
+            ("local:/subscriptions/s/resourcegroups/ga/x/twin", "local:/subscriptions/s/resourcegroups/gb/x/twin");
+        let req = |ip: &str, owner: &str| {
+            ServerRequest::new("twin", &["twin.example".into()], &[ip.into()]).unwrap().owned_by(owner)
+        };
+        assert_eq!(req("10.0.0.1", a).owner(), Some(a));
+        assert!(!store.has_server("twin", a));
+        assert_eq!(store.server_name("twin", Some(a)), "twin", "an unclaimed name is the asker's");
+        let first = store.server(&req("10.0.0.1", a), &Passphrases::NONE).unwrap();
+        assert_eq!(first.certificates[2].info.host.as_deref(), Some("twin"));
+        assert_eq!(fs::read_to_string(dir.path().join("twin-server.owner")).unwrap(), format!("{a}\n"));
+        // Another owner of the name: its own file, not a refusal for names it does not cover.
+        let second = store.server(&req("10.0.0.2", b), &Passphrases::NONE).unwrap();
+        let other = store.server_name("twin", Some(b));
+        assert!(other.starts_with("twin-") && other.len() == "twin-".len() + 8, "{other}");
+        assert_eq!(second.certificates[2].info.host.as_deref(), Some(other.as_str()));
+        assert_eq!(store.server_name("twin", Some(a)), "twin");
+        assert_eq!(store.server_name("twin", None), "twin", "`certs` commands name files as they are");
+        assert_eq!(store.server_paths_of(&req("10.0.0.2", b)), store.server_paths(&other));
+        let sans = |name: &str| {
+            let path = store.server_paths(name).0;
+            CertFile::parse(&path, fs::read_to_string(&path).unwrap()).unwrap().sans()
+        };
+        assert!(sans("twin").contains(&"10.0.0.1".to_owned()) && sans(&other).contains(&"10.0.0.2".to_owned()));
+        // Both reused as they are; a renewal keeps to each owner's file.
+        assert_eq!(
+            store.server(&req("10.0.0.2", b), &Passphrases::NONE).unwrap().certificates[2].status,
+            Outcome::Reused
+        );
+        let renewed = store.rotate(&Rotation::Server(req("10.0.0.2", b)), &Passphrases::NONE).unwrap();
+        assert_eq!(renewed.certificates[0].info.host.as_deref(), Some(other.as_str()));
+        assert!(sans("twin").contains(&"10.0.0.1".to_owned()), "the other owner's is untouched");
+        // A failed create removes its owner's certificate only.
+        assert!(store.has_server("twin", b));
+        assert!(store.remove_server("twin", b).unwrap());
+        assert!(!store.has_server("twin", b) && store.has_server("twin", a));
+        assert!(!dir.path().join(format!("{other}-server.owner")).exists());
+        assert!(!store.remove_server("twin", b).unwrap(), "nothing left to remove");
+        // A certificate without an owner (from `certs server`) is never a create's to remove.
+        store.server(&ServerRequest::new("plain", &[], &["10.0.0.3".into()]).unwrap(), &Passphrases::NONE).unwrap();
+        assert!(!store.remove_server("plain", a).unwrap());
+        assert!(store.server_paths("plain").0.exists());
+        assert_eq!(store.server_name("plain", Some(a)), "plain");
     }
 
     #[test]

@@ -96,7 +96,19 @@ pub struct VmFacts {
     pub extensions: Vec<InstalledExtension>,
 }
 
+/// Which machine a VM is across clouds: its cloud and resource id, as one lower-case string
+/// (ARM's names are case-insensitive). What a certificate directory records as a server
+/// certificate's owner, so two VMs of one name in different groups do not share one.
+pub fn vm_identity(cloud: &str, resource_id: &str) -> String {
+    format!("{cloud}:{resource_id}").to_ascii_lowercase()
+}
+
 impl VmFacts {
+    /// This VM's [`vm_identity`].
+    pub fn identity(&self) -> String {
+        vm_identity(&self.cloud, &self.resource_id)
+    }
+
     /// The installed instance of a handler, matched as ARM matches them (case-insensitively).
     /// There is at most one per VM.
     pub fn extension_of(&self, publisher: &str, kind: &str) -> Option<&InstalledExtension> {

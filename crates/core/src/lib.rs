@@ -15,7 +15,7 @@ pub mod registry;
 pub mod secret;
 
 pub use extension::{ExtensionError, VmExtension};
-pub use facts::{InstalledExtension, PowerState, Status, VmFacts};
+pub use facts::{InstalledExtension, PowerState, Status, VmFacts, vm_identity};
 pub use manifest::{ActionSpec, ArgKind, ArgSpec, HandlerSpec, Manifest, ManifestError, OsType};
 pub use plan::{ArgValue, Args, ExtensionInstance, Operation, Plan, PlanRequest, Probe, Protocol, Step};
 pub use registry::{Registry, RegistryError, Source};

@@ -276,7 +276,9 @@ pub fn server_request(request: &PlanRequest) -> Result<ServerRequest, ExtensionE
             dns.push(san.clone());
         }
     }
-    ServerRequest::new(&facts.name, &dns, &ips).map_err(|e| invalid("cert-san", e.to_string()))
+    let server = ServerRequest::new(&facts.name, &dns, &ips).map_err(|e| invalid("cert-san", e.to_string()))?;
+    // Two VMs of one name (in two groups, say) get a certificate each in one directory.
+    Ok(server.owned_by(&facts.identity()))
 }
 
 /// The CA passphrase from `AZDOCK_CA_KEY_PASSPHRASE`, the only way an extension gets one (the
@@ -293,7 +295,7 @@ pub fn docker_setup(request: &PlanRequest, port: u16, options: Vec<String>) -> R
     store.server(&server, &Passphrases { given: given.as_deref(), prompt: None }).map_err(|e| {
         if e.is_usage() { invalid("docker-cert-dir", e.to_string()) } else { ExtensionError::Failed(e.to_string()) }
     })?;
-    let (cert, key) = store.server_paths(server.host());
+    let (cert, key) = store.server_paths_of(&server);
     let read = |p: &std::path::Path| {
         std::fs::read_to_string(p).map_err(|e| ExtensionError::Failed(format!("cannot read `{}`: {e}", p.display())))
     };

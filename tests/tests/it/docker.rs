@@ -551,10 +551,9 @@ async fn two_creates_at_once_of_one_name_in_two_groups_make_two_hosts() {
     let env = Env::new();
     cloud(&env, None).await;
     // Started together in a fresh HOME: both make (or find) the one SSH key, both record their
-    // host. The VM name is its DNS label too, which is unique per region: two regions. A server
-    // certificate is named after its VM in its directory: one directory each.
+    // host. The VM name is its DNS label too, which is unique per region: two regions. One
+    // certificate directory, a server certificate for each.
     let start = |group: &str, location: &str| {
-        let certs = env.path().join(format!("certs-{group}"));
         let mut cmd = env.azdock();
         cmd.args([
             "--cloud",
@@ -567,8 +566,6 @@ async fn two_creates_at_once_of_one_name_in_two_groups_make_two_hosts() {
             group,
             "-l",
             location,
-            "-C",
-            certs.to_str().unwrap(),
             "--generate-ssh-keys",
             "-o",
             "json",
@@ -586,6 +583,12 @@ async fn two_creates_at_once_of_one_name_in_two_groups_make_two_hosts() {
         contexts.push(host["context"].as_str().unwrap().to_owned());
     }
     assert_ne!(contexts[0], contexts[1], "each host has its own docker context");
+    let servers: Vec<String> = std::fs::read_dir(env.path().join(".docker"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with("-server-cert.pem"))
+        .collect();
+    assert_eq!(servers.len(), 2, "{servers:?}");
     let keys: Vec<String> = std::fs::read_dir(env.path().join(".ssh"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -322,7 +322,6 @@ pub(crate) fn run_docker(
     // The CA and client first: a passphrase problem stops the run before Azure is touched.
     let store = CertStore::new(&cert_dir);
     super::certs::with_passphrases(|p| store.init(p))?;
-    let server_cert_existed = store.server_paths(&args.name).0.exists();
     let install = install_args(args, delivery, &cert_dir);
     let data_dir = crate::config::data_dir()?;
     let extras = Extras { options: &args.docker_options, allow_from: &args.vm.allow_from, cert_sans: &args.cert_sans };
@@ -333,6 +332,9 @@ pub(crate) fn run_docker(
         let rule =
             Inbound { rule: azdock_ext_docker::RULE_NAME.into(), port: args.docker_port, protocol: Protocol::Tcp };
         let spec = checked.new_vm(&s.subscription, vec![rule], Some(args.name.clone()));
+        // The certificate directory keeps a server certificate per VM, by its identity.
+        let owner = azdock_core::vm_identity(&s.arm.cloud().name, &spec.addr.path());
+        let server_cert_existed = store.has_server(&args.name, &owner);
         // With the VM's addresses known: its server certificate, and for cloud-init the
         // cloud-config that sets Docker up at first boot.
         let before_vm = |facts: &VmFacts| -> azdock_host::Result<Option<Secret<String>>> {
@@ -381,9 +383,8 @@ pub(crate) fn run_docker(
             .await
             .inspect_err(|_| {
                 if !server_cert_existed && !checked.keep_on_failure {
-                    let (cert, key) = store.server_paths(&args.name);
-                    let _ = std::fs::remove_file(cert);
-                    let _ = std::fs::remove_file(key);
+                    // Best effort beside the failure being reported: a re-run reuses it anyway.
+                    let _ = store.remove_server(&args.name, &owner);
                 }
             })?;
         let (entry, daemon, created) = report;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use azdock_azure_sm::CloudKind;
-use azdock_certs::{CertStore, Rotation, ServerRequest};
+use azdock_certs::{CertStore, Rotation};
 use azdock_core::{Args, PlanRequest, VmExtension};
 use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord, Target};
@@ -201,7 +201,8 @@ async fn install_existing(
     let how = install(handler, &target.cert_dir, extras, !i.no_wait, i.take_over);
     let (entry, daemon) = install_on(ctx, host, docker, vm, &args, how).await?;
     let context = finish_client(ctx, &entry);
-    Ok(hosts::report(&entry, &daemon, &hosts::certificate_info(&target.cert_dir, &entry.name), context.as_deref()))
+    let certificate = hosts::certificate_info(&target.cert_dir, &entry.name, &entry.identity());
+    Ok(hosts::report(&entry, &daemon, &certificate, context.as_deref()))
 }
 
 /// The docker context and the line to connect with, on stderr.
@@ -272,10 +273,7 @@ fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateAr
             return Ok(host.rotate_ca(&dir, targets, &how(&mint), new_ca).await?.0);
         }
         let renew = |dir: &Path, request: &PlanRequest| -> azdock_host::Result<()> {
-            let names = azdock_ext_docker::server_request(request)?.names();
-            let (dns, ips): (Vec<String>, Vec<String>) =
-                names.into_iter().partition(|n| n.parse::<std::net::IpAddr>().is_err());
-            let server = ServerRequest::new(&request.facts.name, &dns, &ips)?;
+            let server = azdock_ext_docker::server_request(request)?;
             let report = super::certs::with_passphrases(|p| CertStore::new(dir).rotate(&Rotation::Server(server), p))?;
             told_backup(ctx, &report);
             Ok(())

@@ -267,7 +267,7 @@ impl Host<'_> {
             cannot_run: how.cannot_run,
         };
         let (entry, daemon) = self.install_docker(how.docker, vm, &args, install).await?;
-        Ok(report(&entry, &daemon, &certificate_info(dir, &entry.name), None))
+        Ok(report(&entry, &daemon, &certificate_info(dir, &entry.name, &entry.identity()), None))
     }
 
     /// A new CA for `cert_dir`, made by `new_ca` (the caller's rotation with its prompt), then

@@ -121,7 +121,7 @@ pub fn probe_report(
     };
     let handler = installed.map_or("none", |(h, _)| h);
     let entry = DockerHost::of(vm, &address, port_of(ran)?, handler, cert_dir, Extras::default());
-    let mut out = report(&entry, &daemon, &certificate_info(cert_dir, &vm.facts.name), None);
+    let mut out = report(&entry, &daemon, &certificate_info(cert_dir, &vm.facts.name, &vm.facts.identity()), None);
     let rule = endpoint.and_then(|e| e.admitted_by.clone());
     if verify {
         let Some(Ok(Some(info))) = endpoint.map(|e| &e.answer) else {

@@ -89,6 +89,14 @@ impl DockerHost {
         }
     }
 
+    /// The VM's [`azdock_core::vm_identity`], which its server certificate is recorded for.
+    pub fn identity(&self) -> String {
+        azdock_core::vm_identity(
+            &self.cloud,
+            &crate::VmAddr::new(&self.subscription, &self.resource_group, &self.name).path(),
+        )
+    }
+
     /// `tcp://<address>:<port>`, Docker's `DOCKER_HOST`.
     pub fn docker_host(&self) -> String {
         let address = if self.address.contains(':') { format!("[{}]", self.address) } else { self.address.clone() };
@@ -121,9 +129,11 @@ pub fn identity(cert_dir: &Path) -> Identity {
     Identity { ca: store.ca_path(), cert: store.client_cert_path(), key: store.client_key_path() }
 }
 
-/// The server certificate's names and expiry, from the cert directory.
-pub fn certificate_info(cert_dir: &Path, name: &str) -> Value {
-    let (cert, _) = CertStore::new(cert_dir).server_paths(name);
+/// The server certificate's names and expiry, from the cert directory: the certificate of the
+/// VM `owner` (its [`azdock_core::vm_identity`]) named `name`.
+pub fn certificate_info(cert_dir: &Path, name: &str, owner: &str) -> Value {
+    let store = CertStore::new(cert_dir);
+    let (cert, _) = store.server_paths(&store.server_name(name, Some(owner)));
     match std::fs::read_to_string(&cert).map(|t| azdock_certs::inspect::CertFile::parse(&cert, t)) {
         Ok(Ok(c)) => {
             json!({"file": cert, "sans": c.sans(), "notAfter": azdock_certs::inspect::rfc3339(c.not_after()), "daysLeft": c.days_left()})
