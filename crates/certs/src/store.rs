@@ -227,8 +227,8 @@ impl CertStore {
         match fs::read_to_string(self.owner_path(host)) {
             Ok(holder) if holder.trim() != owner => {
                 let digest = Sha256::digest(owner.as_bytes());
-                let short: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-                format!("{host}-{short}")
+                let short = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]);
+                format!("{host}-{short:08x}")
             }
             _ => host.to_owned(),
         }
