@@ -393,15 +393,22 @@ mod tests {
     fn reports_carry_the_host_the_daemon_and_the_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let store = CertStore::new(dir.path());
-        let missing = certificate_info(dir.path(), "web");
+        let owner = host("web", "g1").identity();
+        assert_eq!(owner, "local:/subscriptions/s/resourcegroups/g1/providers/microsoft.compute/virtualmachines/web");
+        let missing = certificate_info(dir.path(), "web", &owner);
         assert_eq!(missing, json!({"file": store.server_paths("web").0, "missing": true}));
         store.init(&azdock_certs::Passphrases::NONE).unwrap();
         let request = azdock_certs::ServerRequest::new("web", &["web.example".into()], &["192.0.2.7".into()]).unwrap();
-        store.server(&request, &azdock_certs::Passphrases::NONE).unwrap();
-        let info = certificate_info(dir.path(), "web");
+        store.server(&request.clone().owned_by(&owner), &azdock_certs::Passphrases::NONE).unwrap();
+        let info = certificate_info(dir.path(), "web", &owner);
         assert_eq!(info["sans"], json!(["web.example", "192.0.2.7"]));
         assert!(info["daysLeft"].as_i64().unwrap() > 300);
         assert!(info["notAfter"].as_str().unwrap().ends_with('Z'));
+        // Another VM named web has its own certificate, which this one's report is not.
+        let other = host("web", "g2").identity();
+        assert_eq!(certificate_info(dir.path(), "web", &other)["missing"], true);
+        store.server(&request.owned_by(&other), &azdock_certs::Passphrases::NONE).unwrap();
+        assert_ne!(certificate_info(dir.path(), "web", &other)["file"], info["file"]);
 
         let daemon = daemon_json(&DaemonInfo {
             ping: "OK".into(),
