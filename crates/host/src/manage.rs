@@ -12,13 +12,13 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::target::VmAddr;
 
-/// az's flattened VM shape: the properties next to name, id, location and the resource group.
+/// az's VM shape: the properties lifted next to everything else ARM sent at the top level
+/// (`resources`, `identity`, `plan`, `zones`, `etag`, …, kept as they came), and the resource
+/// group az adds.
 pub fn flatten(vm: &Value) -> Value {
     let mut out = vm["properties"].as_object().cloned().unwrap_or_default();
-    for key in ["id", "name", "type", "location", "tags", "zones"] {
-        if let Some(v) = vm.get(key) {
-            out.insert(key.into(), v.clone());
-        }
+    for (key, value) in vm.as_object().into_iter().flatten().filter(|(k, _)| *k != "properties") {
+        out.insert(key.clone(), value.clone());
     }
     let group = vm["id"]
         .as_str()
@@ -236,6 +236,24 @@ mod tests {
         }
         assert!(flat.get("properties").is_none());
         assert_eq!(flatten(&json!({"name": "x"}))["resourceGroup"], "");
+        // What ARM sends beyond the usual few stays: a recorded VM with its extensions, and
+        // the identity, plan and etag a VM may carry.
+        let recorded: Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../azure-sm/tests/fixtures/xplat-vm-with-extensions.json"
+        )))
+        .unwrap();
+        let flat = flatten(&recorded);
+        assert_eq!(flat["resources"], recorded["resources"]);
+        assert_eq!(flat["storageProfile"], recorded["properties"]["storageProfile"]);
+        let mut more = recorded.clone();
+        more["identity"] = json!({"type": "SystemAssigned", "principalId": "p"});
+        more["plan"] = json!({"name": "n", "publisher": "p", "product": "x"});
+        more["etag"] = json!("\"1\"");
+        let flat = flatten(&more);
+        for key in ["identity", "plan", "etag", "resources", "tags", "location"] {
+            assert_eq!(flat[key], more[key], "{key}");
+        }
     }
 
     #[test]
