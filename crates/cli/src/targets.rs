@@ -86,6 +86,38 @@ where
     anyhow::bail!("{} of {total} VMs failed:\n{}", failures.len(), failures.join("\n"))
 }
 
+/// A fleet's results as the user sees them: one VM's result or error as it is; for several, a
+/// row each (a failed VM's row says why), printed, then exit 1 naming every VM that failed.
+pub(crate) fn print_fleet(
+    ctx: &crate::commands::Ctx,
+    results: Vec<(VmAddr, anyhow::Result<serde_json::Value>)>,
+    action: &str,
+    columns: crate::output::Columns,
+) -> anyhow::Result<()> {
+    use serde_json::{Value, json};
+    let single = results.len() == 1;
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for (addr, result) in results {
+        match result {
+            Ok(row) => out.push(row),
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                failures.push(format!("  {}/{}: {e:#}", addr.resource_group, addr.name));
+                out.push(json!({"name": addr.name, "resourceGroup": addr.resource_group, "action": action,
+                                "status": "failed", "message": format!("{e:#}")}));
+            }
+        }
+    }
+    let total = out.len();
+    let value = if single { out.remove(0) } else { Value::Array(out) };
+    ctx.print(&value, columns)?;
+    if !failures.is_empty() {
+        anyhow::bail!("{} of {total} VMs failed:\n{}", failures.len(), failures.join("\n"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

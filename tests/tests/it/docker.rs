@@ -316,6 +316,29 @@ async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm()
     let status = ext(&["status"]).success().json();
     assert_eq!(status["extension"]["provisioningState"], "Succeeded");
     assert!(status["certificate"]["daysLeft"].as_i64().unwrap() > 300);
+    // Several VMs through the fleet's fan-out: a row each, the missing one's saying why, exit 1.
+    let id = |vm: &str| vm_path(sub, "plain", "virtualMachines", vm).split('?').next().unwrap().to_owned();
+    let fleet = env.run(&[
+        "--cloud",
+        "local",
+        "ext",
+        "docker",
+        "status",
+        "--ids",
+        &id("plainvm"),
+        &id("nosuchvm"),
+        "-o",
+        "json",
+    ]);
+    assert_eq!(fleet.code, 1, "{}", fleet.stderr);
+    assert!(
+        fleet.stderr.contains("1 of 2 VMs failed") && fleet.stderr.contains("plain/nosuchvm: "),
+        "{}",
+        fleet.stderr
+    );
+    let rows = fleet.json();
+    assert_eq!(rows[0]["extension"]["provisioningState"], "Succeeded", "{rows}");
+    assert_eq!((&rows[1]["name"], &rows[1]["status"]), (&json!("nosuchvm"), &json!("failed")), "{rows}");
 
     // A daemon whose certificate names another host, as after an IP change; one whose
     // certificate expired; a VM that is not running: each explained with what to do.

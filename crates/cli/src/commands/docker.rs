@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
 use crate::session;
-use crate::targets::Selection;
+use crate::targets::{Selection, VmAddr};
 
 const ROTATE_COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -82,28 +82,34 @@ pub(crate) fn run_ext(
     let default_dir = cert_dir(None, config)?;
     let docker = crate::plugins::builtin("docker")?;
     let data_dir = crate::config::data_dir()?;
+    let action = match command {
+        ExtDockerCommand::Install(_) => "install",
+        ExtDockerCommand::Verify(_) => "verify",
+        ExtDockerCommand::Uninstall(_) => "uninstall",
+        ExtDockerCommand::Status(_) | ExtDockerCommand::RotateCerts(_) => "status",
+    };
     let results = session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
-        let host = Host { arm: &arm, data_dir: &data_dir, events: ctx };
-        let mut out = Vec::new();
-        for addr in addrs {
-            let target = host.docker_target(&addr, t.port, t.docker_cert_dir.as_deref(), &default_dir)?;
+        // One VM's notes are told; a fleet's would repeat once per VM.
+        let events: &dyn azdock_host::Events = if addrs.len() == 1 { ctx } else { &azdock_host::Silent };
+        let host = Host { arm: &arm, data_dir: &data_dir, events };
+        let (host, docker, default_dir) = (&host, &*docker, default_dir.as_path());
+        let one = |addr: VmAddr| async move {
+            let target = host.docker_target(&addr, t.port, t.docker_cert_dir.as_deref(), default_dir)?;
             let installed =
                 |facts: &azdock_core::VmFacts| azdock_ext_docker::installed(facts).map(|(h, e)| (h.name(), e.clone()));
-            let value = match (command, handler) {
+            anyhow::Ok(match (command, handler) {
                 (ExtDockerCommand::Install(i), Some(handler)) => {
-                    install_existing(ctx, &host, &*docker, &target, i, handler).await?
+                    install_existing(ctx, host, docker, &target, i, handler).await?
                 }
-                (ExtDockerCommand::Verify(_), _) => host.docker_probe(&*docker, &target, true, installed).await?,
-                (ExtDockerCommand::Uninstall(_), _) => host.uninstall_docker(&*docker, &target).await?,
-                _ => host.docker_probe(&*docker, &target, false, installed).await?,
-            };
-            out.push(value);
-        }
-        anyhow::Ok(out)
+                (ExtDockerCommand::Verify(_), _) => host.docker_probe(docker, &target, true, installed).await?,
+                (ExtDockerCommand::Uninstall(_), _) => host.uninstall_docker(docker, &target).await?,
+                _ => host.docker_probe(docker, &target, false, installed).await?,
+            })
+        };
+        anyhow::Ok(azdock_host::target::each(addrs, usize::from(t.on.max_parallel), one).await)
     })?;
-    let value = if results.len() == 1 { results.into_iter().next().unwrap_or_default() } else { Value::Array(results) };
-    ctx.print(&value, HOST_COLUMNS)
+    crate::targets::print_fleet(ctx, results, action, HOST_COLUMNS)
 }
 
 /// Mints (or reuses) the host's server certificate with the CLI's passphrase prompt, so the

@@ -7,7 +7,6 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::{Context as _, bail};
 use azdock_core::{ArgValue, Args, Secret};
 use azdock_host::{Events as _, Host, Invocation, Waits};
-use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
 use crate::cli::{ExtVmAccessCommand, GlobalArgs};
@@ -157,23 +156,5 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         .await;
         anyhow::Ok(results)
     })?;
-    let single = rows.len() == 1;
-    let mut out = Vec::new();
-    let mut failures = Vec::new();
-    for (addr, result) in rows {
-        match result {
-            Ok(row) => out.push(row),
-            Err(e) if single => return Err(e),
-            Err(e) => {
-                failures.push(format!("  {}/{}: {e:#}", addr.resource_group, addr.name));
-                out.push(json!({"name": addr.name, "resourceGroup": addr.resource_group, "action": action, "status": "failed", "message": format!("{e:#}")}));
-            }
-        }
-    }
-    let value = if single { out.remove(0) } else { Value::Array(out.clone()) };
-    ctx.print(&value, COLUMNS)?;
-    if !failures.is_empty() {
-        bail!("{} of {} VMs failed:\n{}", failures.len(), out.len(), failures.join("\n"));
-    }
-    Ok(())
+    crate::targets::print_fleet(ctx, rows, action, COLUMNS)
 }
