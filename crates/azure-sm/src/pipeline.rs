@@ -168,6 +168,35 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.max(0.0)))
 }
 
+/// When to poll a long-running operation next. The first poll comes when the operation's
+/// `Retry-After` says (at once for 0: a quick operation is done by then), else after a second;
+/// every later one waits at least [`Polls::FLOOR`], longer when `Retry-After` says so, and backs
+/// off (doubling up to [`Polls::CEILING`]) when it says nothing — never back to back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Polls {
+    wait: Duration,
+    backoff: Duration,
+}
+
+impl Polls {
+    const FLOOR: Duration = Duration::from_secs(1);
+    const CEILING: Duration = Duration::from_secs(16);
+
+    fn new(first: &HeaderMap) -> Self {
+        Self { wait: retry_after(first).unwrap_or(Self::FLOOR), backoff: Self::FLOOR }
+    }
+
+    fn next(&mut self, answer: &HeaderMap) {
+        self.wait = match retry_after(answer) {
+            Some(asked) => asked.max(Self::FLOOR),
+            None => {
+                self.backoff = (self.backoff * 2).min(Self::CEILING);
+                self.backoff
+            }
+        };
+    }
+}
+
 impl Arm {
     /// A client for `cloud`, signing in with `credential`.
     pub fn new(cloud: Cloud, credential: Arc<dyn Credential>, policy: RetryPolicy) -> Result<Self, AzureError> {
@@ -392,14 +421,16 @@ impl Arm {
     pub async fn follow(&self, resp: &ArmResponse) -> Result<bool, AzureError> {
         let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         let started = Instant::now();
-        let mut wait = retry_after(&resp.headers).unwrap_or(Duration::from_secs(1));
+        let mut polls = Polls::new(&resp.headers);
         if let Some(url) = header("azure-asyncoperation") {
             loop {
-                self.sleep_within(started, wait).await?;
+                self.sleep_within(started, polls.wait).await?;
                 let status = self.send(Method::GET, &url, None).await?;
-                match status.body["status"].as_str().unwrap_or("InProgress") {
-                    "Succeeded" => return Ok(true),
-                    "Failed" | "Canceled" => {
+                // ARM's statuses are case-insensitive: `Succeeded` and `succeeded` both end it.
+                let state = status.body["status"].as_str().unwrap_or("InProgress").to_ascii_lowercase();
+                match state.as_str() {
+                    "succeeded" => return Ok(true),
+                    "failed" | "canceled" | "cancelled" => {
                         let error = serde_json::from_value(status.body["error"].clone()).unwrap_or(ArmErrorBody {
                             code: status.body["status"].as_str().unwrap_or("Failed").to_owned(),
                             message: "the operation ended without an error description".into(),
@@ -408,7 +439,7 @@ impl Arm {
                         });
                         return Err(AzureError::Arm { status: 200, error });
                     }
-                    _ => wait = retry_after(&status.headers).unwrap_or(Duration::from_secs(2)),
+                    _ => polls.next(&status.headers),
                 }
             }
         }
@@ -416,12 +447,12 @@ impl Arm {
             && let Some(url) = header("location")
         {
             loop {
-                self.sleep_within(started, wait).await?;
+                self.sleep_within(started, polls.wait).await?;
                 let polled = self.send(Method::GET, &url, None).await?;
                 if polled.status != StatusCode::ACCEPTED {
                     return Ok(true);
                 }
-                wait = retry_after(&polled.headers).unwrap_or(Duration::from_secs(2));
+                polls.next(&polled.headers);
             }
         }
         Ok(false)
@@ -452,6 +483,38 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn headers(retry_after: Option<&str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = retry_after {
+            h.insert("retry-after", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn polls_wait_as_asked_but_never_back_to_back() {
+        let s = Duration::from_secs;
+        let mut p = Polls::new(&headers(Some("0")));
+        assert_eq!(p.wait, Duration::ZERO, "a quick operation is polled at once");
+        p.next(&headers(Some("0")));
+        assert_eq!(p.wait, s(1), "then never sooner than the floor");
+        p.next(&headers(Some("5")));
+        assert_eq!(p.wait, s(5), "a longer Retry-After is honoured");
+        p.next(&headers(Some("0.25")));
+        assert_eq!(p.wait, s(1));
+        // Without one: backing off, up to the ceiling.
+        let waits: Vec<u64> = (0..6)
+            .map(|_| {
+                p.next(&headers(None));
+                p.wait.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 16, 16]);
+        assert_eq!(Polls::new(&headers(None)).wait, s(1));
+        assert_eq!(Polls::new(&headers(Some("7"))).wait, s(7));
+        assert_eq!(Polls::new(&headers(Some("soon"))).wait, s(1));
+    }
 
     #[test]
     fn redaction_hides_secrets_at_any_depth() {

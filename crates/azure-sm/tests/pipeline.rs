@@ -112,6 +112,33 @@ async fn a_failed_operation_surfaces_its_error() {
 }
 
 #[tokio::test]
+async fn an_operation_that_says_retry_after_0_is_not_polled_back_to_back() {
+    let (emulator, arm, _dir) = cloud(|c| c.durations.network = Duration::from_millis(3500), quick()).await;
+    arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    // As ARM and its test proxies do: `Retry-After: 0` on every answer while the operation runs.
+    let zero = |method: &str| FaultRule {
+        method: Some(method.into()),
+        path_contains: Some("/virtualNetworks/".into()),
+        rate: Some(1.0),
+        sequence: vec![],
+        fault: Some(FaultKind::RetryAfter { seconds: 0 }),
+        used: 0,
+    };
+    let op_zero = FaultRule { path_contains: Some("/operations/".into()), ..zero("GET") };
+    emulator.set_faults(1, vec![zero("PUT"), op_zero]);
+    arm.put(&vnet("g"), &vnet_body()).await.unwrap();
+    let http = admin_client(&emulator);
+    let polls = requests(&emulator, &http)
+        .await
+        .iter()
+        .filter(|r| r["method"] == "GET" && r["path"].as_str().unwrap().contains("/operations/"))
+        .count();
+    // A poll at once, then one a second at most: about four in 3.5 s, where back-to-back polling
+    // makes dozens.
+    assert!((2..=6).contains(&polls), "{polls} polls");
+}
+
+#[tokio::test]
 async fn transient_faults_are_retried_and_nothing_is_created_twice() {
     let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
     let fault = |kind: FaultKind| FaultRule {

@@ -16,6 +16,9 @@ pub enum FaultKind {
     Latency { millis: u64 },
     /// Accept the request, then fail its long-running operation with this error code.
     LroFail { code: String, message: String },
+    /// Answer normally, but with `Retry-After: seconds` (ARM and its test proxies send 0 while
+    /// an operation is still running).
+    RetryAfter { seconds: u64 },
     /// Nothing: a placeholder in a sequence (`[drop, none, status 503]`).
     None,
 }

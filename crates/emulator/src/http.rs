@@ -104,6 +104,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
     }
     let fault = if admin { None } else { lock(&shared).faults.decide(&req.method, &req.path) };
     let mut lro_fail = None;
+    let mut retry_after = None;
     match fault {
         Some(FaultKind::Drop) => {
             lock(&shared).log(&req.method, &logged_path, 0, started.elapsed());
@@ -116,9 +117,14 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
             return Ok(to_hyper(&resp, &request_id(&req)));
         }
         Some(FaultKind::LroFail { code, message }) => lro_fail = Some(ArmError::new(200, &code, message)),
+        Some(FaultKind::RetryAfter { seconds }) => retry_after = Some(seconds),
         Some(FaultKind::None) | None => {}
     }
-    let resp = dispatch(&shared, &req, lro_fail);
+    let mut resp = dispatch(&shared, &req, lro_fail);
+    if let Some(seconds) = retry_after {
+        resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("retry-after"));
+        resp.headers.push(("Retry-After".into(), seconds.to_string()));
+    }
     let rid = request_id(&req);
     let (jobs, seq) = {
         let mut inner = lock(&shared);
