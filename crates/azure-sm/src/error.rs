@@ -40,6 +40,10 @@ pub enum AzureError {
     /// A long-running operation did not finish in time.
     #[error("the operation did not finish within {} s; it may still complete in Azure", .0.as_secs())]
     Timeout(Duration),
+    /// The sign-in settings the user gave are incomplete (an `AZURE_*` secret without the
+    /// tenant or client it is for): the message names what is missing.
+    #[error("{0}")]
+    Incomplete(String),
 }
 
 impl AzureError {
@@ -50,6 +54,11 @@ impl AzureError {
             AzureError::Exhausted { last, .. } => last.code(),
             _ => None,
         }
+    }
+
+    /// Whether the user fixes this by changing what they gave (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AzureError::Incomplete(_))
     }
 
     /// The HTTP status, when there was one.

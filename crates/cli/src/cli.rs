@@ -292,6 +292,31 @@ pub enum LocalCommand {
     Serve(LocalRunArgs),
 }
 
+impl Command {
+    /// The command's words when it deletes, resets, removes, rotates, uninstalls or stops
+    /// something: what azdock refuses to run on a local cloud nobody chose.
+    pub(crate) fn destructive(&self) -> Option<&'static str> {
+        match self {
+            Self::Vm(VmCommand::Delete { .. }) => Some("vm delete"),
+            Self::Vm(VmCommand::Stop(_)) => Some("vm stop"),
+            Self::Vm(VmCommand::Deallocate(_)) => Some("vm deallocate"),
+            Self::Ext(ExtCommand::Remove { .. }) => Some("ext remove"),
+            Self::Ext(ExtCommand::Docker(ExtDockerCommand::Uninstall(_))) => Some("ext docker uninstall"),
+            Self::Ext(ExtCommand::Docker(ExtDockerCommand::RotateCerts(_))) => Some("ext docker rotate-certs"),
+            Self::Ext(ExtCommand::Vmaccess(
+                ExtVmAccessCommand::ResetPassword { .. }
+                | ExtVmAccessCommand::ResetSsh { .. }
+                | ExtVmAccessCommand::ResetRdp { .. }
+                | ExtVmAccessCommand::RemoveUser { .. }
+                | ExtVmAccessCommand::SetSshKey { .. }
+                | ExtVmAccessCommand::RestoreSshBackup { .. }
+                | ExtVmAccessCommand::RepairDisk { .. },
+            )) => Some("ext vmaccess"),
+            _ => None,
+        }
+    }
+}
+
 /// How the local cloud runs; `up` passes the same flags to `serve`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LocalRunArgs {

@@ -27,6 +27,7 @@ pub(crate) fn exit_code(err: &anyhow::Error) -> u8 {
             || e.downcast_ref::<azdock_certs::CertError>().is_some_and(azdock_certs::CertError::is_usage)
             || e.downcast_ref::<azdock_core::ExtensionError>().is_some_and(azdock_core::ExtensionError::is_usage)
             || e.downcast_ref::<azdock_host::Error>().is_some_and(azdock_host::Error::is_usage)
+            || e.downcast_ref::<azdock_azure_sm::AzureError>().is_some_and(azdock_azure_sm::AzureError::is_usage)
             || e.downcast_ref::<azdock_azure_sm::credential::stored::StoreError>()
                 .is_some_and(azdock_azure_sm::credential::stored::StoreError::is_usage)
             || e.downcast_ref::<azdock_azure_sm::clouds::CloudError>()

@@ -77,6 +77,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         query: cli.global.query.clone(),
         only_show_errors: cli.global.only_show_errors,
     };
+    if let Some(what) = cli.command.destructive() {
+        session::refuse_implicit_local(&cli.global, &config, what)?;
+    }
     match cli.command {
         Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir.as_deref()),
         Command::Cloud(command) => commands::cloud::run(&ctx, &cli.global, &config, &command),

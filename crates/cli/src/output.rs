@@ -26,7 +26,39 @@ pub enum Format {
 pub(crate) type Columns = &'static [(&'static str, &'static str)];
 
 /// Renders a command's result to stdout.
+/// Set once a command signs in to the local cloud: its results then say so.
+static IN_LOCAL_CLOUD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this command's results as the local cloud's.
+pub(crate) fn mark_local_cloud() {
+    IN_LOCAL_CLOUD.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A result object of the local cloud says `"cloud": "local"` (each object of a list too), so
+/// that no one takes it for Azure's; a `cloud` the result has already stays.
+fn with_cloud(value: &Value) -> Value {
+    let mark = |v: &Value| match v {
+        Value::Object(o) if !o.contains_key("cloud") => {
+            let mut o = o.clone();
+            o.insert("cloud".into(), Value::String(azdock_azure_sm::cloud::LOCAL_CLOUD.into()));
+            Value::Object(o)
+        }
+        other => other.clone(),
+    };
+    match value {
+        Value::Array(items) => Value::Array(items.iter().map(mark).collect()),
+        other => mark(other),
+    }
+}
+
 pub(crate) fn print(value: &Value, format: Format, query: Option<&str>, columns: Columns) -> anyhow::Result<()> {
+    let marked;
+    let value = if IN_LOCAL_CLOUD.load(std::sync::atomic::Ordering::Relaxed) {
+        marked = with_cloud(value);
+        &marked
+    } else {
+        value
+    };
     let text = render(value, format, query, columns)?;
     let mut stdout = io::stdout().lock();
     stdout.write_all(text.as_bytes()).context("cannot write to stdout")?;
@@ -286,6 +318,16 @@ fn colored_json(value: &Value, indent: usize, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn local_cloud_results_say_so() {
+        let one = with_cloud(&json!({"name": "a"}));
+        assert_eq!(one, json!({"name": "a", "cloud": "local"}));
+        let many = with_cloud(&json!([{"name": "a"}, {"name": "b", "cloud": "AzureCloud"}, "text"]));
+        assert_eq!(many, json!([{"name": "a", "cloud": "local"}, {"name": "b", "cloud": "AzureCloud"}, "text"]));
+        assert_eq!(with_cloud(&Value::Null), Value::Null);
+    }
+
     use serde_json::json;
 
     use super::*;

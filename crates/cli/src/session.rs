@@ -33,10 +33,7 @@ pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
     if let Some(named) = global.cloud.clone().or_else(|| config.defaults.cloud.clone()) {
         return named;
     }
-    let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    let az = azdock_azure_sm::credential::az_cli_installed();
-    let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
-    if stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT") {
+    if !implicit_local() {
         return "AzureCloud".into();
     }
     if !global.only_show_errors {
@@ -45,6 +42,28 @@ pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
         );
     }
     azdock_azure_sm::cloud::LOCAL_CLOUD.into()
+}
+
+/// Whether, with no cloud named, no Azure sign-in is configured either (a stored login, the
+/// `AZURE_*` or managed-identity environment, the Azure CLI): then commands run in the local
+/// cloud without anyone having chosen it.
+fn implicit_local() -> bool {
+    let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+    let az = azdock_azure_sm::credential::az_cli_installed();
+    let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
+    !(stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT"))
+}
+
+/// A command that deletes, resets, removes, rotates, uninstalls or stops (`what`) is refused on a
+/// local cloud nobody chose: the user may believe it acts on Azure.
+pub(crate) fn refuse_implicit_local(global: &GlobalArgs, config: &Config, what: &str) -> Result<(), Usage> {
+    let named = global.cloud.is_some() || config.defaults.cloud.is_some();
+    if named || !implicit_local() {
+        return Ok(());
+    }
+    Err(Usage::new(format!(
+        "no Azure sign-in is configured, and `{what}` changes what it acts on: pass `--cloud local` to run it in azdock's local cloud, or sign in to Azure (`azdock login`, `az login`) first"
+    )))
 }
 
 /// Signs in to the cloud: with the login stored by `azdock login` for it, else the local
@@ -70,6 +89,7 @@ async fn arm_on(name: &str, login: Option<azdock_azure_sm::credential::stored::S
     let name = name.to_owned();
     let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match CloudKind::of(&name) {
         CloudKind::Local => {
+            crate::output::mark_local_cloud();
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
             let text = |k: &str| {
                 up[k].as_str().map(str::to_owned).with_context(|| format!("the local cloud did not report {k}"))

@@ -48,8 +48,9 @@ impl Error {
             Self::Usage(_) => true,
             Self::Extension(e) => e.is_usage(),
             Self::Cert(e) => e.is_usage(),
+            Self::Azure(e) => e.is_usage(),
             Self::Context { source, .. } => source.is_usage(),
-            Self::Azure(_) | Self::Shape { .. } | Self::Io { .. } | Self::File(_) | Self::Failed(_) => false,
+            Self::Shape { .. } | Self::Io { .. } | Self::File(_) | Self::Failed(_) => false,
         }
     }
 

@@ -74,11 +74,38 @@ fn unknown_clouds_and_missing_credentials_fail_before_any_request() {
     // With no cloud named and no Azure sign-in at all, commands run in the local cloud and say so.
     let out = azdock(&env, &["account", "list"]).success();
     assert_eq!(out.json()[0]["cloudName"], "local");
+    assert_eq!(out.json()[0]["cloud"], "local", "a result of the local cloud says so");
     assert!(
         out.stderr.contains("no Azure sign-in is configured, so this runs in azdock's local cloud"),
         "{}",
         out.stderr
     );
+    // But nothing that deletes, resets, rotates or stops runs there unless the local cloud is
+    // chosen: the user may believe it acts on Azure.
+    for words in [
+        &["vm", "delete", "-g", "g", "-n", "x", "--yes"][..],
+        &["vm", "stop", "-g", "g", "-n", "x"],
+        &["ext", "remove", "--vm", "x", "-g", "g", "-n", "docker"],
+        &["ext", "docker", "uninstall", "--vm", "x", "-g", "g"],
+        &["ext", "vmaccess", "reset-ssh", "--vm", "x", "-g", "g"],
+    ] {
+        let out = azdock(&env, words);
+        assert_eq!(out.code, 2, "{words:?}: {}", out.stderr);
+        assert!(out.stderr.contains("pass `--cloud local`") && out.stderr.contains("sign in"), "{}", out.stderr);
+    }
+    let chosen = azdock(&env, &["--cloud", "local", "vm", "delete", "-g", "g", "-n", "x", "--yes"]);
+    assert_eq!(chosen.code, 1, "chosen, it runs (and finds no such VM): {}", chosen.stderr);
+    // A service principal's secret without its tenant and client is named, not skipped over.
+    let mut half = env.azdock();
+    half.env("AZURE_CLIENT_SECRET", "s3cret-value").args(["--cloud", "AzureCloud", "account", "list"]);
+    let out = azdock_tests::run(&mut half);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID and AZURE_CLIENT_ID are not"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("s3cret-value"));
     azdock(&env, &["local", "down"]).success();
 }
 

@@ -28,6 +28,7 @@ impl ChainedCredential {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let mut links: Vec<Box<dyn Credential>> = Vec::new();
         let (tenant, client) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID"));
+        check_env_credential(&var)?;
         if let (Some(tenant), Some(client)) = (&tenant, &client) {
             let authority = &cloud.authority_host;
             if let Some(secret) = var("AZURE_CLIENT_SECRET") {
@@ -57,6 +58,26 @@ impl ChainedCredential {
         links.push(Box::new(ManagedIdentityCredential::from_env(client.as_deref())));
         Ok(Self::new(&cloud.name, links))
     }
+}
+
+/// The environment's service-principal variables: a secret, certificate or token file given
+/// without the tenant and client it is for is a mistake to name, not a reason to fall back to
+/// another sign-in.
+fn check_env_credential(var: &dyn Fn(&str) -> Option<String>) -> Result<(), AzureError> {
+    let given = ["AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PATH", "AZURE_FEDERATED_TOKEN_FILE"]
+        .into_iter()
+        .find(|k| var(k).is_some());
+    let Some(given) = given else { return Ok(()) };
+    let missing: Vec<&str> = ["AZURE_TENANT_ID", "AZURE_CLIENT_ID"].into_iter().filter(|k| var(k).is_none()).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(AzureError::Incomplete(format!(
+        "{given} is set but {} {}: set {}, or unset {given} to sign in another way",
+        missing.join(" and "),
+        if missing.len() == 1 { "is not" } else { "are not" },
+        if missing.len() == 1 { "it" } else { "them" }
+    )))
 }
 
 #[async_trait]
