@@ -278,6 +278,20 @@ pub fn dockerd_lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Records that the running test skips its work, and why: in the file `AZDOCK_SKIP_LOG` names
+/// (set by `cargo xtask ci`, which reports skipped tests as skipped, not passed), and on stderr.
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipping {test}: {why}");
+    if let Some(log) = std::env::var_os("AZDOCK_SKIP_LOG") {
+        use std::io::Write as _;
+        // One short line per skip, appended: lines of concurrent tests do not interleave.
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = writeln!(f, "{test}: {why}");
+        }
+    }
+}
+
 /// Whether this machine can run the real-dockerd tests. They need root and Debian's docker.io;
 /// `.ci/run` installs it. Without it the tests fail, unless `AZDOCK_TESTS_WITHOUT_DOCKERD=1`
 /// says on purpose that they are to be skipped here.
@@ -296,7 +310,7 @@ pub fn dockerd_available() -> bool {
         std::env::var_os("AZDOCK_TESTS_WITHOUT_DOCKERD").is_some(),
         "these tests need `dockerd` (Debian's docker.io) and root; install it as `.ci/run` does, or set AZDOCK_TESTS_WITHOUT_DOCKERD=1 to skip them"
     );
-    eprintln!("skipping: no dockerd or not root, and AZDOCK_TESTS_WITHOUT_DOCKERD is set");
+    skipped("no dockerd or not root, and AZDOCK_TESTS_WITHOUT_DOCKERD is set");
     false
 }
 

@@ -79,7 +79,18 @@ fn cmd(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Variables that let tests skip what this machine lacks: for a developer's machine, never for
+/// CI, where a skipped test would hide that CI lost what it must have.
+fn refuse_skips_in_ci(env: impl Iterator<Item = (String, String)>, ci: bool) -> anyhow::Result<()> {
+    let skips: Vec<String> = env.filter(|(k, _)| k.starts_with("AZDOCK_TESTS_WITHOUT_")).map(|(k, _)| k).collect();
+    if ci && !skips.is_empty() {
+        bail!("CI is set, and so is {}: CI runs every test; unset them", skips.join(", "));
+    }
+    Ok(())
+}
+
 fn ci() -> anyhow::Result<()> {
+    refuse_skips_in_ci(std::env::vars(), std::env::var_os("CI").is_some())?;
     cmd("cargo", &["fmt", "--all", "--check"])?;
     cmd("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
     tidy::run(&root())?;
@@ -116,6 +127,16 @@ fn interop_venv(root: &std::path::Path) -> Option<PathBuf> {
     Some(python)
 }
 
+/// The closing line: a skipped test ran but did not test, so it is not counted as passed.
+fn totals(passed: u64, failed: u64, skipped: u64) -> String {
+    let passed = passed.saturating_sub(skipped);
+    if skipped == 0 {
+        format!("tests: {passed} passed, {failed} failed")
+    } else {
+        format!("tests: {passed} passed, {failed} failed, {skipped} skipped")
+    }
+}
+
 /// `cargo test --workspace`, echoing its output and ending with one total line, because
 /// cargo's own last line is that of whichever test binary ran last (often doc-tests with 0).
 fn cargo_test(sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
@@ -126,6 +147,10 @@ fn cargo_test(sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
     if let Some(python) = sdk_python {
         command.env("AZDOCK_SDK_PYTHON", python);
     }
+    // Tests that skip say so in this file; they are counted as skipped, not passed.
+    let skip_log = root().join("target/skipped-tests.txt");
+    let _ = std::fs::remove_file(&skip_log);
+    command.env("AZDOCK_SKIP_LOG", &skip_log);
     let mut child = command
         .args(args)
         .current_dir(root())
@@ -149,9 +174,35 @@ fn cargo_test(sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("tests: {passed} passed, {failed} failed");
+    let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+    let skipped = skips.lines().count() as u64;
+    for line in skips.lines() {
+        println!("skipped: {line}");
+    }
+    println!("{}", totals(passed, failed, skipped));
     if !status.success() || passed == 0 {
         bail!("`cargo {}` failed with {status}", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_are_counted_apart_and_refused_in_ci() {
+        assert_eq!(totals(10, 0, 0), "tests: 10 passed, 0 failed");
+        assert_eq!(totals(10, 1, 3), "tests: 7 passed, 1 failed, 3 skipped");
+        let vars = |v: &[(&str, &str)]| v.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+        let skipping =
+            vars(&[("PATH", "/bin"), ("AZDOCK_TESTS_WITHOUT_DOCKERD", "1"), ("AZDOCK_TESTS_WITHOUT_SDK", "1")]);
+        let e = refuse_skips_in_ci(skipping.clone().into_iter(), true).unwrap_err().to_string();
+        assert!(
+            e.contains("AZDOCK_TESTS_WITHOUT_DOCKERD, AZDOCK_TESTS_WITHOUT_SDK") && e.contains("unset them"),
+            "{e}"
+        );
+        assert!(refuse_skips_in_ci(skipping.into_iter(), false).is_ok(), "a developer's machine may skip");
+        assert!(refuse_skips_in_ci(vars(&[("PATH", "/bin")]).into_iter(), true).is_ok());
+    }
 }
