@@ -160,6 +160,31 @@ fn jitter_from(random: u16) -> f64 {
     0.8 + f64::from(random) / 65_536.0 * 0.4
 }
 
+/// Headers as the debug log shows them: credentials (`Authorization`, cookies, any
+/// `x-ms-…-token`) replaced by `[redacted]`.
+fn logged_headers(headers: &HeaderMap) -> String {
+    let secret = |name: &str| {
+        matches!(name, "authorization" | "proxy-authorization" | "cookie" | "set-cookie")
+            || name.starts_with("x-ms-") && name.contains("token")
+    };
+    let mut out: Vec<String> = headers
+        .iter()
+        .map(|(name, value)| {
+            let name = name.as_str().to_ascii_lowercase();
+            let value =
+                if secret(&name) { "[redacted]".to_owned() } else { value.to_str().unwrap_or("[binary]").to_owned() };
+            format!("{name}: {value}")
+        })
+        .collect();
+    out.sort();
+    out.join("; ")
+}
+
+/// A URL's path and query, without the host: how `--verbose` names a call.
+fn path_of(url: &str) -> &str {
+    url.strip_prefix("https://").and_then(|rest| rest.find('/').map(|i| &rest[i..])).unwrap_or(url)
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get("retry-after")
@@ -322,20 +347,25 @@ impl Arm {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            let request = req.build().map_err(|e| transport(&url, &e))?;
             let logged = body.map_or(Value::Null, redact);
-            tracing::debug!(request_id, %method, url, body = %logged, "request");
+            tracing::debug!(request_id, %method, url, headers = %logged_headers(request.headers()), body = %logged, "request");
             let sent = Instant::now();
-            let result = req.send().await;
+            let result = self.http.execute(request).await;
             let (failure, wait) = match result {
                 Ok(resp) => {
                     let status = resp.status();
                     let headers = resp.headers().clone();
                     self.note_budget(&bucket, Some(&headers), status == StatusCode::TOO_MANY_REQUESTS);
                     let text = resp.text().await.map_err(|e| transport(&url, &e))?;
+                    let millis = sent.elapsed().as_millis();
+                    // `--verbose`: each call, as a user reads it.
+                    tracing::info!("{method} {} {} {millis} ms", path_of(&url), status.as_u16());
                     tracing::debug!(
                         request_id,
                         status = status.as_u16(),
-                        millis = sent.elapsed().as_millis(),
+                        millis,
+                        headers = %logged_headers(&headers),
                         "response"
                     );
                     let body = if text.trim().is_empty() {
@@ -514,6 +544,30 @@ mod tests {
         assert_eq!(Polls::new(&headers(None)).wait, s(1));
         assert_eq!(Polls::new(&headers(Some("7"))).wait, s(7));
         assert_eq!(Polls::new(&headers(Some("soon"))).wait, s(1));
+    }
+
+    #[test]
+    fn logged_headers_hide_credentials() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("Authorization", "Bearer eyJ0eXAi.secret"),
+            ("Cookie", "session=abc"),
+            ("Set-Cookie", "x=y"),
+            ("Proxy-Authorization", "Basic Zm9v"),
+            ("x-ms-client-request-id", "rid-1"),
+            ("x-ms-authorization-auxiliary-token", "aux-s3cret"),
+            ("x-ms-ratelimit-remaining-subscription-reads", "11999"),
+        ] {
+            h.insert(reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        let out = logged_headers(&h);
+        for secret in ["eyJ0eXAi", "session=abc", "x=y", "Zm9v", "aux-s3cret"] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert!(out.contains("authorization: [redacted]") && out.contains("x-ms-client-request-id: rid-1"), "{out}");
+        assert!(out.contains("x-ms-ratelimit-remaining-subscription-reads: 11999"), "{out}");
+        assert_eq!(path_of("https://127.0.0.1:8443/subscriptions/s?api-version=1"), "/subscriptions/s?api-version=1");
+        assert_eq!(path_of("https://management.azure.com"), "https://management.azure.com");
     }
 
     #[test]

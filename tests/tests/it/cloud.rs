@@ -281,6 +281,25 @@ async fn debug_logs_show_requests_but_never_secrets_or_tokens() {
         );
         assert!(!out.stderr.contains("hyper_util"), "library debug output is filtered");
     }
+    // Headers are logged, with the credential in them redacted.
+    assert!(
+        list.stderr.contains("authorization: [redacted]") && list.stderr.contains("x-ms-client-request-id: "),
+        "{}",
+        list.stderr
+    );
+    // --verbose: each ARM call with its method, path, status and time, and nothing of debug's.
+    let verbose = azdock(&env, &["--verbose", "--cloud", "local", "vm", "list", "-g", "dbg"]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    let call = verbose
+        .stderr
+        .lines()
+        .find(|l| {
+            l.contains("GET /subscriptions/")
+                && l.contains("/resourceGroups/dbg/providers/Microsoft.Compute/virtualMachines?api-version=")
+        })
+        .unwrap_or_else(|| panic!("no call line: {}", verbose.stderr));
+    assert!(call.contains(" 200 ") && call.trim_end().ends_with(" ms"), "{call}");
+    assert!(!verbose.stderr.contains("authorization") && !verbose.stderr.contains("eyJ"), "{}", verbose.stderr);
     azdock(&env, &["local", "down"]).success();
 }
 
