@@ -150,6 +150,12 @@ pub enum ExtCommand {
         /// Resource group of the VM
         #[arg(short = 'g', long)]
         resource_group: Option<String>,
+        /// VM resource ids, instead of --vm and -g: the extensions on each
+        #[arg(long, num_args = 1.., value_name = "ID", conflicts_with_all = ["vm", "resource_group"])]
+        ids: Vec<String>,
+        /// How many VMs to read at once with --ids
+        #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        max_parallel: u16,
     },
     /// Show an extension azdock knows (`ext show docker`: its actions, arguments and handlers
     /// per OS), or with --vm one installed on a VM, with its status

@@ -171,6 +171,13 @@ impl VmAccessExtension {
         if let Some(p) = password {
             rules::check_password(p, &azure_os(os), 0).map_err(|m| invalid("password", m))?;
         }
+        // Windows' VMAccessAgent has no account expiry: refused rather than dropped unsaid.
+        if os == OsType::Windows && request.text("expiration").is_some() {
+            return Err(invalid(
+                "expiration",
+                "Windows VMs take no account expiry (VMAccessAgent has none); set it in the VM, or leave --expiration out",
+            ));
+        }
         let (public, protected) = match (os, request.action.as_str()) {
             (OsType::Windows, "reset-password") => (json!({"UserName": user}), Some(json!({"Password": password}))),
             // Empty settings with a new forceUpdateTag: the handler resets RDP only.

@@ -91,6 +91,18 @@ async fn windows_uses_the_agent_with_azs_casing_and_reuses_the_instance() {
     assert_eq!((i.name.as_str(), i.kind.as_str()), ("myaccess", "VMAccessAgent"));
     assert_eq!(i.settings, json!({"UserName": "Ops"}));
     assert_eq!(i.protected_settings.as_ref().unwrap().expose(), &json!({"Password": "N3w-Passw0rd!"}));
+    // An expiry Windows cannot take is refused, not dropped.
+    let expiring = request(
+        "reset-password",
+        OsType::Windows,
+        &[
+            ("username", ArgValue::Text("Ops".into())),
+            ("password", secret("N3w-Passw0rd!")),
+            ("expiration", ArgValue::Text("2999-01-01".into())),
+        ],
+    );
+    let e = ext.plan(&expiring).await.unwrap_err();
+    assert!(e.is_usage() && e.to_string().contains("Windows VMs take no account expiry"), "{e}");
     let rdp = ext.plan(&request("reset-rdp", OsType::Windows, &[])).await.unwrap();
     assert_eq!(put(&rdp).settings, json!({}));
     assert!(put(&rdp).protected_settings.is_none());
@@ -144,7 +156,7 @@ async fn the_rules_refuse_with_the_rule_in_the_message() {
         request(
             "reset-password",
             OsType::Linux,
-            &[("username", ArgValue::Text("Ops".into())), ("password", secret("N3w-Passw0rd!"))],
+            &[("username", ArgValue::Text("-ops".into())), ("password", secret("N3w-Passw0rd!"))],
         ),
         request(
             "reset-password",

@@ -150,9 +150,11 @@ pub async fn addrs_in(arm: &Arm, subscription: &str, group: &str) -> Result<Vec<
     Ok(out)
 }
 
-/// The extension instances of a VM, as `az vm extension list` prints them.
+/// The extension instances of a VM with their status (their instance views), as `az vm
+/// extension list` prints them.
 pub async fn extensions(arm: &Arm, addr: &VmAddr) -> Result<Value> {
-    Ok(arm.get(&format!("{}/extensions?api-version={COMPUTE}", addr.path())).await?["value"].clone())
+    let path = format!("{}/extensions?api-version={COMPUTE}&$expand=instanceView", addr.path());
+    Ok(arm.get(&path).await?["value"].clone())
 }
 
 /// One extension instance with its instance view, as `az vm extension show` prints it.
@@ -160,13 +162,22 @@ pub async fn extension(arm: &Arm, addr: &VmAddr, name: &str) -> Result<Value> {
     Ok(arm.get(&format!("{}/extensions/{name}?api-version={COMPUTE}&$expand=instanceView", addr.path())).await?)
 }
 
-/// The image aliases az knows (`Ubuntu2404`, …), one row each.
-pub fn alias_rows() -> Value {
+/// Whether `name` holds `filter`, as az matches image parts (case-insensitively; no filter
+/// matches all).
+fn matches(name: &str, filter: Option<&str>) -> bool {
+    filter.is_none_or(|f| name.to_ascii_lowercase().contains(&f.to_ascii_lowercase()))
+}
+
+/// The image aliases az knows (`Ubuntu2404`, …), one row each, filtered by publisher, offer and
+/// sku as `az vm image list` filters its offline list.
+pub fn alias_rows(publisher: Option<&str>, offer: Option<&str>, sku: Option<&str>) -> Value {
     images::ALIASES
         .iter()
-        .map(|(alias, urn)| {
+        .filter_map(|(alias, urn)| {
             let parts: Vec<&str> = urn.split(':').collect();
-            json!({"alias": alias, "publisher": parts[0], "offer": parts[1], "sku": parts[2], "version": parts[3], "urn": urn})
+            (matches(parts[0], publisher) && matches(parts[1], offer) && matches(parts[2], sku)).then(|| {
+                json!({"alias": alias, "publisher": parts[0], "offer": parts[1], "sku": parts[2], "version": parts[3], "urn": urn})
+            })
         })
         .collect()
 }
@@ -200,9 +211,6 @@ pub async fn catalogue(
     );
     let names = |v: &Value| -> Vec<String> {
         v.as_array().into_iter().flatten().filter_map(|e| e["name"].as_str().map(str::to_owned)).collect()
-    };
-    let matches = |name: &str, filter: Option<&str>| {
-        filter.is_none_or(|f| name.to_ascii_lowercase().contains(&f.to_ascii_lowercase()))
     };
     let mut rows = Vec::new();
     for o in names(&arm.get(&format!("{base}?api-version={COMPUTE}")).await?).into_iter().filter(|o| matches(o, offer))
@@ -278,7 +286,7 @@ mod tests {
 
     #[test]
     fn aliases_and_images_are_rows() {
-        let rows = alias_rows();
+        let rows = alias_rows(None, None, None);
         let first = &rows[0];
         let urn = first["urn"].as_str().unwrap();
         assert_eq!(
@@ -292,6 +300,14 @@ mod tests {
             )
         );
         assert_eq!(rows.as_array().unwrap().len(), images::ALIASES.len());
+        let canonical = alias_rows(Some("canonical"), None, None);
+        let canonical = canonical.as_array().unwrap();
+        assert!(!canonical.is_empty() && canonical.len() < images::ALIASES.len());
+        assert!(canonical.iter().all(|r| r["publisher"] == "Canonical"), "{canonical:?}");
+        let one = alias_rows(Some("Canonical"), Some("ubuntu-24_04"), Some("SERVER"));
+        assert!(one.as_array().unwrap().iter().all(|r| r["offer"].as_str().unwrap().contains("24_04")), "{one}");
+        assert!(!one.as_array().unwrap().is_empty());
+        assert_eq!(alias_rows(None, None, Some("no-such-sku")), json!([]));
         let reference = |v: Value| serde_json::from_value(v).unwrap();
         let urn = ResolvedImage {
             reference: reference(json!({"publisher": "P", "offer": "O", "sku": "S", "version": "latest"})),

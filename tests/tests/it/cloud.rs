@@ -371,6 +371,11 @@ async fn ext_set_list_show_remove_on_a_vm() {
 
     let list = azdock(&env, &["--cloud", "local", "ext", "list", "--vm", "vm1", "-g", "ext"]).success().json();
     assert_eq!(list.as_array().unwrap().len(), 1);
+    // With each instance's status, as `az vm extension list` shows it.
+    assert!(list[0]["properties"]["instanceView"]["statuses"][0]["code"].is_string(), "{list}");
+    let id = format!("/subscriptions/{sub}/resourceGroups/ext/providers/Microsoft.Compute/virtualMachines/vm1");
+    let by_ids = azdock(&env, &["--cloud", "local", "ext", "list", "--ids", &id, &id, "-o", "table"]).success().stdout;
+    assert!(by_ids.contains("VMAccessForLinux") && by_ids.contains("Status"), "{by_ids}");
     let shown =
         azdock(&env, &["--cloud", "local", "ext", "show", "--vm", "vm1", "-g", "ext", "-n", "VMAccessForLinux"])
             .success()

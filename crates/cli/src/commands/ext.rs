@@ -20,6 +20,7 @@ const INSTALLED_COLUMNS: Columns = &[
     ("Type", "/properties/type"),
     ("Version", "/properties/typeHandlerVersion"),
     ("ProvisioningState", "/properties/provisioningState"),
+    ("Status", "/properties/instanceView/statuses/0/displayStatus"),
 ];
 
 const LIST_COLUMNS: Columns = &[
@@ -37,7 +38,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
         ExtCommand::Vmaccess(vmaccess) => super::vmaccess::run(ctx, global, config, vmaccess),
         ExtCommand::Plugin(plugin) => super::plugin::run(ctx, plugin),
         ExtCommand::External(words) => super::plugin::run_external(ctx, global, config, words),
-        ExtCommand::List { vm: None, .. } => {
+        ExtCommand::List { vm: None, ids, .. } if ids.is_empty() => {
             let registry = crate::plugins::registry(|path, why| {
                 ctx.warn(&format!("plugin `{}` skipped: {why}", path.display()));
             })?;
@@ -62,6 +63,21 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         )),
         _ => None,
     };
+    // `ext list --vm`/`--ids`: the extensions on each VM, with their status.
+    if let ExtCommand::List { vm, resource_group, ids, max_parallel } = command {
+        let chosen = Selection::new(resource_group.as_deref(), vm.as_deref(), ids, false)?;
+        let several = matches!(&chosen, Selection::Ids(a) if a.len() > 1);
+        let value = session::block_on(async {
+            let (arm, addrs) = chosen.resolve(global, config).await?;
+            let arm = &arm;
+            let lists = targets::for_each(addrs, usize::from(*max_parallel), |a| async move {
+                Ok(manage::extensions(arm, &a).await?)
+            })
+            .await?;
+            anyhow::Ok(if several { Value::Array(lists) } else { lists.into_iter().next().unwrap_or_default() })
+        })?;
+        return ctx.print(&value, INSTALLED_COLUMNS);
+    }
     let (on, name) = match command {
         ExtCommand::Show(args) => (show_on.as_ref(), args.name.as_deref()),
         ExtCommand::Remove { on, name, .. } => (Some(on), name.as_deref()),
@@ -89,12 +105,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         None => None,
     };
     let value = session::block_on(async {
-        let Some((chosen, limit)) = chosen else {
-            let ExtCommand::List { vm: Some(vm), resource_group } = command else { return Ok(Value::Null) };
-            let s = session::session(global, config).await?;
-            let addr = VmAddr::new(&s.subscription, resource_group.as_deref().unwrap_or_default(), vm);
-            return Ok(manage::extensions(&s.arm, &addr).await?);
-        };
+        let Some((chosen, limit)) = chosen else { return Ok(Value::Null) };
         let several = matches!(&chosen, Selection::Ids(ids) if ids.len() > 1);
         let (arm, addrs) = chosen.resolve(global, config).await?;
         let arm = &arm;

@@ -62,8 +62,12 @@ fn selection(vm: &VmRef) -> Result<Selection, Usage> {
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmCommand) -> anyhow::Result<()> {
     match command {
-        VmCommand::Image(ImageCommand::Aliases | ImageCommand::List { all: false, .. }) => {
-            return ctx.print(&manage::alias_rows(), ALIAS_COLUMNS);
+        VmCommand::Image(ImageCommand::Aliases) => {
+            return ctx.print(&manage::alias_rows(None, None, None), ALIAS_COLUMNS);
+        }
+        VmCommand::Image(ImageCommand::List { all: false, publisher, offer, sku, .. }) => {
+            let rows = manage::alias_rows(publisher.as_deref(), offer.as_deref(), sku.as_deref());
+            return ctx.print(&rows, ALIAS_COLUMNS);
         }
         VmCommand::Image(ImageCommand::List { all: true, publisher: None, .. }) => {
             return Err(Usage::new(
@@ -152,7 +156,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmC
                 let found = images::resolve(&s.arm, &s.subscription, location, &spec).await?;
                 Ok((manage::image_row(&found), IMAGE_COLUMNS))
             }
-            _ => Ok((manage::alias_rows(), ALIAS_COLUMNS)),
+            _ => Ok((manage::alias_rows(None, None, None), ALIAS_COLUMNS)),
         }
     })?;
     if value.is_null() {

@@ -492,6 +492,8 @@ fn provider_route(
     if let Some(action) = action {
         return vm_action(inner, ctx, req, sub, location, &id, action);
     }
+    // A list takes `$expand=instanceView` as a GET does (extensions: az's `vm extension list`).
+    let expand = req.query("$expand").is_some_and(|e| eq(e, "instanceView"));
     let listing = names.len() < spec.len();
     if listing {
         if m != "GET" {
@@ -513,12 +515,11 @@ fn provider_route(
             .map(|(k, _)| k.clone())
             .collect::<Vec<_>>()
             .iter()
-            .map(|k| render(inner, k, false))
+            .map(|k| render(inner, k, expand))
             .collect();
         return Ok(Resp::json(200, json!({"value": value})));
     }
     let k = key(&id);
-    let expand = req.query("$expand").is_some_and(|e| eq(e, "instanceView"));
     match m {
         "GET" => {
             if inner.resources.contains_key(&k) {
