@@ -43,8 +43,9 @@ pub fn daemon_trouble_in(statuses: &serde_json::Value) -> Option<String> {
 /// Why a Docker daemon cannot be reached, and what to do; reads the VM's NSG only when the
 /// answer depends on it.
 pub async fn explain(arm: &Arm, vm: &Vm, host: &str, port: u16, failure: &Failure) -> String {
-    let network_matters = matches!(failure, Failure::Refused | Failure::NoAnswer | Failure::Other(_))
-        && vm.facts.power_state == PowerState::Running;
+    let network_matters =
+        matches!(failure, Failure::Refused | Failure::NoAnswer | Failure::Closed(_) | Failure::Other(_))
+            && vm.facts.power_state == PowerState::Running;
     let admitted = if network_matters { port_admitted(arm, vm, port).await.ok().map(|r| r.is_some()) } else { None };
     explain_known(vm, host, port, failure, admitted)
 }
@@ -67,7 +68,7 @@ pub fn explain_known(vm: &Vm, host: &str, port: u16, failure: &Failure, admitted
             format!("the daemon refused your client certificate ({d}): it trusts another CA; {rotate} to give it yours")
         }
         Failure::Local(d) => d.clone(),
-        Failure::Refused | Failure::NoAnswer | Failure::Other(_) => {
+        Failure::Refused | Failure::NoAnswer | Failure::Closed(_) | Failure::Other(_) => {
             let power = vm.facts.power_state;
             if power != PowerState::Running {
                 return format!(
@@ -80,6 +81,9 @@ pub fn explain_known(vm: &Vm, host: &str, port: u16, failure: &Failure, admitted
                 ),
                 _ if *failure == Failure::Refused => format!(
                     "nothing listens on {host}:{port}: the daemon is down or not set up for TLS on that port; see `azdock ext docker status --vm {name} -g {group}`, or install it again"
+                ),
+                _ if matches!(failure, Failure::Closed(_)) => format!(
+                    "{host}:{port} closes every connection ({failure}): the daemon may be restarting, or it drops clients whose certificate it refuses; {rotate} if it persists"
                 ),
                 _ => format!("no answer from {host}:{port} ({failure}): the daemon may still be starting, or down"),
             }
@@ -139,6 +143,11 @@ mod tests {
         assert!(closed.starts_with("port 2376 is closed in the VM's network security group"), "{closed}");
         assert!(closed.contains("azdock ext docker install --vm web -g g --port 2376"));
         assert!(say(&Failure::Refused, Some(false)).starts_with("port 2376 is closed"));
+        let closed = say(&Failure::Closed("reset".into()), Some(true));
+        assert!(
+            closed.starts_with("h:2376 closes every connection (reset)") && closed.contains("rotate-certs"),
+            "{closed}"
+        );
         assert!(say(&Failure::Refused, Some(true)).starts_with("nothing listens on h:2376"));
         assert!(say(&Failure::Refused, None).starts_with("nothing listens on h:2376"));
         assert_eq!(

@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 /// The client identity and the CA to check the daemon against (the cert directory's files).
 #[derive(Debug, Clone)]
@@ -33,8 +31,11 @@ pub enum Failure {
     Expired(String),
     /// The server certificate is not signed by the user's CA.
     UnknownCa(String),
-    /// The daemon refused the client certificate (it trusts another CA).
+    /// The daemon refused the client certificate (it trusts another CA): a TLS alert that says so.
     ClientRefused(String),
+    /// The connection was reset or closed before an answer: a daemon restarting (as an install
+    /// restarts it), or one that drops clients it refuses without an alert. Worth a retry.
+    Closed(String),
     /// The local certificate files cannot be used.
     Local(String),
     /// Something else, as the TLS library or Docker said it.
@@ -60,6 +61,7 @@ impl std::fmt::Display for Failure {
             | Self::Expired(d)
             | Self::UnknownCa(d)
             | Self::ClientRefused(d)
+            | Self::Closed(d)
             | Self::Local(d)
             | Self::Other(d) => f.write_str(d),
         }
@@ -96,11 +98,9 @@ fn tls_config(identity: &Identity) -> Result<rustls::ClientConfig, Failure> {
         .map_err(|e| local("client certificate and key", &identity.cert, &e))
 }
 
-fn classify_tls(e: &std::io::Error) -> Failure {
+/// What a TLS error means for the user.
+fn classify_rustls(inner: &rustls::Error) -> Failure {
     use rustls::{AlertDescription, CertificateError, Error};
-    let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Error>()) else {
-        return io_failure(e);
-    };
     match inner {
         Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
@@ -112,92 +112,95 @@ fn classify_tls(e: &std::io::Error) -> Failure {
             | CertificateError::NotValidYetContext { .. },
         ) => Failure::Expired(inner.to_string()),
         Error::InvalidCertificate(_) => Failure::UnknownCa(inner.to_string()),
+        // The alerts a server sends when it will not take our certificate; a CA of the same
+        // name as the one it trusts (every azdock CA is "azdock CA") fails its signature check:
+        // decrypt_error.
         Error::AlertReceived(
             AlertDescription::BadCertificate
             | AlertDescription::UnknownCA
             | AlertDescription::CertificateRequired
             | AlertDescription::HandshakeFailure
-            | AlertDescription::CertificateUnknown,
+            | AlertDescription::CertificateUnknown
+            | AlertDescription::UnsupportedCertificate
+            | AlertDescription::CertificateRevoked
+            | AlertDescription::CertificateExpired
+            | AlertDescription::AccessDenied
+            | AlertDescription::DecryptError,
         ) => Failure::ClientRefused(inner.to_string()),
         other => Failure::Other(other.to_string()),
     }
 }
 
 fn io_failure(e: &std::io::Error) -> Failure {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return classify_rustls(tls);
+    }
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => Failure::Refused,
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
             Failure::NoAnswer
         }
-        // A daemon that refuses our certificate under TLS 1.3 just closes the connection.
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::BrokenPipe => {
-            Failure::ClientRefused(format!("the daemon closed the connection during the handshake ({e})"))
-        }
+        // A daemon restarting drops its connections; a refusal of our certificate comes as an
+        // alert (above), so a bare reset or end is worth waiting out.
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::BrokenPipe => Failure::Closed(format!("the daemon closed the connection ({e})")),
         _ => Failure::Other(e.to_string()),
     }
 }
 
-/// One HTTP/1.1 GET over a fresh TLS connection; the status and body.
-async fn get(
-    host: &str,
-    port: u16,
-    identity: &Identity,
-    path: &str,
-    timeout: Duration,
-) -> Result<(u16, String), Failure> {
-    let config = tls_config(identity)?;
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| Failure::Other(format!("`{host}`: {e}")))?;
-    let run = async {
-        let tcp = TcpStream::connect((host, port)).await.map_err(|e| io_failure(&e))?;
-        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| classify_tls(&e))?;
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: azdock\r\nConnection: close\r\n\r\n");
-        tls.write_all(request.as_bytes()).await.map_err(|e| classify_tls(&e))?;
-        let mut raw = Vec::new();
-        tls.read_to_end(&mut raw).await.or_else(|e| {
-            // Some servers end TLS without close_notify after the response; keep what came.
-            if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() { Ok(0) } else { Err(classify_tls(&e)) }
-        })?;
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse::<u16>().ok())
-            .ok_or_else(|| Failure::Other(format!("not an HTTP answer from {host}:{port}")))?;
-        let chunked = head.lines().any(|l| {
-            l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.to_ascii_lowercase().contains("chunked")
-        });
-        Ok((status, if chunked { dechunk(body) } else { body.to_owned() }))
-    };
-    tokio::time::timeout(timeout, run).await.unwrap_or(Err(Failure::NoAnswer))
+/// What a failed request means: the TLS or socket error in its chain, classified.
+fn classify(e: &reqwest::Error) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return classify_rustls(tls);
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io_failure(io);
+        }
+        // hyper's own "connection closed before message completed".
+        if err.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_closed()) {
+            return Failure::Closed(format!("the daemon closed the connection ({err})"));
+        }
+        source = err.source();
+    }
+    if e.is_timeout() { Failure::NoAnswer } else { Failure::Other(e.to_string()) }
 }
 
-/// The body of a chunked HTTP/1.1 response.
-fn dechunk(body: &str) -> String {
-    let mut out = String::new();
-    let mut rest = body;
-    while let Some((size, tail)) = rest.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
-        if n == 0 || tail.len() < n {
-            break;
-        }
-        out.push_str(&tail[..n]);
-        rest = tail[n..].trim_start_matches("\r\n");
-    }
-    out
+/// An HTTP/1.1 client that reaches the daemon as the docker CLI does: the user's CA, the client
+/// certificate, no proxy, a fresh connection each time.
+fn client(identity: &Identity, timeout: Duration) -> Result<reqwest::Client, Failure> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_config(identity)?)
+        .http1_only()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .user_agent("azdock")
+        .build()
+        .map_err(|e| Failure::Other(e.to_string()))
+}
+
+/// One GET; the status and body.
+async fn get(client: &reqwest::Client, host: &str, port: u16, path: &str) -> Result<(u16, String), Failure> {
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    let resp = client.get(format!("https://{host}:{port}{path}")).send().await.map_err(|e| classify(&e))?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.map_err(|e| classify(&e))?;
+    Ok((status, body))
 }
 
 /// `/_ping` then `/version`, as `docker version` starts.
 pub async fn docker(host: &str, port: u16, identity: &Identity, timeout: Duration) -> Result<DaemonInfo, Failure> {
-    let (status, ping) = get(host, port, identity, "/_ping", timeout).await?;
+    let client = client(identity, timeout)?;
+    let (status, ping) = get(&client, host, port, "/_ping").await?;
     if status != 200 {
         return Err(Failure::Other(format!("/_ping answered HTTP {status}: {}", ping.trim())));
     }
-    let (status, version) = get(host, port, identity, "/version", timeout).await?;
+    let (status, version) = get(&client, host, port, "/version").await?;
     if status != 200 {
         return Err(Failure::Other(format!("/version answered HTTP {status}")));
     }
@@ -226,8 +229,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(dechunk("2\r\nOK\r\n0\r\n\r\n"), "OK");
-        assert_eq!(dechunk("3\r\n{\"a\r\n2\r\n\"}\r\n0\r\n\r\n"), "{\"a\"}");
+    fn resets_are_transient_and_certificate_refusals_are_not() {
+        let io = |kind| io_failure(&std::io::Error::new(kind, "x"));
+        for kind in [
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::ConnectionAborted,
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::BrokenPipe,
+        ] {
+            let f = io(kind);
+            assert!(matches!(f, Failure::Closed(_)) && !f.permanent(), "{kind:?}: {f:?}");
+        }
+        assert_eq!(io(std::io::ErrorKind::ConnectionRefused), Failure::Refused);
+        assert_eq!(io(std::io::ErrorKind::TimedOut), Failure::NoAnswer);
+        assert!(matches!(io(std::io::ErrorKind::PermissionDenied), Failure::Other(_)));
+        let alert = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired),
+        );
+        let refused = io_failure(&alert);
+        assert!(matches!(refused, Failure::ClientRefused(_)) && refused.permanent(), "{refused:?}");
+        let expired = classify_rustls(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
+        assert!(matches!(expired, Failure::Expired(_)));
+        assert!(matches!(
+            classify_rustls(&rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName)),
+            Failure::WrongName(_)
+        ));
+        assert!(matches!(
+            classify_rustls(&rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)),
+            Failure::UnknownCa(_)
+        ));
+        assert!(matches!(classify_rustls(&rustls::Error::DecryptError), Failure::Other(_)));
+        let decrypt = classify_rustls(&rustls::Error::AlertReceived(rustls::AlertDescription::DecryptError));
+        assert!(matches!(decrypt, Failure::ClientRefused(_)), "{decrypt:?}");
+        let internal = classify_rustls(&rustls::Error::AlertReceived(rustls::AlertDescription::InternalError));
+        assert!(matches!(internal, Failure::Other(_)), "{internal:?}");
+        assert_eq!(Failure::Closed("c".into()).to_string(), "c");
     }
 }
