@@ -147,7 +147,8 @@ const KINDS: [&str; 5] =
     ["ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
 /// An SSH public key as `authorized_keys` takes it (OpenSSH one-line format), or an SSH2
-/// (RFC 4716) block, which is converted. The key's own type inside the base64 must match.
+/// (RFC 4716) block, which is converted; read by the `ssh-key` crate, so the key's own type
+/// inside the base64 must match its label and an RSA key must have Azure's 2048 bits.
 pub fn ssh_public_key(text: &str) -> Result<String, String> {
     let text = text.trim();
     if text.starts_with("---- BEGIN SSH2 PUBLIC KEY ----") {
@@ -160,32 +161,27 @@ pub fn ssh_public_key(text: &str) -> Result<String, String> {
         let blob = base64::engine::general_purpose::STANDARD
             .decode(body.trim())
             .map_err(|_| "the SSH2 key's body is not base64".to_owned())?;
-        let kind = blob_type(&blob).ok_or("the SSH2 key's body is not an SSH key")?;
-        return ssh_public_key(&format!("{kind} {}", base64::engine::general_purpose::STANDARD.encode(&blob)));
+        let key = ssh_key::PublicKey::from_bytes(&blob)
+            .map_err(|e| format!("the SSH2 key's body is not an SSH key ({e})"))?;
+        let line = key.to_openssh().map_err(|e| format!("cannot write the SSH2 key as a line: {e}"))?;
+        return ssh_public_key(&line);
     }
-    let mut parts = text.split_whitespace();
-    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+    let line = text.lines().next().unwrap_or(text);
+    let mut parts = line.split_whitespace();
+    let (Some(kind), Some(_)) = (parts.next(), parts.next()) else {
         return Err("not an SSH public key: expected `ssh-ed25519 AAAA…`, `ssh-rsa AAAA…`, `ecdsa-sha2-nistp256 AAAA…` or an SSH2 block".into());
     };
     if !KINDS.contains(&kind) {
         return Err(format!("SSH key type `{kind}` is not accepted: use one of {}", KINDS.join(", ")));
     }
-    let blob = base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .map_err(|_| format!("the {kind} key's body is not base64"))?;
-    if blob_type(&blob) != Some(kind) {
-        return Err(format!("the key's body is not a {kind} key (damaged or mislabelled)"));
-    }
-    if kind == "ssh-rsa" && blob.len() < 256 {
+    let key = ssh_key::PublicKey::from_openssh(line)
+        .map_err(|e| format!("the {kind} key is damaged or mislabelled ({e})"))?;
+    if let Some(rsa) = key.key_data().rsa()
+        && rsa.n.as_positive_bytes().map_or(0, <[u8]>::len) * 8 < 2048
+    {
         return Err("the RSA key is shorter than 2048 bits, which Azure refuses".into());
     }
-    Ok(text.lines().next().unwrap_or(text).to_owned())
-}
-
-/// The key type named at the start of an SSH wire-format public key blob.
-fn blob_type(blob: &[u8]) -> Option<&str> {
-    let len = u32::from_be_bytes(blob.get(..4)?.try_into().ok()?) as usize;
-    std::str::from_utf8(blob.get(4..4 + len)?).ok()
+    Ok(line.to_owned())
 }
 
 #[cfg(test)]
@@ -238,5 +234,10 @@ mod tests {
         assert!(ssh_public_key("ssh-dss AAAA").unwrap_err().contains("not accepted"));
         let ssh2 = "---- BEGIN SSH2 PUBLIC KEY ----\nComment: \"me\"\nAAAAC3NzaC1lZDI1NTE5AAAAIGd3nqjmI9Y2Gm4zk1t6b0x8v5wQwCkq3pX5uS9r2k0m\n---- END SSH2 PUBLIC KEY ----";
         assert!(ssh_public_key(ssh2).unwrap().starts_with("ssh-ed25519 AAAAC3"));
+        // A short RSA key (1024 bits), and a key whose body is cut short.
+        let short = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDL4q0xpqFQe0pQ6JrJYpD8VRT9q1uKxJ3JbLqM3aJmPeBYk2eY0u+5hF2Qm9hQx5oXb0cXy3mV2iHf2c5d+f+1VYgcgkh5u9XmcM7FrWcG6HDvP3aT+vt4m4wKF9A0cUbWJ2v2mKx7f7bL8eNmFEQ4HVEPs6t3m0cIHJsj7ixK5w== short";
+        assert!(ssh_public_key(short).unwrap_err().contains("shorter than 2048 bits"), "{:?}", ssh_public_key(short));
+        assert!(ssh_public_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3").unwrap_err().contains("damaged"));
+        assert!(ssh_public_key("ssh-ed25519").unwrap_err().contains("not an SSH public key"));
     }
 }

@@ -1,65 +1,29 @@
 //! `--generate-ssh-keys`: an Ed25519 key pair in OpenSSH's own format at `~/.ssh/id_ed25519`,
-//! made with `ring`, reused when it is there. Nothing the user has is overwritten.
+//! encoded by the `ssh-key` crate, reused when it is there. Nothing the user has is overwritten.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use ring::signature::KeyPair as _;
-
 use crate::error::{Error, Result};
 
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
-    out.extend_from_slice(bytes);
-}
-
-/// The public key line for `~/.ssh/id_ed25519.pub`.
-fn public_line(public: &[u8], comment: &str) -> String {
-    let mut blob = Vec::new();
-    put_string(&mut blob, b"ssh-ed25519");
-    put_string(&mut blob, public);
-    format!("ssh-ed25519 {} {comment}", base64::engine::general_purpose::STANDARD.encode(blob))
-}
-
-/// An unencrypted OpenSSH private key (`openssh-key-v1`) for an Ed25519 seed.
-fn private_pem(seed: &[u8], public: &[u8], comment: &str) -> zeroize::Zeroizing<String> {
+/// A new Ed25519 pair as OpenSSH writes it: the private key (`openssh-key-v1`, unencrypted)
+/// and the public key line. The `ssh-key` crate does the encoding; the seed comes from the
+/// system's random source through ring.
+fn new_pair(comment: &str) -> Result<(zeroize::Zeroizing<String>, String)> {
     use ring::rand::SecureRandom as _;
-    let mut check = [0u8; 4];
-    let _ = ring::rand::SystemRandom::new().fill(&mut check);
-    let mut pub_blob = Vec::new();
-    put_string(&mut pub_blob, b"ssh-ed25519");
-    put_string(&mut pub_blob, public);
-    let mut private = zeroize::Zeroizing::new(Vec::new());
-    private.extend_from_slice(&check);
-    private.extend_from_slice(&check);
-    put_string(&mut private, b"ssh-ed25519");
-    put_string(&mut private, public);
-    let mut secret = zeroize::Zeroizing::new(seed.to_vec());
-    secret.extend_from_slice(public);
-    put_string(&mut private, &secret);
-    put_string(&mut private, comment.as_bytes());
-    let mut pad = 1u8;
-    while private.len() % 8 != 0 {
-        private.push(pad);
-        pad += 1;
-    }
-    let mut body = zeroize::Zeroizing::new(b"openssh-key-v1\0".to_vec());
-    put_string(&mut body, b"none");
-    put_string(&mut body, b"none");
-    put_string(&mut body, b"");
-    body.extend_from_slice(&1u32.to_be_bytes());
-    put_string(&mut body, &pub_blob);
-    put_string(&mut body, &private);
-    let b64 = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*body));
-    let mut pem = zeroize::Zeroizing::new(String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
-    for chunk in b64.as_bytes().chunks(70) {
-        pem.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-        pem.push('\n');
-    }
-    pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
-    pem
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    ring::rand::SystemRandom::new()
+        .fill(seed.as_mut())
+        .map_err(|_| Error::Failed("cannot generate an SSH key: no system randomness".into()))?;
+    let pair = ssh_key::private::Ed25519Keypair::from_seed(&seed);
+    let key = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), comment)
+        .map_err(|e| Error::Failed(format!("cannot make the SSH key: {e}")))?;
+    let private =
+        key.to_openssh(ssh_key::LineEnding::LF).map_err(|e| Error::Failed(format!("cannot write the SSH key: {e}")))?;
+    let public =
+        key.public_key().to_openssh().map_err(|e| Error::Failed(format!("cannot write the SSH public key: {e}")))?;
+    Ok((zeroize::Zeroizing::new(private.to_string()), public))
 }
 
 /// How long a run that finds a private key without its public half waits for it: another run
@@ -76,21 +40,13 @@ pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
     if let Some(found) = existing(&private, &public)? {
         return Ok(found);
     }
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng)
-        .map_err(|_| Error::Failed("cannot generate an SSH key".into()))?;
-    let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref())
-        .map_err(|_| Error::Failed("cannot read the new SSH key".into()))?;
-    // ring's PKCS#8 v2 document holds the 32-byte seed right after its 16-byte header.
-    let seed = &pkcs8.as_ref()[16..48];
     let user = std::env::var("USER").unwrap_or_else(|_| "azdock".into());
-    let comment = format!("{user}@azdock");
+    let (private_key, line) = new_pair(&format!("{user}@azdock"))?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(ssh_dir).map_err(Error::io("create", ssh_dir))?;
-    let line = public_line(pair.public_key().as_ref(), &comment);
     // Both halves are written under names of this process's own, then published.
     let unique = format!(".azdock-{}-{}", std::process::id(), nonce());
     let (private_tmp, public_tmp) = (ssh_dir.join(&unique), ssh_dir.join(format!("{unique}.pub")));
-    let written = write_new(&private_tmp, private_pem(seed, pair.public_key().as_ref(), &comment).as_bytes(), 0o600)
+    let written = write_new(&private_tmp, private_key.as_bytes(), 0o600)
         .and_then(|()| write_new(&public_tmp, format!("{line}\n").as_bytes(), 0o644));
     let published =
         written.and_then(|()| std::fs::hard_link(&private_tmp, &private).map_err(Error::io("write", &private)));
@@ -185,6 +141,19 @@ mod tests {
         assert!(
             std::fs::read_to_string(ssh.join("id_ed25519")).unwrap().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
         );
+        // OpenSSH reads the private key and derives the very public key written beside it.
+        match std::process::Command::new("ssh-keygen").arg("-y").arg("-f").arg(ssh.join("id_ed25519")).output() {
+            Ok(out) => {
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                let derived = String::from_utf8(out.stdout).unwrap();
+                let written: Vec<&str> = line.split_whitespace().take(2).collect();
+                assert_eq!(derived.split_whitespace().take(2).collect::<Vec<_>>(), written);
+            }
+            Err(e) => assert!(
+                std::env::var_os("AZDOCK_TESTS_WITHOUT_SSH").is_some(),
+                "this test needs ssh-keygen (Debian's openssh-client), or AZDOCK_TESTS_WITHOUT_SSH=1: {e}"
+            ),
+        }
         let (again, _, made) = generate_or_reuse(&ssh).unwrap();
         assert!(!made);
         assert_eq!(again, line);
