@@ -131,10 +131,45 @@ fn classify_rustls(inner: &rustls::Error) -> Failure {
     }
 }
 
-fn io_failure(e: &std::io::Error) -> Failure {
-    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-        return classify_rustls(tls);
+/// An error and everything it wraps, the error inside an `io::Error` included (whose own
+/// `source()` skips it): TLS errors arrive as an `io::Error` inside another.
+fn chain<'a>(top: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::error::Error + 'static)> {
+    let mut out = Vec::new();
+    let mut next = Some(top);
+    // Bounded: error chains are short, and a cycle must not hang a probe.
+    while let Some(e) = next.filter(|_| out.len() < 32) {
+        out.push(e);
+        next = match e.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
     }
+    out
+}
+
+/// What a failed request means: a TLS error anywhere inside says what is wrong with a
+/// certificate; else the innermost socket error; else hyper's word that the connection closed.
+fn classify_chain(top: &(dyn std::error::Error + 'static)) -> Option<Failure> {
+    let errors = chain(top);
+    if let Some(tls) = errors.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+        return Some(classify_rustls(tls));
+    }
+    if let Some(io) = errors.iter().rev().find_map(|e| e.downcast_ref::<std::io::Error>()) {
+        return Some(io_kind(io));
+    }
+    errors
+        .iter()
+        .find(|e| e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_closed()))
+        .map(|e| Failure::Closed(format!("the daemon closed the connection ({e})")))
+}
+
+/// A socket error's meaning, as [`classify`] reads it inside a request's error.
+#[cfg(test)]
+fn io_failure(e: &std::io::Error) -> Failure {
+    classify_chain(e).unwrap_or_else(|| io_kind(e))
+}
+
+fn io_kind(e: &std::io::Error) -> Failure {
     match e.kind() {
         std::io::ErrorKind::ConnectionRefused => Failure::Refused,
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::HostUnreachable | std::io::ErrorKind::NetworkUnreachable => {
@@ -150,23 +185,9 @@ fn io_failure(e: &std::io::Error) -> Failure {
     }
 }
 
-/// What a failed request means: the TLS or socket error in its chain, classified.
+/// What a failed request means.
 fn classify(e: &reqwest::Error) -> Failure {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
-            return classify_rustls(tls);
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            return io_failure(io);
-        }
-        // hyper's own "connection closed before message completed".
-        if err.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_closed()) {
-            return Failure::Closed(format!("the daemon closed the connection ({err})"));
-        }
-        source = err.source();
-    }
-    if e.is_timeout() { Failure::NoAnswer } else { Failure::Other(e.to_string()) }
+    classify_chain(e).unwrap_or_else(|| if e.is_timeout() { Failure::NoAnswer } else { Failure::Other(e.to_string()) })
 }
 
 /// An HTTP/1.1 client that reaches the daemon as the docker CLI does: the user's CA, the client
@@ -249,6 +270,12 @@ mod tests {
         );
         let refused = io_failure(&alert);
         assert!(matches!(refused, Failure::ClientRefused(_)) && refused.permanent(), "{refused:?}");
+        // As the TLS stack hands it up: the TLS error in an io::Error in another io::Error.
+        let wrong_name = rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        let nested = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::InvalidData, wrong_name));
+        assert!(matches!(io_failure(&nested), Failure::WrongName(_)), "{:?}", io_failure(&nested));
+        let reset = std::io::Error::other(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "peer reset"));
+        assert!(matches!(io_failure(&reset), Failure::Closed(_)), "{:?}", io_failure(&reset));
         let expired = classify_rustls(&rustls::Error::InvalidCertificate(rustls::CertificateError::Expired));
         assert!(matches!(expired, Failure::Expired(_)));
         assert!(matches!(

@@ -27,7 +27,7 @@ fn pki() -> (tempfile::TempDir, Identity) {
 }
 
 /// dockerd's TLS: the server certificate, and client certificates from `client_ca` required.
-fn server_config(dir: &std::path::Path, client_ca: &std::path::Path) -> Arc<rustls::ServerConfig> {
+fn server_config(dir: &std::path::Path, name: &str, client_ca: &std::path::Path) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(client_ca).unwrap() {
@@ -35,7 +35,7 @@ fn server_config(dir: &std::path::Path, client_ca: &std::path::Path) -> Arc<rust
     }
     let verifier =
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().unwrap();
-    let (cert, key) = CertStore::new(dir).server_paths("daemon");
+    let (cert, key) = CertStore::new(dir).server_paths(name);
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(&cert).unwrap().collect::<Result<_, _>>().unwrap();
     let key = PrivateKeyDer::from_pem_file(&key).unwrap();
@@ -103,7 +103,7 @@ async fn daemon(config: Arc<rustls::ServerConfig>, drops: usize) -> (u16, Arc<At
 #[tokio::test]
 async fn a_daemon_that_drops_connections_while_it_restarts_is_waited_out() {
     let (dir, identity) = pki();
-    let (port, seen) = daemon(server_config(dir.path(), &identity.ca), 3).await;
+    let (port, seen) = daemon(server_config(dir.path(), "daemon", &identity.ca), 3).await;
     let info = probe::wait("127.0.0.1", port, &identity, Duration::from_secs(30)).await.unwrap();
     assert_eq!(info.ping, "OK");
     assert_eq!(info.version["Version"], "27.0");
@@ -117,10 +117,16 @@ async fn a_daemon_that_refuses_the_client_certificate_is_not_waited_for() {
     // The daemon trusts another CA's clients: it answers the handshake with an alert.
     let other = tempfile::tempdir().unwrap();
     CertStore::new(other.path()).init(&Passphrases::NONE).unwrap();
-    let (port, seen) = daemon(server_config(dir.path(), &CertStore::new(other.path()).ca_path()), 0).await;
+    let (port, seen) = daemon(server_config(dir.path(), "daemon", &CertStore::new(other.path()).ca_path()), 0).await;
     let failure = probe::wait("127.0.0.1", port, &identity, Duration::from_secs(30)).await.unwrap_err();
     assert!(matches!(failure, Failure::ClientRefused(_)) && failure.permanent(), "{failure:?}");
     assert_eq!(seen.load(Ordering::SeqCst), 1, "a refusal ends the wait at once");
+    // A certificate for another name, as after an IP change: said at once, not waited for.
+    let elsewhere = ServerRequest::new("elsewhere", &["elsewhere.example.com".into()], &[]).unwrap();
+    CertStore::new(dir.path()).server(&elsewhere, &Passphrases::NONE).unwrap();
+    let (port, _) = daemon(server_config(dir.path(), "elsewhere", &identity.ca), 0).await;
+    let failure = probe::wait("127.0.0.1", port, &identity, Duration::from_secs(30)).await.unwrap_err();
+    assert!(matches!(failure, Failure::WrongName(_)) && failure.permanent(), "{failure:?}");
     // Nothing listening: refused, which is worth a wait but ends with the deadline.
     let closed = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
     let failure = probe::wait("127.0.0.1", closed, &identity, Duration::from_millis(500)).await.unwrap_err();
