@@ -108,3 +108,35 @@ impl Credential for ChainedCredential {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_without_its_tenant_and_client_is_named() {
+        fn env<'v>(vars: &'v [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> + 'v {
+            move |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned())
+        }
+        assert!(check_env_credential(&env(&[])).is_ok(), "nothing set: another sign-in may work");
+        assert!(check_env_credential(&env(&[("AZURE_CLIENT_ID", "c")])).is_ok(), "a managed identity's client id");
+        let whole = [("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c"), ("AZURE_CLIENT_SECRET", "s3cret")];
+        assert!(check_env_credential(&env(&whole)).is_ok());
+        let e = check_env_credential(&env(&[("AZURE_CLIENT_SECRET", "s3cret")])).unwrap_err();
+        assert!(e.is_usage());
+        assert_eq!(
+            e.to_string(),
+            "AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID and AZURE_CLIENT_ID are not: set them, or unset AZURE_CLIENT_SECRET to sign in another way"
+        );
+        let e =
+            check_env_credential(&env(&[("AZURE_FEDERATED_TOKEN_FILE", "/t"), ("AZURE_TENANT_ID", "t")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "AZURE_FEDERATED_TOKEN_FILE is set but AZURE_CLIENT_ID is not: set it, or unset AZURE_FEDERATED_TOKEN_FILE to sign in another way"
+        );
+        let e = check_env_credential(&env(&[("AZURE_CLIENT_CERTIFICATE_PATH", "/c"), ("AZURE_CLIENT_ID", "c")]))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("AZURE_CLIENT_CERTIFICATE_PATH is set but AZURE_TENANT_ID is not"), "{e}");
+        assert!(!e.to_string().contains("s3cret"));
+    }
+}
