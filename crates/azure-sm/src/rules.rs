@@ -239,5 +239,8 @@ mod tests {
         assert!(ssh_public_key(short).unwrap_err().contains("shorter than 2048 bits"), "{:?}", ssh_public_key(short));
         assert!(ssh_public_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3").unwrap_err().contains("damaged"));
         assert!(ssh_public_key("ssh-ed25519").unwrap_err().contains("not an SSH public key"));
+        // Exactly Azure's 2048 bits is enough.
+        let rsa2048 = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQC1oJFdUJx3Id71sQhLbiVRLHjO4fENiPIbm3E4979vQbWYaKLr78iuvNqoILjTzP4hiL31g1lneae8/txVqNFgZyanC4C7d5jZ3+b6ILkAW9Pgg2kF6Qjurt4TeZj7Wur2CkzHwICrUZzRqpDmdu6agFSc/0q2oWYDc3ywv1J4MAL2Z8R+0Et7lMyKnu5+xFSyCcn5jekDHLel3ublI0MwxMw/sTQeu1tqy0GPzRlY4O58VmLdqCiGr0310H2Te/uPr4GW+ZKp5LGyv/d31/r/mV/cOlKc8EoTzh4zAC5gOtUg+WQEWfpV0vr4XJGdDuY+ulLIEceNneXYV/Z3ixF1 k2048";
+        assert_eq!(ssh_public_key(rsa2048).unwrap(), rsa2048);
     }
 }

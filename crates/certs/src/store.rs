@@ -915,6 +915,16 @@ mod tests {
         assert!(!store.remove_server("plain", a).unwrap());
         assert!(store.server_paths("plain").0.exists());
         assert_eq!(store.server_name("plain", Some(a)), "plain");
+        // Renewing that unowned certificate for an owner records the owner.
+        let renew = ServerRequest::new("plain", &[], &[]).unwrap().owned_by(a);
+        store.rotate(&Rotation::Server(renew), &Passphrases::NONE).unwrap();
+        assert_eq!(fs::read_to_string(dir.path().join("plain-server.owner")).unwrap().trim(), a);
+        // An owner record whose certificate went (a CA rotation's backup) is removed alone.
+        let (cert, key) = store.server_paths("plain");
+        fs::remove_file(cert).unwrap();
+        fs::remove_file(key).unwrap();
+        assert!(store.remove_server("plain", a).unwrap());
+        assert!(!dir.path().join("plain-server.owner").exists());
     }
 
     #[test]

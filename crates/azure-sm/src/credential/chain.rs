@@ -124,6 +124,10 @@ mod tests {
         assert!(check_env_credential(&env(&whole)).is_ok());
         let e = check_env_credential(&env(&[("AZURE_CLIENT_SECRET", "s3cret")])).unwrap_err();
         assert!(e.is_usage());
+        assert!(
+            !AzureError::Timeout(std::time::Duration::from_secs(1)).is_usage(),
+            "only what the user gave is theirs to fix"
+        );
         assert_eq!(
             e.to_string(),
             "AZURE_CLIENT_SECRET is set but AZURE_TENANT_ID and AZURE_CLIENT_ID are not: set them, or unset AZURE_CLIENT_SECRET to sign in another way"
