@@ -755,3 +755,33 @@ async fn a_handler_slot_is_its_owner_s_unless_taken_over() {
     // Its own slot needs no take-over.
     host.run(&script, &addr("vm1")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vms_are_shown_listed_powered_and_deleted_as_az_does() {
+    use azdock_host::manage::{self, Power};
+    let f = Fixture::start().await;
+    f.plain.linux_vm(LOCAL_SUBSCRIPTION, "m", "vm1").await;
+    let a = VmAddr::new(LOCAL_SUBSCRIPTION, "m", "vm1");
+    let shown = manage::show(&f.arm, &a, true).await.unwrap();
+    assert_eq!((&shown["name"], &shown["resourceGroup"]), (&json!("vm1"), &json!("m")));
+    assert_eq!(shown["powerState"], "VM running");
+    assert!(shown["publicIps"].as_str().unwrap().starts_with("127.1."), "{shown}");
+    assert_eq!(shown["fqdns"], "vm1.westeurope.cloudapp.azure.com");
+    assert_eq!(shown["privateIps"], "10.0.0.4");
+    assert!(shown["instanceView"].is_object(), "the details come with the instance view");
+    let plain = manage::show(&f.arm, &a, false).await.unwrap();
+    assert_eq!(plain["hardwareProfile"]["vmSize"], "Standard_B1s");
+    assert!(plain.get("powerState").is_none() && plain.get("instanceView").is_none(), "{plain}");
+    manage::power(&f.arm, &a, Power::Stop, true).await.unwrap();
+    assert_eq!(manage::show(&f.arm, &a, true).await.unwrap()["powerState"], "VM stopped");
+    manage::power(&f.arm, &a, Power::Start, false).await.unwrap();
+    let listed = manage::list(&f.arm, LOCAL_SUBSCRIPTION, Some("m")).await.unwrap();
+    assert_eq!(listed.iter().map(|v| v["name"].clone()).collect::<Vec<_>>(), [json!("vm1")]);
+    assert!(manage::list(&f.arm, LOCAL_SUBSCRIPTION, None).await.unwrap().iter().any(|v| v["resourceGroup"] == "m"));
+    assert_eq!(manage::addrs_in(&f.arm, LOCAL_SUBSCRIPTION, "m").await.unwrap(), [a.clone()]);
+    assert_eq!(manage::extensions(&f.arm, &a).await.unwrap(), json!([]));
+    manage::delete(&f.arm, &a.path(), true).await.unwrap();
+    let gone = manage::show(&f.arm, &a, false).await.unwrap_err();
+    assert_eq!(gone.azure_code(), Some("ResourceNotFound"));
+    assert!(manage::addrs_in(&f.arm, LOCAL_SUBSCRIPTION, "m").await.unwrap().is_empty());
+}
