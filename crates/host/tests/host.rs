@@ -778,8 +778,20 @@ async fn vms_are_shown_listed_powered_and_deleted_as_az_does() {
     let listed = manage::list(&f.arm, LOCAL_SUBSCRIPTION, Some("m")).await.unwrap();
     assert_eq!(listed.iter().map(|v| v["name"].clone()).collect::<Vec<_>>(), [json!("vm1")]);
     assert!(manage::list(&f.arm, LOCAL_SUBSCRIPTION, None).await.unwrap().iter().any(|v| v["resourceGroup"] == "m"));
-    assert_eq!(manage::addrs_in(&f.arm, LOCAL_SUBSCRIPTION, "m").await.unwrap(), [a.clone()]);
+    assert_eq!(manage::addrs_in(&f.arm, LOCAL_SUBSCRIPTION, "m").await.unwrap(), std::slice::from_ref(&a));
     assert_eq!(manage::extensions(&f.arm, &a).await.unwrap(), json!([]));
+    let none = manage::extension(&f.arm, &a, "nope").await.unwrap_err();
+    assert!(none.azure_code().is_some_and(|c| c.contains("NotFound")), "{none}");
+    let catalogue =
+        manage::catalogue(&f.arm, LOCAL_SUBSCRIPTION, "westeurope", "Canonical", Some("ubuntu-24_04"), Some("server"))
+            .await
+            .unwrap();
+    let rows = catalogue.as_array().unwrap();
+    assert!(
+        !rows.is_empty()
+            && rows.iter().all(|r| r["urn"].as_str().unwrap().starts_with("Canonical:ubuntu-24_04-lts:server:")),
+        "{catalogue}"
+    );
     manage::delete(&f.arm, &a.path(), true).await.unwrap();
     let gone = manage::show(&f.arm, &a, false).await.unwrap_err();
     assert_eq!(gone.azure_code(), Some("ResourceNotFound"));
