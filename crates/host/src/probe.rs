@@ -148,19 +148,13 @@ fn chain<'a>(top: &'a (dyn std::error::Error + 'static)) -> Vec<&'a (dyn std::er
 }
 
 /// What a failed request means: a TLS error anywhere inside says what is wrong with a
-/// certificate; else the innermost socket error; else hyper's word that the connection closed.
+/// certificate; else the innermost socket error (a reply cut off arrives as one).
 fn classify_chain(top: &(dyn std::error::Error + 'static)) -> Option<Failure> {
     let errors = chain(top);
     if let Some(tls) = errors.iter().find_map(|e| e.downcast_ref::<rustls::Error>()) {
         return Some(classify_rustls(tls));
     }
-    if let Some(io) = errors.iter().rev().find_map(|e| e.downcast_ref::<std::io::Error>()) {
-        return Some(io_kind(io));
-    }
-    errors
-        .iter()
-        .find(|e| e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_closed()))
-        .map(|e| Failure::Closed(format!("the daemon closed the connection ({e})")))
+    errors.iter().rev().find_map(|e| e.downcast_ref::<std::io::Error>()).map(io_kind)
 }
 
 /// A socket error's meaning, as [`classify`] reads it inside a request's error.

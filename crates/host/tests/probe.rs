@@ -51,6 +51,11 @@ fn server_config(dir: &std::path::Path, name: &str, client_ca: &std::path::Path)
 /// Serves `/_ping` and `/version` (chunked, a two-byte character split between chunks), after
 /// dropping the first `drops` connections as a restarting daemon does.
 async fn daemon(config: Arc<rustls::ServerConfig>, drops: usize) -> (u16, Arc<AtomicUsize>) {
+    serve(config, drops, false).await
+}
+
+/// [`daemon`], or with `truncate` one that closes each answer halfway through its body.
+async fn serve(config: Arc<rustls::ServerConfig>, drops: usize, truncate: bool) -> (u16, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(AtomicUsize::new(0));
@@ -75,7 +80,9 @@ async fn daemon(config: Arc<rustls::ServerConfig>, drops: usize) -> (u16, Arc<At
                         Ok(n) => head.extend_from_slice(&buf[..n]),
                     }
                 }
-                let answer: Vec<u8> = if head.starts_with(b"GET /_ping ") {
+                let answer: Vec<u8> = if truncate {
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nOK".to_vec()
+                } else if head.starts_with(b"GET /_ping ") {
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nOK".to_vec()
                 } else {
                     let body = "{\"Version\":\"27.0\",\"Os\":\"linux\",\"Name\":\"d\u{e9}mon\"}".as_bytes();
@@ -121,6 +128,10 @@ async fn a_daemon_that_refuses_the_client_certificate_is_not_waited_for() {
     let failure = probe::wait("127.0.0.1", port, &identity, Duration::from_secs(30)).await.unwrap_err();
     assert!(matches!(failure, Failure::ClientRefused(_)) && failure.permanent(), "{failure:?}");
     assert_eq!(seen.load(Ordering::SeqCst), 1, "a refusal ends the wait at once");
+    // An answer cut off halfway (a daemon stopping mid-reply): closed, worth a retry.
+    let (port, _) = serve(server_config(dir.path(), "daemon", &identity.ca), 0, true).await;
+    let failure = probe::docker("127.0.0.1", port, &identity, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(failure, Failure::Closed(_)) && !failure.permanent(), "{failure:?}");
     // A certificate for another name, as after an IP change: said at once, not waited for.
     let elsewhere = ServerRequest::new("elsewhere", &["elsewhere.example.com".into()], &[]).unwrap();
     CertStore::new(dir.path()).server(&elsewhere, &Passphrases::NONE).unwrap();
