@@ -48,10 +48,15 @@ pub(crate) fn working_cloud(global: &GlobalArgs, config: &Config) -> String {
 /// `AZURE_*` or managed-identity environment, the Azure CLI): then commands run in the local
 /// cloud without anyone having chosen it.
 fn implicit_local() -> bool {
-    let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
-    let az = azdock_azure_sm::credential::az_cli_installed();
-    let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
-    !(stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT"))
+    // Asked by the destructive-command check and again by the session: looked up once (it
+    // searches PATH and reads the stored sign-ins).
+    static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ANSWER.get_or_init(|| {
+        let var = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty());
+        let az = azdock_azure_sm::credential::az_cli_installed();
+        let stored = crate::commands::login::stored("AzureCloud").ok().flatten().is_some();
+        !(stored || az || var("AZURE_CLIENT_ID") || var("AZURE_TENANT_ID") || var("IDENTITY_ENDPOINT"))
+    })
 }
 
 /// A command that deletes, resets, removes, rotates, uninstalls or stops (`what`) is refused on a

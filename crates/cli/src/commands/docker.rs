@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::Usage;
 use crate::output::Columns;
 use crate::session;
-use crate::targets::{Selection, VmAddr};
+use crate::targets::Selection;
 
 const ROTATE_COLUMNS: Columns = &[
     ("Name", "/name"),
@@ -86,16 +86,17 @@ pub(crate) fn run_ext(
         ExtDockerCommand::Install(_) => "install",
         ExtDockerCommand::Verify(_) => "verify",
         ExtDockerCommand::Uninstall(_) => "uninstall",
-        ExtDockerCommand::Status(_) | ExtDockerCommand::RotateCerts(_) => "status",
+        ExtDockerCommand::Status(_) => "status",
+        ExtDockerCommand::RotateCerts(_) => unreachable!("rotate-certs returned above"),
     };
     let results = session::block_on(async {
         let (arm, addrs) = chosen.resolve(global, config).await?;
         // One VM's notes are told; a fleet's would repeat once per VM.
         let events: &dyn azdock_host::Events = if addrs.len() == 1 { ctx } else { &azdock_host::Silent };
         let host = Host { arm: &arm, data_dir: &data_dir, events };
-        let (host, docker, default_dir) = (&host, &*docker, default_dir.as_path());
-        let one = |addr: VmAddr| async move {
-            let target = host.docker_target(&addr, t.port, t.docker_cert_dir.as_deref(), default_dir)?;
+        let targets = host.docker_targets(addrs, t.port, t.docker_cert_dir.as_deref(), &default_dir)?;
+        let (host, docker) = (&host, &*docker);
+        let one = |target: Target| async move {
             let installed =
                 |facts: &azdock_core::VmFacts| azdock_ext_docker::installed(facts).map(|(h, e)| (h.name(), e.clone()));
             anyhow::Ok(match (command, handler) {
@@ -107,7 +108,8 @@ pub(crate) fn run_ext(
                 _ => host.docker_probe(docker, &target, false, installed).await?,
             })
         };
-        anyhow::Ok(azdock_host::target::each(addrs, usize::from(t.on.max_parallel), one).await)
+        let run = |target: Target| async move { (target.addr.clone(), one(target).await) };
+        anyhow::Ok(azdock_azure_sm::fan_out(targets, usize::from(t.on.max_parallel), run).await)
     })?;
     crate::targets::print_fleet(ctx, results, action, HOST_COLUMNS)
 }
@@ -256,10 +258,7 @@ fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateAr
         let cannot_run = (arm.cloud().kind() == CloudKind::Local)
             .then(azdock_emulator::Emulator::docker_unavailable_reason)
             .flatten();
-        let mut targets = Vec::new();
-        for addr in &addrs {
-            targets.push(host.docker_target(addr, r.port, r.docker_cert_dir.as_deref(), &default_dir)?);
-        }
+        let targets = host.docker_targets(addrs, r.port, r.docker_cert_dir.as_deref(), &default_dir)?;
         let how = |mint| hosts::Rotate {
             docker: &*docker,
             mint,

@@ -123,24 +123,31 @@ impl Host<'_> {
         &self.arm.cloud().name
     }
 
-    /// What a Docker action works on: `addr` with the port and directory given, else the record's.
-    pub fn docker_target(
+    /// What a Docker action works on, one target per VM: the port and directory given, else
+    /// the record's (read once for all of them).
+    pub fn docker_targets(
         &self,
-        addr: &VmAddr,
+        addrs: Vec<VmAddr>,
         port: Option<u16>,
         cert_dir: Option<&Path>,
         default_dir: &Path,
-    ) -> Result<Target> {
-        let recorded = HostRecord::new(self.data_dir).load()?.at(self.cloud_name(), addr).cloned();
-        Ok(Target {
-            addr: addr.clone(),
-            port: port.or(recorded.as_ref().map(|h| h.port)).unwrap_or(DOCKER_TLS_PORT),
-            cert_dir: cert_dir
-                .map(Path::to_owned)
-                .or(recorded.as_ref().map(|h| h.cert_dir.clone()))
-                .unwrap_or_else(|| default_dir.to_owned()),
-            recorded,
-        })
+    ) -> Result<Vec<Target>> {
+        let hosts = HostRecord::new(self.data_dir).load()?;
+        Ok(addrs
+            .into_iter()
+            .map(|addr| {
+                let recorded = hosts.at(self.cloud_name(), &addr).cloned();
+                Target {
+                    port: port.or(recorded.as_ref().map(|h| h.port)).unwrap_or(DOCKER_TLS_PORT),
+                    cert_dir: cert_dir
+                        .map(Path::to_owned)
+                        .or(recorded.as_ref().map(|h| h.cert_dir.clone()))
+                        .unwrap_or_else(|| default_dir.to_owned()),
+                    addr,
+                    recorded,
+                }
+            })
+            .collect())
     }
 
     /// `status` and `verify`: the Docker extension's own plans (an inspect, then a probe of the

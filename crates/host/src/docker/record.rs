@@ -166,8 +166,8 @@ impl HostRecord {
         self.change(|hosts| hosts.0.remove(&key(cloud, &addr.subscription, &addr.resource_group, &addr.name)).is_some())
     }
 
-    /// Sets what each host of `keys` records as its CA (`None`: leaves a host without one as it
-    /// is), under the lock.
+    /// Records `ca` (a CA fingerprint) as the CA of each host of `keys`, under the lock; keys
+    /// the record does not hold are skipped.
     pub fn set_ca(&self, keys: &[String], ca: &str) -> Result<()> {
         self.change(|hosts| {
             let mut changed = false;
