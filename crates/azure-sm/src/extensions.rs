@@ -4,20 +4,24 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use azdock_core::Secret;
+use azdock_core::secret::Exposing;
+use serde_json::Value;
 
 use crate::api::COMPUTE;
+use crate::body::Body;
 use crate::error::{ArmErrorBody, AzureError};
 use crate::models::{
     CatalogueEntry, ExtensionInstanceView, Page, VirtualMachine, VirtualMachineExtension, newest_version,
 };
 use crate::pipeline::Arm;
+use crate::requests::{ExtensionBody, ExtensionPropertiesBody};
 
 /// The error code ARM uses for a handler that failed.
 pub const PROVISIONING_ERROR: &str = "VMExtensionProvisioningError";
 
 /// Any extension by publisher and type, as `az vm extension set` puts it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct SetRequest<'a> {
     pub publisher: &'a str,
     pub kind: &'a str,
@@ -26,7 +30,7 @@ pub struct SetRequest<'a> {
     /// The handler version (trimmed to major.minor); else the latest in the VM's location.
     pub version: Option<&'a str>,
     pub settings: Option<&'a Value>,
-    pub protected_settings: Option<&'a Value>,
+    pub protected_settings: Option<&'a Secret<Value>>,
     /// A new `forceUpdateTag`, so the handler runs again with unchanged settings.
     pub force_update: Option<String>,
     pub auto_upgrade: bool,
@@ -97,19 +101,21 @@ pub async fn set(
             }
         }
     };
-    let mut properties = json!({"publisher": request.publisher, "type": request.kind,
-        "typeHandlerVersion": version, "autoUpgradeMinorVersion": request.auto_upgrade});
-    if let Some(p) = request.settings {
-        properties["settings"] = p.clone();
+    let body = ExtensionBody {
+        location: &location,
+        tags: None,
+        properties: ExtensionPropertiesBody {
+            publisher: request.publisher,
+            kind: request.kind,
+            type_handler_version: &version,
+            auto_upgrade_minor_version: request.auto_upgrade,
+            force_update_tag: request.force_update.as_deref(),
+            settings: request.settings,
+            protected_settings: request.protected_settings.map(Exposing),
+        },
     }
-    if let Some(p) = request.protected_settings {
-        properties["protectedSettings"] = p.clone();
-    }
-    if let Some(tag) = &request.force_update {
-        properties["forceUpdateTag"] = json!(tag);
-    }
+    .body()?;
     let path = format!("{vm_path}/extensions/{name}");
-    let body = json!({"location": location, "properties": properties});
     if !request.wait {
         return Ok(arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await?.body);
     }
@@ -123,7 +129,7 @@ pub async fn put(
     arm: &Arm,
     path: &str,
     api_version: &str,
-    body: &Value,
+    body: &Body,
 ) -> Result<(VirtualMachineExtension, Value), AzureError> {
     let put = format!("{path}?api-version={api_version}");
     let outcome = match arm.send(reqwest::Method::PUT, &put, Some(body)).await {

@@ -5,6 +5,7 @@
 //! [`fanout::fan_out`] on one shared client.
 
 pub mod api;
+pub mod body;
 pub mod cloud;
 pub mod clouds;
 pub mod credential;
@@ -17,6 +18,7 @@ pub mod pipeline;
 pub mod requests;
 pub mod rules;
 
+pub use body::Body;
 pub use cloud::{Cloud, CloudKind};
 pub use credential::{
     AccessToken, AzureCliCredential, ChainedCredential, ClientCertificateCredential, ClientSecretCredential,

@@ -11,6 +11,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::body::Body;
 use crate::cloud::Cloud;
 use crate::credential::Credential;
 use crate::error::{ArmErrorBody, AzureError};
@@ -303,7 +304,7 @@ impl Arm {
     /// Sends one request (path and query relative to ARM, or an absolute URL on ARM), retrying
     /// what is safe to retry. Returns the first answer that is not a transient failure; ARM
     /// errors become [`AzureError::Arm`].
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<ArmResponse, AzureError> {
+    pub async fn send(&self, method: Method, path: &str, body: Option<&Body>) -> Result<ArmResponse, AzureError> {
         let idempotent = matches!(method, Method::GET | Method::HEAD | Method::PUT | Method::DELETE);
         self.send_as(method, path, body, idempotent).await
     }
@@ -314,7 +315,7 @@ impl Arm {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
     ) -> Result<ArmResponse, AzureError> {
         self.send_as(method, path, body, true).await
     }
@@ -323,7 +324,7 @@ impl Arm {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&Body>,
         idempotent: bool,
     ) -> Result<ArmResponse, AzureError> {
         let url = if path.starts_with("https://") {
@@ -345,10 +346,10 @@ impl Arm {
                 .bearer_auth(token.token.expose())
                 .header("x-ms-client-request-id", &request_id);
             if let Some(b) = body {
-                req = req.json(b);
+                req = req.header(reqwest::header::CONTENT_TYPE, "application/json").body(b.bytes());
             }
             let request = req.build().map_err(|e| transport(&url, &e))?;
-            let logged = body.map_or(Value::Null, redact);
+            let logged = body.map_or(&Value::Null, Body::logged);
             tracing::debug!(request_id, %method, url, headers = %logged_headers(request.headers()), body = %logged, "request");
             let sent = Instant::now();
             let result = self.http.execute(request).await;
@@ -421,7 +422,7 @@ impl Arm {
     }
 
     /// PUT a resource, follow its long-running operation, and GET the result.
-    pub async fn put(&self, path: &str, body: &Value) -> Result<Value, AzureError> {
+    pub async fn put(&self, path: &str, body: &Body) -> Result<Value, AzureError> {
         let resp = self.send(Method::PUT, path, Some(body)).await?;
         if self.follow(&resp).await? { self.get(path).await } else { Ok(resp.body) }
     }
@@ -433,14 +434,14 @@ impl Arm {
     }
 
     /// POST an action and wait for its operation.
-    pub async fn post(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
+    pub async fn post(&self, path: &str, body: Option<&Body>) -> Result<Value, AzureError> {
         let resp = self.send(Method::POST, path, body).await?;
         self.follow(&resp).await?;
         Ok(resp.body)
     }
 
     /// POST an action that is safe to repeat (see [`Arm::send_idempotent`]) and wait for it.
-    pub async fn post_idempotent(&self, path: &str, body: Option<&Value>) -> Result<Value, AzureError> {
+    pub async fn post_idempotent(&self, path: &str, body: Option<&Body>) -> Result<Value, AzureError> {
         let resp = self.send_idempotent(Method::POST, path, body).await?;
         self.follow(&resp).await?;
         Ok(resp.body)

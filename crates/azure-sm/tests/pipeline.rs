@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use azdock_azure_sm::{Arm, ClientSecretCredential, Cloud, RetryPolicy};
+use azdock_azure_sm::{Arm, Body, ClientSecretCredential, Cloud, RetryPolicy};
 use azdock_core::Secret;
 use azdock_emulator::{Config, Emulator, FaultKind, FaultRule, LOCAL_SUBSCRIPTION, ThrottleConfig};
 use serde_json::{Value, json};
@@ -75,10 +75,10 @@ fn admin_client(emulator: &Emulator) -> reqwest::Client {
 #[tokio::test]
 async fn puts_follow_operations_and_errors_keep_arms_code() {
     let (_emulator, arm, _dir) = cloud(|c| c.durations.network = Duration::from_millis(300), quick()).await;
-    let group = arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    let group = arm.put(&rg("g"), &Body::json(&json!({"location": "westeurope"})).unwrap()).await.unwrap();
     assert_eq!(group["properties"]["provisioningState"], "Succeeded");
     let start = Instant::now();
-    let created = arm.put(&vnet("g"), &vnet_body()).await.unwrap();
+    let created = arm.put(&vnet("g"), &Body::json(&vnet_body()).unwrap()).await.unwrap();
     assert!(start.elapsed() >= Duration::from_millis(300), "returned before the operation ended");
     assert_eq!(created["properties"]["provisioningState"], "Succeeded", "the final GET shows the finished resource");
 
@@ -93,7 +93,7 @@ async fn puts_follow_operations_and_errors_keep_arms_code() {
 #[tokio::test]
 async fn a_failed_operation_surfaces_its_error() {
     let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
-    arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    arm.put(&rg("g"), &Body::json(&json!({"location": "westeurope"})).unwrap()).await.unwrap();
     let rule = FaultRule {
         method: Some("PUT".into()),
         path_contains: Some("/virtualNetworks/".into()),
@@ -106,7 +106,7 @@ async fn a_failed_operation_surfaces_its_error() {
         used: 0,
     };
     emulator.set_faults(1, vec![rule]);
-    let err = arm.put(&vnet("g"), &vnet_body()).await.unwrap_err();
+    let err = arm.put(&vnet("g"), &Body::json(&vnet_body()).unwrap()).await.unwrap_err();
     assert_eq!(err.code(), Some("InternalOperationError"));
     assert!(err.to_string().contains("the region is on fire"));
 }
@@ -114,7 +114,7 @@ async fn a_failed_operation_surfaces_its_error() {
 #[tokio::test]
 async fn an_operation_that_says_retry_after_0_is_not_polled_back_to_back() {
     let (emulator, arm, _dir) = cloud(|c| c.durations.network = Duration::from_millis(3500), quick()).await;
-    arm.put(&rg("g"), &json!({"location": "westeurope"})).await.unwrap();
+    arm.put(&rg("g"), &Body::json(&json!({"location": "westeurope"})).unwrap()).await.unwrap();
     // As ARM and its test proxies do: `Retry-After: 0` on every answer while the operation runs.
     let zero = |method: &str| FaultRule {
         method: Some(method.into()),
@@ -126,7 +126,7 @@ async fn an_operation_that_says_retry_after_0_is_not_polled_back_to_back() {
     };
     let op_zero = FaultRule { path_contains: Some("/operations/".into()), ..zero("GET") };
     emulator.set_faults(1, vec![zero("PUT"), op_zero]);
-    arm.put(&vnet("g"), &vnet_body()).await.unwrap();
+    arm.put(&vnet("g"), &Body::json(&vnet_body()).unwrap()).await.unwrap();
     let http = admin_client(&emulator);
     let polls = requests(&emulator, &http)
         .await
@@ -161,8 +161,8 @@ async fn transient_faults_are_retried_and_nothing_is_created_twice() {
     );
     for i in 0..10 {
         let group = format!("g{i}");
-        arm.put(&rg(&group), &json!({"location": "westeurope"})).await.unwrap();
-        arm.put(&vnet(&group), &vnet_body()).await.unwrap();
+        arm.put(&rg(&group), &Body::json(&json!({"location": "westeurope"})).unwrap()).await.unwrap();
+        arm.put(&vnet(&group), &Body::json(&vnet_body()).unwrap()).await.unwrap();
     }
     emulator.set_faults(42, vec![]);
     let groups = arm.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups?{R}")).await.unwrap();
@@ -233,9 +233,9 @@ async fn a_fan_out_paces_itself_instead_of_meeting_429() {
     let mut tasks = Vec::new();
     for i in 0..80 {
         let arm = arm.clone();
-        tasks.push(tokio::spawn(
-            async move { arm.put(&rg(&format!("fan{i}")), &json!({"location": "westeurope"})).await },
-        ));
+        tasks.push(tokio::spawn(async move {
+            arm.put(&rg(&format!("fan{i}")), &Body::json(&json!({"location": "westeurope"})).unwrap()).await
+        }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();

@@ -78,19 +78,19 @@ pub(crate) fn refuse_implicit_local(global: &GlobalArgs, config: &Config, what: 
 pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
     let name = working_cloud(global, config);
     let stored = crate::commands::login::stored(&name)?;
-    arm_on(&name, stored).await
+    arm_on(&name, stored.as_ref()).await
 }
 
 /// Like [`arm`] on the cloud `login` works on, with this login instead of the stored one.
 pub(crate) async fn arm_with(
     global: &GlobalArgs,
     config: &Config,
-    login: Option<azdock_azure_sm::credential::stored::StoredLogin>,
+    login: Option<&azdock_azure_sm::credential::stored::StoredLogin>,
 ) -> anyhow::Result<Arm> {
     arm_on(&cloud_name(global, config), login).await
 }
 
-async fn arm_on(name: &str, login: Option<azdock_azure_sm::credential::stored::StoredLogin>) -> anyhow::Result<Arm> {
+async fn arm_on(name: &str, login: Option<&azdock_azure_sm::credential::stored::StoredLogin>) -> anyhow::Result<Arm> {
     let name = name.to_owned();
     let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match CloudKind::of(&name) {
         CloudKind::Local => {

@@ -1,6 +1,7 @@
 //! Plans: what an extension asks the host to do, as data the host can check, log and execute.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +11,9 @@ use crate::secret::{Secret, expose, expose_option};
 /// The value of one action argument, as parsed by the CLI from the manifest's [`ArgKind`].
 ///
 /// [`ArgKind`]: crate::manifest::ArgKind
+///
+/// A secret is shared, not copied, when the arguments are: one invocation's arguments go to
+/// every VM of a fleet, and the one allocation is wiped when the last of them is dropped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ArgValue {
@@ -18,14 +22,21 @@ pub enum ArgValue {
     Integer(i64),
     List(Vec<String>),
     /// A secret argument; it may only be placed into protected settings.
-    Secret(#[serde(serialize_with = "expose")] Secret<String>),
+    Secret(#[serde(serialize_with = "expose")] Arc<Secret<String>>),
+}
+
+impl ArgValue {
+    /// A secret argument.
+    pub fn secret(value: impl Into<String>) -> Self {
+        Self::Secret(Arc::new(Secret::new(value.into())))
+    }
 }
 
 /// The arguments of one invocation, by argument name.
 pub type Args = BTreeMap<String, ArgValue>;
 
 /// What the host passes to [`VmExtension::plan`](crate::VmExtension::plan).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PlanRequest {
     pub action: String,
@@ -70,7 +81,7 @@ impl PlanRequest {
     /// A secret argument.
     pub fn secret(&self, name: &str) -> Option<&Secret<String>> {
         match self.args.get(name) {
-            Some(ArgValue::Secret(s)) => Some(s),
+            Some(ArgValue::Secret(s)) => Some(s.as_ref()),
             _ => None,
         }
     }
@@ -78,7 +89,7 @@ impl PlanRequest {
 
 /// The extension instance to PUT on the VM: ARM's extension resource, minus what the host adds
 /// (location, ids).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExtensionInstance {
     pub name: String,
@@ -97,7 +108,7 @@ pub struct ExtensionInstance {
 }
 
 /// The change the plan makes to the VM's extensions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Operation {
     /// Create or update an extension instance and wait for its handler's result.
@@ -128,7 +139,7 @@ pub enum Probe {
 }
 
 /// A prerequisite or follow-up the host carries out around the operation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum Step {
     /// Admit inbound traffic to a port in the VM's network security group.
@@ -159,7 +170,7 @@ pub enum Step {
 }
 
 /// What an action asks the host to do, in order: prerequisites, the operation, follow-ups.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -243,7 +254,7 @@ mod tests {
         args.insert("replace".into(), ArgValue::Flag(true));
         args.insert("port".into(), ArgValue::Integer(2376));
         args.insert("san".into(), ArgValue::List(vec!["a.example".into()]));
-        args.insert("password".into(), ArgValue::Secret(Secret::new("pw".into())));
+        args.insert("password".into(), ArgValue::secret("pw"));
         let request = PlanRequest { action: "x".into(), args, facts: facts(), run_id: "r".into() };
         assert_eq!(request.text("username"), Some("ops"));
         assert!(request.flag("replace"));

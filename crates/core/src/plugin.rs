@@ -84,7 +84,7 @@ impl PluginTable {
 }
 
 /// The answer to `plan`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanResponse {
     pub schema: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,10 +107,19 @@ pub mod export {
     use std::task::{Context, Poll, Wake, Waker};
 
     use super::{CStr, CString, ExtensionError, PlanRequest, PlanResponse, SCHEMA_VERSION, VmExtension, c_char};
+    use crate::Secret;
 
     /// A string for the host; interior NULs (which JSON never has) become an error string.
-    fn to_c(text: String) -> *mut c_char {
-        CString::new(text)
+    fn to_c(text: &str) -> *mut c_char {
+        to_c_bytes(text.as_bytes())
+    }
+
+    /// JSON bytes for the host, copied once into an allocation of exactly their size (so making
+    /// the C string moves nothing and leaves no copy behind); freed and wiped by [`free`].
+    fn to_c_bytes(bytes: &[u8]) -> *mut c_char {
+        let mut exact = Vec::with_capacity(bytes.len() + 1);
+        exact.extend_from_slice(bytes);
+        CString::new(exact)
             .unwrap_or_else(|_| {
                 CString::from(c"{\"schema\":1,\"error\":{\"kind\":\"failed\",\"message\":\"NUL in output\"}}")
             })
@@ -156,7 +165,9 @@ pub mod export {
     /// `manifest()`: the extension's manifest as JSON, or `{"error": …}` when it panicked.
     pub fn manifest<E: VmExtension>(instance: fn() -> &'static E) -> *mut c_char {
         let out = catch_unwind(AssertUnwindSafe(|| serde_json::to_string(instance().manifest()).unwrap_or_default()));
-        to_c(out.unwrap_or_else(|p| failure(format!("the plugin panicked building its manifest: {}", panic_text(&*p)))))
+        to_c(
+            &out.unwrap_or_else(|p| failure(format!("the plugin panicked building its manifest: {}", panic_text(&*p)))),
+        )
     }
 
     /// `plan(request)`.
@@ -165,13 +176,13 @@ pub mod export {
     /// `request` is a NUL-terminated string the host owns for the duration of the call.
     pub unsafe fn plan<E: VmExtension>(instance: fn() -> &'static E, request: *const c_char) -> *mut c_char {
         if request.is_null() {
-            return to_c(failure("the host passed no request".into()));
+            return to_c(&failure("the host passed no request".into()));
         }
         // SAFETY: the host passes a valid NUL-terminated string that outlives this call (the
         // function's contract above).
-        let text = unsafe { CStr::from_ptr(request) }.to_string_lossy().into_owned();
+        let text = Secret::new(unsafe { CStr::from_ptr(request) }.to_string_lossy().into_owned());
         let out = catch_unwind(AssertUnwindSafe(|| {
-            let response = match serde_json::from_str::<PlanRequest>(&text) {
+            let response = match serde_json::from_str::<PlanRequest>(text.expose()) {
                 Err(e) => PlanResponse {
                     schema: SCHEMA_VERSION,
                     plan: None,
@@ -182,9 +193,14 @@ pub mod export {
                     Err(error) => PlanResponse { schema: SCHEMA_VERSION, plan: None, error: Some(error) },
                 },
             };
-            serde_json::to_string(&response).unwrap_or_default()
+            // The plan carries protected settings: written into a wiped buffer, not a String.
+            crate::secret::to_json(&response).ok()
         }));
-        to_c(out.unwrap_or_else(|p| failure(format!("the plugin panicked while planning: {}", panic_text(&*p)))))
+        match out {
+            Ok(Some(json)) => to_c_bytes(json.as_bytes()),
+            Ok(None) => to_c(&failure("the plugin's plan could not be written as JSON".into())),
+            Err(p) => to_c(&failure(format!("the plugin panicked while planning: {}", panic_text(&*p)))),
+        }
     }
 
     /// `free_string(text)`.
@@ -195,7 +211,9 @@ pub mod export {
         if !text.is_null() {
             // SAFETY: `text` came from `CString::into_raw` in this library (the contract above),
             // so retaking ownership here frees it with the allocator that made it.
-            drop(unsafe { CString::from_raw(text) });
+            let owned = unsafe { CString::from_raw(text) };
+            // A plan's text carries protected settings: wiped before it is freed.
+            zeroize::Zeroize::zeroize(&mut owned.into_bytes_with_nul());
         }
     }
 }
@@ -258,18 +276,19 @@ macro_rules! export_plugin {
     };
 }
 
-/// Reads a string a plugin returned and frees it through the plugin's own `free_string`.
+/// Reads a string a plugin returned and frees it through the plugin's own `free_string`. A plan
+/// carries protected settings, so the copy is a [`Secret`](crate::Secret), wiped when dropped.
 ///
 /// # Safety
 /// `text` must have been returned by the `manifest` or `plan` of `functions`' plugin and not
 /// freed.
-pub unsafe fn take_string(functions: &Functions, text: *mut c_char) -> Option<String> {
+pub unsafe fn take_string(functions: &Functions, text: *mut c_char) -> Option<crate::Secret<String>> {
     if text.is_null() {
         return None;
     }
     // SAFETY: the plugin returned a NUL-terminated string it owns until `free_string` (the
     // function's contract); it is copied before being handed back.
-    let copy = unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned();
+    let copy = crate::Secret::new(unsafe { CStr::from_ptr(text) }.to_string_lossy().into_owned());
     // SAFETY: freed once, by the library that allocated it.
     unsafe { (functions.free_string)(text) };
     Some(copy)
@@ -327,7 +346,7 @@ mod tests {
         // SAFETY: the table is this test binary's own; the request outlives the call and the
         // answer is freed once by `take_string`.
         let text = unsafe { take_string(table, (table.plan)(request.as_ptr())) }.unwrap();
-        serde_json::from_str(&text).unwrap()
+        serde_json::from_str(text.expose()).unwrap()
     }
 
     #[test]
@@ -356,7 +375,7 @@ mod tests {
         let table = &exported.functions().unwrap();
         // SAFETY: the manifest string is freed once by `take_string`.
         let manifest: Manifest =
-            serde_json::from_str(&unsafe { take_string(table, (table.manifest)()) }.unwrap()).unwrap();
+            serde_json::from_str(unsafe { take_string(table, (table.manifest)()) }.unwrap().expose()).unwrap();
         assert_eq!(manifest.id, "probe");
         assert_eq!(call_plan(table, "go").plan, Some(Plan::new(Operation::Inspect)));
         assert_eq!(call_plan(table, "nope").error, Some(ExtensionError::UnknownAction("nope".into())));

@@ -1,5 +1,5 @@
 //! Fault injection: for requests matching a method and a path fragment, answer with an error
-//! status, drop the connection, add latency, or fail the long-running operation — at a rate or
+//! status, drop the connection, add latency, or fail or slow down the long-running operation — at a rate or
 //! in an exact sequence, deterministically under a seed.
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +19,9 @@ pub enum FaultKind {
     /// Answer normally, but with `Retry-After: seconds` (ARM and its test proxies send 0 while
     /// an operation is still running).
     RetryAfter { seconds: u64 },
+    /// Accept the request, and let its long-running operation take this long instead of the
+    /// configured duration (one slow VM in a fleet).
+    OperationTime { millis: u64 },
     /// Nothing: a placeholder in a sequence (`[drop, none, status 503]`).
     None,
 }

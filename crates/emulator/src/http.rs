@@ -103,7 +103,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         return Ok(to_hyper(&resp, &request_id(&req)));
     }
     let fault = if admin { None } else { lock(&shared).faults.decide(&req.method, &req.path) };
-    let mut lro_fail = None;
+    let mut op = crate::arm::OpFault::default();
     let mut retry_after = None;
     match fault {
         Some(FaultKind::Drop) => {
@@ -116,11 +116,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
             lock(&shared).log(&req.method, &logged_path, status, started.elapsed());
             return Ok(to_hyper(&resp, &request_id(&req)));
         }
-        Some(FaultKind::LroFail { code, message }) => lro_fail = Some(ArmError::new(200, &code, message)),
+        Some(FaultKind::LroFail { code, message }) => op.fail = Some(ArmError::new(200, &code, message)),
+        Some(FaultKind::OperationTime { millis }) => op.time = Some(Duration::from_millis(millis)),
         Some(FaultKind::RetryAfter { seconds }) => retry_after = Some(seconds),
         Some(FaultKind::None) | None => {}
     }
-    let mut resp = dispatch(&shared, &req, lro_fail);
+    let mut resp = dispatch(&shared, &req, op);
     if let Some(seconds) = retry_after {
         resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("retry-after"));
         resp.headers.push(("Retry-After".into(), seconds.to_string()));
@@ -179,7 +180,7 @@ fn fault_status(status: u16) -> Resp {
     resp
 }
 
-fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
+fn dispatch(shared: &Shared, req: &Req, op: crate::arm::OpFault) -> Resp {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
     let principals = shared.principals();
     let issuer = crate::auth::Issuer {
@@ -236,8 +237,7 @@ fn dispatch(shared: &Shared, req: &Req, lro_fail: Option<ArmError>) -> Resp {
                         .header(class.header(), "0");
                 }
             };
-            crate::arm::handle(&mut inner, shared, &principal, req, lro_fail)
-                .header(class.header(), remaining.to_string())
+            crate::arm::handle(&mut inner, shared, &principal, req, op).header(class.header(), remaining.to_string())
         }
     }
 }

@@ -6,9 +6,10 @@
 //! certificate, and the admin user in the `docker` group. Certificates and keys are written
 //! 0600; the private key only ever travels in protected settings or `customData`.
 
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use azdock_core::Secret;
+use azdock_core::secret::SecretBuf;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -68,7 +69,7 @@ pub const KEY_PATH: &str = "/etc/docker/key.pem";
 pub const DROP_IN_PATH: &str = "/etc/systemd/system/docker.service.d/azdock.conf";
 
 /// The Docker host a payload sets up.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DockerSetup {
     pub port: u16,
     /// Extra dockerd flags (`--docker-option`), checked with [`check_option`].
@@ -122,7 +123,8 @@ impl DockerSetup {
     /// place and restarts nothing), installing Docker from the distribution's own packages.
     pub fn install_script(&self) -> Secret<String> {
         let user = self.admin_user.as_deref().unwrap_or_default();
-        let mut s = String::new();
+        // It carries the server's private key: built in a buffer that wipes what it outgrows.
+        let mut s = SecretBuf::with_capacity(16 * 1024);
         let _ = write!(
             s,
             r#"#!/bin/sh
@@ -186,8 +188,8 @@ mkdir -p /etc/docker /etc/systemd/system/docker.service.d
         // The drop-in names dockerd where this distribution put it; the heredoc is unquoted
         // for that one variable, and nothing else in it expands.
         let _ = write!(s, "put_file {DROP_IN_PATH} 644 <<AZDOCK_UNIT\n{}AZDOCK_UNIT\n", self.drop_in("$DOCKERD"));
-        s.push_str(
-            r#"
+        let _ = s.write_all(
+            br#"
 if [ -n "$ADMIN_USER" ] && id "$ADMIN_USER" >/dev/null 2>&1; then
   if ! id -nG "$ADMIN_USER" | tr ' ' '\n' | grep -qx docker; then
     usermod -aG docker "$ADMIN_USER"
@@ -205,37 +207,37 @@ else
 fi
 "#,
         );
-        Secret::new(s)
+        s.into_secret_string().unwrap_or_default()
     }
 
     /// The same steps as cloud-config for `customData` (new VMs): files first, then the
     /// install and restart, in the order cloud-init runs its modules.
     pub fn cloud_config(&self) -> Secret<String> {
-        let indent = |text: &str| {
-            text.trim_end().lines().fold(String::new(), |mut out, l| {
-                let _ = writeln!(out, "      {l}");
-                out
-            })
+        // It carries the server's private key: built in a buffer that wipes what it outgrows,
+        // each line indented as it is written (no intermediate copy of the key).
+        let mut s = SecretBuf::with_capacity(16 * 1024);
+        let indented = |s: &mut SecretBuf, text: &str| {
+            for line in text.trim_end().lines() {
+                let _ = writeln!(s, "      {line}");
+            }
         };
-        let mut s =
-            format!("#cloud-config\n# azdock: Docker with mutual TLS on tcp://0.0.0.0:{}\nwrite_files:\n", self.port);
+        let _ =
+            write!(s, "#cloud-config\n# azdock: Docker with mutual TLS on tcp://0.0.0.0:{}\nwrite_files:\n", self.port);
         for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
-            let _ = write!(s, "  - path: {path}\n    permissions: '0600'\n    content: |\n{}", indent(pem));
+            let _ = write!(s, "  - path: {path}\n    permissions: '0600'\n    content: |\n");
+            indented(&mut s, pem);
         }
-        let _ = write!(
-            s,
-            "  - path: {DROP_IN_PATH}\n    permissions: '0644'\n    content: |\n{}",
-            indent(&self.drop_in("/usr/bin/dockerd"))
-        );
-        s.push_str("runcmd:\n");
-        s.push_str("  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io) || dnf install -y -q moby-engine']\n");
-        s.push_str(
-            "  - [systemctl, daemon-reload]\n  - [systemctl, enable, docker]\n  - [systemctl, restart, docker]\n",
+        let _ = write!(s, "  - path: {DROP_IN_PATH}\n    permissions: '0644'\n    content: |\n");
+        indented(&mut s, &self.drop_in("/usr/bin/dockerd"));
+        let _ = s.write_all(b"runcmd:\n");
+        let _ = s.write_all(b"  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io) || dnf install -y -q moby-engine']\n");
+        let _ = s.write_all(
+            b"  - [systemctl, daemon-reload]\n  - [systemctl, enable, docker]\n  - [systemctl, restart, docker]\n",
         );
         if let Some(user) = self.admin_user.as_deref().filter(|u| !u.is_empty()) {
             let _ = writeln!(s, "  - [sh, -c, 'if id {user} >/dev/null 2>&1; then usermod -aG docker {user}; fi']");
         }
-        Secret::new(s)
+        s.into_secret_string().unwrap_or_default()
     }
 
     /// The retired DockerExtension's settings: public `docker.port` (a string) and `options`;

@@ -25,7 +25,7 @@ fn request(action: &str, os: OsType, args: &[(&str, ArgValue)]) -> PlanRequest {
 }
 
 fn secret(s: &str) -> ArgValue {
-    ArgValue::Secret(Secret::new(s.into()))
+    ArgValue::secret(s)
 }
 
 fn put(plan: &Plan) -> &ExtensionInstance {

@@ -3,6 +3,7 @@
 //! in protected settings. Extensions are trusted to plan, not to follow the rules.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use azdock_core::{
     ActionSpec, ArgKind, ArgSpec, ArgValue, Args, ExtensionError, Manifest, Operation, OsType, Plan, PlanRequest,
@@ -197,7 +198,7 @@ pub fn check_slot(
 pub fn file_argument(spec: &ArgSpec, path: &Path) -> Result<ArgValue, ExtensionError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| invalid(&spec.name, format!("cannot read `{}`: {e}", path.display())))?;
-    Ok(if spec.secret { ArgValue::Secret(Secret::new(text)) } else { ArgValue::Text(text) })
+    Ok(if spec.secret { ArgValue::Secret(Arc::new(Secret::new(text))) } else { ArgValue::Text(text) })
 }
 
 fn strings_containing(value: &Value, needle: &str) -> bool {
@@ -217,7 +218,7 @@ pub fn check_plan(manifest: &Manifest, request: &PlanRequest, plan: &Plan) -> Re
         .args
         .iter()
         .filter_map(|(name, value)| match value {
-            ArgValue::Secret(s) if s.expose().chars().count() >= MIN_SECRET_SEARCH => Some((name, s)),
+            ArgValue::Secret(s) if s.expose().chars().count() >= MIN_SECRET_SEARCH => Some((name, s.as_ref())),
             _ => None,
         })
         .collect();
@@ -230,8 +231,10 @@ pub fn check_plan(manifest: &Manifest, request: &PlanRequest, plan: &Plan) -> Re
     {
         op.remove("protectedSettings");
     }
+    // The plan with its secrets in the clear, to search: wiped when the search is done.
+    let open = Secret::new(open);
     for (name, secret) in secrets {
-        if strings_containing(&open, secret.expose()) {
+        if strings_containing(open.expose(), secret.expose()) {
             return Err(ExtensionError::Failed(format!(
                 "extension `{}` broke the host's rules: its plan for `{}` puts the secret `--{name}` outside the protected settings; the host refused to run it",
                 manifest.id, request.action
@@ -312,9 +315,9 @@ mod tests {
         assert_eq!(check_request(&m, &request(OsType::Linux, std::slice::from_ref(&user))), Ok(()));
         let all = [
             user.clone(),
-            ("password", ArgValue::Secret(Secret::new("pw".into()))),
+            ("password", ArgValue::secret("pw")),
             ("script", text("echo")),
-            ("key", ArgValue::Secret(Secret::new("k".into()))),
+            ("key", ArgValue::secret("k")),
             ("force", ArgValue::Flag(true)),
             ("port", ArgValue::Integer(1)),
             ("from", ArgValue::List(vec![])),
@@ -342,11 +345,8 @@ mod tests {
         // A secret must arrive as a secret, and only a secret argument takes one.
         let e = check_request(&m, &request(OsType::Linux, &[user.clone(), ("password", text("pw"))])).unwrap_err();
         assert_eq!(e, invalid("password", "expected a secret"));
-        let e = check_request(
-            &m,
-            &request(OsType::Linux, &[user.clone(), ("script", ArgValue::Secret(Secret::new("x".into())))]),
-        )
-        .unwrap_err();
+        let e =
+            check_request(&m, &request(OsType::Linux, &[user.clone(), ("script", ArgValue::secret("x"))])).unwrap_err();
         assert_eq!(e, invalid("script", "expected file"));
         for (name, wrong) in
             [("force", text("yes")), ("port", text("1")), ("from", text("a")), ("user", ArgValue::Flag(true))]
@@ -388,10 +388,7 @@ mod tests {
     #[test]
     fn secrets_may_only_travel_in_protected_settings() {
         let m = manifest();
-        let r = request(
-            OsType::Linux,
-            &[("user", text("ops")), ("password", ArgValue::Secret(Secret::new("hunter22".into())))],
-        );
+        let r = request(OsType::Linux, &[("user", text("ops")), ("password", ArgValue::secret("hunter22"))]);
         assert_eq!(check_plan(&m, &r, &put(json!({"user": "ops"}), json!({"password": "hunter22"}))), Ok(()));
         for leak in [
             put(json!({"password": "hunter22"}), json!({})),
@@ -413,7 +410,7 @@ mod tests {
             assert!(!e.to_string().contains("hunter22"));
         }
         // Short secrets are not searched for: they would match ordinary words.
-        let short = request(OsType::Linux, &[("password", ArgValue::Secret(Secret::new("Tcp".into())))]);
+        let short = request(OsType::Linux, &[("password", ArgValue::secret("Tcp"))]);
         assert_eq!(check_plan(&m, &short, &put(json!({"protocol": "Tcp"}), json!({}))), Ok(()));
     }
 

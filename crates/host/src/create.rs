@@ -12,7 +12,7 @@ use azdock_azure_sm::api::{COMPUTE, NETWORK, RESOURCES};
 use azdock_azure_sm::images::{self, ImageSpec, ResolvedImage};
 use azdock_azure_sm::models::{NetworkSecurityGroup, OsType, ProvisioningState, PublicIpAddress, VirtualNetwork};
 use azdock_azure_sm::requests::{self, AdminLogin, Named};
-use azdock_azure_sm::{Arm, AzureError};
+use azdock_azure_sm::{Arm, AzureError, Body};
 use azdock_core::{PowerState, Protocol, Secret, VmFacts};
 use reqwest::Method;
 use serde_json::Value;
@@ -109,7 +109,7 @@ pub struct Inbound {
 }
 
 /// A Linux VM to create, checked by the caller.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct NewVm {
     pub addr: VmAddr,
     /// The location; else the resource group's, else `westeurope`.
@@ -153,7 +153,7 @@ async fn settle(arm: &Arm, url: &str, mut body: Value) -> Result<Value> {
 
 /// Reuses the resource at `id` when it exists, else creates it from `body`: recorded as this
 /// run's as soon as ARM accepts the PUT, then followed to the end of its operation.
-async fn ensure(arm: &Arm, ledger: &Ledger, kind: Kind, id: &str, body: &Value) -> Result<Value> {
+async fn ensure(arm: &Arm, ledger: &Ledger, kind: Kind, id: &str, body: &Body) -> Result<Value> {
     let url = format!("{id}?api-version={}", kind.api());
     match arm.get(&url).await {
         Ok(existing) => {
@@ -297,8 +297,7 @@ impl Host<'_> {
         if existing_group.is_some() {
             ledger.reused(Kind::ResourceGroup, &ids.group);
         } else {
-            ensure(arm, ledger, Kind::ResourceGroup, &ids.group, &requests::resource_group(&location).to_json())
-                .await?;
+            ensure(arm, ledger, Kind::ResourceGroup, &ids.group, &requests::resource_group(&location).body()?).await?;
         }
 
         let sources = if spec.sources.is_empty() { vec!["*".to_owned()] } else { spec.sources.clone() };
@@ -311,9 +310,9 @@ impl Host<'_> {
                 properties: requests::inbound_rule(r.port, r.protocol, &sources, priority),
             })
             .collect();
-        let vnet_body = requests::virtual_network(&location, &ids.subnet_name).to_json();
-        let nsg_body = requests::network_security_group(&location, rules).to_json();
-        let pip_body = requests::public_ip(&location, spec.dns_label.as_deref()).to_json();
+        let vnet_body = requests::virtual_network(&location, &ids.subnet_name).body()?;
+        let nsg_body = requests::network_security_group(&location, rules).body()?;
+        let pip_body = requests::public_ip(&location, spec.dns_label.as_deref()).body()?;
         // Independent resources together; each runs to its end, so nothing ARM accepted goes
         // unrecorded when a sibling fails.
         let (vnet, nsg, pip) = first_error(tokio::join!(
@@ -334,7 +333,7 @@ impl Host<'_> {
         let ip = pip.properties.ip_address.clone();
         let fqdn = pip.fqdn().map(str::to_owned);
 
-        let nic_body = requests::network_interface(&location, &subnet, Some(&ids.nsg), Some(&ids.public_ip)).to_json();
+        let nic_body = requests::network_interface(&location, &subnet, Some(&ids.nsg), Some(&ids.public_ip)).body()?;
         ensure(arm, ledger, Kind::Nic, &ids.nic, &nic_body).await?;
 
         let custom_data = match before_vm {
@@ -347,11 +346,11 @@ impl Host<'_> {
             size: &spec.size,
             image: image.reference.clone(),
             admin_user: &spec.admin_user,
-            login: spec.login.clone(),
+            login: &spec.login,
             custom_data,
             nic: &ids.nic,
         })
-        .to_json();
+        .body()?;
         ensure(arm, ledger, Kind::Vm, &spec.addr.path(), &vm_body).await.map_err(vm_error)?;
         let vm = inspect(arm, &spec.addr).await?;
         Ok(CreatedVm { vm, image })
@@ -412,7 +411,7 @@ impl Host<'_> {
             }
             let priority = crate::network::free_priority(&nsg, &rule.rule);
             let path = format!("{}/securityRules/{}?api-version={NETWORK}", nsg.id, rule.rule);
-            self.arm.put(&path, &crate::network::inbound_rule(rule.port, rule.protocol, sources, priority)).await?;
+            self.arm.put(&path, &crate::network::inbound_rule(rule.port, rule.protocol, sources, priority)?).await?;
             let mut added = azdock_azure_sm::models::SecurityRule { name: rule.rule.clone(), ..Default::default() };
             added.properties.priority = priority;
             nsg.properties.security_rules.push(added);

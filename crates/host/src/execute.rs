@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use azdock_azure_sm::api::COMPUTE;
 use azdock_azure_sm::extensions;
+use azdock_azure_sm::requests::{ExtensionBody, ExtensionPropertiesBody};
 use azdock_core::{Operation, Plan, Probe, Step};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::diagnose::{explain, explain_known, local_daemon_trouble};
 use crate::dispatch::Host;
@@ -74,19 +75,21 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
     match &plan.operation {
         Operation::Put(instance) => {
             let path = format!("{}/extensions/{}", vm.addr.path(), instance.name);
-            let mut properties = json!({
-                "publisher": instance.publisher, "type": instance.kind,
-                "typeHandlerVersion": instance.type_handler_version,
-                "autoUpgradeMinorVersion": instance.auto_upgrade_minor_version,
-                "settings": instance.settings,
-            });
-            if let Some(tag) = &instance.force_update_tag {
-                properties["forceUpdateTag"] = json!(tag);
+            let tags = std::collections::BTreeMap::from([(OWNER_TAG, extension)]);
+            let body = ExtensionBody {
+                location: &vm.facts.location,
+                tags: Some(tags),
+                properties: ExtensionPropertiesBody {
+                    publisher: &instance.publisher,
+                    kind: &instance.kind,
+                    type_handler_version: &instance.type_handler_version,
+                    auto_upgrade_minor_version: instance.auto_upgrade_minor_version,
+                    force_update_tag: instance.force_update_tag.as_deref(),
+                    settings: Some(&instance.settings),
+                    protected_settings: instance.protected_settings.as_ref().map(azdock_core::secret::Exposing),
+                },
             }
-            if let Some(protected) = &instance.protected_settings {
-                properties["protectedSettings"] = protected.expose().clone();
-            }
-            let body = json!({"location": vm.facts.location, "tags": {OWNER_TAG: extension}, "properties": properties});
+            .body()?;
             if waits.operation {
                 outcome.extension = Some(extensions::put(arm, &path, COMPUTE, &body).await?.1);
             } else {

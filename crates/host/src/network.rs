@@ -1,12 +1,12 @@
 //! Inbound rules in the VM's network security group: opening a port (making the NSG when the
 //! VM has none), closing it, and telling whether a port is admitted.
 
-use azdock_azure_sm::Arm;
 use azdock_azure_sm::api::NETWORK;
 use azdock_azure_sm::models::{Access, Direction, NetworkSecurityGroup};
 use azdock_azure_sm::requests;
+use azdock_azure_sm::{Arm, Body};
 use azdock_core::Protocol;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::error::{Error, Result, parse};
 use crate::vm::Vm;
@@ -30,8 +30,9 @@ pub fn protocol_name(protocol: Protocol) -> &'static str {
 }
 
 /// The body of an inbound rule PUT on its own, admitting `port` over `protocol` from `sources`.
-pub fn inbound_rule(port: u16, protocol: Protocol, sources: &[String], priority: u32) -> Value {
-    requests::SecurityRuleResource { properties: requests::inbound_rule(port, protocol, sources, priority) }.to_json()
+pub fn inbound_rule(port: u16, protocol: Protocol, sources: &[String], priority: u32) -> Result<Body> {
+    Ok(requests::SecurityRuleResource { properties: requests::inbound_rule(port, protocol, sources, priority) }
+        .body()?)
 }
 
 /// Opens `port` in the VM's NSG with rule `rule_name` (updated when it says something else). A
@@ -60,14 +61,14 @@ pub async fn open_port(
                 Ok(existing) => parse("NSG", existing)?,
                 Err(e) if e.status() == Some(404) => parse(
                     "NSG",
-                    arm.put(&url, &requests::network_security_group(&vm.facts.location, Vec::new()).to_json()).await?,
+                    arm.put(&url, &requests::network_security_group(&vm.facts.location, Vec::new()).body()?).await?,
                 )?,
                 Err(e) => return Err(e.into()),
             };
             let mut body = arm.get(&format!("{}?api-version={NETWORK}", nic.id)).await?;
             if !body["properties"]["networkSecurityGroup"]["id"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&id)) {
                 body["properties"]["networkSecurityGroup"] = json!({"id": id});
-                arm.put(&format!("{}?api-version={NETWORK}", nic.id), &body).await?;
+                arm.put(&format!("{}?api-version={NETWORK}", nic.id), &Body::json(&body)?).await?;
             }
             nsg
         }
@@ -88,7 +89,7 @@ pub async fn open_port(
     }
     let priority = free_priority(&nsg, rule_name);
     let path = format!("{}/securityRules/{rule_name}?api-version={NETWORK}", nsg.id);
-    arm.put(&path, &inbound_rule(port, protocol, sources, priority)).await?;
+    arm.put(&path, &inbound_rule(port, protocol, sources, priority)?).await?;
     Ok(nsg.name)
 }
 
@@ -126,7 +127,16 @@ pub async fn port_admitted(arm: &Arm, vm: &Vm, port: u16) -> Result<Option<Strin
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
+
+    fn inbound_rule(port: u16, protocol: Protocol, sources: &[String], priority: u32) -> Value {
+        serde_json::to_value(requests::SecurityRuleResource {
+            properties: requests::inbound_rule(port, protocol, sources, priority),
+        })
+        .unwrap()
+    }
 
     #[allow(clippy::needless_pass_by_value)] // Tests pass `json!` literals.
     fn nsg(rules: Value) -> NetworkSecurityGroup {

@@ -216,7 +216,7 @@ impl VmExtension for Demo {
 fn secret_args(password: &str) -> Args {
     let mut args = Args::new();
     args.insert("username".into(), ArgValue::Text("ops".into()));
-    args.insert("password".into(), ArgValue::Secret(Secret::new(password.into())));
+    args.insert("password".into(), ArgValue::secret(password));
     args
 }
 

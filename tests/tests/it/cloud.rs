@@ -644,3 +644,110 @@ async fn commands_ride_out_throttling_drops_and_outages_and_give_up_on_a_permane
     assert_eq!(tries, 6);
     azdock(&env, &["local", "down"]).success();
 }
+
+/// One slow VM holds back no other VM of a fleet: 100 VMs restarted with `--ids` at
+/// `--max-parallel 16`, the first one's operation taking 20 s and the others' 1 s. Every other
+/// VM's restart is requested — and the last of them has finished — while the slow one is still
+/// restarting; finished results do not wait in line behind it. The rows come back in the order
+/// the ids were given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_vm_holds_back_no_other_vm_of_a_fleet() {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    const VMS: usize = 100;
+    let env = Env::new();
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant", "--durations", "vm-action=1000"]).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let group = format!("/subscriptions/{sub}/resourceGroups/fleet");
+    let net = format!("{group}/providers/Microsoft.Network");
+    let (status, _, body) = arm
+        .call(
+            reqwest::Method::PUT,
+            &format!("/subscriptions/{sub}/resourcegroups/fleet?api-version=2021-04-01"),
+            Some(json!({"location": "westeurope"})),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    arm.put_and_wait(&format!("{net}/virtualNetworks/vnet?api-version=2024-05-01"), json!({"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.0.0.0/20"}}]}})).await;
+    // The VMs, sixteen at a time: a NIC each on the one subnet.
+    let names: Vec<String> = (0..VMS).map(|i| if i == 0 { "slow".to_owned() } else { format!("fast{i:02}") }).collect();
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
+    let mut made = tokio::task::JoinSet::new();
+    for name in names.clone() {
+        let (arm, gate, net, group) = (arm.clone(), Arc::clone(&gate), net.clone(), group.clone());
+        made.spawn(async move {
+            let _slot = gate.acquire_owned().await.unwrap();
+            let nic = format!("{net}/networkInterfaces/{name}-nic");
+            arm.put_and_wait(&format!("{nic}?api-version=2024-05-01"), json!({"location": "westeurope", "properties": {"ipConfigurations": [{"name": "ipconfig1", "properties": {"subnet": {"id": format!("{net}/virtualNetworks/vnet/subnets/default")}}}]}})).await;
+            let vm = json!({"location": "westeurope", "properties": {"hardwareProfile": {"vmSize": "Standard_B1s"},
+                "storageProfile": {"imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"}},
+                "osProfile": {"computerName": name, "adminUsername": "azureuser", "adminPassword": "Sup3r-Secret!"},
+                "networkProfile": {"networkInterfaces": [{"id": nic, "properties": {"primary": true}}]}}});
+            let path = format!("{group}/providers/Microsoft.Compute/virtualMachines/{name}?api-version=2024-11-01");
+            assert_eq!(arm.put_and_wait(&path, vm).await.2["status"], "Succeeded");
+        });
+    }
+    while let Some(done) = made.join_next().await {
+        done.unwrap();
+    }
+    let ids: Vec<String> =
+        names.iter().map(|n| format!("{group}/providers/Microsoft.Compute/virtualMachines/{n}")).collect();
+    let slow_rule = json!({"rules": [{"method": "POST", "pathContains": "/virtualMachines/slow/restart",
+        "fault": {"kind": "operationTime", "millis": 20000}}]});
+    assert!(arm.admin(reqwest::Method::PUT, "/faults", Some(slow_rule)).await.0.is_success());
+    let since = arm.admin(reqwest::Method::GET, "/requests", None).await.1["last"].as_u64().unwrap();
+
+    let mut restart = env.azdock();
+    restart.args(["--cloud", "local", "vm", "restart", "--max-parallel", "16", "-o", "json", "--ids"]).args(&ids);
+    let fleet = tokio::task::spawn_blocking(move || azdock_tests::run(&mut restart));
+
+    // Watch the fleet: once every fast VM's restart has been asked for and has finished, the
+    // slow VM must still be restarting. Bounded: 240 looks, 250 ms apart.
+    let power = |name: &str| {
+        let arm = arm.clone();
+        let path =
+            format!("{group}/providers/Microsoft.Compute/virtualMachines/{name}/instanceView?api-version=2024-11-01");
+        async move {
+            let (_, view) = arm.get(&path).await;
+            view["statuses"]
+                .as_array()
+                .and_then(|s| s.iter().find_map(|s| s["code"].as_str()?.strip_prefix("PowerState/").map(str::to_owned)))
+                .unwrap_or_default()
+        }
+    };
+    let mut seen_all = false;
+    for _ in 0..240 {
+        let log = arm.admin(reqwest::Method::GET, &format!("/requests?since={since}"), None).await.1;
+        let asked = log["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["path"].as_str().unwrap_or_default().ends_with("/restart"))
+            .count();
+        if asked == VMS {
+            // Every restart was asked for; wait for the fast ones to finish (1 s each).
+            let last = names.last().unwrap().clone();
+            for _ in 0..40 {
+                if power(&last).await == "running" {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            assert_eq!(power(&last).await, "running", "the last fast VM never finished restarting");
+            assert_eq!(
+                power("slow").await,
+                "starting",
+                "every VM behind the slow one waited for it: the fleet ran as a sum of waits"
+            );
+            seen_all = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(seen_all, "the fleet never asked for all {VMS} restarts");
+    let out = fleet.await.unwrap();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(power("slow").await, "running");
+}

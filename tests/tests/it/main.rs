@@ -13,5 +13,6 @@ mod identity;
 mod interop;
 mod local;
 mod plugins;
+mod secrets;
 mod tls;
 mod vmaccess;

@@ -1,10 +1,13 @@
 //! Credentials: one trait, so the chain (flags, environment, Azure CLI, managed identity) can
 //! grow behind it; tokens are cached in memory until five minutes before they expire.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use azdock_core::Secret;
+use azdock_core::secret::SecretBuf;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::Mutex;
 
@@ -29,9 +32,12 @@ pub use workload::WorkloadIdentityCredential;
 pub(super) const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// A bearer token and when to stop using it.
+///
+/// The token is shared, not copied: a cached token and the ones handed out are one allocation,
+/// wiped when the last of them is dropped.
 #[derive(Debug, Clone)]
 pub struct AccessToken {
-    pub token: Secret<String>,
+    pub token: Arc<Secret<String>>,
     pub refresh_at: Instant,
 }
 
@@ -74,10 +80,15 @@ pub(super) async fn request_token(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, AzureError> {
+    let body = form_body(form);
     let mut attempt = 0u32;
     let resp = loop {
         attempt += 1;
-        let wait = match http.post(url).form(form).send().await {
+        let request = http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.clone());
+        let wait = match request.send().await {
             Ok(resp) if attempt < 4 && (resp.status().as_u16() == 429 || resp.status().is_server_error()) => {
                 let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
                 Duration::from_secs(after.unwrap_or(1).min(10))
@@ -89,32 +100,51 @@ pub(super) async fn request_token(
         tokio::time::sleep(wait).await;
     };
     let status = resp.status().as_u16();
-    let body: Value =
+    let answer: TokenAnswer =
         resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
     if status != 200 {
         return Err(AzureError::Auth {
             status,
-            error: body["error"].as_str().unwrap_or("unknown_error").to_owned(),
-            description: body["error_description"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
+            error: answer.error.unwrap_or_else(|| "unknown_error".into()),
+            description: answer.error_description.unwrap_or_default().lines().next().unwrap_or_default().to_owned(),
         });
     }
-    let Some(access) = body["access_token"].as_str() else {
+    let Some(access) = answer.access_token else {
         return Err(AzureError::Protocol {
             url: url.to_owned(),
             detail: "no access_token in the token response".into(),
         });
     };
-    let lifetime = Duration::from_secs(body["expires_in"].as_u64().unwrap_or(3600));
-    Ok(AccessToken {
-        token: Secret::new(access.to_owned()),
-        refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
-    })
+    let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+    Ok(AccessToken { token: Arc::new(access), refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN) })
+}
+
+/// Entra's answer to a token request: the token goes straight into a [`Secret`].
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<Secret<String>>,
+    expires_in: Option<u64>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// A form body (`application/x-www-form-urlencoded`) written into a [`SecretBuf`]: the client
+/// secret or assertion it carries is never in a `String` of its own, and the buffer is wiped
+/// when the last attempt is done with it.
+fn form_body(form: &[(&str, &str)]) -> bytes::Bytes {
+    use std::io::Write as _;
+    let mut buf = SecretBuf::with_capacity(4096);
+    for (i, (name, value)) in form.iter().enumerate() {
+        let pieces = std::iter::once(if i == 0 { "" } else { "&" })
+            .chain(form_urlencoded::byte_serialize(name.as_bytes()))
+            .chain(std::iter::once("="))
+            .chain(form_urlencoded::byte_serialize(value.as_bytes()));
+        for piece in pieces {
+            // Writing to memory cannot fail.
+            let _ = buf.write_all(piece.as_bytes());
+        }
+    }
+    bytes::Bytes::from_owner(buf)
 }
 
 /// Client credentials with a signed JWT instead of a secret (a certificate's assertion, or a
@@ -143,7 +173,7 @@ pub(super) fn expiring(access: &str, expires_on: &Value) -> AccessToken {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let lifetime = Duration::from_secs(u64::try_from(expires_on.map_or(600, |e| e - now)).unwrap_or(0));
     AccessToken {
-        token: Secret::new(access.to_owned()),
+        token: Arc::new(Secret::new(access.to_owned())),
         refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN),
     }
 }
@@ -163,7 +193,7 @@ mod tests {
             async move {
                 ran.fetch_add(1, Ordering::SeqCst);
                 let refresh_at = if fresh { Instant::now() + Duration::from_secs(60) } else { Instant::now() };
-                Ok(AccessToken { token: Secret::new("t".into()), refresh_at })
+                Ok(AccessToken { token: Arc::new(Secret::new("t".into())), refresh_at })
             }
         };
         let cache = TokenCache::default();

@@ -10,17 +10,17 @@ pub struct ClientSecretCredential {
     authority_host: String,
     tenant: String,
     client_id: String,
-    secret: Secret<String>,
+    secret: Arc<Secret<String>>,
     cache: TokenCache,
 }
 
 impl ClientSecretCredential {
-    pub fn new(authority_host: &str, tenant: &str, client_id: &str, secret: Secret<String>) -> Self {
+    pub fn new(authority_host: &str, tenant: &str, client_id: &str, secret: impl Into<Arc<Secret<String>>>) -> Self {
         Self {
             authority_host: authority_host.trim_end_matches('/').to_owned(),
             tenant: tenant.to_owned(),
             client_id: client_id.to_owned(),
-            secret,
+            secret: secret.into(),
             cache: TokenCache::default(),
         }
     }

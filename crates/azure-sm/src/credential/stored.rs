@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use azdock_core::Secret;
+use azdock_core::secret::Wipe as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -13,7 +14,7 @@ use crate::credential::Credential;
 use crate::error::AzureError;
 
 /// A stored sign-in for one cloud, as `credentials.json` keeps it: tagged by `kind`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum StoredLogin {
     /// A service principal with a client secret.
@@ -23,7 +24,7 @@ pub enum StoredLogin {
         tenant: String,
         client_id: String,
         #[serde(rename = "clientSecret", serialize_with = "azdock_core::secret::expose")]
-        secret: Secret<String>,
+        secret: Arc<Secret<String>>,
     },
     /// A service principal with a certificate (the PEM or PFX file's path, and a PFX's password).
     #[serde(rename = "clientCertificate")]
@@ -54,11 +55,12 @@ pub enum StoredLogin {
 }
 
 impl StoredLogin {
-    /// The credential for this sign-in against `authority_host`.
+    /// The credential for this sign-in against `authority_host`; a client secret is shared with
+    /// it, not copied.
     pub fn credential(&self, authority_host: &str) -> Result<Arc<dyn Credential>, AzureError> {
         Ok(match self {
             StoredLogin::Secret { tenant, client_id, secret } => {
-                Arc::new(crate::ClientSecretCredential::new(authority_host, tenant, client_id, secret.clone()))
+                Arc::new(crate::ClientSecretCredential::new(authority_host, tenant, client_id, Arc::clone(secret)))
             }
             StoredLogin::Certificate { tenant, client_id, path, password } => {
                 Arc::new(crate::ClientCertificateCredential::from_file(
@@ -160,13 +162,19 @@ impl LoginStore {
     /// The stored sign-in for a cloud, if any. Entries written before sign-ins were tagged have
     /// no `kind`: those are client secrets.
     pub fn get(&self, cloud: &str) -> Result<Option<StoredLogin>, StoreError> {
-        let all = match std::fs::read(&self.path) {
-            Ok(data) => self.parse_all(&data)?,
+        let mut data = match std::fs::read(&self.path) {
+            Ok(data) => data,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StoreError::Io { path: self.path.clone(), source }),
         };
-        let Some(entry) = all.get(&cloud.to_ascii_lowercase()) else { return Ok(None) };
-        let mut entry = entry.clone();
+        let parsed = self.parse_all(&data);
+        // The file holds other clouds' secrets too: its bytes and every entry not returned are
+        // wiped, and the one returned moves (it is not copied) into the sign-in.
+        data.wipe();
+        let mut all = parsed?;
+        let entry = all.remove(&cloud.to_ascii_lowercase());
+        Value::Object(all).wipe();
+        let Some(mut entry) = entry else { return Ok(None) };
         if let Some(map) = entry.as_object_mut() {
             map.entry("kind").or_insert_with(|| Value::String("clientSecret".into()));
         }
@@ -187,8 +195,11 @@ mod tests {
         assert_eq!(store.get("AzureCloud").unwrap(), None);
         let cli = StoredLogin::AzureCli { tenant: Some("t".into()) };
         assert!(!store.change("AzureCloud", Some(&cli)).unwrap());
-        let sp =
-            StoredLogin::Secret { tenant: "t".into(), client_id: "c".into(), secret: Secret::new("s3cret".into()) };
+        let sp = StoredLogin::Secret {
+            tenant: "t".into(),
+            client_id: "c".into(),
+            secret: Arc::new(Secret::new("s3cret".into())),
+        };
         assert!(!store.change("local", Some(&sp)).unwrap());
         assert_eq!(store.get("azurecloud").unwrap(), Some(cli));
         assert_eq!(store.get("LOCAL").unwrap(), Some(sp));

@@ -5,8 +5,11 @@
 //! caller chose and secrets (the admin password, custom data) stay wrapped until the wire.
 
 use azdock_core::Secret;
+use azdock_core::secret::Exposing;
 use serde::Serialize;
 
+use crate::body::Body;
+use crate::error::AzureError;
 use crate::models::{ImageReference, SubResource};
 
 /// A child resource given inline by name: a subnet, a security rule, an IP configuration.
@@ -27,9 +30,14 @@ pub struct Create<P> {
 }
 
 impl<P: Serialize> Create<P> {
-    /// The body as JSON, for [`crate::Arm::send`].
+    /// The request body for [`crate::Arm::send`]: its secrets go straight into the wiped buffer.
+    pub fn body(&self) -> Result<Body, AzureError> {
+        Body::json(self)
+    }
+
+    /// The body as a `Value`, to compare in tests (secrets included: never for sending).
+    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
-        // Every field is a string, number, bool or list of them: serialising cannot fail.
         serde_json::to_value(self).unwrap_or_default()
     }
 }
@@ -143,6 +151,12 @@ pub struct SecurityRuleResource {
 }
 
 impl SecurityRuleResource {
+    /// The request body for [`crate::Arm::put`].
+    pub fn body(&self) -> Result<Body, AzureError> {
+        Body::json(self)
+    }
+
+    #[cfg(test)]
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or_default()
     }
@@ -234,7 +248,7 @@ pub fn network_interface(
 }
 
 /// How the admin signs in to a Linux VM.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum AdminLogin {
     Password(Secret<String>),
     /// An OpenSSH public key line.
@@ -283,13 +297,13 @@ pub struct LinuxConfigurationBody {
     pub ssh: Option<SshBody>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct OsProfileBody {
+pub struct OsProfileBody<'a> {
     pub computer_name: String,
     pub admin_username: String,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "azdock_core::secret::expose_option")]
-    pub admin_password: Option<Secret<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<Exposing<'a, String>>,
     /// Base64 of what cloud-init runs at first boot.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "azdock_core::secret::expose_option")]
     pub custom_data: Option<Secret<String>>,
@@ -313,39 +327,39 @@ pub struct NetworkProfileBody {
     pub network_interfaces: Vec<NicReferenceBody>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VirtualMachineBody {
+pub struct VirtualMachineBody<'a> {
     pub hardware_profile: HardwareProfileBody,
     pub storage_profile: StorageProfileBody,
-    pub os_profile: OsProfileBody,
+    pub os_profile: OsProfileBody<'a>,
     pub network_profile: NetworkProfileBody,
 }
 
 /// What a Linux VM is made of.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LinuxVm<'a> {
     pub location: &'a str,
     pub name: &'a str,
     pub size: &'a str,
     pub image: ImageReference,
     pub admin_user: &'a str,
-    pub login: AdminLogin,
+    pub login: &'a AdminLogin,
     pub custom_data: Option<Secret<String>>,
     pub nic: &'a str,
 }
 
 /// A Linux VM on one NIC: password sign-in only when a password is given, else the key in the
 /// admin's `authorized_keys` (where az puts it).
-pub fn linux_vm(vm: LinuxVm<'_>) -> Create<VirtualMachineBody> {
+pub fn linux_vm(vm: LinuxVm<'_>) -> Create<VirtualMachineBody<'_>> {
     let (password, ssh) = match vm.login {
-        AdminLogin::Password(p) => (Some(p), None),
+        AdminLogin::Password(p) => (Some(Exposing(p)), None),
         AdminLogin::Key(key) => (
             None,
             Some(SshBody {
                 public_keys: vec![SshPublicKeyBody {
                     path: format!("/home/{}/.ssh/authorized_keys", vm.admin_user),
-                    key_data: key,
+                    key_data: key.clone(),
                 }],
             }),
         ),
@@ -381,3 +395,36 @@ pub fn linux_vm(vm: LinuxVm<'_>) -> Create<VirtualMachineBody> {
 
 #[cfg(test)]
 mod tests;
+
+/// A VM extension instance as it is PUT (`VirtualMachineExtension` in compute.json): the
+/// protected settings stay wrapped until they are written into the request buffer.
+#[derive(Debug, Serialize)]
+pub struct ExtensionBody<'a> {
+    pub location: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<std::collections::BTreeMap<&'a str, &'a str>>,
+    pub properties: ExtensionPropertiesBody<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExtensionPropertiesBody<'a> {
+    pub publisher: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub type_handler_version: &'a str,
+    pub auto_upgrade_minor_version: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force_update_tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settings: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protected_settings: Option<Exposing<'a, serde_json::Value>>,
+}
+
+impl ExtensionBody<'_> {
+    /// The request body for [`crate::Arm::send`].
+    pub fn body(&self) -> Result<Body, AzureError> {
+        Body::json(self)
+    }
+}

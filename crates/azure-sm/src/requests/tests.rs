@@ -20,7 +20,7 @@ fn a_linux_vm_with_a_key_disables_passwords_and_puts_the_key_where_az_does() {
         size: "Standard_B2s",
         image,
         admin_user: "ops",
-        login: AdminLogin::Key("ssh-ed25519 AAAA k".into()),
+        login: &AdminLogin::Key("ssh-ed25519 AAAA k".into()),
         custom_data: None,
         nic: "/n/nic1",
     })
@@ -40,24 +40,29 @@ fn a_linux_vm_with_a_key_disables_passwords_and_puts_the_key_where_az_does() {
 
 #[test]
 fn a_password_and_custom_data_reach_the_wire_and_never_debug_output() {
-    let vm = LinuxVm {
+    let login = AdminLogin::Password(Secret::new("Sup3r-secret-pw".into()));
+    let vm = || LinuxVm {
         location: "l",
         name: "n",
         size: "s",
         image: ImageReference { id: Some("/img".into()), ..ImageReference::default() },
         admin_user: "u",
-        login: AdminLogin::Password(Secret::new("Sup3r-secret-pw".into())),
+        login: &login,
         custom_data: Some(Secret::new("I2Nsb3VkLWNvbmZpZw==".into())),
         nic: "/nic",
     };
-    let body = linux_vm(vm.clone()).to_json();
+    let body = linux_vm(vm()).to_json();
     let os = &body["properties"]["osProfile"];
     assert_eq!(os["adminPassword"], "Sup3r-secret-pw");
     assert_eq!(os["customData"], "I2Nsb3VkLWNvbmZpZw==");
     assert_eq!(os["linuxConfiguration"], json!({"disablePasswordAuthentication": false}));
     assert_eq!(body["properties"]["storageProfile"]["imageReference"], json!({"id": "/img"}));
-    let debug = format!("{:?}", linux_vm(vm));
+    let debug = format!("{:?}", linux_vm(vm()));
     assert!(!debug.contains("Sup3r-secret-pw") && !debug.contains("I2Nsb3Vk"), "{debug}");
+    // What `--debug` logs of the body it sends.
+    let logged = azdock_core::secret::to_redacted_json(&linux_vm(vm())).unwrap();
+    assert!(!logged.contains("Sup3r-secret-pw") && !logged.contains("I2Nsb3Vk"), "{logged}");
+    assert!(logged.contains(r#""adminPassword":"[redacted]""#), "{logged}");
 }
 
 #[test]

@@ -43,7 +43,6 @@ struct Checked {
     size: String,
     image: ImageSpec,
     user: String,
-    login: AdminLogin,
     ssh_port: Option<u16>,
     allow_from: Vec<String>,
     keep_on_failure: bool,
@@ -52,7 +51,14 @@ struct Checked {
 
 impl Checked {
     /// The VM to create in `subscription`, born with these inbound rules.
-    fn new_vm(&self, subscription: &str, mut inbound: Vec<Inbound>, dns_label: Option<String>) -> NewVm {
+    /// The sign-in moves into the VM's spec (a password is not copied).
+    fn new_vm(
+        &self,
+        login: AdminLogin,
+        subscription: &str,
+        mut inbound: Vec<Inbound>,
+        dns_label: Option<String>,
+    ) -> NewVm {
         inbound.extend(self.ssh_port.map(|port| Inbound { rule: SSH_RULE.into(), port, protocol: Protocol::Tcp }));
         NewVm {
             addr: VmAddr::new(subscription, &self.group, &self.name),
@@ -60,7 +66,7 @@ impl Checked {
             size: self.size.clone(),
             image: self.image.clone(),
             admin_user: self.user.clone(),
-            login: self.login.clone(),
+            login,
             dns_label,
             inbound,
             sources: self.allow_from.clone(),
@@ -118,7 +124,7 @@ fn check_vm(
     user: &str,
     password: Option<&String>,
     args: &NewVmArgs,
-) -> anyhow::Result<Checked> {
+) -> anyhow::Result<(Checked, AdminLogin)> {
     let image = azdock_host::create::check_names(
         name,
         user,
@@ -151,19 +157,19 @@ fn check_vm(
     if let AdminLogin::Password(p) = &login {
         rules::check_password(p.expose(), &OsType::Linux, 12).map_err(|e| usage(format!("admin password: {e}")))?;
     }
-    Ok(Checked {
+    let checked = Checked {
         name: name.to_owned(),
         group: args.resource_group.clone().unwrap_or_else(|| name.to_owned()),
         location: args.location.clone(),
         size: args.size.clone(),
         image,
         user: user.to_owned(),
-        login,
         ssh_port: args.ssh,
         allow_from: args.allow_from.clone(),
         keep_on_failure: args.keep_on_failure,
         no_wait: args.no_wait,
-    })
+    };
+    Ok((checked, login))
 }
 
 /// The result every create reports beside its own: what it created, what it reused, and the
@@ -200,13 +206,14 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
     }
     let steps = ext_steps(ctx, &args.ext)?;
     // Last: it may make an SSH key, which a refused command line must not leave behind.
-    let checked = check_vm(ctx, &args.name, &args.image, &args.admin_username, args.admin_password.as_ref(), &args.vm)?;
+    let (checked, login) =
+        check_vm(ctx, &args.name, &args.image, &args.admin_username, args.admin_password.as_ref(), &args.vm)?;
     let data_dir = crate::config::data_dir()?;
     let dir = docker::cert_dir(None, config)?;
     let value = session::block_on(async {
         let s = session::session(global, config).await?;
         let host = Host { arm: &s.arm, data_dir: &data_dir, events: ctx };
-        let spec = checked.new_vm(&s.subscription, Vec::new(), args.public_ip_address_dns_name.clone());
+        let spec = checked.new_vm(login, &s.subscription, Vec::new(), args.public_ip_address_dns_name.clone());
         let mint = |request: &PlanRequest| docker::mint(&dir, request);
         let wait = !checked.no_wait;
         let (report, ledger) = host
@@ -313,7 +320,7 @@ pub(crate) fn run_docker(
     // Docker's own arguments first: checking the VM's may make an SSH key, which a refused
     // command line must not leave behind.
     let delivery = check_docker(args)?;
-    let checked = check_vm(ctx, &args.name, &args.image, &args.user, args.password.as_ref(), &args.vm)?;
+    let (checked, login) = check_vm(ctx, &args.name, &args.image, &args.user, args.password.as_ref(), &args.vm)?;
     let cert_dir = docker::cert_dir(args.docker_cert_dir.as_deref(), config)?;
     confirm_open_port(ctx, args)?;
     if delivery == Delivery::Handler(Handler::Legacy) {
@@ -331,7 +338,7 @@ pub(crate) fn run_docker(
         let host = Host { arm: &s.arm, data_dir: &data_dir, events: ctx };
         let rule =
             Inbound { rule: azdock_ext_docker::RULE_NAME.into(), port: args.docker_port, protocol: Protocol::Tcp };
-        let spec = checked.new_vm(&s.subscription, vec![rule], Some(args.name.clone()));
+        let spec = checked.new_vm(login, &s.subscription, vec![rule], Some(args.name.clone()));
         // The certificate directory keeps a server certificate per VM, by its identity.
         let owner = azdock_core::vm_identity(&s.arm.cloud().name, &spec.addr.path());
         let server_cert_existed = store.has_server(&args.name, &owner);

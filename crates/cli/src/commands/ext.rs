@@ -3,6 +3,7 @@
 use azdock_azure_sm::extensions;
 use azdock_core::ArgKind;
 use azdock_core::Registry;
+use azdock_core::Secret;
 use azdock_host::manage;
 use serde_json::{Value, json};
 
@@ -59,7 +60,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
     let settings = match command {
         ExtCommand::Set(args) => Some((
             json_arg("--settings", args.settings.as_deref())?,
-            json_arg("--protected-settings", args.protected_settings.as_deref())?,
+            secret_json_arg("--protected-settings", args.protected_settings.as_deref())?,
         )),
         _ => None,
     };
@@ -124,11 +125,11 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
                 .await?
             }
             ExtCommand::Set(args) => {
-                let (public, protected) = settings.clone().unwrap_or_default();
+                let (public, protected) = settings.as_ref().map_or((None, None), |(p, s)| (p.as_ref(), s.as_ref()));
                 let versions = extensions::VersionCache::default();
-                let (public, protected, versions) = (&public, &protected, &versions);
+                let versions = &versions;
                 targets::for_each(addrs, limit, |a| async move {
-                    let request = set_request(args, public.as_ref(), protected.as_ref());
+                    let request = set_request(args, public, protected);
                     Ok(extensions::set(arm, &a.path(), &request, versions).await?)
                 })
                 .await?
@@ -168,11 +169,31 @@ fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
     Ok(Some(parsed))
 }
 
+/// `--protected-settings`: like [`json_arg`], but the text (a file's contents included) and the
+/// settings are secrets from the moment they are read, and no error repeats any of them.
+fn secret_json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Secret<Value>>> {
+    let Some(value) = value else { return Ok(None) };
+    let text = match value.strip_prefix('@') {
+        Some(file) => Secret::new(
+            std::fs::read_to_string(file).map_err(|e| Usage::new(format!("cannot read `{file}` for `{flag}`: {e}")))?,
+        ),
+        None => Secret::new(value.to_owned()),
+    };
+    let parsed: Secret<Value> = serde_json::from_str(text.expose()).map_err(|e| {
+        // serde's message names a line and column, never the text.
+        Usage::new(format!("invalid JSON for `{flag}`: {e}; give a JSON object or @FILE"))
+    })?;
+    if !parsed.expose().is_object() {
+        return Err(Usage::new(format!("`{flag}` must be a JSON object (its value is not shown: it is secret)")).into());
+    }
+    Ok(Some(parsed))
+}
+
 /// `ext set`'s flags as the request `az vm extension set` makes.
 fn set_request<'a>(
     args: &'a ExtSetArgs,
     public: Option<&'a Value>,
-    protected: Option<&'a Value>,
+    protected: Option<&'a Secret<Value>>,
 ) -> extensions::SetRequest<'a> {
     extensions::SetRequest {
         publisher: &args.publisher,

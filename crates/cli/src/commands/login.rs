@@ -2,6 +2,7 @@
 //! in `credentials.json` (0600) in the config directory — never in the config file.
 
 use std::io::BufRead as _;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use azdock_azure_sm::credential::stored::{LoginStore, StoredLogin};
@@ -71,13 +72,13 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
                 let password = if pem || !asked { None } else { Some(read_secret(args, ctx)?) };
                 StoredLogin::Certificate { tenant, client_id, path, password }
             }
-            None => StoredLogin::Secret { tenant, client_id, secret: read_secret(args, ctx)? },
+            None => StoredLogin::Secret { tenant, client_id, secret: Arc::new(read_secret(args, ctx)?) },
         }
     };
     let cloud = session::cloud_name(global, config);
     // Sign in and list subscriptions before storing anything: a wrong secret stores nothing.
     let accounts = session::block_on(async {
-        let arm = session::arm_with(global, config, Some(login.clone())).await?;
+        let arm = session::arm_with(global, config, Some(&login)).await?;
         let subs = session::subscriptions(&arm).await?;
         anyhow::Ok(subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name})).collect::<Vec<_>>())
     })?;

@@ -3,6 +3,7 @@
 //! the same host as the built-ins'.
 
 use std::io::BufRead as _;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use azdock_core::{ArgKind, ArgValue, Args, Manifest, Secret};
@@ -241,7 +242,7 @@ pub(crate) fn run_external(ctx: &Ctx, global: &GlobalArgs, config: &Config, word
                 m.get_flag(&format!("{}-stdin", a.name)),
                 a.required,
             )?
-            .map(ArgValue::Secret),
+            .map(|s| ArgValue::Secret(Arc::new(s))),
             ArgKind::Flag => Some(ArgValue::Flag(m.get_flag(&a.name))),
             ArgKind::Integer => m.get_one::<i64>(&a.name).map(|n| ArgValue::Integer(*n)),
             ArgKind::List => {

@@ -3,6 +3,7 @@
 //! line per VM on a terminal, a result table, and exit 1 naming every VM that failed.
 
 use std::io::{BufRead as _, IsTerminal as _};
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use azdock_core::{ArgValue, Args, Secret};
@@ -68,7 +69,7 @@ fn action_args(ctx: &Ctx, command: &ExtVmAccessCommand) -> anyhow::Result<(&'sta
             if let Some(e) = expiration {
                 text("expiration", e);
             }
-            args.insert("password".into(), ArgValue::Secret(password(ctx, p.as_ref(), *password_stdin)?));
+            args.insert("password".into(), ArgValue::Secret(Arc::new(password(ctx, p.as_ref(), *password_stdin)?)));
             "reset-password"
         }
         ExtVmAccessCommand::SetSshKey { username, ssh_key_value, replace, .. } => {

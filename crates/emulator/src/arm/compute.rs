@@ -453,8 +453,8 @@ pub(super) fn vm_action(
         }
         rt.power = during;
     }
-    let duration = inner.durations.vm_action;
-    let result = ctx.lro_fail.clone().map_or(Ok(()), Err);
+    let duration = ctx.op.duration(inner.durations.vm_action);
+    let result = ctx.op.fail.clone().map_or(Ok(()), Err);
     let op = inner.start_op(duration, Effect::Power { vm_key: k, to, back }, result);
     let url = op_url(ctx, sub, "Microsoft.Compute", &location, &op);
     Ok(lro_headers(Resp::empty(202), ctx, &url, duration, true))

@@ -35,8 +35,24 @@ pub(crate) struct Ctx<'a> {
     pub shared: &'a Shared,
     pub principal: &'a ServicePrincipal,
     pub api_version: String,
-    /// A fault rule asked for this request's operation to fail with this error.
-    pub lro_fail: Option<ArmError>,
+    /// What a fault rule asked of this request's long-running operation.
+    pub op: OpFault,
+}
+
+/// A fault rule's say over a request's long-running operation.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct OpFault {
+    /// Fail with this error.
+    pub fail: Option<ArmError>,
+    /// Take this long instead of the configured duration.
+    pub time: Option<Duration>,
+}
+
+impl OpFault {
+    /// The operation's duration: the fault's, else `configured`.
+    pub(crate) fn duration(&self, configured: Duration) -> Duration {
+        self.time.unwrap_or(configured)
+    }
 }
 
 type Result<T> = std::result::Result<T, ArmError>;
@@ -109,15 +125,9 @@ fn check_api_version(req: &Req, ns: &str, type_name: Option<&str>) -> Result<Str
 }
 
 /// Dispatches an authenticated ARM request.
-pub(crate) fn handle(
-    inner: &mut Inner,
-    shared: &Shared,
-    principal: &ServicePrincipal,
-    req: &Req,
-    lro_fail: Option<ArmError>,
-) -> Resp {
+pub(crate) fn handle(inner: &mut Inner, shared: &Shared, principal: &ServicePrincipal, req: &Req, op: OpFault) -> Resp {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let mut ctx = Ctx { shared, principal, api_version: String::new(), lro_fail };
+    let mut ctx = Ctx { shared, principal, api_version: String::new(), op };
     match route(inner, &mut ctx, req, &segments) {
         Ok(resp) => resp,
         Err(e) => e.into_resp(),

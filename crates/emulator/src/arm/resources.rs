@@ -111,9 +111,10 @@ pub(super) fn put_resource(
         }
         _ => {}
     }
-    if let Some(fail) = ctx.lro_fail.clone() {
+    if let Some(fail) = ctx.op.fail.clone() {
         result = Err(fail);
     }
+    let duration = ctx.op.duration(duration);
     props.insert("provisioningState".into(), json!(if creating { "Creating" } else { "Updating" }));
     out["properties"] = Value::Object(props);
     inner.resources.insert(k.clone(), Resource { id: id.clone(), body: out });
@@ -214,8 +215,8 @@ pub(super) fn delete_resource(
         vm.extension_status.remove(&name);
         vm.guest.last_settings.remove(&name);
     }
-    let duration = inner.durations.delete;
-    let result = ctx.lro_fail.clone().map_or(Ok(()), Err);
+    let duration = ctx.op.duration(inner.durations.delete);
+    let result = ctx.op.fail.clone().map_or(Ok(()), Err);
     let op = inner.start_op(duration, Effect::Delete { keys }, result);
     let ns = type_name.split('/').next().unwrap_or_default();
     let url = op_url(ctx, sub, ns, &location_of(inner, k, location), &op);

@@ -35,16 +35,21 @@ impl LoadedPlugin {
     /// Calls the plugin's `plan` with the request as JSON.
     pub fn plan(&self, request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let failed = |why: String| ExtensionError::Failed(format!("plugin `{}`: {why}", self.path.display()));
-        let json = serde_json::to_string(request).map_err(|e| failed(e.to_string()))?;
-        let request = CString::new(json).map_err(|e| failed(e.to_string()))?;
+        // The request carries secret arguments: written into a wiped buffer, copied once into a
+        // C string of exactly its size, and that is wiped after the call.
+        let json = azdock_core::secret::to_json(request).map_err(|e| failed(e.to_string()))?;
+        let mut exact = Vec::with_capacity(json.as_bytes().len() + 1);
+        exact.extend_from_slice(json.as_bytes());
+        let request = CString::new(exact).map_err(|e| failed(e.to_string()))?;
         // SAFETY: the table is a static of a library that is never unloaded; `plan` takes a
         // NUL-terminated string that stays valid for the call.
         let answer = unsafe { (self.functions.plan)(request.as_ptr()) };
+        zeroize::Zeroize::zeroize(&mut request.into_bytes_with_nul());
         // SAFETY: `answer` came from this plugin's `plan` and is freed once, by the plugin.
         let text =
             unsafe { take_string(&self.functions, answer) }.ok_or_else(|| failed("plan() returned nothing".into()))?;
-        let response: PlanResponse =
-            serde_json::from_str(&text).map_err(|e| failed(format!("plan() answered with invalid JSON: {e}")))?;
+        let response: PlanResponse = serde_json::from_str(text.expose())
+            .map_err(|e| failed(format!("plan() answered with invalid JSON: {e}")))?;
         if response.schema != SCHEMA_VERSION {
             return Err(failed(format!(
                 "plan() answered in schema {}, this azdock reads {SCHEMA_VERSION}",
@@ -183,13 +188,14 @@ pub fn load_here(plugins: &PluginDir, path: &Path, hash: bool) -> Result<LoadedP
     let functions = table.functions().map_err(|missing| format!("its table has no `{missing}` function (NULL)"))?;
     // SAFETY: `manifest` returns a string this plugin owns until `take_string` frees it, once.
     let text = unsafe { take_string(&functions, (functions.manifest)()) }.ok_or("its manifest() returned nothing")?;
-    if let Ok(response) = serde_json::from_str::<PlanResponse>(&text)
+    let text = text.expose();
+    if let Ok(response) = serde_json::from_str::<PlanResponse>(text)
         && let Some(error) = response.error
     {
         return Err(format!("its manifest() failed: {error}"));
     }
     let manifest: Manifest =
-        serde_json::from_str(&text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
+        serde_json::from_str(text).map_err(|e| format!("its manifest is not valid (schema {SCHEMA_VERSION}): {e}"))?;
     manifest.validate().map_err(|e| format!("its manifest breaks the rules: {e}"))?;
     Ok(LoadedPlugin { manifest, functions, path: path.to_owned(), sha256: read.map(|(_, sha)| sha) })
 }
