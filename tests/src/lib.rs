@@ -320,6 +320,8 @@ pub struct Dockerd {
     child: Child,
     pub addr: SocketAddr,
     dir: TempDir,
+    /// The CA, server certificate and key it was started with.
+    tls: [PathBuf; 3],
 }
 
 impl Dockerd {
@@ -328,12 +330,20 @@ impl Dockerd {
     pub fn start(ca: &Path, cert: &Path, key: &Path) -> Self {
         let dir = tempfile::tempdir().expect("dockerd dir");
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let log = std::fs::File::create(dir.path().join("dockerd.log")).expect("log");
+        let tls = [ca, cert, key].map(Path::to_owned);
+        let child = Self::spawn(dir.path(), addr, &tls);
+        let mut daemon = Self { child, addr, dir, tls };
+        daemon.await_listening();
+        daemon
+    }
+
+    fn spawn(dir: &Path, addr: SocketAddr, [ca, cert, key]: &[PathBuf; 3]) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("dockerd.log")).expect("log");
         let mut cmd = Command::new("dockerd");
         cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--tlsverify"])
-            .arg(format!("--data-root={}", dir.path().join("data").display()))
-            .arg(format!("--exec-root={}", dir.path().join("exec").display()))
-            .arg(format!("--pidfile={}", dir.path().join("dockerd.pid").display()))
+            .arg(format!("--data-root={}", dir.join("data").display()))
+            .arg(format!("--exec-root={}", dir.join("exec").display()))
+            .arg(format!("--pidfile={}", dir.join("dockerd.pid").display()))
             .arg(format!("--tlscacert={}", ca.display()))
             .arg(format!("--tlscert={}", cert.display()))
             .arg(format!("--tlskey={}", key.display()))
@@ -343,19 +353,44 @@ impl Dockerd {
             .stderr(log)
             // Its own process group, so stopping it also stops the containerd it starts.
             .process_group(0);
-        let child = cmd.spawn().expect("start dockerd");
-        let mut daemon = Self { child, addr, dir };
+        cmd.spawn().expect("start dockerd")
+    }
+
+    /// Waits (at most 30 s) until dockerd accepts connections.
+    fn await_listening(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return daemon;
+            if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
+                return;
             }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("dockerd exited with {status}:\n{}", daemon.log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("dockerd exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "dockerd did not listen on {addr} within 30 s:\n{}", daemon.log());
+            assert!(Instant::now() < deadline, "dockerd did not listen on {} within 30 s:\n{}", self.addr, self.log());
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Stops dockerd (SIGTERM to its group, SIGKILL after 10 s) and waits until it is gone.
+    pub fn stop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped dockerd again on the same address, as `systemctl restart docker` does,
+    /// and waits until it listens.
+    pub fn start_again(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.addr, &self.tls);
+        self.await_listening();
     }
 
     pub fn log(&self) -> String {
@@ -401,17 +436,7 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 

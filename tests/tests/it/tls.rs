@@ -13,6 +13,47 @@ fn mint(env: &Env, name: &str, host: &str, sans: &[&str]) -> std::path::PathBuf 
     dir
 }
 
+/// The wait for a Docker host rides through a real dockerd restarting under it — as the install
+/// script's `systemctl restart docker` does while azdock waits — instead of failing at the first
+/// failed connection with advice to rotate certificates: the wait starts once the daemon is down
+/// and ends when the new one, started two seconds later, answers.
+// The dockerd lock is held across the wait on purpose: one dockerd test at a time, whichever
+// thread runs it.
+#[allow(clippy::await_holding_lock)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_for_a_host_rides_through_dockerd_restarting() {
+    if !dockerd_available() {
+        return;
+    }
+    let _one_at_a_time = dockerd_lock();
+    let env = Env::new();
+    let dir = mint(&env, "restart", "local", &["--ip", "127.0.0.1"]);
+    let mut daemon =
+        Dockerd::start(&dir.join("ca.pem"), &dir.join("local-server-cert.pem"), &dir.join("local-server-key.pem"));
+    let identity = azdock_host::docker::identity(&dir);
+    let port = daemon.addr.port();
+    let before = azdock_host::probe::wait("127.0.0.1", port, &identity, std::time::Duration::from_secs(30)).await;
+    assert!(before.is_ok(), "the daemon did not answer before the restart: {before:?}");
+
+    // The restart runs beside the wait, which starts once the daemon is down.
+    let (down, rx) = std::sync::mpsc::channel();
+    let restart = std::thread::spawn(move || {
+        daemon.stop();
+        down.send(()).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        daemon.start_again();
+        daemon
+    });
+    rx.recv().unwrap();
+    let waited = azdock_host::probe::wait("127.0.0.1", port, &identity, std::time::Duration::from_secs(60)).await;
+    let daemon = restart.join().unwrap();
+    let info = waited.unwrap_or_else(|f| panic!("the wait failed on a restarting daemon: {f:?}\n{}", daemon.log()));
+    assert_eq!(info.ping, "OK");
+    assert!(info.version["Version"].as_str().is_some_and(|v| !v.is_empty()), "{:?}", info.version);
+    // The daemon really went down and came back within the wait.
+    assert!(daemon.log().matches("API listen on").count() >= 2, "{}", daemon.log());
+}
+
 #[test]
 fn docker_connects_with_azdock_certificates_and_tls_refuses_the_rest() {
     if !dockerd_available() {
