@@ -99,8 +99,23 @@ pub fn read_ca_bundle(path: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// Reads ARM's `/metadata/endpoints` (the 2022-09-01 list, else the 2015-01-01 object Azure
-/// Stack Hub serves): the authority host and the token audience.
+/// The login endpoint and token audience of the cloud at `arm` in a `/metadata/endpoints`
+/// answer: public Azure's list of every cloud (the entry whose `resourceManager` is `arm`, else
+/// the first), or the single-cloud object a custom cloud (Azure Stack Hub) serves.
+fn authentication<'a>(arm: &str, body: &'a Value) -> Option<(&'a str, &'a str)> {
+    let entry = match body {
+        Value::Array(clouds) => clouds
+            .iter()
+            .find(|c| c["resourceManager"].as_str().is_some_and(|r| r.trim_end_matches('/') == arm))
+            .or_else(|| clouds.first())?,
+        other => other,
+    };
+    let auth = &entry["authentication"];
+    Some((auth["loginEndpoint"].as_str()?, auth["audiences"][0].as_str()?))
+}
+
+/// Reads ARM's `/metadata/endpoints` (2022-09-01: a list or one cloud's object; else the
+/// 2015-01-01 object): the authority host and the token audience.
 pub async fn discover(arm: &str, ca_pem: Option<&str>) -> Result<(String, String)> {
     let failed = |e: reqwest::Error| CloudError::Failed(e.to_string());
     let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
@@ -120,17 +135,7 @@ pub async fn discover(arm: &str, ca_pem: Option<&str>) -> Result<(String, String
             last = format!("{url} answered HTTP {status}");
             continue;
         }
-        let entry = match &body {
-            Value::Array(clouds) => clouds
-                .iter()
-                .find(|c| c["resourceManager"].as_str().is_some_and(|r| r.trim_end_matches('/') == arm))
-                .or_else(|| clouds.first())
-                .cloned()
-                .unwrap_or(Value::Null),
-            other => other.clone(),
-        };
-        let auth = &entry["authentication"];
-        if let (Some(login), Some(audience)) = (auth["loginEndpoint"].as_str(), auth["audiences"][0].as_str()) {
+        if let Some((login, audience)) = authentication(arm, &body) {
             let login = check_https("loginEndpoint from the metadata", login)?;
             return Ok((login, audience.to_owned()));
         }
@@ -277,7 +282,27 @@ impl CloudRegistry {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn metadata_is_read_as_a_list_of_clouds_or_one_clouds_object() {
+        let auth = |login: &str| json!({"loginEndpoint": login, "audiences": [format!("{login}/aud")]});
+        // Public Azure's list: the entry of this ARM, wherever it is in the list.
+        let list = json!([
+            {"resourceManager": "https://other.example/", "authentication": auth("https://login.other")},
+            {"resourceManager": "https://m.example/", "authentication": auth("https://login.m")},
+        ]);
+        assert_eq!(authentication("https://m.example", &list), Some(("https://login.m", "https://login.m/aud")));
+        // A list without this ARM: its first cloud.
+        assert_eq!(authentication("https://x.example", &list).map(|a| a.0), Some("https://login.other"));
+        // A custom cloud's single object (Azure Stack Hub, the local cloud).
+        let one = json!({"resourceManager": "https://m.example", "authentication": auth("https://login.one")});
+        assert_eq!(authentication("https://m.example", &one).map(|a| a.0), Some("https://login.one"));
+        assert_eq!(authentication("https://m.example", &json!([])), None);
+        assert_eq!(authentication("https://m.example", &json!({"authentication": {"loginEndpoint": "x"}})), None);
+    }
 
     #[test]
     fn names_and_urls_are_checked_before_anything_is_asked() {

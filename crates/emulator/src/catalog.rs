@@ -33,6 +33,7 @@ pub(crate) const COMPUTE_API_VERSIONS: &[&str] = &[
     "2024-03-01",
     "2024-07-01",
     "2024-11-01",
+    "2025-04-01",
     // Sent by the current Azure SDKs (azure-mgmt-compute 39): VMs and extensions, disks, galleries.
     "2026-03-02",
     "2026-03-03",
@@ -88,6 +89,14 @@ pub(crate) const NETWORK_API_VERSIONS: &[&str] = &[
     "2024-01-01",
     "2024-03-01",
     "2024-05-01",
+    "2024-07-01",
+    "2024-10-01",
+    "2025-01-01",
+    "2025-03-01",
+    "2025-05-01",
+    // Sent by az 2.91 (`network vnet list`, `network public-ip list`).
+    "2025-07-01",
+    "2025-09-01",
     // Sent by the current Azure SDKs (azure-mgmt-network 33).
     "2026-03-01",
 ];
@@ -131,19 +140,129 @@ pub(crate) const RESOURCES_API_VERSIONS: &[&str] = &[
     "2025-04-01",
 ];
 
-/// Regions the local cloud answers for (names as ARM spells them).
-pub(crate) const LOCATIONS: &[(&str, &str)] = &[
-    ("eastus", "East US"),
-    ("eastus2", "East US 2"),
-    ("westus2", "West US 2"),
-    ("westeurope", "West Europe"),
-    ("northeurope", "North Europe"),
-    ("southeastasia", "Southeast Asia"),
-    ("uksouth", "UK South"),
+/// A public Azure region as `GET /subscriptions/{id}/locations` describes it.
+pub(crate) struct Region {
+    pub name: &'static str,
+    pub display: &'static str,
+    /// `Recommended` or `Other`, as ARM's `metadata.regionCategory` says.
+    pub recommended: bool,
+    /// `metadata.geographyGroup`.
+    pub geography: &'static str,
+}
+
+const fn region(name: &'static str, display: &'static str, recommended: bool, geography: &'static str) -> Region {
+    Region { name, display, recommended, geography }
+}
+
+/// Azure's public regions (every one the local cloud answers for), by ARM name and display name.
+pub(crate) const LOCATIONS: &[Region] = &[
+    region("eastus", "East US", true, "US"),
+    region("westus2", "West US 2", true, "US"),
+    region("australiaeast", "Australia East", true, "Asia Pacific"),
+    region("southeastasia", "Southeast Asia", true, "Asia Pacific"),
+    region("northeurope", "North Europe", true, "Europe"),
+    region("swedencentral", "Sweden Central", true, "Europe"),
+    region("uksouth", "UK South", true, "Europe"),
+    region("westeurope", "West Europe", true, "Europe"),
+    region("centralus", "Central US", true, "US"),
+    region("southafricanorth", "South Africa North", true, "Africa"),
+    region("centralindia", "Central India", true, "Asia Pacific"),
+    region("eastasia", "East Asia", true, "Asia Pacific"),
+    region("indonesiacentral", "Indonesia Central", true, "Asia Pacific"),
+    region("japaneast", "Japan East", true, "Asia Pacific"),
+    region("japanwest", "Japan West", true, "Asia Pacific"),
+    region("koreacentral", "Korea Central", true, "Asia Pacific"),
+    region("malaysiawest", "Malaysia West", true, "Asia Pacific"),
+    region("newzealandnorth", "New Zealand North", true, "Asia Pacific"),
+    region("canadacentral", "Canada Central", true, "Canada"),
+    region("francecentral", "France Central", true, "Europe"),
+    region("germanywestcentral", "Germany West Central", true, "Europe"),
+    region("italynorth", "Italy North", true, "Europe"),
+    region("norwayeast", "Norway East", true, "Europe"),
+    region("polandcentral", "Poland Central", true, "Europe"),
+    region("spaincentral", "Spain Central", true, "Europe"),
+    region("switzerlandnorth", "Switzerland North", true, "Europe"),
+    region("mexicocentral", "Mexico Central", true, "Mexico"),
+    region("uaenorth", "UAE North", true, "Middle East"),
+    region("brazilsouth", "Brazil South", true, "South America"),
+    region("chilecentral", "Chile Central", true, "South America"),
+    region("israelcentral", "Israel Central", true, "Middle East"),
+    region("qatarcentral", "Qatar Central", true, "Middle East"),
+    region("eastus2", "East US 2", true, "US"),
+    region("southcentralus", "South Central US", true, "US"),
+    region("westus3", "West US 3", true, "US"),
+    region("northcentralus", "North Central US", false, "US"),
+    region("westus", "West US", false, "US"),
+    region("westcentralus", "West Central US", false, "US"),
+    region("southafricawest", "South Africa West", false, "Africa"),
+    region("australiacentral", "Australia Central", false, "Asia Pacific"),
+    region("australiacentral2", "Australia Central 2", false, "Asia Pacific"),
+    region("australiasoutheast", "Australia Southeast", false, "Asia Pacific"),
+    region("koreasouth", "Korea South", false, "Asia Pacific"),
+    region("southindia", "South India", false, "Asia Pacific"),
+    region("westindia", "West India", false, "Asia Pacific"),
+    region("canadaeast", "Canada East", false, "Canada"),
+    region("francesouth", "France South", false, "Europe"),
+    region("germanynorth", "Germany North", false, "Europe"),
+    region("norwaywest", "Norway West", false, "Europe"),
+    region("switzerlandwest", "Switzerland West", false, "Europe"),
+    region("ukwest", "UK West", false, "Europe"),
+    region("uaecentral", "UAE Central", false, "Middle East"),
+    region("brazilsoutheast", "Brazil Southeast", false, "South America"),
 ];
 
+/// The ARM names of every region, comma-separated as ARM's errors list them.
+pub(crate) fn location_names(separator: &str) -> String {
+    LOCATIONS.iter().map(|r| r.name).collect::<Vec<_>>().join(separator)
+}
+
+/// The region as `GET /subscriptions/{id}/locations` lists it.
+pub(crate) fn location_body(sub: &str, r: &Region) -> Value {
+    json!({
+        "id": format!("/subscriptions/{sub}/locations/{}", r.name),
+        "name": r.name,
+        "type": "Region",
+        "displayName": r.display,
+        "regionalDisplayName": format!("({}) {}", r.geography, r.display),
+        "metadata": {
+            "regionType": "Physical",
+            "regionCategory": if r.recommended { "Recommended" } else { "Other" },
+            "geographyGroup": r.geography,
+        }
+    })
+}
+
+/// VM sizes offered in every region: name, cores, memory (MiB), data disks, resource disk (MiB).
+pub(crate) const VM_SIZES: &[(&str, u32, u32, u32, u32)] = &[
+    ("Standard_B1ls", 1, 512, 2, 4096),
+    ("Standard_B1s", 1, 1024, 2, 4096),
+    ("Standard_B1ms", 1, 2048, 2, 4096),
+    ("Standard_B2s", 2, 4096, 4, 8192),
+    ("Standard_B2ms", 2, 8192, 4, 16384),
+    ("Standard_B4ms", 4, 16384, 8, 32768),
+    ("Standard_D2s_v3", 2, 8192, 4, 16384),
+    ("Standard_D4s_v3", 4, 16384, 8, 32768),
+    ("Standard_D2s_v5", 2, 8192, 4, 0),
+    ("Standard_D4s_v5", 4, 16384, 8, 0),
+    ("Standard_DS1_v2", 1, 3584, 4, 7168),
+    ("Standard_DS2_v2", 2, 7168, 8, 14336),
+    ("Standard_F2s_v2", 2, 4096, 4, 16384),
+];
+
+/// `VirtualMachineSize` bodies, as `…/locations/{location}/vmSizes` lists them.
+pub(crate) fn vm_sizes() -> Value {
+    let value: Vec<Value> = VM_SIZES
+        .iter()
+        .map(|(name, cores, memory, disks, resource)| {
+            json!({"name": name, "numberOfCores": cores, "osDiskSizeInMB": 1_047_552,
+                   "resourceDiskSizeInMB": resource, "memoryInMB": memory, "maxDataDiskCount": disks})
+        })
+        .collect();
+    json!({"value": value})
+}
+
 pub(crate) fn is_location(name: &str) -> bool {
-    LOCATIONS.iter().any(|(n, _)| n.eq_ignore_ascii_case(&normalize_location(name)))
+    LOCATIONS.iter().any(|r| r.name.eq_ignore_ascii_case(&normalize_location(name)))
 }
 
 /// ARM accepts `West Europe` and `westeurope` alike.

@@ -467,16 +467,18 @@ pub(crate) fn now_rfc3339() -> String {
     rfc3339(time::OffsetDateTime::now_utc())
 }
 
-/// ARM's cloud discovery document: the array form for 2022-09-01 and later, the object form
-/// (what `az cloud register` reads) before.
+/// ARM's cloud discovery document for this one cloud. From 2022-09-01 it is the single-cloud
+/// object an Azure Stack Hub (a custom cloud) serves, which `az cloud register
+/// --endpoint-resource-manager` reads (public Azure's list of every cloud would break it); before,
+/// the old object form.
 pub(crate) fn metadata_endpoints(base: &str, api_version: Option<&str>) -> Value {
     let authentication = json!({"loginEndpoint": base, "audiences": [format!("{base}/")], "tenant": "common", "identityProvider": "AAD"});
     if api_version.is_some_and(|v| v >= "2022-09-01") {
-        json!([{
+        json!({
             "portal": base, "authentication": authentication, "media": "", "graphAudience": "", "graph": "", "name": "AzdockLocal",
             "suffixes": {"acrLoginServer": "", "keyVaultDns": "", "sqlServerHostname": "", "storage": ""},
             "batch": "", "resourceManager": base, "vmImageAliasDoc": "", "activeDirectoryDataLake": "", "sqlManagement": "", "gallery": ""
-        }])
+        })
     } else {
         json!({
             "galleryEndpoint": "", "graphEndpoint": "", "portalEndpoint": base, "authentication": authentication,

@@ -261,6 +261,12 @@ impl Inner {
                     if ok {
                         for key in keys {
                             self.resources.remove(&key);
+                            // A deleted extension leaves the VM's instance view with it.
+                            if let Some((vm_key, name)) = key.rsplit_once("/extensions/")
+                                && let Some(vm) = self.vms.get_mut(vm_key)
+                            {
+                                vm.extension_status.remove(name);
+                            }
                             if self.vms.remove(&key).is_some() {
                                 self.jobs.push(Job::ForgetVm { vm_key: key });
                             }

@@ -622,7 +622,10 @@ async fn discovery_documents_and_image_catalogue() {
         .json()
         .await
         .unwrap();
-    assert_eq!(new[0]["resourceManager"], base);
+    // One cloud's object, as a custom cloud serves it (what `az cloud register` reads).
+    assert_eq!(new["resourceManager"], base);
+    assert_eq!(new["authentication"]["loginEndpoint"], base);
+    assert!(new["suffixes"].is_object() && new["name"].is_string(), "{new}");
     let oidc: Value = cloud
         .http
         .get(cloud.url(&format!("/{LOCAL_TENANT}/v2.0/.well-known/openid-configuration")))
@@ -868,4 +871,86 @@ async fn imds_answers_only_below_its_secret_path() {
     // Without the admin key, no admin route answers.
     let resp = cloud.http.get(cloud.url("/_emulator/health")).send().await.unwrap();
     assert_eq!(resp.status(), 401);
+}
+
+#[tokio::test]
+async fn a_deleted_extension_leaves_the_vms_instance_view() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let ext = format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/enablevmaccess"));
+    // A handler that fails (no password, no key): the VM shows the failure.
+    let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5", "settings": {}, "protectedSettings": {"username": "ops"}}});
+    assert_eq!(cloud.put_and_wait(&ext, body).await.2["status"], "Failed");
+    let view = || async {
+        let (_, vm) = cloud.get(&format!("{}?{C}&$expand=instanceView", compute("g", "virtualMachines/vm1"))).await;
+        vm["properties"]["instanceView"].clone()
+    };
+    let before = view().await;
+    assert_eq!(before["extensions"][0]["name"], "enablevmaccess", "{before}");
+    assert_eq!(before["statuses"][0]["code"], "ProvisioningState/failed/VMExtensionProvisioningError");
+
+    assert_eq!(cloud.wait(Method::DELETE, &ext, None).await["status"], "Succeeded");
+    let after = view().await;
+    let listed: Vec<&Value> = after["extensions"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+    assert!(listed.iter().all(|e| e["name"] != "enablevmaccess"), "the deleted extension is still listed: {after}");
+    assert_eq!(after["statuses"][0]["code"], "ProvisioningState/succeeded", "{after}");
+}
+
+#[tokio::test]
+async fn regions_sizes_api_versions_images_and_nics_as_azure_serves_them() {
+    let cloud = Cloud::start().await;
+    let sub = format!("/subscriptions/{LOCAL_SUBSCRIPTION}");
+    // Every public region, with its display name; a display name in a PUT is stored as the name.
+    let (_, locations) = cloud.get(&format!("{sub}/locations?{R}")).await;
+    let regions = locations["value"].as_array().unwrap();
+    assert!(regions.len() >= 50, "{} regions", regions.len());
+    let west = regions.iter().find(|r| r["name"] == "westus").expect("westus, the 2014 article's region");
+    assert_eq!((west["displayName"].as_str(), west["type"].as_str()), (Some("West US"), Some("Region")));
+    assert_eq!(west["metadata"]["regionType"], "Physical");
+    let (s, _, group) =
+        cloud.call(Method::PUT, &format!("{}?{R}", rg("classic")), Some(json!({"location": "West US"}))).await;
+    assert_eq!((s.as_u16(), group["location"].as_str()), (201, Some("westus")));
+
+    // VM sizes per region; an unknown region as ARM refuses it.
+    let sizes = |loc: &str| format!("{sub}/providers/Microsoft.Compute/locations/{loc}/vmSizes?{C}");
+    let (s, listed) = cloud.get(&sizes("westus")).await;
+    assert_eq!(s, 200);
+    let b1s = listed["value"].as_array().unwrap().iter().find(|v| v["name"] == "Standard_B1s").expect("B1s");
+    assert_eq!((b1s["numberOfCores"].as_u64(), b1s["memoryInMB"].as_u64()), (Some(1), Some(1024)));
+    let (s, body) = cloud.get(&sizes("atlantis")).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+
+    // The api-versions az 2.91 sends for network lists, and ARM's answer to one it does not know.
+    for version in ["2025-07-01", "2025-09-01"] {
+        let (s, body) =
+            cloud.get(&format!("{sub}/providers/Microsoft.Network/publicIPAddresses?api-version={version}")).await;
+        assert_eq!(s, 200, "{version}: {body}");
+    }
+    let (s, body) =
+        cloud.get(&format!("{sub}/providers/Microsoft.Network/virtualNetworks?api-version=2099-01-01")).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+
+    // A managed image that does not exist: ARM's 404, which az reads as "not an image id".
+    let (s, body) = cloud.get(&format!("{}?{C}", compute("classic", "images/Ubuntu2404"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ResourceNotFound"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("Microsoft.Compute/images/Ubuntu2404"), "{body}");
+
+    // A NIC: DNS settings, and once a VM uses it, primary and a MAC address.
+    linux_vm(&cloud, "g", "vm1").await;
+    let (_, nic) = cloud.get(&format!("{}?{N}", net("g", "networkInterfaces/nic"))).await;
+    let p = &nic["properties"];
+    assert_eq!(p["dnsSettings"]["dnsServers"], json!([]));
+    assert!(p["dnsSettings"]["internalDomainNameSuffix"].as_str().unwrap().ends_with(".internal.cloudapp.net"), "{p}");
+    assert_eq!((p["primary"].as_bool(), p["enableAcceleratedNetworking"].as_bool()), (Some(true), Some(false)));
+    let mac = p["macAddress"].as_str().unwrap();
+    assert!(mac.starts_with("00-0D-3A-") && mac.len() == 17, "{mac}");
+    assert_eq!(p["ipConfigurations"][0]["properties"]["privateIPAddressVersion"], "IPv4");
+    // The suffix is the NIC's for good: an update keeps it.
+    let suffix = p["dnsSettings"]["internalDomainNameSuffix"].clone();
+    let mut update = nic.clone();
+    update["properties"].as_object_mut().unwrap().remove("dnsSettings");
+    cloud.put_and_wait(&format!("{}?{N}", net("g", "networkInterfaces/nic")), update).await;
+    let (_, nic) = cloud.get(&format!("{}?{N}", net("g", "networkInterfaces/nic"))).await;
+    assert_eq!(nic["properties"]["dnsSettings"]["internalDomainNameSuffix"], suffix);
+    assert_eq!(nic["properties"]["primary"], true);
 }

@@ -251,11 +251,7 @@ pub(super) fn prepare_vm(
             ));
         }
     }
-    for nic in &nics {
-        if let Some(r) = inner.resources.get_mut(&key(nic)) {
-            r.body["properties"]["virtualMachine"] = json!({"id": id});
-        }
-    }
+    attach_nics(inner, id, props, &nics);
     // What ARM returns: the platform fills the OS disk and never echoes secrets.
     let mut os_profile_out = os_profile.as_object().cloned().unwrap_or_default();
     os_profile_out.remove("adminPassword");
@@ -458,6 +454,31 @@ pub(super) fn vm_action(
     let op = inner.start_op(duration, Effect::Power { vm_key: k, to, back }, result);
     let url = op_url(ctx, sub, "Microsoft.Compute", &location, &op);
     Ok(lro_headers(Resp::empty(202), ctx, &url, duration, true))
+}
+
+/// Marks the VM's NICs as used by it, as Azure shows them: the VM's id, whether each is its
+/// primary NIC (the one marked so, else the first: a VM with one NIC needs no mark) and a MAC
+/// address.
+fn attach_nics(inner: &mut Inner, vm_id: &str, props: &Map<String, Value>, nics: &[String]) {
+    let marked = props["networkProfile"]["networkInterfaces"]
+        .as_array()
+        .and_then(|a| a.iter().find(|n| n["properties"]["primary"] == true))
+        .and_then(|n| ref_id(n).map(str::to_owned));
+    let primary = marked.unwrap_or_else(|| nics[0].clone());
+    for nic in nics {
+        if let Some(resource) = inner.resources.get_mut(&key(nic)) {
+            let properties = &mut resource.body["properties"];
+            properties["virtualMachine"] = json!({"id": vm_id});
+            properties["primary"] = json!(eq(nic, &primary));
+            // Azure's MAC prefix 00-0D-3A, the rest fixed per NIC (FNV-1a of its id).
+            let hash = nic
+                .to_ascii_lowercase()
+                .bytes()
+                .fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+            let [_, a, b, c] = hash.to_be_bytes();
+            properties["macAddress"] = json!(format!("00-0D-3A-{a:02X}-{b:02X}-{c:02X}"));
+        }
+    }
 }
 
 /// The public IP of a VM's primary NIC, if it has one.

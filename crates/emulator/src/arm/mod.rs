@@ -113,7 +113,7 @@ fn check_api_version(req: &Req, ns: &str, type_name: Option<&str>) -> Result<Str
             "NoRegisteredProviderFound",
             format!(
                 "No registered resource provider found for location 'westeurope' and API version '{version}' for type '{t}'. The supported api-versions are '{list}'. The supported locations are '{}'.",
-                catalog::LOCATIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                catalog::location_names(", ")
             ),
         ),
         None => ArmError::new(
@@ -205,10 +205,7 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
         }
         [l] if eq(l, "locations") && m == "GET" => {
             ctx.api_version = check_api_version(req, "Microsoft.Resources", None)?;
-            let value: Vec<Value> = catalog::LOCATIONS
-                .iter()
-                .map(|(name, display)| json!({"id": format!("/subscriptions/{sub}/locations/{name}"), "name": name, "displayName": display, "regionalDisplayName": display, "type": "Region"}))
-                .collect();
+            let value: Vec<Value> = catalog::LOCATIONS.iter().map(|r| catalog::location_body(sub, r)).collect();
             Ok(Resp::json(200, json!({"value": value})))
         }
         [r] if eq(r, "resourcegroups") && m == "GET" => {
@@ -263,6 +260,15 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
             ctx.api_version = check_api_version(req, ns, None)?;
             operation_status(inner, id, loc, req.query("monitor").is_some_and(|v| v == "true"))
         }
+        [p, ns, l, loc, sizes]
+            if eq(p, "providers")
+                && eq(ns, "Microsoft.Compute")
+                && eq(l, "locations")
+                && eq(sizes, "vmSizes")
+                && m == "GET" =>
+        {
+            vm_sizes(ctx, req, loc)
+        }
         [p, ns, l, loc, pubs, tail @ ..]
             if eq(p, "providers")
                 && eq(ns, "Microsoft.Compute")
@@ -293,6 +299,23 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
     }
 }
 
+/// `…/providers/Microsoft.Compute/locations/{location}/vmSizes`: the sizes offered there.
+fn vm_sizes(ctx: &mut Ctx<'_>, req: &Req, location: &str) -> Result<Resp> {
+    ctx.api_version = check_api_version(req, "Microsoft.Compute", None)?;
+    if !catalog::is_location(location) {
+        return Err(ArmError::new(
+            400,
+            "NoRegisteredProviderFound",
+            format!(
+                "No registered resource provider found for location '{location}' and API version '{}' for type 'locations/vmSizes'. The supported locations are '{}'.",
+                ctx.api_version,
+                catalog::location_names(", ")
+            ),
+        ));
+    }
+    Ok(Resp::json(200, catalog::vm_sizes()))
+}
+
 fn invalid_namespace(ns: &str) -> ArmError {
     ArmError::new(400, "InvalidResourceNamespace", format!("The resource namespace '{ns}' is invalid."))
 }
@@ -310,7 +333,7 @@ fn provider_body(sub: &str, ns: &str) -> Value {
         .iter()
         .filter(|(n, _, _)| *n == ns)
         .map(|(_, path, _)| {
-            json!({"resourceType": path.join("/"), "locations": catalog::LOCATIONS.iter().map(|(_, d)| *d).collect::<Vec<_>>(), "apiVersions": api_versions(ns).iter().rev().collect::<Vec<_>>()})
+            json!({"resourceType": path.join("/"), "locations": catalog::LOCATIONS.iter().map(|r| r.display).collect::<Vec<_>>(), "apiVersions": api_versions(ns).iter().rev().collect::<Vec<_>>()})
         })
         .collect();
     json!({"id": format!("/subscriptions/{sub}/providers/{ns}"), "namespace": ns, "registrationState": "Registered", "registrationPolicy": "RegistrationRequired", "resourceTypes": types})
@@ -362,7 +385,7 @@ fn resource_group(inner: &mut Inner, ctx: &Ctx<'_>, req: &Req, sub: &str, rg: &s
                     "LocationNotAvailableForResourceGroup",
                     format!(
                         "The provided location '{location}' is not available for resource group. List of available regions is '{}'.",
-                        catalog::LOCATIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(",")
+                        catalog::location_names(",")
                     ),
                 ));
             }
@@ -473,6 +496,18 @@ fn provider_route(
         [t, n, t2, n2] => (vec![t, t2], vec![n, n2], None),
         _ => return Err(ArmError::new(404, "NotFound", format!("The requested path '{}' was not found.", req.path))),
     };
+    // Managed images are a type ARM knows; the local cloud holds none. az looks one up by the
+    // name given to `--image` before it tries the name as an alias, and wants ARM's 404.
+    if eq(ns_canon, "Microsoft.Compute") && types.len() == 1 && eq(types[0], "images") && m == "GET" {
+        ctx.api_version = check_api_version(req, ns_canon, Some("Microsoft.Compute/images"))?;
+        return match names.first() {
+            Some(name) => {
+                let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/images/{name}");
+                Err(not_found(ns_canon, &["images"], &names, rg, &id))
+            }
+            None => Ok(Resp::json(200, json!({"value": []}))),
+        };
+    }
     let Some(spec) = find_type(ns_canon, &types) else {
         return Err(invalid_type(ns_canon, &types.join("/")));
     };

@@ -328,15 +328,43 @@ pub(super) fn prepare_nic(inner: &Inner, id: &str, props: &mut Map<String, Value
             cp.insert("privateIPAllocationMethod".into(), json!("Dynamic"));
         }
         cp.insert("primary".into(), json!(i == 0));
+        cp.entry("privateIPAddressVersion").or_insert_with(|| json!("IPv4"));
         cp.insert("provisioningState".into(), json!("Succeeded"));
         out.push(json!({"name": name, "id": format!("{id}/ipConfigurations/{name}"), "type": "Microsoft.Network/networkInterfaces/ipConfigurations", "properties": cp}));
     }
     props.insert("ipConfigurations".into(), Value::Array(out));
-    props.insert("resourceGuid".into(), json!(uuid()));
-    if let Some(existing) = inner.resources.get(&key(id)).and_then(|r| r.body["properties"].get("virtualMachine")) {
-        props.insert("virtualMachine".into(), existing.clone());
-    }
+    azure_nic_fields(inner.resources.get(&key(id)).map(|r| &r.body["properties"]), props);
     Ok(())
+}
+
+/// What Azure adds to every NIC it stores: a resource GUID, DNS settings (the servers asked
+/// for, none meaning Azure's, and the VNet's internal domain suffix), its flags' defaults; and
+/// what an update keeps from `before` (those, and what the VM it is attached to set).
+fn azure_nic_fields(before: Option<&Value>, props: &mut Map<String, Value>) {
+    props.insert(
+        "resourceGuid".into(),
+        before.and_then(|b| b.get("resourceGuid")).cloned().unwrap_or_else(|| json!(uuid())),
+    );
+    let servers = props.get("dnsSettings").and_then(|d| d.get("dnsServers")).cloned().unwrap_or_else(|| json!([]));
+    let suffix = before
+        .and_then(|b| b["dnsSettings"]["internalDomainNameSuffix"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| format!("{}.bx.internal.cloudapp.net", &uuid().replace('-', "")[..26]));
+    props.insert(
+        "dnsSettings".into(),
+        json!({"dnsServers": servers, "appliedDnsServers": servers, "internalDomainNameSuffix": suffix}),
+    );
+    for flag in ["enableAcceleratedNetworking", "enableIPForwarding"] {
+        if !props.get(flag).is_some_and(Value::is_boolean) {
+            props.insert(flag.into(), json!(false));
+        }
+    }
+    props.entry("hostedWorkloads").or_insert_with(|| json!([]));
+    props.entry("tapConfigurations").or_insert_with(|| json!([]));
+    for attached in ["virtualMachine", "primary", "macAddress"] {
+        if let Some(value) = before.and_then(|b| b.get(attached)) {
+            props.insert(attached.into(), value.clone());
+        }
+    }
 }
 
 pub(super) fn store_inline_children(inner: &mut Inner, parent_key: &str, parent_id: &str) {

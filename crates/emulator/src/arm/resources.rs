@@ -59,7 +59,7 @@ pub(super) fn put_resource(
                     "LocationNotAvailableForResourceType",
                     format!(
                         "The provided location '{l}' is not available for resource type '{type_name}'. List of available regions for the resource type is '{}'.",
-                        catalog::LOCATIONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(",")
+                        catalog::location_names(",")
                     ),
                 ));
             }
@@ -196,8 +196,10 @@ pub(super) fn delete_resource(
             .map(|(k, _)| k.clone())
             .collect();
         for key in attached {
-            if let Some(r) = inner.resources.get_mut(&key) {
-                r.body["properties"].as_object_mut().map(|p| p.remove("virtualMachine"));
+            if let Some(p) = inner.resources.get_mut(&key).and_then(|r| r.body["properties"].as_object_mut()) {
+                for attached in ["virtualMachine", "primary", "macAddress"] {
+                    p.remove(attached);
+                }
             }
         }
         if let Some(vm) = inner.vms.get_mut(k) {
