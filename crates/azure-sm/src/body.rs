@@ -74,6 +74,19 @@ mod tests {
         assert_eq!(&body.bytes()[..], br#"{"user":"u","password":"pw-1"}"#);
         let again = body.clone();
         assert_eq!(again.bytes().as_ptr(), body.bytes().as_ptr(), "a retry sends the same buffer, not a copy");
-        assert!(!format!("{body:?}").contains("pw-1"), "{body:?}");
+        let debug = format!("{body:?}");
+        assert!(!debug.contains("pw-1") && debug.contains("Body") && debug.contains("30"), "{debug}");
+    }
+
+    #[test]
+    fn the_debug_log_shows_the_body_with_its_secrets_redacted() {
+        let subscriber = tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).finish();
+        let body = tracing::subscriber::with_default(subscriber, || {
+            Body::json(&Login { user: "u", password: Secret::new("pw-1".into()) }).unwrap()
+        });
+        assert_eq!(body.logged(), &serde_json::json!({"user": "u", "password": "[redacted]"}));
+        // Without debug logging nothing is rendered for the log.
+        let quiet = Body::json(&Login { user: "u", password: Secret::new("pw-1".into()) }).unwrap();
+        assert_eq!(quiet.logged(), &Value::Null);
     }
 }

@@ -244,3 +244,75 @@ async fn a_fan_out_paces_itself_instead_of_meeting_429() {
     let throttled = log.iter().filter(|r| r["status"] == 429).count();
     assert_eq!(throttled, 0, "{throttled} of 80 writes met a 429");
 }
+
+/// Token requests: a 503 from Entra is tried again (four attempts in all), and a token is
+/// fetched once and then reused for every call until it is due.
+#[tokio::test]
+async fn token_requests_ride_out_503s_and_a_token_serves_many_calls() {
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    let token_fault = |sequence: Vec<FaultKind>, rate: Option<f64>, fault: Option<FaultKind>| FaultRule {
+        method: Some("POST".into()),
+        path_contains: Some("/oauth2/v2.0/token".into()),
+        rate,
+        sequence,
+        fault,
+        used: 0,
+    };
+    let unavailable = || FaultKind::Status { status: 503 };
+    emulator.set_faults(1, vec![token_fault(vec![unavailable(), unavailable(), unavailable()], None, None)]);
+    arm.get(&format!("/subscriptions?{R}")).await.unwrap();
+    arm.get(&format!("/subscriptions?{R}")).await.unwrap();
+    let log = requests(&emulator, &admin_client(&emulator)).await;
+    let tokens: Vec<u64> = log
+        .iter()
+        .filter(|r| r["path"].as_str().unwrap_or_default().ends_with("/oauth2/v2.0/token"))
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tokens, [503, 503, 503, 200], "three 503s, then the token, and that token is reused");
+
+    // Entra down for good: four attempts, then its status.
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    emulator.set_faults(1, vec![token_fault(vec![], Some(1.0), Some(unavailable()))]);
+    let err = arm.get(&format!("/subscriptions?{R}")).await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err}");
+    let log = requests(&emulator, &admin_client(&emulator)).await;
+    let attempts =
+        log.iter().filter(|r| r["path"].as_str().unwrap_or_default().ends_with("/oauth2/v2.0/token")).count();
+    assert_eq!(attempts, 4);
+}
+
+/// `az vm extension set`'s request: the handler's latest version, protected settings sent, and
+/// either the finished extension or, without waiting, ARM's first answer.
+#[tokio::test]
+async fn an_extension_is_set_with_its_latest_version_and_waited_for_unless_asked_not_to() {
+    use azdock_azure_sm::extensions::{SetRequest, VersionCache, set};
+
+    let (emulator, arm, _dir) = cloud(|c| c.durations.extension = Duration::from_millis(1500), quick()).await;
+    let plain = azdock_tests::arm::Arm::sign_in(
+        emulator.base_url(),
+        emulator.ca_pem().as_bytes(),
+        &emulator.principals()[0].tenant_id,
+        &emulator.principals()[0].client_id,
+        &emulator.principals()[0].client_secret,
+    )
+    .await;
+    plain.linux_vm(LOCAL_SUBSCRIPTION, "g", "vm1").await;
+    let vm =
+        format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1");
+    let protected = Secret::new(json!({"username": "ops", "password": "N3w-Passw0rd!"}));
+    let request = |wait: bool| SetRequest {
+        publisher: "Microsoft.OSTCExtensions",
+        kind: "VMAccessForLinux",
+        protected_settings: Some(&protected),
+        wait,
+        ..SetRequest::default()
+    };
+    let versions = VersionCache::default();
+    let done = set(&arm, &vm, &request(true), &versions).await.unwrap();
+    assert_eq!(done["properties"]["provisioningState"], "Succeeded", "{done}");
+    assert_eq!(done["properties"]["typeHandlerVersion"], "1.5", "major.minor of the latest version");
+    assert_eq!(done["name"], "VMAccessForLinux");
+    let started =
+        set(&arm, &vm, &SetRequest { force_update: Some("2".into()), ..request(false) }, &versions).await.unwrap();
+    assert_eq!(started["properties"]["provisioningState"], "Updating", "without waiting: ARM's first answer");
+}

@@ -299,6 +299,21 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_buffer_grows_only_when_full_and_then_by_itself() {
+        use std::io::Write as _;
+        // Filling it exactly moves nothing.
+        let mut exact = SecretBuf::with_capacity(4);
+        exact.write_all(b"abcd").unwrap();
+        assert_eq!(exact.capacity(), 4);
+        // A first write larger than the buffer is a growth of its own (to at least 256 bytes),
+        // not `Vec`'s, which would free the old allocation unwiped.
+        let mut first = SecretBuf::with_capacity(4);
+        first.write_all(b"abcdefgh").unwrap();
+        assert!(first.capacity() >= 256, "{}", first.capacity());
+        assert_eq!(first.as_bytes(), b"abcdefgh");
+    }
+
+    #[test]
     fn a_secret_buffer_grows_keeping_its_bytes() {
         use std::io::Write as _;
         let mut buf = SecretBuf::with_capacity(4);

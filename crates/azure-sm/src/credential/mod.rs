@@ -100,15 +100,20 @@ pub(super) async fn request_token(
         tokio::time::sleep(wait).await;
     };
     let status = resp.status().as_u16();
-    let answer: TokenAnswer =
-        resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
     if status != 200 {
+        // Entra's error body, or whatever a proxy or an outage put there (HTML, ARM's shape).
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        let error = body["error"].as_str().or_else(|| body["error"]["code"].as_str()).unwrap_or("unknown_error");
+        let description =
+            body["error_description"].as_str().or_else(|| body["error"]["message"].as_str()).unwrap_or_default();
         return Err(AzureError::Auth {
             status,
-            error: answer.error.unwrap_or_else(|| "unknown_error".into()),
-            description: answer.error_description.unwrap_or_default().lines().next().unwrap_or_default().to_owned(),
+            error: error.to_owned(),
+            description: description.lines().next().unwrap_or_default().to_owned(),
         });
     }
+    let answer: TokenAnswer =
+        resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
     let Some(access) = answer.access_token else {
         return Err(AzureError::Protocol {
             url: url.to_owned(),
@@ -119,13 +124,11 @@ pub(super) async fn request_token(
     Ok(AccessToken { token: Arc::new(access), refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN) })
 }
 
-/// Entra's answer to a token request: the token goes straight into a [`Secret`].
+/// Entra's answer to a token request that succeeded: the token goes straight into a [`Secret`].
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: Option<Secret<String>>,
     expires_in: Option<u64>,
-    error: Option<String>,
-    error_description: Option<String>,
 }
 
 /// A form body (`application/x-www-form-urlencoded`) written into a [`SecretBuf`]: the client
