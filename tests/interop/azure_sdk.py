@@ -1,29 +1,29 @@
 """Microsoft's Azure SDK for Python against azdock's local cloud: sign-in, resource groups,
 images, network, a VM with a VMAccess extension, power actions and deletes, through the SDK's
-own pollers. Argument: the JSON that `azdock local up` printed."""
-import json, os, sys
-up = json.load(open(sys.argv[1]))
-os.environ["REQUESTS_CA_BUNDLE"] = up["caCertificate"]
-os.environ["SSL_CERT_FILE"] = up["caCertificate"]
+own pollers. Configured only by the environment `eval "$(azdock local env --for sdk)"` set."""
+import os
+env = os.environ
 from azure.identity import ClientSecretCredential
 from azure.mgmt.resource.resources import ResourceManagementClient
 from azure.mgmt.compute import ComputeManagementClient
-base = up["endpoint"]
-cred = ClientSecretCredential(up["tenantId"], up["clientId"], up["clientSecret"], authority=base, disable_instance_discovery=True)
+base = env["AZURE_RESOURCE_MANAGER_URL"]
+sub = env["AZURE_SUBSCRIPTION_ID"]
+# AZURE_AUTHORITY_HOST is azure-identity's own variable: no `authority=` needed.
+cred = ClientSecretCredential(env["AZURE_TENANT_ID"], env["AZURE_CLIENT_ID"], env["AZURE_CLIENT_SECRET"], disable_instance_discovery=True)
 tok = cred.get_token(base + "/.default")
 print("token ok, expires", tok.expires_on)
-rm = ResourceManagementClient(cred, up["subscriptionId"], base_url=base, credential_scopes=[base + "/.default"])
+rm = ResourceManagementClient(cred, sub, base_url=base, credential_scopes=[base + "/.default"])
 rg = rm.resource_groups.create_or_update("sdk-rg", {"location": "westeurope", "tags": {"by": "azure-sdk"}})
 print("rg", rg.name, rg.location, rg.properties.provisioning_state)
 print("list", [g.name for g in rm.resource_groups.list()])
-cc = ComputeManagementClient(cred, up["subscriptionId"], base_url=base, credential_scopes=[base + "/.default"])
+cc = ComputeManagementClient(cred, sub, base_url=base, credential_scopes=[base + "/.default"])
 imgs = cc.virtual_machine_images.list(location="westeurope", publisher_name="Canonical", offer="ubuntu-24_04-lts", skus="server", top=1, orderby="name desc")
 print("latest ubuntu", [i.name for i in imgs])
 poller = rm.resource_groups.begin_delete("sdk-rg")
 poller.result()
 print("deleted; exists now:", rm.resource_groups.check_existence("sdk-rg"))
 from azure.mgmt.network import NetworkManagementClient
-net = NetworkManagementClient(cred, up["subscriptionId"], base_url=base, credential_scopes=[base + "/.default"])
+net = NetworkManagementClient(cred, sub, base_url=base, credential_scopes=[base + "/.default"])
 rm.resource_groups.create_or_update("sdk2", {"location": "westeurope"})
 vnet = net.virtual_networks.begin_create_or_update("sdk2", "vnet", {"location": "westeurope", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]}, "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.0.0/24"}}]}}).result()
 print("vnet", vnet.name, vnet.provisioning_state, [s.name for s in vnet.subnets])

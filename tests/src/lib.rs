@@ -130,6 +130,21 @@ impl Env {
         cmd
     }
 
+    /// `program` with this environment's variables (what [`Env::azdock`] sets and clears), and
+    /// `AZDOCK` naming the binary: for a shell that runs azdock and other tools together.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let plain = self.azdock();
+        let mut cmd = Command::new(program);
+        for (key, value) in plain.get_envs() {
+            match value {
+                Some(v) => cmd.env(key, v),
+                None => cmd.env_remove(key),
+            };
+        }
+        cmd.env("AZDOCK", plain.get_program());
+        cmd
+    }
+
     /// Runs `azdock ARGS…`.
     pub fn run(&self, args: &[&str]) -> Output {
         run(self.azdock().args(args))

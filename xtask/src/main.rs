@@ -97,34 +97,46 @@ fn ci() -> anyhow::Result<()> {
     // The end-to-end tests run the built binary; build it before they start.
     cmd("cargo", &["build", "--locked", "-p", "azdock"])?;
     let sdk_python = interop_venv(&root());
-    cargo_test(sdk_python.as_deref())
+    let az = az_venv(&root());
+    cargo_test(sdk_python.as_deref(), az.as_deref())
 }
 
 /// A venv with Microsoft's Azure SDK for Python at the pinned versions, for the interop test;
 /// rebuilt when `tests/interop/requirements.txt` changes. `None` (with the reason printed)
 /// when it cannot be made; the test then says what is missing.
 fn interop_venv(root: &std::path::Path) -> Option<PathBuf> {
-    let requirements = root.join("tests/interop/requirements.txt");
-    let venv = root.join("target/interop-venv");
-    let python = venv.join("bin/python");
-    let stamp = venv.join("requirements.txt");
-    let wanted = std::fs::read(&requirements).ok()?;
-    if python.exists() && std::fs::read(&stamp).ok().as_deref() == Some(wanted.as_slice()) {
-        return Some(python);
+    venv(root, "requirements.txt", "interop-venv").map(|v| v.join("bin/python"))
+}
+
+/// A venv with the Azure CLI at the pinned version (`tests/interop/az-requirements.txt`), for
+/// the az interop test: the path of its `az`.
+fn az_venv(root: &std::path::Path) -> Option<PathBuf> {
+    venv(root, "az-requirements.txt", "az-venv").map(|v| v.join("bin/az"))
+}
+
+/// `target/<name>` with `tests/interop/<requirements>` installed, rebuilt when that file
+/// changes; `None` (with the reason printed) when it cannot be made.
+fn venv(root: &std::path::Path, requirements: &str, name: &str) -> Option<PathBuf> {
+    let file = root.join("tests/interop").join(requirements);
+    let venv = root.join("target").join(name);
+    let stamp = venv.join(requirements);
+    let wanted = std::fs::read(&file).ok()?;
+    if venv.join("bin/python").exists() && std::fs::read(&stamp).ok().as_deref() == Some(wanted.as_slice()) {
+        return Some(venv);
     }
-    eprintln!("$ python3 -m venv target/interop-venv && pip install -r tests/interop/requirements.txt");
+    eprintln!("$ python3 -m venv target/{name} && pip install -r tests/interop/{requirements}");
     let made = Command::new("python3").args(["-m", "venv", "--clear"]).arg(&venv).status().is_ok_and(|s| s.success())
         && Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
-            .arg(&requirements)
+            .arg(&file)
             .status()
             .is_ok_and(|s| s.success());
     if !made {
-        eprintln!("warning: cannot set up the Azure SDK for Python; the interop test will say so");
+        eprintln!("warning: cannot set up target/{name}; the interop test that needs it will say so");
         return None;
     }
     std::fs::write(&stamp, &wanted).ok()?;
-    Some(python)
+    Some(venv)
 }
 
 /// The closing line: a skipped test ran but did not test, so it is not counted as passed.
@@ -139,13 +151,16 @@ fn totals(passed: u64, failed: u64, skipped: u64) -> String {
 
 /// `cargo test --workspace`, echoing its output and ending with one total line, because
 /// cargo's own last line is that of whichever test binary ran last (often doc-tests with 0).
-fn cargo_test(sdk_python: Option<&std::path::Path>) -> anyhow::Result<()> {
+fn cargo_test(sdk_python: Option<&std::path::Path>, az: Option<&std::path::Path>) -> anyhow::Result<()> {
     use std::io::{BufRead as _, BufReader};
     let args = ["test", "--workspace", "--locked"];
     eprintln!("$ cargo {}", args.join(" "));
     let mut command = Command::new("cargo");
     if let Some(python) = sdk_python {
         command.env("AZDOCK_SDK_PYTHON", python);
+    }
+    if let Some(az) = az {
+        command.env("AZDOCK_AZ_CLI", az);
     }
     // Tests that skip say so in this file; they are counted as skipped, not passed.
     let skip_log = root().join("target/skipped-tests.txt");

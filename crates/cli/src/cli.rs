@@ -287,6 +287,13 @@ pub enum LocalCommand {
         #[arg(short, long)]
         yes: bool,
     },
+    /// Print what points another tool at the local cloud (starting it): `eval "$(azdock local env)"`
+    Env {
+        /// Which tool: Azure's SDKs (environment variables) or az (its own config dir, the cloud
+        /// registered and signed in)
+        #[arg(long = "for", value_enum, default_value_t = LocalTool::Sdk)]
+        tool: LocalTool,
+    },
     /// Print the local cloud's log
     Logs {
         /// How many lines from the end
@@ -296,6 +303,13 @@ pub enum LocalCommand {
     /// Run the local cloud in the foreground (what `up` starts)
     #[command(hide = true)]
     Serve(LocalRunArgs),
+}
+
+/// A tool `azdock local env` points at the local cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocalTool {
+    Sdk,
+    Az,
 }
 
 impl Command {

@@ -257,8 +257,26 @@ impl Service {
         Ok("stopped")
     }
 
-    /// Deletes every resource and guest (the CA and credentials stay); the caller stops the
-    /// cloud first.
+    fn port_file(&self) -> PathBuf {
+        self.dir.join("port")
+    }
+
+    /// The port the local cloud listened on before: it keeps it across `down` and `up`.
+    fn kept_port(&self) -> Option<u16> {
+        std::fs::read_to_string(self.port_file()).ok()?.trim().parse().ok().filter(|p| *p != 0)
+    }
+
+    /// Remembers the port the cloud listens on, for the next start.
+    fn keep_port(&self, emulator: &Emulator) -> Result<()> {
+        let port = emulator.base_url().rsplit(':').next().and_then(|p| p.trim_end_matches('/').parse::<u16>().ok());
+        let Some(port) = port.filter(|p| Some(*p) != self.kept_port()) else { return Ok(()) };
+        let path = self.port_file();
+        azdock_files::write_atomic(&path, format!("{port}\n").as_bytes(), 0o600)
+            .map_err(ServiceError::io("write", &path))
+    }
+
+    /// Deletes every resource and guest (the CA, credentials and port stay); the caller stops
+    /// the cloud first.
     pub fn forget_resources(&self) -> Result<()> {
         for stale in ["state.json", "vms"] {
             let path = self.dir.join(stale);
@@ -289,13 +307,22 @@ impl Service {
     pub async fn serve(&self, options: &RunOptions) -> Result<()> {
         let faults = options.faults()?;
         let mut config = Config::new(&self.dir);
-        config.port = options.port.unwrap_or(0);
+        let kept = self.kept_port();
+        config.port = options.port.or(kept).unwrap_or(0);
         config.durations = options.durations()?;
         config.first_boot_lock = std::time::Duration::from_secs(options.first_boot_lock.unwrap_or(0));
         if options.no_throttle {
             config.throttle = ThrottleConfig::unlimited();
         }
-        let emulator = Emulator::start(config).await.map_err(|e| ServiceError::Failed(e.to_string()))?;
+        let port = config.port;
+        let emulator = Emulator::start(config).await.map_err(|e| match kept.filter(|_| options.port.is_none()) {
+            Some(kept) => ServiceError::Failed(format!(
+                "cannot listen on 127.0.0.1:{kept}, the local cloud's port (kept in `{}` so that clouds registered in az or an SDK stay valid): {e}; stop what uses it, or pass --port to move the local cloud",
+                self.port_file().display()
+            )),
+            None => ServiceError::Failed(format!("cannot listen on 127.0.0.1:{port}: {e}")),
+        })?;
+        self.keep_port(&emulator)?;
         if let Some((seed, rules)) = faults {
             emulator.set_faults(seed, rules);
         }
@@ -320,9 +347,109 @@ impl Service {
     }
 }
 
+/// Another tool to point at the local cloud.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tool {
+    /// The Azure CLI, in a configuration directory of its own.
+    Az,
+    /// Azure's SDKs (Python, Go, .NET, Java): azure-identity's environment credential.
+    Sdk,
+}
+
+/// What points `tool` at the running local cloud (`up` is what [`Service::up`] answered): the
+/// environment variables to set, then the commands to run (POSIX shell).
+pub fn tool_env(up: &Value, tool: Tool) -> (Vec<(&'static str, String)>, Vec<String>) {
+    let text = |k: &str| up[k].as_str().unwrap_or_default().to_owned();
+    let ca = up["caCertificate"].as_str().map(str::to_owned).unwrap_or_default();
+    let endpoint = text("endpoint");
+    match tool {
+        Tool::Sdk => (
+            vec![
+                ("AZURE_TENANT_ID", text("tenantId")),
+                ("AZURE_CLIENT_ID", text("clientId")),
+                // The local cloud's own throwaway principal: it signs in to nothing else.
+                ("AZURE_CLIENT_SECRET", text("clientSecret")),
+                ("AZURE_AUTHORITY_HOST", endpoint.clone()),
+                ("AZURE_SUBSCRIPTION_ID", text("subscriptionId")),
+                // No SDK reads this by itself: it is the `base_url` (Python), `cloud.Configuration`
+                // endpoint (Go) or `ArmEnvironment` (.NET) a program passes to its client.
+                ("AZURE_RESOURCE_MANAGER_URL", endpoint),
+                // Python's requests, and OpenSSL-based stacks (Go and .NET on Linux read it too).
+                ("REQUESTS_CA_BUNDLE", ca.clone()),
+                ("SSL_CERT_FILE", ca),
+            ],
+            Vec::new(),
+        ),
+        Tool::Az => {
+            let config = up["stateDir"].as_str().map(|d| format!("{d}/az")).unwrap_or_default();
+            let quoted = shell_quote(&endpoint);
+            (
+                vec![
+                    // A configuration of its own: the user's az sign-ins and clouds stay as they are.
+                    ("AZURE_CONFIG_DIR", config),
+                    ("REQUESTS_CA_BUNDLE", ca),
+                    // MSAL would ask login.microsoftonline.com about an authority it does not
+                    // know (as for Azure Stack Hub); the local cloud is its own authority.
+                    ("AZURE_CORE_INSTANCE_DISCOVERY", "false".into()),
+                    // Nothing leaves the machine: no telemetry to Microsoft from this az.
+                    ("AZURE_CORE_COLLECT_TELEMETRY", "false".into()),
+                ],
+                vec![
+                    format!(
+                        "az cloud register -n AzdockLocal --endpoint-resource-manager {quoted} >/dev/null 2>&1 || az cloud update -n AzdockLocal --endpoint-resource-manager {quoted} >/dev/null"
+                    ),
+                    "az cloud set -n AzdockLocal".into(),
+                    format!(
+                        "az login --service-principal --username {} --password {} --tenant {} >/dev/null",
+                        shell_quote(&text("clientId")),
+                        shell_quote(&text("clientSecret")),
+                        shell_quote(&text("tenantId"))
+                    ),
+                ],
+            )
+        }
+    }
+}
+
+/// `text` as one POSIX shell word.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_are_pointed_at_the_cloud_up_printed() {
+        let up = json!({"endpoint": "https://127.0.0.1:8443", "tenantId": "t", "clientId": "c", "clientSecret": "s'x",
+                        "subscriptionId": "sub", "caCertificate": "/state dir/tls/ca.pem", "stateDir": "/state dir"});
+        let (vars, commands) = tool_env(&up, Tool::Sdk);
+        let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("AZURE_AUTHORITY_HOST"), Some("https://127.0.0.1:8443"));
+        assert_eq!(get("AZURE_RESOURCE_MANAGER_URL"), Some("https://127.0.0.1:8443"));
+        assert_eq!(
+            (get("AZURE_TENANT_ID"), get("AZURE_CLIENT_ID"), get("AZURE_CLIENT_SECRET")),
+            (Some("t"), Some("c"), Some("s'x"))
+        );
+        assert_eq!(
+            (get("REQUESTS_CA_BUNDLE"), get("SSL_CERT_FILE")),
+            (Some("/state dir/tls/ca.pem"), Some("/state dir/tls/ca.pem"))
+        );
+        assert_eq!(get("AZURE_SUBSCRIPTION_ID"), Some("sub"));
+        assert!(commands.is_empty());
+        let (vars, commands) = tool_env(&up, Tool::Az);
+        assert_eq!(vars[0], ("AZURE_CONFIG_DIR", "/state dir/az".to_owned()));
+        assert!(vars.contains(&("AZURE_CORE_INSTANCE_DISCOVERY", "false".to_owned())), "{vars:?}");
+        assert_eq!(commands.len(), 3);
+        assert!(
+            commands[0]
+                .starts_with("az cloud register -n AzdockLocal --endpoint-resource-manager 'https://127.0.0.1:8443'")
+        );
+        assert_eq!(commands[1], "az cloud set -n AzdockLocal");
+        assert!(commands[2].contains("--password 's'\\''x'"), "{}", commands[2]);
+        assert_eq!(shell_quote("a b"), "'a b'");
+    }
 
     #[test]
     fn durations_take_each_key_and_name_a_bad_one() {

@@ -954,3 +954,31 @@ async fn regions_sizes_api_versions_images_and_nics_as_azure_serves_them() {
     assert_eq!(nic["properties"]["dnsSettings"]["internalDomainNameSuffix"], suffix);
     assert_eq!(nic["properties"]["primary"], true);
 }
+
+/// As ARM answers (see the recorded Java and .NET sessions): a VM's GET carries its extensions in
+/// full, a list of VMs names them by id only.
+#[tokio::test]
+async fn a_vm_list_names_extensions_by_id_and_a_get_shows_them() {
+    let cloud = Cloud::start().await;
+    linux_vm(&cloud, "g", "vm1").await;
+    let ext = format!("{}?{C}", compute("g", "virtualMachines/vm1/extensions/enablevmaccess"));
+    let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.OSTCExtensions", "type": "VMAccessForLinux", "typeHandlerVersion": "1.5", "protectedSettings": {"username": "ops", "password": "N3w-Passw0rd!"}}});
+    assert_eq!(cloud.put_and_wait(&ext, body).await.2["status"], "Succeeded");
+    let id = format!(
+        "/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Compute/virtualMachines/vm1/extensions/enablevmaccess"
+    );
+    for list in [
+        format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourceGroups/g/providers/Microsoft.Compute/virtualMachines?{C}"),
+        format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/virtualMachines?{C}"),
+    ] {
+        let (_, listed) = cloud.get(&list).await;
+        assert_eq!(listed["value"][0]["resources"], json!([{"id": id}]), "{list}");
+    }
+    let (_, vm) = cloud.get(&format!("{}?{C}", compute("g", "virtualMachines/vm1"))).await;
+    let full = &vm["resources"][0];
+    assert_eq!(
+        (full["name"].as_str(), full["properties"]["type"].as_str()),
+        (Some("enablevmaccess"), Some("VMAccessForLinux"))
+    );
+    assert!(full["properties"].get("protectedSettings").is_none());
+}

@@ -14,11 +14,15 @@ fn the_azure_sdk_for_python_drives_the_local_cloud() {
         return;
     };
     let env = Env::new();
-    let up = env.run(&["local", "up", "--instant"]).success();
-    let up_file = env.path().join("up.json");
-    std::fs::write(&up_file, &up.stdout).unwrap();
+    env.run(&["local", "up", "--instant"]).success();
+    // The SDK is configured the way a user would configure it: `eval "$(azdock local env)"`.
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/azure_sdk.py");
-    let out = run(std::process::Command::new(python).arg(&script).arg(&up_file));
+    let mut shell = env.command("bash");
+    shell
+        .env("SDK_PYTHON", &python)
+        .env("SDK_SCRIPT", &script)
+        .args(["-c", r#"set -e; eval "$("$AZDOCK" local env --for sdk)"; exec "$SDK_PYTHON" "$SDK_SCRIPT""#]);
+    let out = run(&mut shell);
     env.run(&["local", "down"]).success();
     assert_eq!(out.code, 0, "the SDK failed:\n{}\n{}", out.stdout, out.stderr);
     for line in [
@@ -36,4 +40,120 @@ fn the_azure_sdk_for_python_drives_the_local_cloud() {
     ] {
         assert!(out.stdout.contains(line), "missing `{line}` in:\n{}", out.stdout);
     }
+}
+
+/// The Azure CLI (pinned, installed by `cargo xtask ci` into target/az-venv) against `azdock
+/// local`, configured by `eval "$(azdock local env --for az)"`: az reads what azdock made, makes
+/// and removes an extension, resets a password, lists sizes and networks at the api-versions it
+/// sends; and azdock signs in through that real az (`login --use-az-cli`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_azure_cli_drives_the_local_cloud() {
+    let Some(az) = std::env::var_os("AZDOCK_AZ_CLI") else {
+        assert!(
+            std::env::var_os("AZDOCK_TESTS_WITHOUT_AZ").is_some(),
+            "AZDOCK_AZ_CLI is not set: run the tests through `cargo xtask ci`, which installs the pinned Azure CLI into target/az-venv, or set AZDOCK_TESTS_WITHOUT_AZ=1 to skip this test"
+        );
+        azdock_tests::skipped("no Azure CLI, and AZDOCK_TESTS_WITHOUT_AZ is set");
+        return;
+    };
+    let env = Env::new();
+    let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    // A VM azdock made, with the VMAccess extension azdock wrote.
+    env.run(&["--cloud", "local", "vm", "create", "azvm", "-g", "azrg", "--generate-ssh-keys", "-o", "none"]).success();
+    let reset = env.run(&[
+        "--cloud",
+        "local",
+        "ext",
+        "vmaccess",
+        "set-ssh-key",
+        "--vm",
+        "azvm",
+        "-g",
+        "azrg",
+        "-u",
+        "azureuser",
+        "--ssh-key-value",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3nqjmI9Y2Gm4zk1t6b0x8v5wQwCkq3pX5uS9r2k0m one@host",
+    ]);
+    assert_eq!(reset.code, 0, "{}", reset.stderr);
+
+    // One shell, as a user would type it: each az answer into a file of its own.
+    let out_dir = env.path().join("az-out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let script = r#"
+set -eu
+eval "$("$AZDOCK" local env --for az)"
+cd "$OUT"
+az account show -o json > account.json
+az vm list -o json > vm-list.json
+az vm show -d -g azrg -n azvm -o json > vm-show.json
+az vm list-sizes -l westus -o json > sizes.json
+az network public-ip list -o json > pips.json
+az network vnet list -o json > vnets.json
+az vm extension show -g azrg --vm-name azvm -n enablevmaccess -o json > ext-azdock.json
+az vm user update -g azrg -n azvm -u ops -p 'Az-Passw0rd-77' -o json > user.json
+az vm extension list -g azrg --vm-name azvm -o json > ext-list.json
+az vm extension delete -g azrg --vm-name azvm -n enablevmaccess
+az vm extension list -g azrg --vm-name azvm -o json > ext-after.json
+az vm get-instance-view -g azrg -n azvm -o json > view.json
+"$AZDOCK" --cloud local login --use-az-cli -o json > azdock-login.json
+"$AZDOCK" --cloud local vm list -o json > azdock-vms.json
+"#;
+    let az_bin = std::path::Path::new(&az).parent().unwrap().to_owned();
+    let path = format!("{}:{}", az_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = azdock_tests::run(env.command("bash").env("PATH", path).env("OUT", &out_dir).args(["-c", script]));
+    assert_eq!(out.code, 0, "az failed:\n{}\n{}", out.stdout, out.stderr);
+    check_az_answers(&out_dir, &arm, &sub).await;
+    env.run(&["local", "down"]).success();
+}
+
+/// What az answered in the script above, file by file.
+async fn check_az_answers(out_dir: &std::path::Path, arm: &azdock_tests::arm::Arm, sub: &str) {
+    let read = |name: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(out_dir.join(name)).unwrap();
+        if text.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() }
+    };
+
+    assert_eq!(read("account.json")["id"], sub);
+    let vms = read("vm-list.json");
+    let vm = vms.as_array().unwrap().iter().find(|v| v["name"] == "azvm").expect("az lists the VM azdock made");
+    assert!(
+        vm["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"].as_str().unwrap().ends_with("/extensions/enablevmaccess")),
+        "{vm}"
+    );
+    let shown = read("vm-show.json");
+    assert_eq!(shown["powerState"], "VM running");
+    assert!(shown["publicIps"].as_str().unwrap().starts_with("127."), "{shown}");
+    assert!(read("sizes.json").as_array().unwrap().iter().any(|s| s["name"] == "Standard_B1s"));
+    assert!(read("pips.json").as_array().unwrap().iter().any(|p| p["name"] == "azvmPublicIP"), "{}", read("pips.json"));
+    assert!(read("vnets.json").as_array().unwrap().iter().any(|v| v["name"] == "azvmVNET"));
+    // What azdock wrote, as az shows it.
+    let ext = read("ext-azdock.json");
+    assert_eq!(
+        (ext["publisher"].as_str(), ext["provisioningState"].as_str()),
+        (Some("Microsoft.OSTCExtensions"), Some("Succeeded"))
+    );
+    assert_eq!(ext["typePropertiesType"], "VMAccessForLinux");
+    // az's password reset changed the guest.
+    let (_, valid) = arm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/guests/{sub}/azrg/azvm/verify-password"),
+            Some(serde_json::json!({"username": "ops", "password": "Az-Passw0rd-77"})),
+        )
+        .await;
+    assert_eq!(valid["valid"], true);
+    assert!(read("ext-list.json").as_array().unwrap().iter().any(|e| e["name"] == "enablevmaccess"));
+    assert_eq!(read("ext-after.json"), serde_json::json!([]));
+    let view = read("view.json");
+    let listed = view["instanceView"]["extensions"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed, 0, "the deleted extension left the instance view: {view}");
+    // azdock, signed in through the real az.
+    assert_eq!(read("azdock-login.json")[0]["id"], sub);
+    assert!(read("azdock-vms.json").as_array().unwrap().iter().any(|v| v["name"] == "azvm"));
 }

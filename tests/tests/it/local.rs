@@ -30,9 +30,11 @@ async fn local_up_down_keeps_state_and_reset_clears_it() {
     assert_eq!(env.run(&["local", "status"]).success().json()["status"], "stopped");
     assert_eq!(env.run(&["local", "down"]).success().json()["status"], "not running");
 
+    let first = up["endpoint"].clone();
     let up = env.run(&["local", "up", "--instant"]).success().json();
     let (status, body) = arm(&up, reqwest::Method::GET, &rg, None).await;
     assert_eq!(status, 200, "the resource group survived down/up: {body}");
+    assert_eq!(up["endpoint"], first, "the port is kept, so a cloud registered in az stays valid");
     let status = env.run(&["local", "status"]).success().json();
     assert_eq!((status["status"].as_str(), status["resources"].as_u64()), (Some("running"), Some(1)));
 
@@ -41,6 +43,7 @@ async fn local_up_down_keeps_state_and_reset_clears_it() {
     let up = env.run(&["local", "reset", "--yes"]).success().json();
     let (status, _) = arm(&up, reqwest::Method::GET, &rg, None).await;
     assert_eq!(status, 404, "reset deleted the resource group");
+    assert_eq!(up["endpoint"], first, "reset keeps the port too");
     assert!(env.run(&["local", "logs"]).success().stdout.contains("listening on"));
     env.run(&["local", "down"]).success();
 
@@ -48,6 +51,22 @@ async fn local_up_down_keeps_state_and_reset_clears_it() {
         &std::fs::metadata(env.path().join("xdg-data/azdock/local")).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o700);
+
+    // Its port taken by someone else: a clear refusal naming the way out, not a new port.
+    let port: u16 = first.as_str().unwrap().rsplit(':').next().unwrap().trim_end_matches('/').parse().unwrap();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let out = env.run(&["local", "up"]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stderr.contains(&format!("127.0.0.1:{port}")) && out.stderr.contains("--port"), "{}", out.stderr);
+    drop(squatter);
+    // `--port` moves it, and the new port is the one kept.
+    let other = azdock_tests::free_port();
+    let moved = env.run(&["local", "up", "--port", &other.to_string()]).success().json();
+    assert!(moved["endpoint"].as_str().unwrap().ends_with(&format!(":{other}")), "{moved}");
+    env.run(&["local", "down"]).success();
+    let again = env.run(&["local", "up"]).success().json();
+    assert_eq!(again["endpoint"], moved["endpoint"]);
+    env.run(&["local", "down"]).success();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

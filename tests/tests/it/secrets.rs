@@ -16,16 +16,11 @@ const SECRETS: [&str; 3] = [VM_PASSWORD, NEW_PASSWORD, PROTECTED];
 
 /// `azdock ARGS…` under `strace -f`, writing every exec (argv and environment) to `trace`.
 fn traced(env: &Env, trace: &Path, args: &[&str]) -> Command {
-    let plain = env.azdock();
-    let mut cmd = Command::new("strace");
-    cmd.args(["-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o"]).arg(trace).arg(plain.get_program());
-    cmd.args(args);
-    for (key, value) in plain.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = env.command("strace");
+    cmd.args(["-f", "-qq", "-v", "-s", "65536", "-e", "trace=execve", "-o"])
+        .arg(trace)
+        .arg(azdock_tests::azdock_bin())
+        .args(args);
     cmd
 }
 

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use azdock_emulator::Emulator;
-use azdock_emulator::service::{RunOptions, Service};
+use azdock_emulator::service::{RunOptions, Service, Tool, shell_quote};
 use serde_json::{Value, json};
 
 use super::{Ctx, interactive};
-use crate::cli::{LocalCommand, LocalRunArgs};
+use crate::cli::{LocalCommand, LocalRunArgs, LocalTool};
 use crate::error::Usage;
 use crate::output::Columns;
 
@@ -75,6 +75,23 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
             service.forget_resources()?;
             let status = if was_running { up(&service, &LocalRunArgs::default())? } else { json!({"status": "reset"}) };
             ctx.print(&status, STATUS_COLUMNS)
+        }
+        &LocalCommand::Env { tool } => {
+            let up = up(&service, &LocalRunArgs::default())?;
+            let tool = match tool {
+                LocalTool::Sdk => Tool::Sdk,
+                LocalTool::Az => Tool::Az,
+            };
+            let (vars, commands) = azdock_emulator::service::tool_env(&up, tool);
+            for (name, value) in vars {
+                println!("export {name}={}", shell_quote(&value));
+            }
+            for command in commands {
+                println!("{command}");
+            }
+            let what = if tool == Tool::Az { " --for az" } else { "" };
+            println!("# Run this command to configure your shell:\n# eval \"$(azdock local env{what})\"");
+            Ok(())
         }
         &LocalCommand::Logs { tail } => {
             let text = std::fs::read_to_string(service.log()).unwrap_or_default();

@@ -291,7 +291,7 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
                 .filter(|(k, r)| {
                     k.starts_with(&prefix) && r.body["type"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(&kind))
                 })
-                .map(|(k, _)| render(inner, k, false))
+                .map(|(k, _)| render::listed(inner, k, false))
                 .collect();
             Ok(Resp::json(200, json!({"value": value})))
         }
@@ -560,7 +560,7 @@ fn provider_route(
             .map(|(k, _)| k.clone())
             .collect::<Vec<_>>()
             .iter()
-            .map(|k| render(inner, k, expand))
+            .map(|k| render::listed(inner, k, expand))
             .collect();
         return Ok(Resp::json(200, json!({"value": value})));
     }

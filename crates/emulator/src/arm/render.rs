@@ -53,6 +53,19 @@ pub(crate) fn render(inner: &Inner, k: &str, expand: bool) -> Value {
     body
 }
 
+/// A resource as a list shows it: like [`render`], but a VM names its extensions by id only,
+/// as ARM's list answers do (the az and SDK models flatten a full extension's `properties.type`
+/// onto its `type` and fail on a list that carries them).
+pub(crate) fn listed(inner: &Inner, k: &str, expand: bool) -> Value {
+    let mut body = render(inner, k, expand);
+    if let Some(resources) = body.get_mut("resources").and_then(Value::as_array_mut) {
+        for r in resources.iter_mut() {
+            *r = serde_json::json!({"id": r["id"]});
+        }
+    }
+    body
+}
+
 /// A VM's instanceView: provisioning and power state, agent, extensions.
 pub(super) fn instance_view(inner: &Inner, k: &str) -> Value {
     let Some(r) = inner.resources.get(k) else { return Value::Null };
