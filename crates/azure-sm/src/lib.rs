@@ -13,6 +13,7 @@ pub mod error;
 pub mod extensions;
 pub mod fanout;
 pub mod images;
+pub mod locations;
 pub mod models;
 pub mod pipeline;
 pub mod requests;

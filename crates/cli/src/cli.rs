@@ -439,6 +439,8 @@ pub enum AccountCommand {
     List,
     /// Show the subscription commands use
     Show,
+    /// List the locations (regions) of the subscription, by name and display name
+    ListLocations,
     /// Make a subscription the default (`defaults.subscription` in the config file)
     Set {
         /// Subscription id

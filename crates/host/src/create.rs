@@ -261,9 +261,11 @@ pub fn check_names(
         )));
     }
     if let Some(l) = location
-        && (l.is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric()))
+        && (l.trim().is_empty() || !l.chars().all(|c| c.is_ascii_alphanumeric() || c == ' '))
     {
-        return Err(usage(format!("location `{l}`: use Azure's short name, such as westeurope")));
+        return Err(usage(format!(
+            "location `{l}`: use a region's name or display name, such as westus or \"West US\""
+        )));
     }
     if !size.starts_with(|c: char| c.is_ascii_alphabetic())
         || !size.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -285,9 +287,15 @@ impl Host<'_> {
             Err(e) if e.status() == Some(404) => None,
             Err(e) => return Err(e.into()),
         };
-        let location = spec.location.clone().unwrap_or_else(|| {
-            existing_group.as_ref().and_then(|rg| rg["location"].as_str()).unwrap_or("westeurope").to_owned()
-        });
+        // A location given by display name (`West US`) is ARM's name (`westus`) from here on; one
+        // the cloud does not have is refused before anything is made.
+        let location = match &spec.location {
+            Some(given) => {
+                let regions = azdock_azure_sm::locations::list(arm, &spec.addr.subscription).await?;
+                azdock_azure_sm::locations::resolve(&regions, given).map_err(Error::Usage)?
+            }
+            None => existing_group.as_ref().and_then(|rg| rg["location"].as_str()).unwrap_or("westeurope").to_owned(),
+        };
         let image = images::resolve(arm, &spec.addr.subscription, &location, &spec.image).await?;
         if image.os_type == Some(OsType::Windows) {
             return Err(Error::Usage(
@@ -467,8 +475,9 @@ mod tests {
             ("web1", "ops", "Ubuntu2404", Some(""), None, "Standard_B2s", "resource group ``"),
             ("web1", "ops", "Ubuntu2404", Some("g."), None, "Standard_B2s", "resource group `g.`"),
             ("web1", "ops", "Ubuntu2404", Some("a/b"), None, "Standard_B2s", "resource group `a/b`"),
-            ("web1", "ops", "Ubuntu2404", None, Some("west europe"), "Standard_B2s", "location `west europe`"),
+            ("web1", "ops", "Ubuntu2404", None, Some("west-europe"), "Standard_B2s", "location `west-europe`"),
             ("web1", "ops", "Ubuntu2404", None, Some(""), "Standard_B2s", "location ``"),
+            ("web1", "ops", "Ubuntu2404", None, Some("  "), "Standard_B2s", "location `  `"),
             ("web1", "ops", "Ubuntu2404", None, None, "2big", "VM size `2big`"),
             ("web1", "ops", "Ubuntu2404", None, None, "Standard B2s", "VM size `Standard B2s`"),
         ];
@@ -478,7 +487,10 @@ mod tests {
         }
         let long = "g".repeat(91);
         assert!(ok("web1", "ops", "Ubuntu2404", Some(&long), None, "s").is_err());
-        assert!(ok("web1", "ops", "Ubuntu2404", Some(&"g".repeat(90)), None, "s").is_ok());
+        let widest = "g".repeat(90);
+        assert!(ok("web1", "ops", "Ubuntu2404", Some(&widest), None, "s").is_ok());
+        // A display name passes here; the cloud's own list decides whether it exists.
+        assert!(ok("web1", "ops", "Ubuntu2404", None, Some("West US 2"), "s").is_ok());
     }
 
     #[test]

@@ -751,3 +751,34 @@ async fn a_slow_vm_holds_back_no_other_vm_of_a_fleet() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(power("slow").await, "running");
 }
+
+/// Locations as people write them: a display name (`-l "West US"`, as the 2014 article did) is
+/// the region's ARM name; a typo is refused before anything is made, naming the nearest region.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locations_by_display_name_and_typos_refused_before_anything_is_made() {
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let made = azdock(
+        &env,
+        &["--cloud", "local", "vm", "create", "disp", "-l", "West US", "--generate-ssh-keys", "-o", "json"],
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert_eq!(made.json()["location"], "westus", "{}", made.stdout);
+    let (_, group) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/disp?api-version=2021-04-01")).await;
+    assert_eq!(group["location"], "westus");
+
+    let typo = azdock(&env, &["--cloud", "local", "vm", "create", "typo", "-l", "Wset US", "--generate-ssh-keys"]);
+    assert_eq!(typo.code, 2, "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("`Wset US`") && typo.stderr.contains("did you mean `westus` (West US)"),
+        "{}",
+        typo.stderr
+    );
+    let (status, _) = arm.get(&format!("/subscriptions/{sub}/resourcegroups/typo?api-version=2021-04-01")).await;
+    assert_eq!(status, 404, "a refused location made nothing");
+
+    let listed = azdock(&env, &["--cloud", "local", "account", "list-locations", "-o", "json"]).success().json();
+    assert!(listed.as_array().unwrap().iter().any(|l| l["name"] == "westus" && l["displayName"] == "West US"));
+    azdock(&env, &["local", "down"]).success();
+}

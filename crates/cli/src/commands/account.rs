@@ -23,6 +23,15 @@ fn account(sub: &Value, default: Option<&str>, cloud: &str) -> Value {
 }
 
 pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &AccountCommand) -> anyhow::Result<()> {
+    if let AccountCommand::ListLocations = command {
+        let regions = session::block_on(async {
+            let s = session::session(global, config).await?;
+            anyhow::Ok(azdock_azure_sm::locations::list(&s.arm, &s.subscription).await?)
+        })?;
+        let value: Vec<Value> =
+            regions.iter().map(|r| json!({"name": r.name, "displayName": r.display_name})).collect();
+        return ctx.print(&Value::Array(value), &[("Name", "/name"), ("DisplayName", "/displayName")]);
+    }
     let value = session::block_on(async {
         match command {
             AccountCommand::List => {
@@ -50,6 +59,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Acc
                 crate::config::set_default("subscription", subscription)?;
                 Ok(Value::Null)
             }
+            AccountCommand::ListLocations => unreachable!("answered above"),
             AccountCommand::Show => {
                 let s = session::session(global, config).await?;
                 let sub = s
