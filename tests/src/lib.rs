@@ -5,6 +5,7 @@
 #![allow(clippy::print_stderr, clippy::missing_panics_doc)]
 
 pub mod arm;
+pub mod spec;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -117,7 +118,9 @@ impl Env {
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
             let azure = k.starts_with("AZURE_") || k.starts_with("IDENTITY_") || k.starts_with("MSI_");
-            if azure || k.starts_with("AZDOCK_") && key != "AZDOCK_BIN" {
+            // The binary under test and the traffic recording (`cargo xtask ci`) are kept.
+            let kept = key == "AZDOCK_BIN" || key == "AZDOCK_LOCAL_RECORD";
+            if azure || k.starts_with("AZDOCK_") && !kept {
                 cmd.env_remove(key);
             }
         }

@@ -149,23 +149,50 @@ fn totals(passed: u64, failed: u64, skipped: u64) -> String {
     }
 }
 
-/// `cargo test --workspace`, echoing its output and ending with one total line, because
-/// cargo's own last line is that of whichever test binary ran last (often doc-tests with 0).
+/// The test that checks the recorded traffic against Azure's specifications (`tests/spec.rs`).
+const SPEC_CHECK: &str = "recorded_traffic_keeps_the_specifications";
+
+/// `cargo test --workspace` with every local cloud recording its ARM traffic, then the check
+/// of that traffic against Azure's specifications; echoing the output and ending with one total
+/// line, because cargo's own last line is that of whichever test binary ran last.
 fn cargo_test(sdk_python: Option<&std::path::Path>, az: Option<&std::path::Path>) -> anyhow::Result<()> {
-    use std::io::{BufRead as _, BufReader};
-    let args = ["test", "--workspace", "--locked"];
-    eprintln!("$ cargo {}", args.join(" "));
-    let mut command = Command::new("cargo");
-    if let Some(python) = sdk_python {
-        command.env("AZDOCK_SDK_PYTHON", python);
-    }
-    if let Some(az) = az {
-        command.env("AZDOCK_AZ_CLI", az);
-    }
+    let records = root().join("target/spec-records");
+    let _ = std::fs::remove_dir_all(&records);
     // Tests that skip say so in this file; they are counted as skipped, not passed.
     let skip_log = root().join("target/skipped-tests.txt");
     let _ = std::fs::remove_file(&skip_log);
-    command.env("AZDOCK_SKIP_LOG", &skip_log);
+    let mut env: Vec<(&str, &std::ffi::OsStr)> =
+        vec![("AZDOCK_SKIP_LOG", skip_log.as_os_str()), ("AZDOCK_LOCAL_RECORD", records.as_os_str())];
+    if let Some(python) = sdk_python {
+        env.push(("AZDOCK_SDK_PYTHON", python.as_os_str()));
+    }
+    if let Some(az) = az {
+        env.push(("AZDOCK_AZ_CLI", az.as_os_str()));
+    }
+    // The check runs once everything it reads was recorded: after the suite, on its own.
+    let (p1, f1, ok1) = run_tests(&["test", "--workspace", "--locked", "--", "--skip", SPEC_CHECK], &env)?;
+    let check = [("AZDOCK_SKIP_LOG", skip_log.as_os_str()), ("AZDOCK_SPEC_RECORDS", records.as_os_str())];
+    let (p2, f2, ok2) =
+        run_tests(&["test", "--locked", "-p", "azdock-tests", "--test", "spec", "--", SPEC_CHECK], &check)?;
+    let (passed, failed) = (p1 + p2, f1 + f2);
+    let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
+    let skipped = skips.lines().count() as u64;
+    for line in skips.lines() {
+        println!("skipped: {line}");
+    }
+    println!("{}", totals(passed, failed, skipped));
+    if !(ok1 && ok2) || passed == 0 {
+        bail!("the tests failed");
+    }
+    Ok(())
+}
+
+/// One `cargo` test run with `env`, echoed: how many passed and failed, and whether it ended well.
+fn run_tests(args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<(u64, u64, bool)> {
+    use std::io::{BufRead as _, BufReader};
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut command = Command::new("cargo");
+    command.envs(env.iter().copied());
     let mut child = command
         .args(args)
         .current_dir(root())
@@ -189,16 +216,7 @@ fn cargo_test(sdk_python: Option<&std::path::Path>, az: Option<&std::path::Path>
         }
     }
     let status = child.wait()?;
-    let skips = std::fs::read_to_string(&skip_log).unwrap_or_default();
-    let skipped = skips.lines().count() as u64;
-    for line in skips.lines() {
-        println!("skipped: {line}");
-    }
-    println!("{}", totals(passed, failed, skipped));
-    if !status.success() || passed == 0 {
-        bail!("`cargo {}` failed with {status}", args.join(" "));
-    }
-    Ok(())
+    Ok((passed, failed, status.success()))
 }
 
 #[cfg(test)]

@@ -362,6 +362,10 @@ pub struct LocalRunArgs {
     /// mirror
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub first_boot_lock: Option<u64>,
+    /// Append every ARM request and response body to a file in DIR (for checking traffic
+    /// against Azure's specifications) [default: $AZDOCK_LOCAL_RECORD]
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub record: Option<PathBuf>,
 }
 
 // Each flag is one of az's, as az spells it.

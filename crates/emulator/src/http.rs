@@ -122,6 +122,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         Some(FaultKind::None) | None => {}
     }
     let mut resp = dispatch(&shared, &req, op);
+    record(&shared, &req, &resp);
     if let Some(seconds) = retry_after {
         resp.headers.retain(|(k, _)| !k.eq_ignore_ascii_case("retry-after"));
         resp.headers.push(("Retry-After".into(), seconds.to_string()));
@@ -146,6 +147,23 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Respo
         return Ok(to_hyper(&resp, &rid));
     }
     Ok(to_hyper(&resp, &rid))
+}
+
+/// Appends an ARM exchange to the recording, when one is kept ([`crate::Config::record`]).
+fn record(shared: &Shared, req: &Req, resp: &crate::wire::Resp) {
+    let Some(file) = &shared.record else { return };
+    let arm = req.path.starts_with("/subscriptions") || req.path.starts_with("/providers");
+    if !arm {
+        return;
+    }
+    let line = serde_json::json!({
+        "method": req.method, "path": req.path, "apiVersion": req.query("api-version"),
+        "status": resp.status, "request": serde_json::from_slice::<serde_json::Value>(&req.body).ok(),
+        "response": resp.body,
+    });
+    let mut file = file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Best effort: a recording that cannot be written does not fail the request.
+    let _ = std::io::Write::write_all(&mut *file, format!("{line}\n").as_bytes());
 }
 
 fn holds_admin_key(shared: &Shared, req: &Req) -> bool {

@@ -109,6 +109,9 @@ pub struct Config {
     /// guest's first run, as cloud-init and unattended-upgrades do on Azure's Ubuntu images, and
     /// its first `apt-get update` cannot reach the mirror.
     pub first_boot_lock: std::time::Duration,
+    /// A directory to append every ARM request and response body to (JSON lines, one file per
+    /// process), for checking the traffic against Azure's published specifications.
+    pub record: Option<PathBuf>,
 }
 
 impl Config {
@@ -126,6 +129,7 @@ impl Config {
             persist: true,
             checkpoint_bytes: 64 * 1024 * 1024,
             first_boot_lock: std::time::Duration::ZERO,
+            record: None,
         }
     }
 
@@ -159,6 +163,8 @@ pub(crate) struct Shared {
     pub journal: Option<Arc<persist::Journal>>,
     /// See [`Config::first_boot_lock`].
     pub first_boot_lock: std::time::Duration,
+    /// See [`Config::record`]: the open file.
+    pub record: Option<Mutex<std::fs::File>>,
     pub inner: Mutex<state::Inner>,
 }
 
@@ -231,6 +237,10 @@ impl Emulator {
             ca_pem: identity.ca_pem.clone(),
             journal,
             first_boot_lock: config.first_boot_lock,
+            record: match &config.record {
+                Some(dir) => Some(Mutex::new(record_file(dir).map_err(state_err)?)),
+                None => None,
+            },
             inner: Mutex::new(inner),
         });
         persist::start_committer(&shared, generation, config.checkpoint_bytes).map_err(state_err)?;
@@ -457,6 +467,12 @@ pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
             }
         });
     }
+}
+
+/// This process's file in the recording directory.
+fn record_file(dir: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{}.jsonl", std::process::id())))
 }
 
 pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {

@@ -52,6 +52,8 @@ pub struct RunOptions {
     /// First-boot mode: each guest's package manager holds its lock this many seconds after
     /// its first run, and its first `apt-get update` cannot reach the mirror.
     pub first_boot_lock: Option<u64>,
+    /// Record every ARM exchange in this directory (see [`Config::record`]).
+    pub record: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -76,6 +78,10 @@ impl RunOptions {
         }
         if let Some(secs) = self.first_boot_lock {
             args.extend(["--first-boot-lock".into(), secs.to_string().into()]);
+        }
+        if let Some(dir) = &self.record {
+            let absolute = std::path::absolute(dir).map_err(ServiceError::io("find", dir))?;
+            args.extend(["--record".into(), absolute.into()]);
         }
         Ok(args)
     }
@@ -311,6 +317,7 @@ impl Service {
         config.port = options.port.or(kept).unwrap_or(0);
         config.durations = options.durations()?;
         config.first_boot_lock = std::time::Duration::from_secs(options.first_boot_lock.unwrap_or(0));
+        config.record.clone_from(&options.record);
         if options.no_throttle {
             config.throttle = ThrottleConfig::unlimited();
         }
@@ -476,6 +483,7 @@ mod tests {
             durations: Some("network=1".into()),
             faults: Some(faults.clone()),
             first_boot_lock: Some(30),
+            record: Some(dir.path().join("records")),
         };
         let args: Vec<String> = o.to_args().unwrap().into_iter().map(|a| a.into_string().unwrap()).collect();
         let f = faults.to_string_lossy().into_owned();
@@ -491,7 +499,9 @@ mod tests {
                 "--faults",
                 &f,
                 "--first-boot-lock",
-                "30"
+                "30",
+                "--record",
+                &dir.path().join("records").to_string_lossy()
             ]
         );
         assert!(RunOptions::default().to_args().unwrap().is_empty());

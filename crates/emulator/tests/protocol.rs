@@ -378,14 +378,15 @@ async fn long_running_operations_report_progress_with_retry_after() {
         )
         .await;
     assert_eq!(s, 201);
-    assert_eq!(body["properties"]["provisioningState"], "Creating");
+    // Network's provisioning states have no `Creating`: a new one is `Updating` (the spec's enum).
+    assert_eq!(body["properties"]["provisioningState"], "Updating");
     assert_eq!(h["retry-after"], "1");
     let op = h["azure-asyncoperation"].to_str().unwrap().strip_prefix(cloud.emulator.base_url()).unwrap().to_owned();
     assert!(op.contains("/providers/Microsoft.Network/locations/westeurope/operations/"), "{op}");
     let (_, status) = cloud.get(&op).await;
     assert_eq!(status["status"], "InProgress");
     let (_, nsg) = cloud.get(&format!("{}?{N}", net("g", "networkSecurityGroups/nsg"))).await;
-    assert_eq!(nsg["properties"]["provisioningState"], "Creating");
+    assert_eq!(nsg["properties"]["provisioningState"], "Updating");
     assert_eq!(nsg["properties"]["defaultSecurityRules"].as_array().unwrap().len(), 6);
     tokio::time::sleep(Duration::from_millis(450)).await;
     let (_, status) = cloud.get(&op).await;
@@ -981,4 +982,28 @@ async fn a_vm_list_names_extensions_by_id_and_a_get_shows_them() {
         (Some("enablevmaccess"), Some("VMAccessForLinux"))
     );
     assert!(full["properties"].get("protectedSettings").is_none());
+}
+
+/// With `record` set, every ARM exchange is a JSON line — method, path, api-version, status and
+/// both bodies — and nothing else (token requests, admin routes) is.
+#[tokio::test]
+async fn arm_traffic_is_recorded_when_asked() {
+    let records = tempfile::tempdir().unwrap();
+    let dir = records.path().to_owned();
+    let cloud = Cloud::with(|c| c.record = Some(dir)).await;
+    cloud.call(Method::PUT, &format!("{}?{R}", rg("rec")), Some(json!({"location": "westeurope"}))).await;
+    cloud.admin(Method::GET, "/requests", None).await;
+    let files: Vec<_> = std::fs::read_dir(records.path()).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1);
+    let text = std::fs::read_to_string(files[0].path()).unwrap();
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let put = &lines[0];
+    assert_eq!(
+        (put["method"].as_str(), put["apiVersion"].as_str(), put["status"].as_u64()),
+        (Some("PUT"), Some("2021-04-01"), Some(201))
+    );
+    assert_eq!(put["path"], format!("/subscriptions/{LOCAL_SUBSCRIPTION}/resourcegroups/rec"));
+    assert_eq!(put["request"], json!({"location": "westeurope"}));
+    assert_eq!(put["response"]["name"], "rec");
 }

@@ -29,6 +29,8 @@ fn options(args: &LocalRunArgs) -> RunOptions {
         durations: args.durations.clone(),
         faults: args.faults.clone(),
         first_boot_lock: args.first_boot_lock,
+        // The test suite records the traffic of every local cloud it starts, implicit ones too.
+        record: args.record.clone().or_else(|| std::env::var_os("AZDOCK_LOCAL_RECORD").map(Into::into)),
     }
 }
 

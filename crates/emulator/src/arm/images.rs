@@ -64,7 +64,7 @@ pub(super) fn images(req: &Req, sub: &str, loc: &str, tail: &[&str]) -> Result<R
             Ok(Resp::json(
                 200,
                 json!({"name": version, "location": loc, "id": format!("{base}/{publisher}/ArtifactTypes/VMImage/Offers/{offer}/Skus/{sku}/Versions/{version}"),
-                       "properties": {"osDiskImage": {"operatingSystem": image.os.to_string(), "sizeInGb": 30}, "hyperVGeneration": "V2", "architecture": "x64"}}),
+                       "properties": {"osDiskImage": {"operatingSystem": image.os.to_string()}, "hyperVGeneration": "V2", "architecture": "x64"}}),
             ))
         }
         [_, "artifacttypes", "vmextension", "types"] => {

@@ -115,7 +115,10 @@ pub(super) fn put_resource(
         result = Err(fail);
     }
     let duration = ctx.op.duration(duration);
-    props.insert("provisioningState".into(), json!(if creating { "Creating" } else { "Updating" }));
+    // Compute says `Creating` for a new resource; Network's states have no such value, and
+    // ARM answers `Updating` for a network resource being made (networkInterface.json et al.).
+    let state = if creating && !eq(ns, "Microsoft.Network") { "Creating" } else { "Updating" };
+    props.insert("provisioningState".into(), json!(state));
     out["properties"] = Value::Object(props);
     inner.resources.insert(k.clone(), Resource { id: id.clone(), body: out });
     // Inline children (subnets, security rules) become resources of their own, as in ARM.
