@@ -528,6 +528,14 @@ impl CertStore {
             (None, None) => return Ok(None),
             (Some(c), Some(k)) => (c, zeroize::Zeroizing::new(k)),
             (Some(_), None) => return Err(self.partial(cert_path, key_path)),
+            // A key azdock wrote and was stopped before its certificate (killed between the
+            // two): nothing can have used it, so it goes and a new pair is made.
+            (None, Some(k)) if interrupted(key_path, &k) => {
+                drop(zeroize::Zeroizing::new(k));
+                remove_file(key_path)?;
+                remove_file(&pending_path(key_path))?;
+                return Ok(None);
+            }
             (None, Some(_)) => return Err(self.partial(key_path, cert_path)),
         };
         let cert = CertFile::parse(cert_path, cert_text)?;
@@ -542,12 +550,17 @@ impl CertStore {
         CertError::PartialSet { dir: self.dir.clone(), present: file_name(present), missing: file_name(missing) }
     }
 
-    /// Writes a minted pair (key first, 0600; certificate 0644) and returns it as loaded.
+    /// Writes a minted pair (key first, 0600; certificate 0644) and returns it as loaded. A
+    /// note of the key's hash is written before it and removed after the certificate, so that a
+    /// run killed between the two is recognised ([`interrupted`]) and not taken for the user's.
     fn store_pair(cert_path: &Path, key_path: &Path, minted: &Minted) -> Result<Pair, CertError> {
         let key = KeyPair::from_pem(&minted.key_pem)?;
         let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
+        let pending = pending_path(key_path);
+        write_atomic(&pending, key_hash(minted.key_pem.as_bytes()).as_bytes(), 0o600)?;
         write_atomic(key_path, minted.key_pem.as_bytes(), 0o600)?;
         write_atomic(cert_path, minted.cert_pem.as_bytes(), 0o644)?;
+        remove_file(&pending)?;
         Ok(Pair { cert, key, key_path: key_path.to_owned() })
     }
 
@@ -819,9 +832,75 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError
         .map_err(|source| CertError::Write { path: path.to_owned(), source })
 }
 
+/// Where the note of a key being written lives, beside it (`key.pem` → `key.pem.pending`).
+fn pending_path(key_path: &Path) -> PathBuf {
+    let mut name = key_path.file_name().unwrap_or_default().to_owned();
+    name.push(".pending");
+    key_path.with_file_name(name)
+}
+
+/// The SHA-256 of a key's PEM, hex: what the note holds (never the key).
+fn key_hash(pem: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(pem).iter().fold(String::with_capacity(64), |mut hex, b| {
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
+        hex
+    })
+}
+
+/// Whether `key` at `key_path` is one azdock was writing when it was stopped: its note is there
+/// and names exactly this key.
+fn interrupted(key_path: &Path, key: &str) -> bool {
+    fs::read_to_string(pending_path(key_path)).is_ok_and(|note| note.trim() == key_hash(key.as_bytes()))
+}
+
+/// Removes a file that may already be gone.
+fn remove_file(path: &Path) -> Result<(), CertError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(CertError::Write { path: path.to_owned(), source }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_left_alone_by_a_killed_run_is_replaced_and_one_the_user_put_there_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        // A run killed after writing the CA key and before its certificate: its note is there.
+        let minted = mint::ca().unwrap();
+        let key_path = dir.path().join(CA_KEY);
+        write_atomic(&pending_path(&key_path), key_hash(minted.key_pem.as_bytes()).as_bytes(), 0o600).unwrap();
+        write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
+        let report = store.init(&Passphrases::NONE).unwrap();
+        assert!(dir.path().join(CA_CERT).exists() && !pending_path(&key_path).exists());
+        assert!(report.certificates.iter().all(|c| c.status == Outcome::Created), "{report:?}");
+        assert_ne!(fs::read_to_string(&key_path).unwrap(), *minted.key_pem, "a new pair was made");
+
+        // A lone key without a note (or with a note for another key) is the user's: refused.
+        let other = tempfile::tempdir().unwrap();
+        let key_path = other.path().join(CA_KEY);
+        write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
+        let e = CertStore::new(other.path()).init(&Passphrases::NONE).unwrap_err();
+        assert!(matches!(e, CertError::PartialSet { .. }), "{e}");
+        write_atomic(&pending_path(&key_path), b"0000", 0o600).unwrap();
+        let e = CertStore::new(other.path()).init(&Passphrases::NONE).unwrap_err();
+        assert!(matches!(e, CertError::PartialSet { .. }), "{e}");
+        assert_eq!(fs::read_to_string(&key_path).unwrap(), *minted.key_pem, "the user's key is untouched");
+        // A finished pair leaves no note.
+        let fresh = tempfile::tempdir().unwrap();
+        CertStore::new(fresh.path()).init(&Passphrases::NONE).unwrap();
+        let notes = fs::read_dir(fresh.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pending"))
+            .count();
+        assert_eq!(notes, 0);
+    }
 
     #[test]
     fn names_are_validated() {

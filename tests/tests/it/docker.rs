@@ -84,7 +84,7 @@ fn bad_arguments_are_refused_before_any_azure_call() {
         (&["web1", "--handler", "snap"], "use customscript, cloud-init or legacy"),
         (&["web1", "--cert-san", "bad name!"], "bad name!"),
         (&["web1", "--size", "big one"], "VM size"),
-        (&["web1", "-l", "west europe"], "location"),
+        (&["web1", "-l", "west-europe"], "location"),
         (&["web1", "-g", "bad/group"], "resource group"),
         (&["web1", "-p", "0"], "0 is not in 1..=65535"),
     ];
