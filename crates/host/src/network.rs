@@ -68,7 +68,8 @@ pub async fn open_port(
             let mut body = arm.get(&format!("{}?api-version={NETWORK}", nic.id)).await?;
             if !body["properties"]["networkSecurityGroup"]["id"].as_str().is_some_and(|n| n.eq_ignore_ascii_case(&id)) {
                 body["properties"]["networkSecurityGroup"] = json!({"id": id});
-                arm.put(&format!("{}?api-version={NETWORK}", nic.id), &Body::json(&body)?).await?;
+                let update = requests::nic_update(&body);
+                arm.put(&format!("{}?api-version={NETWORK}", nic.id), &Body::json(&update)?).await?;
             }
             nsg
         }

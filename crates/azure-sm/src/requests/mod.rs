@@ -428,3 +428,42 @@ impl ExtensionBody<'_> {
         Body::json(self)
     }
 }
+
+/// A NIC as read, made a body to PUT back with a change: what networkInterface.json
+/// (2024-05-01) marks readOnly is left out — ARM ignores it, but a request carrying it breaks
+/// the operation's schema. Everything writable the NIC has (its IP configurations, DNS servers,
+/// flags, tags) is kept as it was.
+pub fn nic_update(current: &serde_json::Value) -> serde_json::Value {
+    const RESOURCE: &[&str] = &["name", "type", "etag"];
+    const PROPERTIES: &[&str] = &[
+        "virtualMachine",
+        "privateEndpoint",
+        "tapConfigurations",
+        "macAddress",
+        "primary",
+        "vnetEncryptionSupported",
+        "defaultOutboundConnectivityEnabled",
+        "hostedWorkloads",
+        "dscpConfiguration",
+        "resourceGuid",
+        "provisioningState",
+    ];
+    const IP_CONFIGURATION: &[&str] = &["etag", "type"];
+    const IP_PROPERTIES: &[&str] = &["provisioningState", "privateLinkConnectionProperties"];
+    const DNS: &[&str] = &["appliedDnsServers", "internalFqdn", "internalDomainNameSuffix"];
+    let strip = |v: &mut serde_json::Value, names: &[&str]| {
+        if let Some(map) = v.as_object_mut() {
+            map.retain(|k, _| !names.contains(&k.as_str()));
+        }
+    };
+    let mut body = current.clone();
+    strip(&mut body, RESOURCE);
+    let properties = &mut body["properties"];
+    strip(properties, PROPERTIES);
+    strip(&mut properties["dnsSettings"], DNS);
+    for config in properties["ipConfigurations"].as_array_mut().into_iter().flatten() {
+        strip(config, IP_CONFIGURATION);
+        strip(&mut config["properties"], IP_PROPERTIES);
+    }
+    body
+}

@@ -124,3 +124,24 @@ fn an_inbound_rule_names_one_source_or_several_never_both() {
         "22"
     );
 }
+
+#[test]
+fn a_nic_put_back_keeps_what_is_writable_and_drops_what_is_read_only() {
+    let read = json!({"name": "nic", "id": "/nic", "type": "Microsoft.Network/networkInterfaces", "etag": "W/1",
+        "location": "westus", "tags": {"a": "b"},
+        "properties": {"provisioningState": "Succeeded", "resourceGuid": "g", "macAddress": "00-0D-3A-00-00-01",
+            "primary": true, "virtualMachine": {"id": "/vm"}, "hostedWorkloads": [], "tapConfigurations": [],
+            "enableAcceleratedNetworking": false, "networkSecurityGroup": {"id": "/nsg"},
+            "dnsSettings": {"dnsServers": ["10.0.0.9"], "appliedDnsServers": ["10.0.0.9"], "internalDomainNameSuffix": "x"},
+            "ipConfigurations": [{"name": "ipconfig1", "id": "/nic/ipConfigurations/ipconfig1", "etag": "W/1",
+                "type": "Microsoft.Network/networkInterfaces/ipConfigurations",
+                "properties": {"provisioningState": "Succeeded", "privateIPAddress": "10.0.0.4", "subnet": {"id": "/s"}}}]}});
+    assert_eq!(
+        nic_update(&read),
+        json!({"id": "/nic", "location": "westus", "tags": {"a": "b"},
+            "properties": {"enableAcceleratedNetworking": false, "networkSecurityGroup": {"id": "/nsg"},
+                "dnsSettings": {"dnsServers": ["10.0.0.9"]},
+                "ipConfigurations": [{"name": "ipconfig1", "id": "/nic/ipConfigurations/ipconfig1",
+                    "properties": {"privateIPAddress": "10.0.0.4", "subnet": {"id": "/s"}}}]}})
+    );
+}
