@@ -406,8 +406,10 @@ pub fn tool_env(up: &Value, tool: Tool) -> (Vec<(&'static str, String)>, Vec<Str
                         "az cloud register -n AzdockLocal --endpoint-resource-manager {quoted} >/dev/null 2>&1 || az cloud update -n AzdockLocal --endpoint-resource-manager {quoted} >/dev/null"
                     ),
                     "az cloud set -n AzdockLocal".into(),
+                    // `--password=…` in one word: a generated secret may start with `-`, which
+                    // az's parser would take for an option.
                     format!(
-                        "az login --service-principal --username {} --password {} --tenant {} >/dev/null",
+                        "az login --service-principal --username {} --password={} --tenant {} >/dev/null",
                         shell_quote(&text("clientId")),
                         shell_quote(&text("clientSecret")),
                         shell_quote(&text("tenantId"))
@@ -429,7 +431,7 @@ mod tests {
 
     #[test]
     fn tools_are_pointed_at_the_cloud_up_printed() {
-        let up = json!({"endpoint": "https://127.0.0.1:8443", "tenantId": "t", "clientId": "c", "clientSecret": "s'x",
+        let up = json!({"endpoint": "https://127.0.0.1:8443", "tenantId": "t", "clientId": "c", "clientSecret": "-s'x",
                         "subscriptionId": "sub", "caCertificate": "/state dir/tls/ca.pem", "stateDir": "/state dir"});
         let (vars, commands) = tool_env(&up, Tool::Sdk);
         let get = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
@@ -437,7 +439,7 @@ mod tests {
         assert_eq!(get("AZURE_RESOURCE_MANAGER_URL"), Some("https://127.0.0.1:8443"));
         assert_eq!(
             (get("AZURE_TENANT_ID"), get("AZURE_CLIENT_ID"), get("AZURE_CLIENT_SECRET")),
-            (Some("t"), Some("c"), Some("s'x"))
+            (Some("t"), Some("c"), Some("-s'x"))
         );
         assert_eq!(
             (get("REQUESTS_CA_BUNDLE"), get("SSL_CERT_FILE")),
@@ -454,7 +456,8 @@ mod tests {
                 .starts_with("az cloud register -n AzdockLocal --endpoint-resource-manager 'https://127.0.0.1:8443'")
         );
         assert_eq!(commands[1], "az cloud set -n AzdockLocal");
-        assert!(commands[2].contains("--password 's'\\''x'"), "{}", commands[2]);
+        // A secret that starts with `-` is still the password's value, not an option.
+        assert!(commands[2].contains(" --password='-s'\\''x' "), "{}", commands[2]);
         assert_eq!(shell_quote("a b"), "'a b'");
     }
 
