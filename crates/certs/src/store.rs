@@ -557,7 +557,7 @@ impl CertStore {
         let key = KeyPair::from_pem(&minted.key_pem)?;
         let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
         let pending = pending_path(key_path);
-        write_atomic(&pending, key_hash(minted.key_pem.as_bytes()).as_bytes(), 0o600)?;
+        write_note(&pending, &key_hash(minted.key_pem.as_bytes()))?;
         write_atomic(key_path, minted.key_pem.as_bytes(), 0o600)?;
         write_atomic(cert_path, minted.cert_pem.as_bytes(), 0o644)?;
         remove_file(&pending)?;
@@ -852,6 +852,22 @@ fn key_hash(pem: &[u8]) -> String {
 /// and names exactly this key.
 fn interrupted(key_path: &Path, key: &str) -> bool {
     fs::read_to_string(pending_path(key_path)).is_ok_and(|note| note.trim() == key_hash(key.as_bytes()))
+}
+
+/// Writes the note of a key about to be written. Not synced: it guards against a killed process
+/// (the page cache keeps it), and after a power loss that took the note but kept the key, the
+/// lone key is refused as before — never taken for ours by mistake.
+fn write_note(path: &Path, hash: &str) -> Result<(), CertError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(hash.as_bytes()))
+        .map_err(|source| CertError::Write { path: path.to_owned(), source })
 }
 
 /// Removes a file that may already be gone.
