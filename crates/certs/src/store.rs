@@ -884,6 +884,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_note_holds_the_key_s_sha256_and_removing_a_missing_file_is_no_error() {
+        // SHA-256("abc"), FIPS 180-2's test vector.
+        assert_eq!(key_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        let dir = tempfile::tempdir().unwrap();
+        assert!(remove_file(&dir.path().join("gone")).is_ok());
+        // A directory is not removed as a file: that is an error, not silence.
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        assert!(matches!(remove_file(&dir.path().join("sub")), Err(CertError::Write { .. })));
+    }
+
+    #[test]
+    fn a_pair_whose_certificate_could_not_be_written_leaves_a_key_known_as_ours() {
+        let dir = tempfile::tempdir().unwrap();
+        let minted = mint::ca().unwrap();
+        let key_path = dir.path().join(CA_KEY);
+        // The certificate's directory is a file: the key is written, the certificate cannot be.
+        fs::write(dir.path().join("blocker"), "").unwrap();
+        let cert_path = dir.path().join("blocker").join(CA_CERT);
+        assert!(CertStore::store_pair(&cert_path, &key_path, &minted).is_err());
+        let key = fs::read_to_string(&key_path).unwrap();
+        assert!(interrupted(&key_path, &key), "the note names the key that was written");
+        assert!(!interrupted(&key_path, "another key"));
+    }
+
+    #[test]
     fn a_key_left_alone_by_a_killed_run_is_replaced_and_one_the_user_put_there_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let store = CertStore::new(dir.path());
