@@ -316,3 +316,15 @@ async fn an_extension_is_set_with_its_latest_version_and_waited_for_unless_asked
         set(&arm, &vm, &SetRequest { force_update: Some("2".into()), ..request(false) }, &versions).await.unwrap();
     assert_eq!(started["properties"]["provisioningState"], "Updating", "without waiting: ARM's first answer");
 }
+
+/// A cloud's endpoints as `cloud register` discovers them, and its locations.
+#[tokio::test]
+async fn a_cloud_is_discovered_from_its_metadata_and_lists_its_locations() {
+    let (emulator, arm, _dir) = cloud(|_| {}, quick()).await;
+    let (login, audience) =
+        azdock_azure_sm::clouds::discover(emulator.base_url(), Some(emulator.ca_pem())).await.unwrap();
+    assert_eq!((login.as_str(), audience), (emulator.base_url(), format!("{}/", emulator.base_url())));
+    let regions = azdock_azure_sm::locations::list(&arm, LOCAL_SUBSCRIPTION).await.unwrap();
+    assert!(regions.iter().any(|r| r.name == "westus" && r.display_name == "West US"), "{regions:?}");
+    assert_eq!(azdock_azure_sm::locations::resolve(&regions, "West Europe").unwrap(), "westeurope");
+}
