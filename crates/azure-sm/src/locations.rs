@@ -74,6 +74,10 @@ mod tests {
             assert_eq!(resolve(&regions(), given).as_deref(), Ok("westus"), "{given}");
         }
         assert_eq!(resolve(&regions(), "West US 2").as_deref(), Ok("westus2"));
+        // A custom cloud's region whose display name is not its name spelt out.
+        let stack = [Region { name: "local1".into(), display_name: "Contoso Stack".into() }];
+        assert_eq!(resolve(&stack, "Contoso Stack").as_deref(), Ok("local1"));
+        assert_eq!(resolve(&stack, "LOCAL1").as_deref(), Ok("local1"));
         assert_eq!(resolve(&regions(), "UK South").as_deref(), Ok("uksouth"));
     }
 
