@@ -531,7 +531,7 @@ impl CertStore {
             // A key azdock wrote and was stopped before its certificate (killed between the
             // two): nothing can have used it, so it goes and a new pair is made.
             (None, Some(k)) if interrupted(key_path, &k) => {
-                drop(zeroize::Zeroizing::new(k));
+                drop(zeroize::Zeroizing::new(k)); // wiped, not just freed
                 remove_file(key_path)?;
                 remove_file(&pending_path(key_path))?;
                 return Ok(None);

@@ -152,8 +152,9 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
     ctx.print(&value, INSTALLED_COLUMNS)
 }
 
-/// A JSON object given inline or as `@file`; `None` when absent.
-fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
+/// The text of a flag given inline or as `@file`, held as a secret (it may be protected
+/// settings); `None` when the flag is absent.
+fn arg_text(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Secret<String>>> {
     let Some(value) = value else { return Ok(None) };
     let text = match value.strip_prefix('@') {
         Some(file) => {
@@ -161,7 +162,13 @@ fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
         }
         None => value.to_owned(),
     };
-    let parsed: Value = serde_json::from_str(&text)
+    Ok(Some(Secret::new(text)))
+}
+
+/// A JSON object given inline or as `@file`; `None` when absent.
+fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
+    let Some(text) = arg_text(flag, value)? else { return Ok(None) };
+    let parsed: Value = serde_json::from_str(text.expose())
         .map_err(|e| Usage::new(format!("invalid JSON for `{flag}`: {e}; give a JSON object or @FILE")))?;
     if !parsed.is_object() {
         return Err(Usage::new(format!("`{flag}` must be a JSON object, not {parsed}")).into());
@@ -169,16 +176,10 @@ fn json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Value>> {
     Ok(Some(parsed))
 }
 
-/// `--protected-settings`: like [`json_arg`], but the text (a file's contents included) and the
-/// settings are secrets from the moment they are read, and no error repeats any of them.
+/// `--protected-settings`: like [`json_arg`], but the settings are a secret from the moment they
+/// are read, and no error repeats them.
 fn secret_json_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<Secret<Value>>> {
-    let Some(value) = value else { return Ok(None) };
-    let text = match value.strip_prefix('@') {
-        Some(file) => Secret::new(
-            std::fs::read_to_string(file).map_err(|e| Usage::new(format!("cannot read `{file}` for `{flag}`: {e}")))?,
-        ),
-        None => Secret::new(value.to_owned()),
-    };
+    let Some(text) = arg_text(flag, value)? else { return Ok(None) };
     let parsed: Secret<Value> = serde_json::from_str(text.expose()).map_err(|e| {
         // serde's message names a line and column, never the text.
         Usage::new(format!("invalid JSON for `{flag}`: {e}; give a JSON object or @FILE"))
