@@ -277,6 +277,8 @@ pub(crate) struct Image {
     pub sku: &'static str,
     pub versions: &'static [&'static str],
     pub os: OsKind,
+    /// The name az's image alias document gives it (`az vm create --image Ubuntu2404`).
+    pub alias: Option<&'static str>,
 }
 
 pub(crate) const IMAGES: &[Image] = &[
@@ -286,6 +288,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "server",
         versions: &["24.04.202409120", "24.04.202411030"],
         os: OsKind::Linux,
+        alias: Some("Ubuntu2404"),
     },
     Image {
         publisher: "Canonical",
@@ -293,6 +296,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "22_04-lts-gen2",
         versions: &["22.04.202409110", "22.04.202411010"],
         os: OsKind::Linux,
+        alias: Some("Ubuntu2204"),
     },
     Image {
         publisher: "Canonical",
@@ -300,6 +304,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "22_04-lts",
         versions: &["22.04.202411010"],
         os: OsKind::Linux,
+        alias: None,
     },
     Image {
         publisher: "Canonical",
@@ -307,6 +312,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "18.04-LTS",
         versions: &["18.04.202401161"],
         os: OsKind::Linux,
+        alias: None,
     },
     Image {
         publisher: "Debian",
@@ -314,6 +320,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "11-backports-gen2",
         versions: &["0.20240703.1797", "0.20241004.1890"],
         os: OsKind::Linux,
+        alias: Some("Debian11"),
     },
     Image {
         publisher: "Debian",
@@ -321,6 +328,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "12-gen2",
         versions: &["0.20241004.1890"],
         os: OsKind::Linux,
+        alias: None,
     },
     Image {
         publisher: "kinvolk",
@@ -328,6 +336,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "stable-gen2",
         versions: &["3975.2.2", "4081.2.0"],
         os: OsKind::Linux,
+        alias: Some("FlatcarLinuxFreeGen2"),
     },
     Image {
         publisher: "MicrosoftWindowsServer",
@@ -335,6 +344,7 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "2022-datacenter-g2",
         versions: &["20348.2700.240911", "20348.2849.241106"],
         os: OsKind::Windows,
+        alias: Some("Win2022Datacenter"),
     },
     Image {
         publisher: "MicrosoftWindowsServer",
@@ -342,8 +352,35 @@ pub(crate) const IMAGES: &[Image] = &[
         sku: "2019-datacenter-gensecond",
         versions: &["17763.6293.240905", "17763.6532.241101"],
         os: OsKind::Windows,
+        alias: Some("Win2019Datacenter"),
     },
 ];
+
+/// The image alias document az reads at `vmImageAliasDoc` (Azure publishes it as
+/// `arm-compute/quickstart-templates/aliases.json`): a template whose `aliases` output maps each
+/// OS's aliases to their publisher, offer, sku and version.
+pub(crate) fn alias_doc() -> serde_json::Value {
+    let mut by_os = serde_json::Map::new();
+    for os in [OsKind::Linux, OsKind::Windows] {
+        let aliases: serde_json::Map<String, serde_json::Value> = IMAGES
+            .iter()
+            .filter(|i| i.os == os)
+            .filter_map(|i| {
+                let alias = i.alias?;
+                Some((
+                    alias.to_owned(),
+                    serde_json::json!({"publisher": i.publisher, "offer": i.offer, "sku": i.sku, "version": "latest", "architecture": "x64"}),
+                ))
+            })
+            .collect();
+        by_os.insert(os.to_string(), serde_json::Value::Object(aliases));
+    }
+    serde_json::json!({
+        "$schema": "http://schema.management.azure.com/schemas/2015-01-01/deploymentTemplate.json",
+        "contentVersion": "1.0.0.0", "parameters": {}, "variables": {}, "resources": [],
+        "outputs": {"aliases": {"type": "object", "value": by_os}}
+    })
+}
 
 /// Finds an image by publisher, offer and sku (case-insensitively, as ARM does).
 pub(crate) fn image(publisher: &str, offer: &str, sku: &str) -> Option<&'static Image> {

@@ -211,6 +211,8 @@ fn dispatch(shared: &Shared, req: &Req, op: crate::arm::OpFault) -> Resp {
     inner.settle(Instant::now());
     match (req.method.as_str(), segments.as_slice()) {
         (_, [first, ..]) if *first == "_emulator" => crate::admin::handle(&mut inner, shared, req, &segments[1..]),
+        // Azure serves this document from a public blob, without a token.
+        ("GET", ["cli", "vm", "aliases.json"]) => Resp::json(200, crate::catalog::alias_doc()),
         ("GET", ["metadata", "endpoints"]) => {
             Resp::json(200, crate::metadata_endpoints(&shared.base_url, req.query("api-version")))
         }

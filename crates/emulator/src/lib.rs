@@ -30,6 +30,7 @@ mod persist;
 mod sandbox;
 pub mod service;
 mod state;
+mod template;
 mod throttle;
 mod tls;
 mod tracked;
@@ -493,7 +494,7 @@ pub(crate) fn metadata_endpoints(base: &str, api_version: Option<&str>) -> Value
         json!({
             "portal": base, "authentication": authentication, "media": "", "graphAudience": "", "graph": "", "name": "AzdockLocal",
             "suffixes": {"acrLoginServer": "", "keyVaultDns": "", "sqlServerHostname": "", "storage": ""},
-            "batch": "", "resourceManager": base, "vmImageAliasDoc": "", "activeDirectoryDataLake": "", "sqlManagement": "", "gallery": ""
+            "batch": "", "resourceManager": base, "vmImageAliasDoc": format!("{base}/cli/vm/aliases.json"), "activeDirectoryDataLake": "", "sqlManagement": "", "gallery": ""
         })
     } else {
         json!({

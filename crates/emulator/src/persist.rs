@@ -61,6 +61,9 @@ struct Snapshot {
     /// Federated identity credentials added at run time, by client id.
     #[serde(default)]
     federated: BTreeMap<String, Vec<crate::FederatedCredential>>,
+    /// Template deployments, by key.
+    #[serde(default)]
+    deployments: BTreeMap<String, crate::arm::Run>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -117,6 +120,7 @@ enum Record {
     Resource { key: String, value: Option<StoredResource> },
     Vm { key: String, value: Option<Box<StoredVm>> },
     Op { id: String, value: Option<StoredOp> },
+    Deployment { key: String, value: Option<Box<crate::arm::Run>> },
     NextIp(u32),
     Principal { client_id: String, certificates: Vec<String>, federated: Vec<crate::FederatedCredential> },
 }
@@ -228,6 +232,10 @@ fn changes(inner: &mut Inner, shared: &Shared) -> Vec<Record> {
     for id in inner.ops.take_touched() {
         let value = inner.ops.get(&id).map(stored_op);
         records.push(Record::Op { id, value });
+    }
+    for key in inner.deployments.take_touched() {
+        let value = inner.deployments.get(&key).map(|r| Box::new(r.clone()));
+        records.push(Record::Deployment { key, value });
     }
     if inner.next_ip != inner.saved_next_ip {
         inner.saved_next_ip = inner.next_ip;
@@ -466,6 +474,7 @@ fn snapshot(inner: &Inner, principals: &[crate::ServicePrincipal], generation: u
             .collect(),
         vms: inner.vms.iter().map(|(k, vm)| (k.clone(), stored_vm(vm))).collect(),
         ops: inner.ops.iter().map(|(id, op)| (id.clone(), stored_op(op))).collect(),
+        deployments: inner.deployments.iter().map(|(k, r)| (k.clone(), r.clone())).collect(),
     }
 }
 
@@ -522,6 +531,9 @@ fn load(dir: &Path, inner: &mut Inner, principals: &mut [crate::ServicePrincipal
         for (id, op) in snapshot.ops {
             inner.ops.load(id, operation(op));
         }
+        for (key, run) in snapshot.deployments {
+            inner.deployments.load(key, run);
+        }
     }
     let mut last = first;
     for generation in journal_generations(dir)?.into_iter().filter(|g| *g >= first) {
@@ -561,6 +573,8 @@ fn replay(path: &Path, inner: &mut Inner, principals: &mut [crate::ServicePrinci
             Record::Vm { key, value: None } => inner.vms.unload(&key),
             Record::Op { id, value: Some(op) } => inner.ops.load(id, operation(op)),
             Record::Op { id, value: None } => inner.ops.unload(&id),
+            Record::Deployment { key, value: Some(run) } => inner.deployments.load(key, *run),
+            Record::Deployment { key, value: None } => inner.deployments.unload(&key),
             Record::NextIp(n) => inner.next_ip = n,
             Record::Principal { client_id, certificates, federated } => {
                 if let Some(p) = principals.iter_mut().find(|p| p.client_id == client_id) {

@@ -184,6 +184,8 @@ pub(crate) struct Inner {
     pub resources: Tracked<Resource>,
     pub ops: Tracked<Operation>,
     pub vms: Tracked<VmRuntime>,
+    /// Template deployments by key (lower-case id), kept after they end.
+    pub deployments: Tracked<crate::arm::Run>,
     pub throttle: Throttle,
     pub faults: Faults,
     pub durations: Durations,
@@ -207,6 +209,7 @@ impl Inner {
             resources: Tracked::default(),
             ops: Tracked::default(),
             vms: Tracked::default(),
+            deployments: Tracked::default(),
             throttle,
             faults,
             durations,
@@ -261,6 +264,7 @@ impl Inner {
                     if ok {
                         for key in keys {
                             self.resources.remove(&key);
+                            self.deployments.remove(&key);
                             // A deleted extension leaves the VM's instance view with it.
                             if let Some((vm_key, name)) = key.rsplit_once("/extensions/")
                                 && let Some(vm) = self.vms.get_mut(vm_key)

@@ -627,6 +627,24 @@ async fn discovery_documents_and_image_catalogue() {
     assert_eq!(new["resourceManager"], base);
     assert_eq!(new["authentication"]["loginEndpoint"], base);
     assert!(new["suffixes"].is_object() && new["name"].is_string(), "{new}");
+    // The image alias document `az vm create --image Ubuntu2404` reads, served without a token
+    // as Azure serves it from a public blob: each alias names an image of the catalogue.
+    let alias_doc = new["vmImageAliasDoc"].as_str().unwrap();
+    assert!(alias_doc.starts_with(&base), "{alias_doc}");
+    let aliases: Value = cloud.http.get(alias_doc).send().await.unwrap().json().await.unwrap();
+    let ubuntu = &aliases["outputs"]["aliases"]["value"]["Linux"]["Ubuntu2404"];
+    assert_eq!((ubuntu["publisher"].as_str(), ubuntu["offer"].as_str()), (Some("Canonical"), Some("ubuntu-24_04-lts")));
+    let windows = &aliases["outputs"]["aliases"]["value"]["Windows"]["Win2022Datacenter"];
+    let (_, versions) = cloud
+        .get(&format!(
+            "/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/locations/westus/publishers/{}/artifacttypes/vmimage/offers/{}/skus/{}/versions?{C}",
+            windows["publisher"].as_str().unwrap(),
+            windows["offer"].as_str().unwrap(),
+            windows["sku"].as_str().unwrap()
+        ))
+        .await;
+    assert!(!versions.as_array().unwrap().is_empty(), "{versions}");
+    assert!(aliases["outputs"]["aliases"]["value"]["Linux"].get("Win2022Datacenter").is_none());
     let oidc: Value = cloud
         .http
         .get(cloud.url(&format!("/{LOCAL_TENANT}/v2.0/.well-known/openid-configuration")))

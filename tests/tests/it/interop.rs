@@ -45,7 +45,9 @@ fn the_azure_sdk_for_python_drives_the_local_cloud() {
 /// The Azure CLI (pinned, installed by `cargo xtask ci` into target/az-venv) against `azdock
 /// local`, configured by `eval "$(azdock local env --for az)"`: az reads what azdock made, makes
 /// and removes an extension, resets a password, lists sizes and networks at the api-versions it
-/// sends; and azdock signs in through that real az (`login --use-az-cli`).
+/// sends, and creates VMs and an availability set through template deployments; azdock signs in
+/// through that real az (`login --use-az-cli`) and turns az's VM into a Docker host the real
+/// docker CLI reaches over mutual TLS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_azure_cli_drives_the_local_cloud() {
     let Some(az) = std::env::var_os("AZDOCK_AZ_CLI") else {
@@ -56,6 +58,8 @@ async fn the_azure_cli_drives_the_local_cloud() {
         azdock_tests::skipped("no Azure CLI, and AZDOCK_TESTS_WITHOUT_AZ is set");
         return;
     };
+    let docker = azdock_tests::dockerd_available();
+    let _one_dockerd_at_a_time = docker.then(azdock_tests::dockerd_lock);
     let env = Env::new();
     let (up, arm) = azdock_tests::local_cloud(&env, &["--instant"]).await;
     let sub = up["subscriptionId"].as_str().unwrap().to_owned();
@@ -97,6 +101,11 @@ az vm extension list -g azrg --vm-name azvm -o json > ext-list.json
 az vm extension delete -g azrg --vm-name azvm -n enablevmaccess
 az vm extension list -g azrg --vm-name azvm -o json > ext-after.json
 az vm get-instance-view -g azrg -n azvm -o json > view.json
+az vm availability-set create -g azrg -n azset -o json > avset.json
+az vm create -g azrg -n azmade --image Ubuntu2404 --generate-ssh-keys --size Standard_B1s --availability-set azset -o json > created.json
+az vm create -g azrg -n azurn --image Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest --size Standard_B1s --admin-username ops --admin-password 'Az-Passw0rd-78' --nsg-rule NONE -o json > created-urn.json
+az vm list -g azrg -o json > vm-list-after.json
+az deployment group list -g azrg -o json > deployments.json
 "$AZDOCK" --cloud local login --use-az-cli -o json > azdock-login.json
 "$AZDOCK" --cloud local vm list -o json > azdock-vms.json
 "#;
@@ -105,7 +114,117 @@ az vm get-instance-view -g azrg -n azvm -o json > view.json
     let out = azdock_tests::run(env.command("bash").env("PATH", path).env("OUT", &out_dir).args(["-c", script]));
     assert_eq!(out.code, 0, "az failed:\n{}\n{}", out.stdout, out.stderr);
     check_az_answers(&out_dir, &arm, &sub).await;
+    check_az_creates(&out_dir, &arm, &sub).await;
+    if docker {
+        docker_on_az_vm(&env, &out_dir, &az_bin);
+    } else {
+        azdock_tests::skipped("azdock ext docker install on az's VM: no dockerd (AZDOCK_TESTS_WITHOUT_DOCKERD)");
+    }
     env.run(&["local", "down"]).success();
+}
+
+fn read_json(dir: &std::path::Path, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join(name)).unwrap();
+    if text.trim().is_empty() { serde_json::Value::Null } else { serde_json::from_str(&text).unwrap() }
+}
+
+/// What az's template deployments made: VMs from an alias and a URN, in an availability set,
+/// each resource through the local cloud's own routes.
+async fn check_az_creates(out_dir: &std::path::Path, arm: &azdock_tests::arm::Arm, sub: &str) {
+    let created = read_json(out_dir, "created.json");
+    assert_eq!(created["powerState"], "VM running", "{created}");
+    assert!(created["publicIpAddress"].as_str().unwrap().starts_with("127."), "{created}");
+    let urn = read_json(out_dir, "created-urn.json");
+    assert_eq!(urn["powerState"], "VM running", "{urn}");
+    let (_, vm) = arm
+        .get(&format!(
+            "/subscriptions/{sub}/resourceGroups/azrg/providers/Microsoft.Compute/virtualMachines/azurn?api-version=2024-11-01"
+        ))
+        .await;
+    assert_eq!(vm["properties"]["storageProfile"]["imageReference"]["sku"], "22_04-lts-gen2", "{vm}");
+    let (_, valid) = arm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/guests/{sub}/azrg/azurn/verify-password"),
+            Some(serde_json::json!({"username": "ops", "password": "Az-Passw0rd-78"})),
+        )
+        .await;
+    assert_eq!(valid["valid"], true, "the template's secure parameter reached the guest");
+    let set = read_json(out_dir, "avset.json");
+    assert_eq!(
+        (set["platformFaultDomainCount"].as_i64(), set["platformUpdateDomainCount"].as_i64()),
+        (Some(2), Some(5))
+    );
+    let (_, set) = arm
+        .get(&format!(
+            "/subscriptions/{sub}/resourceGroups/azrg/providers/Microsoft.Compute/availabilitySets/azset?api-version=2024-11-01"
+        ))
+        .await;
+    assert!(
+        set["properties"]["virtualMachines"][0]["id"].as_str().unwrap().ends_with("/virtualMachines/azmade"),
+        "{set}"
+    );
+    let listed = read_json(out_dir, "vm-list-after.json");
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
+    for name in ["azvm", "azmade", "azurn"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let deployments = read_json(out_dir, "deployments.json");
+    let deployments = deployments.as_array().unwrap();
+    assert_eq!(deployments.len(), 3, "{deployments:?}");
+    assert!(deployments.iter().all(|d| d["properties"]["provisioningState"] == "Succeeded"));
+    assert!(
+        !serde_json::to_string(deployments).unwrap().contains("Az-Passw0rd-78"),
+        "a secure parameter is never shown"
+    );
+    // The same records at the api-version of the vendored specification, so that the spec test
+    // checks the deployment and operation bodies the local cloud serves.
+    let group = format!("/subscriptions/{sub}/resourcegroups/azrg");
+    let (_, listed) =
+        arm.get(&format!("{group}/providers/Microsoft.Resources/deployments/?api-version=2021-04-01")).await;
+    let name = listed["value"][0]["name"].as_str().unwrap();
+    let (_, ops) = arm.get(&format!("{group}/deployments/{name}/operations?api-version=2021-04-01")).await;
+    assert!(
+        ops["value"].as_array().unwrap().iter().all(|o| o["properties"]["provisioningState"] == "Succeeded"),
+        "{ops}"
+    );
+}
+
+/// `azdock ext docker install` on the VM az made, the real docker CLI through the context azdock
+/// wrote, and az showing the extension azdock installed.
+fn docker_on_az_vm(env: &Env, out_dir: &std::path::Path, az_bin: &std::path::Path) {
+    // azdock is signed in through az (`login --use-az-cli` above): it runs where az is set up.
+    let script = r#"
+set -eu
+eval "$("$AZDOCK" local env --for az)"
+cd "$OUT"
+"$AZDOCK" --cloud local ext docker install --vm azmade -g azrg --allow-from 127.0.0.0/8 -o json > installed.json
+az vm extension list -g azrg --vm-name azmade -o json > ext-docker.json
+"#;
+    let path = format!("{}:{}", az_bin.display(), std::env::var("PATH").unwrap_or_default());
+    let out = azdock_tests::run(env.command("bash").env("PATH", path).env("OUT", out_dir).args(["-c", script]));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let installed = read_json(out_dir, "installed.json");
+    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
+    let mut docker = std::process::Command::new("docker");
+    docker
+        .env("HOME", env.path())
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .args(["--context", "azmade", "info", "--format", "{{.ServerVersion}}"]);
+    let info = azdock_tests::run(&mut docker);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    assert!(!info.stdout.trim().is_empty());
+    // az shows the extension azdock wrote, and never its protected settings.
+    let listed = read_json(out_dir, "ext-docker.json");
+    let docker_ext = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["provisioningState"] == "Succeeded" && e["name"] != "enablevmaccess")
+        .unwrap_or_else(|| panic!("no extension azdock installed in {listed}"));
+    assert!(docker_ext.get("protectedSettings").is_none_or(serde_json::Value::is_null), "{docker_ext}");
 }
 
 /// What az answered in the script above, file by file.

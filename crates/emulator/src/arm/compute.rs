@@ -142,6 +142,26 @@ pub(super) fn validate_computer_name(os: OsKind, name: &str) -> Result<()> {
 }
 
 // One VM create, validated in the order ARM reports problems; splitting it would scatter that.
+/// An availability set: ARM's default domain counts; its VMs are listed when it is read.
+pub(super) fn prepare_availability_set(props: &mut Map<String, Value>) -> Result<()> {
+    for (field, default, max) in [("platformFaultDomainCount", 2, 3), ("platformUpdateDomainCount", 5, 20)] {
+        let count = props.get(field).map_or(Some(default), Value::as_i64);
+        match count {
+            Some(n) if (1..=max).contains(&n) => {
+                props.insert(field.into(), json!(n));
+            }
+            _ => {
+                return Err(invalid_parameter(
+                    field,
+                    format!("The value of parameter {field} is invalid: it must be an integer from 1 to {max}."),
+                ));
+            }
+        }
+    }
+    props.remove("virtualMachines");
+    Ok(())
+}
+
 #[allow(clippy::too_many_lines)]
 pub(super) fn prepare_vm(
     inner: &mut Inner,
@@ -235,6 +255,9 @@ pub(super) fn prepare_vm(
             "networkProfile",
             "At least one network interface is required: networkProfile.networkInterfaces is empty.",
         ));
+    }
+    if let Some(set) = props.get("availabilitySet").and_then(ref_id) {
+        require_ref(inner, set, id)?;
     }
     for nic in &nics {
         require_ref(inner, nic, id)?;

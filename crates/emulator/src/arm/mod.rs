@@ -13,6 +13,7 @@ use crate::wire::{ArmError, Req, Resp, uuid};
 use crate::{OsKind, Shared};
 
 mod compute;
+mod deployments;
 mod images;
 mod network;
 mod operations;
@@ -20,7 +21,8 @@ mod render;
 mod resources;
 
 pub(crate) use compute::vm_public_ip;
-use compute::{prepare_extension, prepare_vm, vm_action};
+use compute::{prepare_availability_set, prepare_extension, prepare_vm, vm_action};
+pub(crate) use deployments::Run;
 use images::images;
 use network::{
     prepare_nic, prepare_nsg, prepare_public_ip, prepare_rule, prepare_subnet, prepare_vnet, store_inline_children,
@@ -73,6 +75,7 @@ const TYPES: &[(&str, &[&str], bool)] = &[
     ("Microsoft.Network", &["networkSecurityGroups", "securityRules"], false),
     ("Microsoft.Network", &["publicIPAddresses"], true),
     ("Microsoft.Network", &["networkInterfaces"], true),
+    ("Microsoft.Compute", &["availabilitySets"], true),
     ("Microsoft.Compute", &["virtualMachines"], true),
     ("Microsoft.Compute", &["virtualMachines", "extensions"], true),
 ];
@@ -126,8 +129,11 @@ fn check_api_version(req: &Req, ns: &str, type_name: Option<&str>) -> Result<Str
 
 /// Dispatches an authenticated ARM request.
 pub(crate) fn handle(inner: &mut Inner, shared: &Shared, principal: &ServicePrincipal, req: &Req, op: OpFault) -> Resp {
-    let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
+    // ARM reads `providers/Microsoft.Compute//availabilitySets/x` (a generic resource client's
+    // empty parent path, as az's existence checks send it) as the path without the empty part.
+    let segments: Vec<&str> = req.path.split('/').filter(|s| !s.is_empty()).collect();
     let mut ctx = Ctx { shared, principal, api_version: String::new(), op };
+    deployments::advance(inner, &ctx);
     match route(inner, &mut ctx, req, &segments) {
         Ok(resp) => resp,
         Err(e) => e.into_resp(),
@@ -223,17 +229,15 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
             ctx.api_version = check_api_version(req, "Microsoft.Resources", None)?;
             resource_group(inner, ctx, req, sub, rg)
         }
+        [r, rg, d, name, o, tail @ ..] if eq(r, "resourcegroups") && eq(d, "deployments") && eq(o, "operations") => {
+            let rg = existing_group(inner, sub, rg)?.0;
+            deployments::operations(inner, ctx, req, sub, &rg, name, tail)
+        }
         [r, rg, p, ns, rest @ ..] if eq(r, "resourcegroups") && eq(p, "providers") => {
-            let rg_key = key(&format!("/subscriptions/{sub}/resourceGroups/{rg}"));
-            let Some(group) = inner.resources.get(&rg_key) else {
-                return Err(ArmError::new(
-                    404,
-                    "ResourceGroupNotFound",
-                    format!("Resource group '{rg}' could not be found."),
-                ));
-            };
-            let rg = group.body["name"].as_str().unwrap_or(rg).to_owned();
-            let location = group.body["location"].as_str().unwrap_or("westeurope").to_owned();
+            let (rg, location) = existing_group(inner, sub, rg)?;
+            if eq(ns, "Microsoft.Resources") && rest.first().is_some_and(|t| eq(t, "deployments")) {
+                return deployments::route(inner, ctx, req, sub, (&rg, &location), &rest[1..]);
+            }
             provider_route(inner, ctx, req, sub, &rg, &location, ns, rest)
         }
         [o, id] if eq(o, "operationresults") && m == "GET" => {
@@ -297,6 +301,16 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
         }
         _ => Err(ArmError::new(404, "NotFound", format!("The requested path '{}' was not found.", req.path))),
     }
+}
+
+/// A resource group that exists: its name as created, and its location.
+fn existing_group(inner: &Inner, sub: &str, rg: &str) -> Result<(String, String)> {
+    let rg_key = key(&format!("/subscriptions/{sub}/resourceGroups/{rg}"));
+    let Some(group) = inner.resources.get(&rg_key) else {
+        return Err(ArmError::new(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found.")));
+    };
+    let name = group.body["name"].as_str().unwrap_or(rg).to_owned();
+    Ok((name, group.body["location"].as_str().unwrap_or("westeurope").to_owned()))
 }
 
 /// `…/providers/Microsoft.Compute/locations/{location}/vmSizes`: the sizes offered there.
@@ -418,8 +432,15 @@ fn resource_group(inner: &mut Inner, ctx: &Ctx<'_>, req: &Req, sub: &str, rg: &s
             let Some(group) = inner.resources.get_mut(&k) else { return Err(not_found()) };
             group.body["properties"]["provisioningState"] = json!("Deleting");
             let prefix = format!("{k}/");
-            let keys: Vec<String> =
-                inner.resources.keys().filter(|r| r.starts_with(&prefix)).cloned().chain([k.clone()]).collect();
+            // The group's resources and its deployments' records go with it.
+            let keys: Vec<String> = inner
+                .resources
+                .keys()
+                .chain(inner.deployments.keys())
+                .filter(|r| r.starts_with(&prefix))
+                .cloned()
+                .chain([k.clone()])
+                .collect();
             for key in &keys {
                 if let Some(vm) = inner.vms.get_mut(key) {
                     vm.power = "stopped";

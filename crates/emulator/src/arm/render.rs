@@ -19,6 +19,15 @@ pub(crate) fn render(inner: &Inner, k: &str, expand: bool) -> Value {
             .collect()
     };
     match kind.as_str() {
+        "microsoft.compute/availabilitysets" => {
+            let members: Vec<Value> = inner
+                .resources
+                .values()
+                .filter(|vm| vm.body["properties"]["availabilitySet"]["id"].as_str().is_some_and(|s| eq(s, &r.id)))
+                .map(|vm| json!({"id": vm.id}))
+                .collect();
+            body["properties"]["virtualMachines"] = Value::Array(members);
+        }
         "microsoft.network/virtualnetworks" => body["properties"]["subnets"] = Value::Array(children("subnets")),
         "microsoft.network/networksecuritygroups" => {
             body["properties"]["securityRules"] = Value::Array(children("securityrules"));

@@ -104,6 +104,7 @@ pub(super) fn put_resource(
         "microsoft.network/networksecuritygroups/securityrules" => prepare_rule(inner, &id, name, &mut props)?,
         "microsoft.network/publicipaddresses" => prepare_public_ip(inner, &id, &location, &mut props, &mut out)?,
         "microsoft.network/networkinterfaces" => prepare_nic(inner, &id, &mut props)?,
+        "microsoft.compute/availabilitysets" => prepare_availability_set(&mut props)?,
         "microsoft.compute/virtualmachines" => prepare_vm(inner, &id, name, &mut props, existing.as_ref())?,
         "microsoft.compute/virtualmachines/extensions" => {
             duration = inner.durations.extension;
