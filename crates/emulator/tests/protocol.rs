@@ -972,6 +972,13 @@ async fn regions_sizes_api_versions_images_and_nics_as_azure_serves_them() {
     let (_, nic) = cloud.get(&format!("{}?{N}", net("g", "networkInterfaces/nic"))).await;
     assert_eq!(nic["properties"]["dnsSettings"]["internalDomainNameSuffix"], suffix);
     assert_eq!(nic["properties"]["primary"], true);
+
+    // A generic resource client's empty parent path (`Microsoft.Network//networkInterfaces/nic`,
+    // az's existence check) reads as the path without it, as in ARM.
+    let doubled = format!("{}?{N}", net("g", "/networkInterfaces/nic"));
+    assert!(doubled.contains("Microsoft.Network//networkInterfaces"), "{doubled}");
+    let (s, same) = cloud.get(&doubled).await;
+    assert_eq!((s.as_u16(), &same), (200, &nic));
 }
 
 /// As ARM answers (see the recorded Java and .NET sessions): a VM's GET carries its extensions in
