@@ -140,6 +140,34 @@ pub(crate) const RESOURCES_API_VERSIONS: &[&str] = &[
     "2025-04-01",
 ];
 
+/// Versions of `Microsoft.Compute` that belong to its disk (`2026-03-02`) and gallery
+/// (`2026-03-03`) services: ARM takes them for those types only, never for a VM or its parts.
+const DISK_AND_GALLERY_API_VERSIONS: &[&str] = &["2026-03-02", "2026-03-03"];
+
+/// The api-versions of one resource type, as its provider's registration lists them (oldest
+/// first): the namespace's versions from the one the type first appeared in, less those of
+/// other services in the namespace. `None` for a type the local cloud does not know.
+pub(crate) fn type_api_versions(type_name: &str) -> Option<Vec<&'static str>> {
+    let (list, since, except): (&[&str], &str, &[&str]) = match type_name.to_ascii_lowercase().as_str() {
+        "microsoft.compute/virtualmachines"
+        | "microsoft.compute/virtualmachines/extensions"
+        | "microsoft.compute/availabilitysets"
+        | "microsoft.compute/locations/vmsizes" => (COMPUTE_API_VERSIONS, "2015-06-15", DISK_AND_GALLERY_API_VERSIONS),
+        // Managed images came with the 2016 managed-disk release.
+        "microsoft.compute/images" => (COMPUTE_API_VERSIONS, "2016-04-30-preview", DISK_AND_GALLERY_API_VERSIONS),
+        "microsoft.network/virtualnetworks"
+        | "microsoft.network/virtualnetworks/subnets"
+        | "microsoft.network/networksecuritygroups"
+        | "microsoft.network/networksecuritygroups/securityrules"
+        | "microsoft.network/publicipaddresses"
+        | "microsoft.network/networkinterfaces" => (NETWORK_API_VERSIONS, "2015-06-15", &[]),
+        // Template deployments are as old as ARM's public preview.
+        "microsoft.resources/deployments" => (RESOURCES_API_VERSIONS, "2014-04-01", &[]),
+        _ => return None,
+    };
+    Some(list.iter().copied().filter(|v| *v >= since && !except.contains(v)).collect())
+}
+
 /// A public Azure region as `GET /subscriptions/{id}/locations` describes it.
 pub(crate) struct Region {
     pub name: &'static str,

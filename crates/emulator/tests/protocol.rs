@@ -205,6 +205,41 @@ async fn api_versions_and_unknown_routes_get_arms_errors() {
     cloud.call(Method::PUT, &format!("{}?{R}", rg("g")), Some(json!({"location": "westeurope"}))).await;
     let (s, body) = cloud.get(&format!("{}?api-version=2099-01-01", compute("g", "virtualMachines/x"))).await;
     assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("No registered resource provider found for location 'westeurope' and API version '2099-01-01' for type 'virtualMachines'. The supported api-versions are '2026-04-01, 2025-04-01, "),
+        "{message}"
+    );
+    // Each type takes its own versions: the disk service's `2026-03-02` is Compute's, but not a
+    // VM's; managed images are younger than VMs; the provider's registration says the same.
+    let (s, body) = cloud.get(&format!("{}?api-version=2026-03-02", compute("g", "virtualMachines/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+    let supported = body["error"]["message"].as_str().unwrap().split("supported api-versions are").nth(1).unwrap();
+    assert!(!supported.contains("2026-03-02"), "{body}");
+    let (s, body) = cloud.get(&format!("{}?api-version=2026-04-01", compute("g", "virtualMachines/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ResourceNotFound"));
+    let (s, body) = cloud.get(&format!("{}?api-version=2015-06-15", compute("g", "images/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (400, "NoRegisteredProviderFound"));
+    let (s, body) = cloud.get(&format!("{}?api-version=2016-04-30-preview", compute("g", "images/x"))).await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "ResourceNotFound"));
+    let (_, provider) =
+        cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute?{R}")).await;
+    let versions = |t: &str| -> Vec<String> {
+        let found = provider["resourceTypes"].as_array().unwrap().iter().find(|r| r["resourceType"] == t).unwrap();
+        found["apiVersions"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    let vm_versions = versions("virtualMachines");
+    assert_eq!(vm_versions.first().map(String::as_str), Some("2026-04-01"));
+    assert!(vm_versions.iter().any(|v| v == "2015-06-15") && !vm_versions.iter().any(|v| v == "2026-03-02"));
+    assert_eq!(versions("availabilitySets"), vm_versions);
+    let (_, provider) =
+        cloud.get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Resources?{R}")).await;
+    assert_eq!(provider["resourceTypes"][0]["resourceType"], "deployments", "{provider}");
+    // A namespace's own routes take its versions, the disk service's included.
+    let (s, body) = cloud
+        .get(&format!("/subscriptions/{LOCAL_SUBSCRIPTION}/providers/Microsoft.Compute/locations/westeurope/operations/nope?api-version=2026-03-02"))
+        .await;
+    assert_eq!((s.as_u16(), code(&body)), (404, "NotFound"));
     let (s, body) = cloud.get(&format!("{}?{C}", compute("g", "virtualMagic/x"))).await;
     assert_eq!((s.as_u16(), code(&body)), (400, "InvalidResourceType"));
     let (s, body) = cloud

@@ -931,7 +931,8 @@ pub(super) fn route(
     (rg, rg_location): (&str, &str),
     rest: &[&str],
 ) -> Result<Resp> {
-    ctx.api_version = check_api_version(req, "Microsoft.Resources", Some("Microsoft.Resources/deployments"))?;
+    ctx.api_version =
+        check_api_version(req, "Microsoft.Resources", Some(("Microsoft.Resources/deployments", rg_location)))?;
     let m = req.method.as_str();
     match rest {
         [] | [""] if m == "GET" => {

@@ -78,6 +78,8 @@ const TYPES: &[(&str, &[&str], bool)] = &[
     ("Microsoft.Compute", &["availabilitySets"], true),
     ("Microsoft.Compute", &["virtualMachines"], true),
     ("Microsoft.Compute", &["virtualMachines", "extensions"], true),
+    // Served by its own routes (`deployments.rs`); listed here for the provider's registration.
+    ("Microsoft.Resources", &["deployments"], false),
 ];
 
 const NAMESPACES: &[&str] = &["Microsoft.Compute", "Microsoft.Network", "Microsoft.Resources", "Microsoft.Storage"];
@@ -96,8 +98,9 @@ fn canonical_ns(ns: &str) -> Option<&'static str> {
     NAMESPACES.iter().copied().find(|n| eq(n, ns))
 }
 
-/// Checks `api-version` for a namespace: missing and unknown versions fail as ARM fails them.
-fn check_api_version(req: &Req, ns: &str, type_name: Option<&str>) -> Result<String> {
+/// Checks `api-version` for a namespace, or for a resource type (with the location the request
+/// is for) against that type's own list: missing and unknown versions fail as ARM fails them.
+fn check_api_version(req: &Req, ns: &str, type_name: Option<(&str, &str)>) -> Result<String> {
     let Some(version) = req.query("api-version") else {
         return Err(ArmError::new(
             400,
@@ -105,17 +108,21 @@ fn check_api_version(req: &Req, ns: &str, type_name: Option<&str>) -> Result<Str
             "The api-version query parameter (?api-version=) is required for all requests.",
         ));
     };
-    let supported = api_versions(ns);
+    let supported = match type_name {
+        Some((t, _)) => catalog::type_api_versions(t).unwrap_or_else(|| api_versions(ns).to_vec()),
+        None => api_versions(ns).to_vec(),
+    };
     if supported.contains(&version) {
         return Ok(version.to_owned());
     }
     let list = supported.iter().rev().copied().collect::<Vec<_>>().join(", ");
     Err(match type_name {
-        Some(t) => ArmError::new(
+        Some((t, location)) => ArmError::new(
             400,
             "NoRegisteredProviderFound",
             format!(
-                "No registered resource provider found for location 'westeurope' and API version '{version}' for type '{t}'. The supported api-versions are '{list}'. The supported locations are '{}'.",
+                "No registered resource provider found for location '{location}' and API version '{version}' for type '{}'. The supported api-versions are '{list}'. The supported locations are '{}'.",
+                t.split_once('/').map_or(t, |(_, rest)| rest),
                 catalog::location_names(", ")
             ),
         ),
@@ -286,7 +293,7 @@ fn subscription_route(inner: &mut Inner, ctx: &mut Ctx<'_>, req: &Req, sub: &str
         [p, ns, t] if eq(p, "providers") && m == "GET" => {
             let ns = canonical_ns(ns).ok_or_else(|| invalid_namespace(ns))?;
             let spec = find_type(ns, &[t]).ok_or_else(|| invalid_type(ns, t))?;
-            ctx.api_version = check_api_version(req, ns, Some(&format!("{ns}/{}", spec.join("/"))))?;
+            ctx.api_version = check_api_version(req, ns, Some((&format!("{ns}/{}", spec.join("/")), "global")))?;
             let prefix = format!("/subscriptions/{sub}/").to_ascii_lowercase();
             let kind = format!("{ns}/{}", spec.join("/")).to_ascii_lowercase();
             let value: Vec<Value> = inner
@@ -315,7 +322,8 @@ fn existing_group(inner: &Inner, sub: &str, rg: &str) -> Result<(String, String)
 
 /// `…/providers/Microsoft.Compute/locations/{location}/vmSizes`: the sizes offered there.
 fn vm_sizes(ctx: &mut Ctx<'_>, req: &Req, location: &str) -> Result<Resp> {
-    ctx.api_version = check_api_version(req, "Microsoft.Compute", None)?;
+    ctx.api_version =
+        check_api_version(req, "Microsoft.Compute", Some(("Microsoft.Compute/locations/vmSizes", location)))?;
     if !catalog::is_location(location) {
         return Err(ArmError::new(
             400,
@@ -347,7 +355,8 @@ fn provider_body(sub: &str, ns: &str) -> Value {
         .iter()
         .filter(|(n, _, _)| *n == ns)
         .map(|(_, path, _)| {
-            json!({"resourceType": path.join("/"), "locations": catalog::LOCATIONS.iter().map(|r| r.display).collect::<Vec<_>>(), "apiVersions": api_versions(ns).iter().rev().collect::<Vec<_>>()})
+            let versions = catalog::type_api_versions(&format!("{ns}/{}", path.join("/"))).unwrap_or_default();
+            json!({"resourceType": path.join("/"), "locations": catalog::LOCATIONS.iter().map(|r| r.display).collect::<Vec<_>>(), "apiVersions": versions.iter().rev().collect::<Vec<_>>()})
         })
         .collect();
     json!({"id": format!("/subscriptions/{sub}/providers/{ns}"), "namespace": ns, "registrationState": "Registered", "registrationPolicy": "RegistrationRequired", "resourceTypes": types})
@@ -520,7 +529,7 @@ fn provider_route(
     // Managed images are a type ARM knows; the local cloud holds none. az looks one up by the
     // name given to `--image` before it tries the name as an alias, and wants ARM's 404.
     if eq(ns_canon, "Microsoft.Compute") && types.len() == 1 && eq(types[0], "images") && m == "GET" {
-        ctx.api_version = check_api_version(req, ns_canon, Some("Microsoft.Compute/images"))?;
+        ctx.api_version = check_api_version(req, ns_canon, Some(("Microsoft.Compute/images", location)))?;
         return match names.first() {
             Some(name) => {
                 let id = format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/images/{name}");
@@ -533,7 +542,7 @@ fn provider_route(
         return Err(invalid_type(ns_canon, &types.join("/")));
     };
     let type_name = format!("{ns_canon}/{}", spec.join("/"));
-    ctx.api_version = check_api_version(req, ns_canon, Some(&type_name))?;
+    ctx.api_version = check_api_version(req, ns_canon, Some((&type_name, location)))?;
     let rg_id = format!("/subscriptions/{sub}/resourceGroups/{rg}");
     let mut id = format!("{rg_id}/providers/{ns_canon}/{}/{}", spec[0], names.first().copied().unwrap_or_default());
     if spec.len() == 2 {
