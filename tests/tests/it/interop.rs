@@ -202,7 +202,7 @@ cd "$OUT"
 az vm extension list -g azrg --vm-name azmade -o json > ext-docker.json
 "#;
     let path = format!("{}:{}", az_bin.display(), std::env::var("PATH").unwrap_or_default());
-    let out = azdock_tests::run(env.command("bash").env("PATH", path).env("OUT", out_dir).args(["-c", script]));
+    let out = azdock_tests::run(env.command("bash").env("PATH", &path).env("OUT", out_dir).args(["-c", script]));
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let installed = read_json(out_dir, "installed.json");
     assert_eq!(installed["daemon"]["status"], "running", "{installed}");
@@ -216,15 +216,28 @@ az vm extension list -g azrg --vm-name azmade -o json > ext-docker.json
     let info = azdock_tests::run(&mut docker);
     assert_eq!(info.code, 0, "{}", info.stderr);
     assert!(!info.stdout.trim().is_empty());
-    // az shows the extension azdock wrote, and never its protected settings.
+    // az shows the extension azdock wrote (`vm extension show`), and never its protected settings.
     let listed = read_json(out_dir, "ext-docker.json");
-    let docker_ext = listed
+    let name = listed
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["provisioningState"] == "Succeeded" && e["name"] != "enablevmaccess")
-        .unwrap_or_else(|| panic!("no extension azdock installed in {listed}"));
-    assert!(docker_ext.get("protectedSettings").is_none_or(serde_json::Value::is_null), "{docker_ext}");
+        .find(|e| e["name"] != "enablevmaccess")
+        .and_then(|e| e["name"].as_str())
+        .unwrap_or_else(|| panic!("no extension azdock installed in {listed}"))
+        .to_owned();
+    let show = format!(
+        "set -eu\neval \"$(\"$AZDOCK\" local env --for az)\"\naz vm extension show -g azrg --vm-name azmade -n '{name}' -o json > \"$OUT/ext-show.json\"\n"
+    );
+    let out = azdock_tests::run(env.command("bash").env("PATH", &path).env("OUT", out_dir).args(["-c", &show]));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown = read_json(out_dir, "ext-show.json");
+    assert_eq!(
+        (shown["name"].as_str(), shown["provisioningState"].as_str()),
+        (Some(name.as_str()), Some("Succeeded")),
+        "{shown}"
+    );
+    assert!(shown.get("protectedSettings").is_none_or(serde_json::Value::is_null), "{shown}");
 }
 
 /// What az answered in the script above, file by file.
