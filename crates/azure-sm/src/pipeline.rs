@@ -336,6 +336,7 @@ impl Arm {
         let request_id = crate::uuid();
         let started = Instant::now();
         let mut attempt = 0;
+        let mut signed_in_again = false;
         loop {
             attempt += 1;
             self.acquire(&bucket).await;
@@ -378,6 +379,14 @@ impl Arm {
                         return Ok(ArmResponse { status, headers, body });
                     }
                     let error = arm_error(status, &body);
+                    // A refused token (a kept one revoked, or from a local cloud since reset):
+                    // ARM processed nothing, so sign in afresh and send once more.
+                    if status == StatusCode::UNAUTHORIZED && !signed_in_again {
+                        signed_in_again = true;
+                        self.credential.forget(&self.cloud.scope()).await;
+                        tracing::debug!(request_id, "the token was refused; signing in again");
+                        continue;
+                    }
                     // ARM did not process a 429 or a 503 with Retry-After: safe for any method.
                     let not_processed = status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key("retry-after");

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
+use azdock_azure_sm::credential::stored::StoredLogin;
+use azdock_azure_sm::credential::{PersistedCredential, TokenFile};
 use azdock_azure_sm::{Arm, ChainedCredential, ClientSecretCredential, Cloud, CloudKind, Credential, RetryPolicy};
 use azdock_core::Secret;
 use serde_json::Value;
@@ -76,6 +78,12 @@ pub(crate) fn refuse_implicit_local(global: &GlobalArgs, config: &Config, what: 
 /// chain of [`ChainedCredential::from_env`]: the `AZURE_*` environment, the Azure CLI, managed
 /// identity.
 pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<Arm> {
+    Ok(signed_in(global, config).await?.0)
+}
+
+/// The client of the cloud commands work on, and the name of its sign-in where its tokens and
+/// subscription are kept between runs.
+async fn signed_in(global: &GlobalArgs, config: &Config) -> anyhow::Result<(Arm, Option<String>)> {
     let name = working_cloud(global, config);
     let stored = crate::commands::login::stored(&name)?;
     arm_on(&name, stored.as_ref()).await
@@ -85,14 +93,41 @@ pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<
 pub(crate) async fn arm_with(
     global: &GlobalArgs,
     config: &Config,
-    login: Option<&azdock_azure_sm::credential::stored::StoredLogin>,
-) -> anyhow::Result<Arm> {
+    login: Option<&StoredLogin>,
+) -> anyhow::Result<(Arm, Option<String>)> {
     arm_on(&cloud_name(global, config), login).await
 }
 
-async fn arm_on(name: &str, login: Option<&azdock_azure_sm::credential::stored::StoredLogin>) -> anyhow::Result<Arm> {
+/// `tokens.json`, beside the stored sign-ins.
+pub(crate) fn token_file() -> anyhow::Result<TokenFile> {
+    Ok(TokenFile::new(crate::config::config_dir()?.join("tokens.json")))
+}
+
+/// What starts the identity of every sign-in of a cloud (what `logout` forgets).
+pub(crate) fn cloud_prefix(cloud: &str) -> String {
+    format!("{}|", cloud.to_ascii_lowercase())
+}
+
+/// The name under which a sign-in's tokens are kept, or `None` for one whose tokens are not:
+/// the Azure CLI's (it keeps its own, and its account may change under us) and a managed
+/// identity's (the endpoint is on the machine).
+fn identity(cloud: &str, login: &StoredLogin) -> Option<String> {
+    let prefix = cloud_prefix(cloud);
+    match login {
+        StoredLogin::Secret { tenant, client_id, .. } => Some(format!("{prefix}secret|{tenant}|{client_id}")),
+        StoredLogin::Certificate { tenant, client_id, path, .. } => {
+            Some(format!("{prefix}certificate|{tenant}|{client_id}|{}", path.display()))
+        }
+        StoredLogin::AzureCli { .. } | StoredLogin::ManagedIdentity { .. } => None,
+    }
+}
+
+/// A credential and the name its tokens are kept under.
+type Signing = (Arc<dyn Credential>, String);
+
+async fn arm_on(name: &str, login: Option<&StoredLogin>) -> anyhow::Result<(Arm, Option<String>)> {
     let name = name.to_owned();
-    let (cloud, fallback): (Cloud, Option<Arc<dyn Credential>>) = match CloudKind::of(&name) {
+    let (cloud, fallback): (Cloud, Option<Signing>) = match CloudKind::of(&name) {
         CloudKind::Local => {
             crate::output::mark_local_cloud();
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
@@ -108,16 +143,22 @@ async fn arm_on(name: &str, login: Option<&azdock_azure_sm::credential::stored::
                 &text("clientId")?,
                 Secret::new(text("clientSecret")?),
             );
-            (cloud, Some(Arc::new(own)))
+            let identity =
+                format!("{}own|{}|{}|{}", cloud_prefix(&name), text("endpoint")?, text("tenantId")?, text("clientId")?);
+            (cloud, Some((Arc::new(own), identity)))
         }
         CloudKind::Azure => (crate::commands::cloud::resolve(&name)?, None),
     };
-    let credential: Arc<dyn Credential> = match (login, fallback) {
-        (Some(login), _) => login.credential(&cloud.authority_host)?,
-        (None, Some(own)) => own,
-        (None, None) => Arc::new(ChainedCredential::from_env(&cloud)?),
+    let (credential, identity): (Arc<dyn Credential>, Option<String>) = match (login, fallback) {
+        (Some(login), _) => (login.credential(&cloud.authority_host)?, identity(&name, login)),
+        (None, Some((own, identity))) => (own, Some(identity)),
+        (None, None) => (Arc::new(ChainedCredential::from_env(&cloud)?), None),
     };
-    Ok(Arm::new(cloud, credential, RetryPolicy::from_env())?)
+    let credential: Arc<dyn Credential> = match &identity {
+        Some(identity) => Arc::new(PersistedCredential::new(credential, token_file()?, identity.clone())),
+        None => credential,
+    };
+    Ok((Arm::new(cloud, credential, RetryPolicy::from_env())?, identity))
 }
 
 /// The subscriptions the login can see.
@@ -127,29 +168,47 @@ pub(crate) async fn subscriptions(arm: &Arm) -> anyhow::Result<Vec<Value>> {
 }
 
 /// Signs in and picks the subscription: `--subscription`, `AZDOCK_SUBSCRIPTION`,
-/// `defaults.subscription`, or the only one the login can see.
+/// `defaults.subscription`, the one remembered for this sign-in (at login, or found before), or
+/// the only one the login can see (then remembered).
 pub(crate) async fn session(global: &GlobalArgs, config: &Config) -> anyhow::Result<Session> {
-    let arm = arm(global, config).await?;
+    let (arm, identity) = signed_in(global, config).await?;
     let chosen = global.subscription.clone().or_else(|| config.defaults.subscription.clone());
+    let remembered = || -> anyhow::Result<Option<String>> {
+        Ok(match &identity {
+            Some(identity) => token_file()?.subscription(identity),
+            None => None,
+        })
+    };
     let subscription = match chosen {
         Some(id) => id,
-        None => {
-            let subs = subscriptions(&arm).await?;
-            match subs.as_slice() {
-                [one] => one["subscriptionId"].as_str().unwrap_or_default().to_owned(),
-                [] => bail!("the login can see no subscription"),
-                many => {
-                    let ids: Vec<&str> = many.iter().filter_map(|s| s["subscriptionId"].as_str()).collect();
-                    return Err(Usage::new(format!(
-                        "the login can see several subscriptions ({}); pass `--subscription`",
-                        ids.join(", ")
-                    ))
-                    .into());
+        None => match remembered()? {
+            Some(id) => id,
+            None => {
+                let id = only_subscription(&subscriptions(&arm).await?)?;
+                if let Some(identity) = &identity {
+                    token_file()?.remember_subscription(identity, &id);
                 }
+                id
             }
-        }
+        },
     };
     Ok(Session { arm, subscription })
+}
+
+/// The one subscription a login can see, or why there is not one.
+pub(crate) fn only_subscription(subs: &[Value]) -> anyhow::Result<String> {
+    match subs {
+        [one] => Ok(one["subscriptionId"].as_str().unwrap_or_default().to_owned()),
+        [] => bail!("the login can see no subscription"),
+        many => {
+            let ids: Vec<&str> = many.iter().filter_map(|s| s["subscriptionId"].as_str()).collect();
+            Err(Usage::new(format!(
+                "the login can see several subscriptions ({}); pass `--subscription`",
+                ids.join(", ")
+            ))
+            .into())
+        }
+    }
 }
 
 /// A current-thread runtime for one command: nothing async runs at start-up.

@@ -782,3 +782,92 @@ async fn locations_by_display_name_and_typos_refused_before_anything_is_made() {
     assert!(listed.as_array().unwrap().iter().any(|l| l["name"] == "westus" && l["displayName"] == "West US"));
     azdock(&env, &["local", "down"]).success();
 }
+
+/// The requests the local cloud saw after `since`, but for the log's own: (method, path, status).
+async fn requests_since(arm: &azdock_tests::arm::Arm, since: u64) -> Vec<(String, String, u64)> {
+    let (_, log) = arm.admin(reqwest::Method::GET, &format!("/requests?since={since}"), None).await;
+    log["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        // The test's own reads of the log are not the command's.
+        .filter(|e| e["seq"].as_u64().unwrap() > since && !e["path"].as_str().unwrap().starts_with("/_emulator/"))
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap().to_owned(),
+                e["path"].as_str().unwrap().to_owned(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn last_request(arm: &azdock_tests::arm::Arm) -> u64 {
+    arm.admin(reqwest::Method::GET, "/requests", None).await.1["last"].as_u64().unwrap()
+}
+
+/// A warm command asks the cloud only for its own work: the token and the subscription come
+/// from `tokens.json` (0600) — with the local cloud's own principal and with a stored sign-in —
+/// a refused token is replaced once, and logout forgets both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_command_makes_one_request_its_token_and_subscription_kept_between_runs() {
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    let sub = up["subscriptionId"].as_str().unwrap();
+    arm.linux_vm(sub, "warm", "warmvm").await;
+    let show = ["--cloud", "local", "vm", "show", "-n", "warmvm", "-g", "warm", "-o", "json"];
+    let vm_path =
+        format!("/subscriptions/{sub}/resourceGroups/warm/providers/Microsoft.Compute/virtualMachines/warmvm");
+
+    let cold = last_request(&arm).await;
+    assert_eq!(azdock(&env, &show).success().json()["name"], "warmvm");
+    let seen = requests_since(&arm, cold).await;
+    assert!(seen.iter().any(|(m, p, _)| m == "POST" && p.ends_with("/oauth2/v2.0/token")), "{seen:?}");
+    assert!(seen.iter().any(|(_, p, _)| p == "/subscriptions"), "{seen:?}");
+    let tokens = env.path().join("config/tokens.json");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&tokens).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let secret = up["clientSecret"].as_str().unwrap();
+    assert!(!std::fs::read_to_string(&tokens).unwrap().contains(secret), "no client secret in the token cache");
+
+    let warm = last_request(&arm).await;
+    azdock(&env, &show).success();
+    assert_eq!(requests_since(&arm, warm).await, [("GET".to_owned(), vm_path.clone(), 200)]);
+
+    // A kept token the cloud refuses (here: damaged) is replaced once, and the command works.
+    let text = std::fs::read_to_string(&tokens).unwrap();
+    let mut cache: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for entry in cache["tokens"].as_object_mut().unwrap().values_mut() {
+        entry["accessToken"] = serde_json::json!("not-a-token");
+    }
+    std::fs::write(&tokens, serde_json::to_vec(&cache).unwrap()).unwrap();
+    let refused = last_request(&arm).await;
+    azdock(&env, &show).success();
+    let seen = requests_since(&arm, refused).await;
+    let shape: Vec<(&str, u64)> =
+        seen.iter().map(|(m, p, s)| (if p.ends_with("/token") { "token" } else { m.as_str() }, *s)).collect();
+    assert_eq!(shape, [("GET", 401), ("token", 200), ("GET", 200)], "{seen:?}");
+
+    // A stored sign-in: login remembers the subscription; the next command makes one request.
+    let (tenant, client) = (up["tenantId"].as_str().unwrap(), up["clientId"].as_str().unwrap());
+    let mut login = env.azdock();
+    login.args(["--cloud", "local", "login", "--service-principal", "-u", client, "-t", tenant, "--password-stdin"]);
+    assert_eq!(azdock_tests::run_with_stdin(&mut login, secret).code, 0);
+    let after_login = last_request(&arm).await;
+    azdock(&env, &show).success();
+    assert_eq!(requests_since(&arm, after_login).await, [("GET".to_owned(), vm_path.clone(), 200)]);
+
+    // Logout forgets the tokens and the subscription: the next command signs in again.
+    azdock(&env, &["--cloud", "local", "logout"]).success();
+    let cache: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&tokens).unwrap()).unwrap();
+    assert_eq!(
+        (cache["tokens"].as_object().unwrap().len(), cache["subscriptions"].as_object().unwrap().len()),
+        (0, 0),
+        "{cache}"
+    );
+    let logged_out = last_request(&arm).await;
+    azdock(&env, &show).success();
+    let seen = requests_since(&arm, logged_out).await;
+    assert_eq!(seen.len(), 3, "token, subscriptions, the VM: {seen:?}");
+    azdock(&env, &["local", "down"]).success();
+}

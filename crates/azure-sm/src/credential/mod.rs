@@ -17,6 +17,7 @@ mod azure_cli;
 mod certificate;
 mod chain;
 mod managed;
+mod persisted;
 mod secret;
 pub mod stored;
 mod workload;
@@ -25,6 +26,7 @@ pub use azure_cli::{AzureCliCredential, az_cli_installed};
 pub use certificate::ClientCertificateCredential;
 pub use chain::ChainedCredential;
 pub use managed::{ManagedIdentityCredential, ManagedIdentitySource};
+pub use persisted::{PersistedCredential, TokenFile};
 pub use secret::ClientSecretCredential;
 pub use workload::WorkloadIdentityCredential;
 
@@ -46,6 +48,10 @@ pub struct AccessToken {
 pub trait Credential: Send + Sync + std::fmt::Debug {
     /// A token for `scope`, from the cache while it is fresh.
     async fn token(&self, http: &reqwest::Client, scope: &str) -> Result<AccessToken, AzureError>;
+
+    /// Drops what is cached for `scope` after ARM refused its token (revoked, or issued by a
+    /// local cloud since reset), so the next call signs in afresh.
+    async fn forget(&self, _scope: &str) {}
 }
 
 /// Tokens by scope, kept until shortly before they expire.
@@ -53,6 +59,10 @@ pub trait Credential: Send + Sync + std::fmt::Debug {
 pub(super) struct TokenCache(Mutex<Option<(String, AccessToken)>>);
 
 impl TokenCache {
+    async fn clear(&self) {
+        *self.0.lock().await = None;
+    }
+
     /// The cached token for `scope`, or `fetch` run under the cache's lock (so concurrent
     /// callers sign in once) and its result cached.
     async fn get_or_fetch<F>(&self, scope: &str, fetch: F) -> Result<AccessToken, AzureError>

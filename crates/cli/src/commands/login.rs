@@ -77,12 +77,36 @@ pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &Logi
     };
     let cloud = session::cloud_name(global, config);
     // Sign in and list subscriptions before storing anything: a wrong secret stores nothing.
-    let accounts = session::block_on(async {
-        let arm = session::arm_with(global, config, Some(&login)).await?;
+    let (accounts, identity, chosen) = session::block_on(async {
+        let (arm, identity) = session::arm_with(global, config, Some(&login)).await?;
         let subs = session::subscriptions(&arm).await?;
-        anyhow::Ok(subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name})).collect::<Vec<_>>())
+        // The subscription commands will work in: `--subscription` if the login sees it, else
+        // the only one; with several and none chosen, commands ask for `--subscription`.
+        let chosen = match &global.subscription {
+            Some(id)
+                if subs.iter().any(|s| s["subscriptionId"].as_str().is_some_and(|s| s.eq_ignore_ascii_case(id))) =>
+            {
+                Some(id.clone())
+            }
+            Some(id) => {
+                return Err(Usage::new(format!(
+                    "the login cannot see subscription `{id}`; it sees {}",
+                    subs.iter().filter_map(|s| s["subscriptionId"].as_str()).collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            }
+            None => session::only_subscription(&subs).ok(),
+        };
+        let accounts = subs.iter().map(|s| json!({"name": s["displayName"], "id": s["subscriptionId"], "tenantId": s["tenantId"], "state": s["state"], "cloudName": arm.cloud().name, "isDefault": chosen.as_deref() == s["subscriptionId"].as_str()})).collect::<Vec<_>>();
+        anyhow::Ok((accounts, identity, chosen))
     })?;
     store()?.change(&cloud, Some(&login))?;
+    // A new sign-in starts from a clean slate: the cloud's old tokens and subscription go.
+    let tokens = session::token_file()?;
+    tokens.clear(&session::cloud_prefix(&cloud), identity.as_deref());
+    if let (Some(identity), Some(chosen)) = (identity, chosen) {
+        tokens.remember_subscription(&identity, &chosen);
+    }
     ctx.print(
         &Value::Array(accounts),
         &[("Name", "/name"), ("Subscription Id", "/id"), ("Tenant Id", "/tenantId"), ("State", "/state")],
@@ -94,5 +118,6 @@ pub(crate) fn logout(ctx: &Ctx, global: &GlobalArgs, config: &Config) -> anyhow:
     if !store()?.change(&cloud, None)? {
         ctx.warn(&format!("no stored sign-in for {cloud}"));
     }
+    session::token_file()?.clear(&session::cloud_prefix(&cloud), None);
     Ok(())
 }
