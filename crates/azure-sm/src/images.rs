@@ -19,7 +19,60 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("FlatcarLinuxFreeGen2", "kinvolk:flatcar-container-linux-free:stable-gen2:latest"),
     ("Win2022Datacenter", "MicrosoftWindowsServer:WindowsServer:2022-datacenter-g2:latest"),
     ("Win2019Datacenter", "MicrosoftWindowsServer:WindowsServer:2019-datacenter-gensecond:latest"),
+    ("RHELRaw8LVMGen2", "RedHat:RHEL:8-lvm-gen2:latest"),
+    ("OpenSuseLeap154Gen2", "SUSE:openSUSE-leap-15-4:gen2:latest"),
+    ("SuseSles15SP3", "SUSE:sles-15-sp3:gen2:latest"),
 ];
+
+/// The classic (Service Management) image families of 2014–2016, named
+/// `<publisher id>__<image name>` as `azure vm image list` printed them, and the alias of the
+/// nearest image Azure still offers: (publisher id, publisher, name prefix, alias).
+const CLASSIC_FAMILIES: &[(&str, &str, &str, &str)] = &[
+    // Ubuntu 12.04–16.04: the oldest Ubuntu LTS Azure still offers.
+    ("b39f27a8b8c64d52b05eac6a62ebad85", "Canonical", "Ubuntu", "Ubuntu2204"),
+    // CoreOS: Flatcar is its continuation.
+    ("2b171e93f07c4903bcad35bda10acf22", "CoreOS", "CoreOS", "FlatcarLinuxFreeGen2"),
+    // OpenLogic's CentOS: RHEL, which CentOS rebuilt.
+    ("5112500ae3b842c8b9c604889f8753c3", "OpenLogic", "OpenLogic-CentOS", "RHELRaw8LVMGen2"),
+    ("b4590d9e3ed742e4a1d46e5424aa335e", "SUSE", "openSUSE", "OpenSuseLeap154Gen2"),
+    ("b4590d9e3ed742e4a1d46e5424aa335e", "SUSE", "SUSE-Linux-Enterprise-Server", "SuseSles15SP3"),
+    ("b4590d9e3ed742e4a1d46e5424aa335e", "SUSE", "suse-sles", "SuseSles15SP3"),
+];
+
+/// A classic image name and the alias it stands for today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassicImage {
+    pub name: String,
+    pub publisher: &'static str,
+    pub alias: &'static str,
+}
+
+impl ClassicImage {
+    /// What to tell the user: both names.
+    pub fn note(&self) -> String {
+        let urn = ALIASES.iter().find(|(a, _)| *a == self.alias).map_or("", |(_, u)| u);
+        format!(
+            "`{}` is a classic {} image Azure retired; using {} ({urn}), the nearest image Azure still offers",
+            self.name, self.publisher, self.alias
+        )
+    }
+}
+
+/// Reads a classic image name (`<32 hex>__<name>`): `None` for any other text, an error for a
+/// classic name of a family with no successor here.
+pub fn classic(text: &str) -> Option<Result<ClassicImage, InvalidImage>> {
+    let (id, name) = text.trim().split_once("__")?;
+    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) || name.is_empty() {
+        return None;
+    }
+    let family = CLASSIC_FAMILIES.iter().find(|(fid, _, prefix, _)| {
+        fid.eq_ignore_ascii_case(id) && name.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase())
+    });
+    Some(match family {
+        Some((_, publisher, _, alias)) => Ok(ClassicImage { name: text.trim().to_owned(), publisher, alias }),
+        None => Err(InvalidImage(text.trim().to_owned())),
+    })
+}
 
 /// An image argument, checked but not yet looked up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +95,9 @@ impl ImageSpec {
     /// Parses an alias (any case), a URN or a resource id; no request is made.
     pub fn parse(text: &str) -> Result<Self, InvalidImage> {
         let text = text.trim();
+        if let Some(classic) = classic(text) {
+            return Self::parse(classic?.alias);
+        }
         if let Some((_, urn)) = ALIASES.iter().find(|(alias, _)| alias.eq_ignore_ascii_case(text)) {
             return Self::parse(urn);
         }
@@ -141,6 +197,47 @@ fn parse<T: serde::de::DeserializeOwned>(url: &str, body: Value) -> Result<T, Az
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn classic_image_names_map_to_the_nearest_image_still_offered() {
+        let seed = "b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-14_10-amd64-server-20140729-alpha2-en-us-30GB";
+        let classic_seed = classic(seed).unwrap().unwrap();
+        assert_eq!((classic_seed.publisher, classic_seed.alias), ("Canonical", "Ubuntu2204"));
+        let note = classic_seed.note();
+        assert!(
+            note.contains(seed)
+                && note.contains("Ubuntu2204 (Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest)"),
+            "{note}"
+        );
+        assert_eq!(
+            ImageSpec::parse(seed).unwrap(),
+            ImageSpec::parse("Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest").unwrap()
+        );
+        for (name, alias) in [
+            ("b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-12_04_5-LTS-amd64-server-20140927-en-us-30GB", "Ubuntu2204"),
+            ("B39F27A8B8C64D52B05EAC6A62EBAD85__Ubuntu-14_04_1-LTS-amd64-server-20140927-en-us-30GB", "Ubuntu2204"),
+            ("2b171e93f07c4903bcad35bda10acf22__CoreOS-Stable-494.4.0", "FlatcarLinuxFreeGen2"),
+            ("5112500ae3b842c8b9c604889f8753c3__OpenLogic-CentOS-70-20140926", "RHELRaw8LVMGen2"),
+            ("b4590d9e3ed742e4a1d46e5424aa335e__openSUSE-13.1-v120", "OpenSuseLeap154Gen2"),
+            ("b4590d9e3ed742e4a1d46e5424aa335e__SUSE-Linux-Enterprise-Server-12-v20141023", "SuseSles15SP3"),
+        ] {
+            assert_eq!(classic(name).unwrap().unwrap().alias, alias, "{name}");
+            assert!(ImageSpec::parse(name).is_ok(), "{name}");
+        }
+        // A classic name of a family with no successor here is an error, not a guess.
+        let windows = "a699494373c04fc0bc8f2bb1389d6106__Windows-Server-2012-R2-201409.01-en.us-127GB.vhd";
+        assert_eq!(classic(windows), Some(Err(InvalidImage(windows.into()))));
+        assert!(ImageSpec::parse(windows).is_err());
+        let unknown_ubuntu = "b39f27a8b8c64d52b05eac6a62ebad85__Debian-7";
+        assert!(classic(unknown_ubuntu).unwrap().is_err());
+        // Anything else is not classic.
+        for other in
+            ["Ubuntu2404", "b39f27a8b8c64d52b05eac6a62ebad8__Ubuntu-14", "b39f27a8b8c64d52b05eac6a62ebad85__", "x__y"]
+        {
+            assert_eq!(classic(other), None, "{other}");
+        }
+    }
+
     use super::*;
 
     #[test]

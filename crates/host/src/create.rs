@@ -239,7 +239,13 @@ pub fn check_names(
 ) -> Result<ImageSpec> {
     let usage = |m: String| Error::Usage(m);
     azdock_azure_sm::rules::check_vm_name(name, &OsType::Linux).map_err(usage)?;
-    let spec = ImageSpec::parse(image).map_err(|e| usage(e.to_string()))?;
+    let spec = ImageSpec::parse(image).map_err(|e| match azdock_azure_sm::images::classic(image) {
+        Some(_) => usage(format!(
+            "`{image}` is a classic image name azdock cannot map to an image Azure still offers; give an alias ({}), a URN publisher:offer:sku:version, or an image id",
+            azdock_azure_sm::images::ALIASES.iter().map(|a| a.0).collect::<Vec<_>>().join(", ")
+        )),
+        None => usage(e.to_string()),
+    })?;
     if let ImageSpec::Urn { publisher, .. } = &spec
         && ["MicrosoftWindowsServer", "MicrosoftWindowsDesktop", "MicrosoftSQLServer"]
             .iter()

@@ -752,3 +752,75 @@ async fn a_create_killed_at_random_points_converges_when_run_again() {
     }
     env.run(&["local", "down"]).success();
 }
+
+/// The 2014 article's command as written — a location by display name, a classic image name,
+/// the admin user and password in place, `-e 22` and Docker on port 4243 — makes a Docker host
+/// in the local cloud (no sign-in here), and the real docker CLI reaches it over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_2014_seed_command_as_written_makes_a_docker_host_on_port_4243() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let (up, arm) = cloud(&env, None).await;
+    let sub = up["subscriptionId"].as_str().unwrap();
+    let seed = "b39f27a8b8c64d52b05eac6a62ebad85__Ubuntu-14_10-amd64-server-20140729-alpha2-en-us-30GB";
+    let out = env.run(&[
+        "vm",
+        "docker",
+        "create",
+        "-e",
+        "22",
+        "-l",
+        "West US",
+        "seedhost",
+        seed,
+        "ops",
+        "Docker-Passw0rd-2014",
+        "-p",
+        "4243",
+        "-y",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!("`{seed}` is a classic Canonical image"))
+            && out.stderr.contains("using Ubuntu2204"),
+        "a warning names both images: {}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains("Docker-Passw0rd-2014") && !out.stderr.contains("Docker-Passw0rd-2014"));
+    let host = out.json();
+    let ip = host["publicIp"].as_str().unwrap().to_owned();
+    assert_eq!(host["dockerHost"], format!("tcp://{ip}:4243"), "{host}");
+    let info = docker_info(&env, &format!("{ip}:4243"));
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    assert!(!info.stdout.trim().is_empty());
+
+    // In West US, from today's nearest Ubuntu, SSH open on 22 and Docker on 4243.
+    let group = host["resourceGroup"].as_str().unwrap();
+    let (_, vm) = arm.get(&vm_path(sub, group, "virtualMachines", "seedhost")).await;
+    assert_eq!(vm["location"], "westus");
+    assert_eq!(vm["properties"]["storageProfile"]["imageReference"]["offer"], "0001-com-ubuntu-server-jammy");
+    assert_eq!(vm["properties"]["osProfile"]["adminUsername"], "ops");
+    let (_, valid) = arm
+        .admin(
+            reqwest::Method::POST,
+            &format!("/guests/{sub}/{group}/seedhost/verify-password"),
+            Some(json!({"username": "ops", "password": "Docker-Passw0rd-2014"})),
+        )
+        .await;
+    assert_eq!(valid["valid"], true);
+    let nsgs = arm.get(&format!("/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Network/networkSecurityGroups?api-version=2024-05-01")).await.1;
+    let ports: Vec<&str> = nsgs["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|n| n["properties"]["securityRules"].as_array().unwrap())
+        .filter_map(|r| r["properties"]["destinationPortRange"].as_str())
+        .collect();
+    assert!(ports.contains(&"22") && ports.contains(&"4243"), "{ports:?}");
+    env.run(&["local", "down"]).success();
+}

@@ -133,6 +133,9 @@ fn check_vm(
         args.location.as_deref(),
         &args.size,
     )?;
+    if let Some(Ok(classic)) = azdock_azure_sm::images::classic(image_text) {
+        ctx.warn(&classic.note());
+    }
     for s in &args.allow_from {
         azdock_ext_docker::check_source(s).map_err(usage)?;
     }
