@@ -10,6 +10,7 @@ mod config;
 mod error;
 mod output;
 mod plugins;
+mod progress;
 mod session;
 mod targets;
 
@@ -76,6 +77,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         format: cli.global.output.or(config.defaults.output).unwrap_or(Format::Json),
         query: cli.global.query.clone(),
         only_show_errors: cli.global.only_show_errors,
+        progress: crate::progress::Progress::new(cli.global.only_show_errors),
     };
     if let Some(what) = cli.command.destructive() {
         session::refuse_implicit_local(&cli.global, &config, what)?;

@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::dispatch::Host;
 use crate::error::{Error, Result, parse};
+use crate::events::{Events, Step, StepOutcome};
 use crate::target::VmAddr;
 use crate::vm::{Vm, inspect};
 
@@ -153,22 +154,26 @@ async fn settle(arm: &Arm, url: &str, mut body: Value) -> Result<Value> {
 
 /// Reuses the resource at `id` when it exists, else creates it from `body`: recorded as this
 /// run's as soon as ARM accepts the PUT, then followed to the end of its operation.
-async fn ensure(arm: &Arm, ledger: &Ledger, kind: Kind, id: &str, body: &Body) -> Result<Value> {
+async fn ensure(arm: &Arm, events: &dyn Events, ledger: &Ledger, kind: Kind, id: &str, body: &Body) -> Result<Value> {
+    let step = Step::start(events, format!("{} {}", kind.name(), id.rsplit('/').next().unwrap_or(id)));
     let url = format!("{id}?api-version={}", kind.api());
     match arm.get(&url).await {
         Ok(existing) => {
             ledger.reused(kind, id);
-            settle(arm, &url, existing).await
+            step.ended(settle(arm, &url, existing).await, StepOutcome::Reused)
         }
         Err(e) if e.status() == Some(404) => {
             let context = || format!("cannot create {} `{}`", kind.name(), crate::short(id));
-            let accepted =
-                arm.send(Method::PUT, &url, Some(body)).await.map_err(|e| Error::from(e).context(context()))?;
-            ledger.created(kind, id);
-            let followed = arm.follow(&accepted).await.map_err(|e| Error::from(e).context(context()))?;
-            Ok(if followed { arm.get(&url).await? } else { accepted.body })
+            let made = async {
+                let accepted =
+                    arm.send(Method::PUT, &url, Some(body)).await.map_err(|e| Error::from(e).context(context()))?;
+                ledger.created(kind, id);
+                let followed = arm.follow(&accepted).await.map_err(|e| Error::from(e).context(context()))?;
+                Ok(if followed { arm.get(&url).await? } else { accepted.body })
+            };
+            step.ended(made.await, StepOutcome::Created)
         }
-        Err(e) => Err(e.into()),
+        Err(e) => step.ended(Err(e.into()), StepOutcome::Done),
     }
 }
 
@@ -311,7 +316,15 @@ impl Host<'_> {
         if existing_group.is_some() {
             ledger.reused(Kind::ResourceGroup, &ids.group);
         } else {
-            ensure(arm, ledger, Kind::ResourceGroup, &ids.group, &requests::resource_group(&location).body()?).await?;
+            ensure(
+                arm,
+                self.events,
+                ledger,
+                Kind::ResourceGroup,
+                &ids.group,
+                &requests::resource_group(&location).body()?,
+            )
+            .await?;
         }
 
         let sources = if spec.sources.is_empty() { vec!["*".to_owned()] } else { spec.sources.clone() };
@@ -330,9 +343,9 @@ impl Host<'_> {
         // Independent resources together; each runs to its end, so nothing ARM accepted goes
         // unrecorded when a sibling fails.
         let (vnet, nsg, pip) = first_error(tokio::join!(
-            ensure(arm, ledger, Kind::VirtualNetwork, &ids.vnet, &vnet_body),
-            ensure(arm, ledger, Kind::NetworkSecurityGroup, &ids.nsg, &nsg_body),
-            ensure(arm, ledger, Kind::PublicIp, &ids.public_ip, &pip_body),
+            ensure(arm, self.events, ledger, Kind::VirtualNetwork, &ids.vnet, &vnet_body),
+            ensure(arm, self.events, ledger, Kind::NetworkSecurityGroup, &ids.nsg, &nsg_body),
+            ensure(arm, self.events, ledger, Kind::PublicIp, &ids.public_ip, &pip_body),
         ))?;
         let nsg: NetworkSecurityGroup = parse("NSG", nsg)?;
         self.add_missing_rules(&nsg, &spec.inbound, &sources).await?;
@@ -348,7 +361,7 @@ impl Host<'_> {
         let fqdn = pip.fqdn().map(str::to_owned);
 
         let nic_body = requests::network_interface(&location, &subnet, Some(&ids.nsg), Some(&ids.public_ip)).body()?;
-        ensure(arm, ledger, Kind::Nic, &ids.nic, &nic_body).await?;
+        ensure(arm, self.events, ledger, Kind::Nic, &ids.nic, &nic_body).await?;
 
         let custom_data = match before_vm {
             Some(work) => work(&facts_to_be(spec, &location, &arm.cloud().name, fqdn, ip.as_deref()))?,
@@ -365,7 +378,7 @@ impl Host<'_> {
             nic: &ids.nic,
         })
         .body()?;
-        ensure(arm, ledger, Kind::Vm, &spec.addr.path(), &vm_body).await.map_err(vm_error)?;
+        ensure(arm, self.events, ledger, Kind::Vm, &spec.addr.path(), &vm_body).await.map_err(vm_error)?;
         let vm = inspect(arm, &spec.addr).await?;
         Ok(CreatedVm { vm, image })
     }

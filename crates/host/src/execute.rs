@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::diagnose::{explain, explain_known, local_daemon_trouble};
 use crate::dispatch::Host;
 use crate::error::{Error, Result};
+use crate::events::{Step as Progress, StepOutcome};
 use crate::network::{close_port, open_port, port_admitted};
 use crate::probe::{self, DaemonInfo};
 use crate::vm::Vm;
@@ -74,6 +75,10 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
     }
     match &plan.operation {
         Operation::Put(instance) => {
+            let step = Progress::start(
+                host.events,
+                format!("extension {} ({}.{})", instance.name, instance.publisher, instance.kind),
+            );
             let path = format!("{}/extensions/{}", vm.addr.path(), instance.name);
             let tags = std::collections::BTreeMap::from([(OWNER_TAG, extension)]);
             let body = ExtensionBody {
@@ -91,20 +96,21 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
             }
             .body()?;
             if waits.operation {
-                outcome.extension = Some(extensions::put(arm, &path, COMPUTE, &body).await?.1);
+                let put = extensions::put(arm, &path, COMPUTE, &body).await;
+                outcome.extension = Some(step.ended(put, StepOutcome::Done)?.1);
             } else {
-                let resp =
-                    arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await?;
-                outcome.extension = Some(resp.body);
+                let sent = arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await;
+                outcome.extension = Some(step.ended(sent, StepOutcome::Done)?.body);
                 return Ok(outcome);
             }
         }
         Operation::Delete { name } => {
+            let step = Progress::start(host.events, format!("removing extension {name}"));
             let path = format!("{}/extensions/{name}?api-version={COMPUTE}", vm.addr.path());
             if waits.operation {
-                arm.delete(&path).await?;
+                step.ended(arm.delete(&path).await, StepOutcome::Done)?;
             } else {
-                arm.send(reqwest::Method::DELETE, &path, None).await?;
+                step.ended(arm.send(reqwest::Method::DELETE, &path, None).await, StepOutcome::Done)?;
             }
         }
         Operation::Inspect => {}
@@ -129,12 +135,28 @@ impl Running<'_> {
         let (arm, vm) = (self.host.arm, self.vm);
         match step {
             Step::OpenInboundPort { rule_name, port, protocol, sources } => {
-                let nsg = open_port(arm, vm, rule_name, *port, *protocol, sources).await?;
+                let step = Progress::start(self.host.events, format!("inbound rule {rule_name} (port {port})"));
+                let nsg =
+                    step.ended(open_port(arm, vm, rule_name, *port, *protocol, sources).await, StepOutcome::Done)?;
                 outcome.opened.push((*port, format!("{nsg}/{rule_name}")));
             }
-            Step::CloseInboundPort { rule_name } => close_port(arm, vm, rule_name).await?,
+            Step::CloseInboundPort { rule_name } => {
+                let step = Progress::start(self.host.events, format!("closing inbound rule {rule_name}"));
+                step.ended(close_port(arm, vm, rule_name).await, StepOutcome::Done)?;
+            }
             Step::WaitForEndpoint { port, probe, timeout_secs } if self.waits.endpoints => {
-                let endpoint = self.wait(*port, probe, *timeout_secs, outcome).await?;
+                let step = Progress::start(
+                    self.host.events,
+                    format!(
+                        "waiting for {} on port {port}",
+                        match probe {
+                            Probe::Tcp => "a TCP answer",
+                            Probe::MutualTls { .. } => "a mutual-TLS answer",
+                        }
+                    ),
+                );
+                let endpoint = self.wait(*port, probe, *timeout_secs, outcome).await;
+                let endpoint = step.ended(endpoint, StepOutcome::Done)?;
                 if let (Err(why), true) = (&endpoint.answer, self.waits.endpoint_required) {
                     return Err(Error::Failed(why.clone()));
                 }

@@ -23,7 +23,7 @@ pub mod vm;
 
 pub use dispatch::{Host, Invocation, Prepare, Ran, run_id};
 pub use error::{Error, Result};
-pub use events::{Event, Events, Recorded, Silent};
+pub use events::{Event, Events, Recorded, Silent, Step, StepOutcome};
 pub use execute::{Endpoint, Outcome, Waits};
 pub use target::VmAddr;
 pub use vm::Vm;

@@ -293,10 +293,16 @@ async fn a_plan_runs_with_its_notes_told_its_secret_protected_and_its_files_writ
     let file = f.data.path().join("extensions/demo/state/last");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "ops");
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-    assert_eq!(
-        events.events(),
-        [Event::Warning("demo note".into()), Event::Warning(format!("wrote {}", file.display()))]
+    let told = events.events();
+    let warnings: Vec<&Event> = told.iter().filter(|e| matches!(e, Event::Warning(_))).collect();
+    assert_eq!(warnings, [&Event::Warning("demo note".into()), &Event::Warning(format!("wrote {}", file.display()))]);
+    // The extension's PUT is a step of its own: started, then done with its time.
+    let step = "extension enablevmaccess (Microsoft.OSTCExtensions.VMAccessForLinux)";
+    let started = told.iter().position(|e| *e == Event::StepStarted { step: step.into() });
+    let done = told.iter().position(
+        |e| matches!(e, Event::StepDone { step: s, outcome: azdock_host::StepOutcome::Done, .. } if s == step),
     );
+    assert!(started.is_some() && done > started, "{told:?}");
 
     // The VM's facts now list the instance with its handler's statuses.
     let facts = vm::inspect_vm(&f.arm, &addr("vm1")).await.unwrap().facts;

@@ -215,3 +215,109 @@ fn verify_reports_every_problem_and_exits_1() {
     assert_eq!(failed, [("client".to_owned(), "permissions".to_owned()), ("server vm1".to_owned(), "san".to_owned())]);
     assert!(out.stderr.contains("2 of"), "{}", out.stderr);
 }
+
+/// The lines a create's progress ends with, in the order the work happens: what `tmux
+/// capture-pane` shows a person, and what a log gets when stderr is not a terminal.
+const CREATE_STEPS: &[&str] = &[
+    "resource group ",
+    "virtual network ",
+    "NIC ",
+    "server certificate ",
+    "VM ",
+    "inbound rule azdock-docker (port 2376)",
+    "extension ",
+    "docker context ",
+];
+
+/// The finished steps of `text` (lines ending in `(N.N s)`, or failed ones), in order.
+fn finished_steps(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.trim_start_matches(['✓', '✗', ' ']))
+        .filter(|l| {
+            l.contains(": created (") || l.contains(": reused (") || l.contains(": done (") || l.contains(": failed (")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_in_order(steps: &[String], what: &str) {
+    let mut at = 0;
+    for wanted in CREATE_STEPS {
+        let found = steps[at..].iter().position(|s| s.starts_with(wanted));
+        let Some(i) = found else { panic!("{what}: no `{wanted}` after step {at} in {steps:#?}") };
+        at += i + 1;
+    }
+    for s in steps {
+        let secs = [": created (", ": reused (", ": done (", ": failed ("]
+            .iter()
+            .find_map(|w| s.split_once(w))
+            .and_then(|(_, t)| t.split_once(" s)"))
+            .and_then(|(t, _)| t.parse::<f64>().ok());
+        assert!(secs.is_some(), "{what}: `{s}` gives no time");
+    }
+}
+
+/// Progress as a person sees it and as a log keeps it: a create in tmux shows each step with
+/// its time, in order, and the same create with stderr a file writes plain lines without a
+/// control character; `--only-show-errors` silences it.
+#[test]
+fn a_create_shows_each_step_with_its_time_on_a_terminal_and_in_a_log() {
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_available().then(azdock_tests::dockerd_lock);
+    let env = Env::new();
+    env.run(&["local", "up", "--instant"]).success();
+
+    // Not a terminal: plain lines.
+    let out =
+        env.run(&["--cloud", "local", "vm", "docker", "create", "logged", "--generate-ssh-keys", "-y", "-o", "none"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains('\u{1b}') && !out.stderr.contains('\r'), "no control characters: {:?}", out.stderr);
+    assert_in_order(&finished_steps(&out.stderr), "log");
+    let quiet = env.run(&[
+        "--cloud",
+        "local",
+        "vm",
+        "docker",
+        "create",
+        "logged",
+        "--generate-ssh-keys",
+        "-y",
+        "-o",
+        "none",
+        "--only-show-errors",
+    ]);
+    assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
+
+    // A terminal: tmux runs the create as a person would type it.
+    let script = env.path().join("create.sh");
+    let cmd = env.azdock();
+    let mut lines = vec!["#!/bin/sh".to_owned()];
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            lines.push(format!("export {}='{}'", k.to_string_lossy(), v.to_string_lossy()));
+        }
+    }
+    lines.push(format!(
+        "'{}' --cloud local vm docker create shown --generate-ssh-keys -y -o none; echo \"EXIT=$?\"; sleep 120",
+        cmd.get_program().to_string_lossy()
+    ));
+    std::fs::write(&script, lines.join("\n")).unwrap();
+    let socket = format!("azdock-test-{}", std::process::id());
+    let tmux = |args: &[&str]| azdock_tests::run(std::process::Command::new("tmux").arg("-L").arg(&socket).args(args));
+    let started =
+        tmux(&["new-session", "-d", "-x", "160", "-y", "60", "-s", "progress", "sh", script.to_str().unwrap()]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let mut screen = String::new();
+    for _ in 0..240 {
+        screen = tmux(&["capture-pane", "-p", "-t", "progress", "-S", "-200"]).stdout;
+        if screen.contains("EXIT=") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    tmux(&["kill-server"]);
+    assert!(screen.contains("EXIT=0"), "the create did not finish in tmux:\n{screen}");
+    let steps = finished_steps(&screen);
+    assert_in_order(&steps, "terminal");
+    assert!(screen.lines().any(|l| l.starts_with("✓ VM shown: created (")), "{screen}");
+    env.run(&["local", "down"]).success();
+}

@@ -354,7 +354,8 @@ pub(crate) fn run_docker(
                 facts: facts.clone(),
                 run_id: azdock_host::run_id(),
             };
-            docker::mint(&cert_dir, &request)?;
+            let step = azdock_host::Step::start(ctx, format!("server certificate {}", args.name));
+            step.ended(docker::mint(&cert_dir, &request), azdock_host::StepOutcome::Done)?;
             if delivery != Delivery::CloudInit {
                 return Ok(None);
             }
@@ -398,7 +399,13 @@ pub(crate) fn run_docker(
                 }
             })?;
         let (entry, daemon, created) = report;
+        let step = azdock_host::Step::start(ctx, format!("docker context {}", entry.name));
         let context = docker::finish_client(ctx, &entry);
+        step.end(if context.is_some() {
+            azdock_host::StepOutcome::Done
+        } else {
+            azdock_host::StepOutcome::Failed("not made".into())
+        });
         let mut report = hosts::report(&entry, &daemon, &Value::Null, context.as_deref());
         ledger_report(&mut report, &checked, &created, &ledger);
         report.as_object_mut().map(|o| o.remove("certificate"));

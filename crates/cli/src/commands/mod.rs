@@ -22,13 +22,15 @@ pub(crate) struct Ctx {
     pub format: Format,
     pub query: Option<String>,
     pub only_show_errors: bool,
+    /// Where progress and messages go on stderr.
+    pub progress: crate::progress::Progress,
 }
 
 impl Ctx {
     /// Prints a warning on stderr, unless `--only-show-errors`.
     pub(crate) fn warn(&self, message: &str) {
         if !self.only_show_errors {
-            eprintln!("WARNING: {message}");
+            self.progress.line(&format!("WARNING: {message}"));
         }
     }
 
@@ -36,7 +38,7 @@ impl Ctx {
     /// result alone, for scripts.
     pub(crate) fn info(&self, message: &str) {
         if !self.only_show_errors {
-            eprintln!("{message}");
+            self.progress.line(message);
         }
     }
 
@@ -56,6 +58,8 @@ impl azdock_host::Events for Ctx {
             azdock_host::Event::VmDone { vm, action, error: Some(e) } => {
                 self.info(&format!("{vm}: {action} failed: {e}"));
             }
+            azdock_host::Event::StepStarted { step } => self.progress.started(&step),
+            azdock_host::Event::StepDone { step, outcome, elapsed } => self.progress.done(&step, &outcome, elapsed),
         }
     }
 }

@@ -152,6 +152,7 @@ fn after_action(ctx: &Ctx, global: &GlobalArgs, m: &clap::ArgMatches) -> (Ctx, G
         format: m.get_one::<Format>("output").copied().unwrap_or(ctx.format),
         query: text("query").or_else(|| ctx.query.clone()),
         only_show_errors: ctx.only_show_errors || only,
+        progress: crate::progress::Progress::new(ctx.only_show_errors || only),
     };
     let global = GlobalArgs {
         output: Some(ctx.format),
