@@ -16,7 +16,14 @@ pub(crate) struct Progress {
 enum Mode {
     Quiet,
     Plain,
-    Live { multi: MultiProgress, running: Mutex<Vec<(String, ProgressBar)>> },
+    Live { multi: MultiProgress, running: Mutex<Vec<(String, ProgressBar)>>, fleet: Mutex<Option<Fleet>> },
+}
+
+/// A fleet run's bar: VMs done of the total, how many failed, rate and ETA.
+struct Fleet {
+    bar: ProgressBar,
+    action: String,
+    failed: usize,
 }
 
 impl std::fmt::Debug for Progress {
@@ -48,11 +55,65 @@ impl Progress {
             Mode::Live {
                 multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
                 running: Mutex::new(Vec::new()),
+                fleet: Mutex::new(None),
             }
         } else {
             Mode::Plain
         };
         Self { mode }
+    }
+
+    fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A fleet run of `action` over `total` VMs begins: on a terminal, one bar for all of them
+    /// instead of a line per VM.
+    pub(crate) fn fleet_start(&self, action: &str, total: usize) {
+        if let Mode::Live { multi, fleet, .. } = &self.mode
+            && total > 1
+        {
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} · {per_sec} · ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            let bar =
+                multi.add(ProgressBar::new(total as u64).with_style(style).with_message(format!("{action}: 0 failed")));
+            bar.enable_steady_tick(Duration::from_millis(200));
+            *Self::locked(fleet) = Some(Fleet { bar, action: action.to_owned(), failed: 0 });
+        }
+    }
+
+    /// One VM of the fleet ended; whether it failed.
+    pub(crate) fn fleet_tick(&self, failed: bool) -> bool {
+        let Mode::Live { fleet, .. } = &self.mode else { return false };
+        let mut fleet = Self::locked(fleet);
+        let Some(f) = fleet.as_mut() else { return false };
+        if failed {
+            f.failed += 1;
+            f.bar.set_message(format!("{}: {} failed", f.action, f.failed));
+        }
+        f.bar.inc(1);
+        true
+    }
+
+    /// The fleet run is over: its bar goes (the result table follows).
+    pub(crate) fn fleet_end(&self) {
+        if let Mode::Live { multi, fleet, .. } = &self.mode
+            && let Some(f) = Self::locked(fleet).take()
+        {
+            f.bar.finish_and_clear();
+            multi.remove(&f.bar);
+        }
+    }
+
+    /// A VM of a fleet ended: the bar counts it, else a line says so.
+    pub(crate) fn vm_done(&self, vm: &str, action: &str, error: Option<&str>) {
+        if self.fleet_tick(error.is_some()) {
+            return;
+        }
+        match error {
+            None => self.line(&format!("{vm}: {action} succeeded")),
+            Some(e) => self.line(&format!("{vm}: {action} failed: {e}")),
+        }
     }
 
     fn running(running: &Mutex<Vec<(String, ProgressBar)>>) -> std::sync::MutexGuard<'_, Vec<(String, ProgressBar)>> {
@@ -73,7 +134,7 @@ impl Progress {
     }
 
     pub(crate) fn started(&self, step: &str) {
-        if let Mode::Live { multi, running } = &self.mode {
+        if let Mode::Live { multi, running, .. } = &self.mode {
             let style = ProgressStyle::with_template("{spinner} {msg} {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
             let bar = multi.add(ProgressBar::new_spinner().with_style(style).with_message(step.to_owned()));
@@ -87,7 +148,7 @@ impl Progress {
         match &self.mode {
             Mode::Quiet => {}
             Mode::Plain => eprintln!("{line}"),
-            Mode::Live { multi, running } => {
+            Mode::Live { multi, running, .. } => {
                 let bar = {
                     let mut running = Self::running(running);
                     running.iter().position(|(s, _)| s == step).map(|i| running.remove(i).1)

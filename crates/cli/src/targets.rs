@@ -60,6 +60,8 @@ impl Selection {
 /// Runs `task` on every VM, `limit` at a time: one VM gives its error as it is (so its Azure
 /// code and exit code show); several give every success, or an error listing each failure.
 pub(crate) async fn for_each<T, Fut>(
+    ctx: &crate::commands::Ctx,
+    action: &str,
     addrs: Vec<VmAddr>,
     limit: usize,
     task: impl Fn(VmAddr) -> Fut,
@@ -74,7 +76,16 @@ where
     let total = addrs.len();
     let mut ok = Vec::new();
     let mut failures = Vec::new();
-    for (addr, result) in azdock_host::target::each(addrs, limit, task).await {
+    ctx.progress.fleet_start(action, total);
+    let task = &task;
+    let counted = |addr| async move {
+        let result = task(addr).await;
+        ctx.progress.fleet_tick(result.is_err());
+        result
+    };
+    let results = azdock_host::target::each(addrs, limit, counted).await;
+    ctx.progress.fleet_end();
+    for (addr, result) in results {
         match result {
             Ok(v) => ok.push(v),
             Err(e) => failures.push(format!("  {}: {e:#}", addr.path())),

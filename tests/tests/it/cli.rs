@@ -288,7 +288,19 @@ fn a_create_shows_each_step_with_its_time_on_a_terminal_and_in_a_log() {
     assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
 
     // A terminal: tmux runs the create as a person would type it.
-    let script = env.path().join("create.sh");
+    let screen = in_tmux(&env, "--cloud local vm docker create shown --generate-ssh-keys -y -o none", |_| false).0;
+    assert!(screen.contains("EXIT=0"), "the create did not finish in tmux:\n{screen}");
+    let steps = finished_steps(&screen);
+    assert_in_order(&steps, "terminal");
+    assert!(screen.lines().any(|l| l.starts_with("✓ VM shown: created (")), "{screen}");
+    env.run(&["local", "down"]).success();
+}
+
+/// Runs `azdock ARGS` in a tmux session of its own (160×60) as a person would, and returns the
+/// final screen and whether `watch` held for any screen captured while it ran (every 100 ms;
+/// the command's time is bounded by the loop).
+fn in_tmux(env: &Env, args: &str, watch: impl Fn(&str) -> bool) -> (String, bool) {
+    let script = env.path().join("in-tmux.sh");
     let cmd = env.azdock();
     let mut lines = vec!["#!/bin/sh".to_owned()];
     for (k, v) in cmd.get_envs() {
@@ -296,28 +308,53 @@ fn a_create_shows_each_step_with_its_time_on_a_terminal_and_in_a_log() {
             lines.push(format!("export {}='{}'", k.to_string_lossy(), v.to_string_lossy()));
         }
     }
-    lines.push(format!(
-        "'{}' --cloud local vm docker create shown --generate-ssh-keys -y -o none; echo \"EXIT=$?\"; sleep 120",
-        cmd.get_program().to_string_lossy()
-    ));
+    lines.push(format!("'{}' {args}; echo \"EXIT=$?\"; sleep 120", cmd.get_program().to_string_lossy()));
     std::fs::write(&script, lines.join("\n")).unwrap();
-    let socket = format!("azdock-test-{}", std::process::id());
+    let socket = format!("azdock-test-{}-{}", std::process::id(), args.len());
     let tmux = |args: &[&str]| azdock_tests::run(std::process::Command::new("tmux").arg("-L").arg(&socket).args(args));
-    let started =
-        tmux(&["new-session", "-d", "-x", "160", "-y", "60", "-s", "progress", "sh", script.to_str().unwrap()]);
+    let started = tmux(&["new-session", "-d", "-x", "160", "-y", "60", "-s", "t", "sh", script.to_str().unwrap()]);
     assert_eq!(started.code, 0, "{}", started.stderr);
-    let mut screen = String::new();
-    for _ in 0..240 {
-        screen = tmux(&["capture-pane", "-p", "-t", "progress", "-S", "-200"]).stdout;
+    let (mut screen, mut seen) = (String::new(), false);
+    for _ in 0..1200 {
+        screen = tmux(&["capture-pane", "-p", "-t", "t", "-S", "-200"]).stdout;
         if screen.contains("EXIT=") {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(250));
+        seen |= watch(&screen);
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
     tmux(&["kill-server"]);
-    assert!(screen.contains("EXIT=0"), "the create did not finish in tmux:\n{screen}");
-    let steps = finished_steps(&screen);
-    assert_in_order(&steps, "terminal");
-    assert!(screen.lines().any(|l| l.starts_with("✓ VM shown: created (")), "{screen}");
+    (screen, seen)
+}
+
+/// A fleet run on a terminal shows one bar (VMs done of the total, failures, rate, ETA) while
+/// it works and clears it at the end; in a log there is no bar.
+#[test]
+fn a_fleet_run_shows_one_bar_on_a_terminal_then_its_table() {
+    let env = Env::new();
+    let up = env
+        .run(&[
+            "local",
+            "up",
+            "--durations",
+            "network=0,vm-create=0,extension=0,vm-action=2500,delete=0,group-delete=0",
+        ])
+        .success()
+        .json();
+    let sub = up["subscriptionId"].as_str().unwrap();
+    let mut ids = Vec::new();
+    for vm in ["fleet1", "fleet2", "fleet3"] {
+        env.run(&["--cloud", "local", "vm", "create", vm, "-g", "fleet", "--generate-ssh-keys", "-o", "none"])
+            .success();
+        ids.push(format!("/subscriptions/{sub}/resourceGroups/fleet/providers/Microsoft.Compute/virtualMachines/{vm}"));
+    }
+    let bar = |screen: &str| screen.lines().any(|l| l.contains("/3 restart: 0 failed") && l.contains("ETA"));
+    let (screen, seen) = in_tmux(&env, &format!("--cloud local vm restart --ids {} -o table", ids.join(" ")), bar);
+    assert!(seen, "no progress bar was shown while the fleet ran; last screen:\n{screen}");
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert!(!bar(&screen), "the bar is gone once the run ends:\n{screen}");
+    let logged = env.run(&["--cloud", "local", "vm", "restart", "--ids", &ids[0], &ids[1], "-o", "table"]);
+    assert_eq!(logged.code, 0, "{}", logged.stderr);
+    assert!(!logged.stderr.contains('\u{1b}') && !logged.stderr.contains("ETA"), "{}", logged.stderr);
     env.run(&["local", "down"]).success();
 }

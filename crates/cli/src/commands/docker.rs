@@ -108,8 +108,15 @@ pub(crate) fn run_ext(
                 _ => host.docker_probe(docker, &target, false, installed).await?,
             })
         };
-        let run = |target: Target| async move { (target.addr.clone(), one(target).await) };
-        anyhow::Ok(azdock_azure_sm::fan_out(targets, usize::from(t.on.max_parallel), run).await)
+        let run = |target: Target| async move {
+            let result = one(target.clone()).await;
+            ctx.progress.fleet_tick(result.is_err());
+            (target.addr, result)
+        };
+        ctx.progress.fleet_start(action, targets.len());
+        let results = azdock_azure_sm::fan_out(targets, usize::from(t.on.max_parallel), run).await;
+        ctx.progress.fleet_end();
+        anyhow::Ok(results)
     })?;
     crate::targets::print_fleet(ctx, results, action, HOST_COLUMNS)
 }
@@ -275,7 +282,10 @@ fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateAr
                 told_backup(ctx, &report);
                 Ok(())
             };
-            return Ok(host.rotate_ca(&dir, targets, &how(&mint), new_ca).await?.0);
+            ctx.progress.fleet_start("rotate-certs --ca", targets.len());
+            let rotated = host.rotate_ca(&dir, targets, &how(&mint), new_ca).await;
+            ctx.progress.fleet_end();
+            return Ok(rotated?.0);
         }
         let renew = |dir: &Path, request: &PlanRequest| -> azdock_host::Result<()> {
             let server = azdock_ext_docker::server_request(request)?;
@@ -283,7 +293,10 @@ fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateAr
             told_backup(ctx, &report);
             Ok(())
         };
-        anyhow::Ok(host.push_certs(targets, &how(&renew)).await)
+        ctx.progress.fleet_start("rotate-certs", targets.len());
+        let pushed = host.push_certs(targets, &how(&renew)).await;
+        ctx.progress.fleet_end();
+        anyhow::Ok(pushed)
     })?;
     let single = pushed.len() == 1 && !r.ca && !r.finish;
     if single && let Some(Err(e)) = pushed.first().map(|p| &p.result) {

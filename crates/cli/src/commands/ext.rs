@@ -71,7 +71,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         let value = session::block_on(async {
             let (arm, addrs) = chosen.resolve(global, config).await?;
             let arm = &arm;
-            let lists = targets::for_each(addrs, usize::from(*max_parallel), |a| async move {
+            let lists = targets::for_each(ctx, "list", addrs, usize::from(*max_parallel), |a| async move {
                 Ok(manage::extensions(arm, &a).await?)
             })
             .await?;
@@ -114,11 +114,13 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
         let instance = move |a: &VmAddr| a.extension.clone().or(name.map(str::to_owned)).unwrap_or_default();
         let results = match command {
             ExtCommand::Show(_) => {
-                targets::for_each(addrs, limit, |a| async move { Ok(manage::extension(arm, &a, &instance(&a)).await?) })
-                    .await?
+                targets::for_each(ctx, "show", addrs, limit, |a| async move {
+                    Ok(manage::extension(arm, &a, &instance(&a)).await?)
+                })
+                .await?
             }
             ExtCommand::Remove { no_wait, .. } => {
-                targets::for_each(addrs, limit, |a| async move {
+                targets::for_each(ctx, "remove", addrs, limit, |a| async move {
                     manage::delete(arm, &format!("{}/extensions/{}", a.path(), instance(&a)), !*no_wait).await?;
                     Ok(Value::Null)
                 })
@@ -128,7 +130,7 @@ fn run_generic(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &ExtCom
                 let (public, protected) = settings.as_ref().map_or((None, None), |(p, s)| (p.as_ref(), s.as_ref()));
                 let versions = extensions::VersionCache::default();
                 let versions = &versions;
-                targets::for_each(addrs, limit, |a| async move {
+                targets::for_each(ctx, "set", addrs, limit, |a| async move {
                     let request = set_request(args, public, protected);
                     Ok(extensions::set(arm, &a.path(), &request, versions).await?)
                 })

@@ -54,9 +54,10 @@ impl azdock_host::Events for Ctx {
         match event {
             azdock_host::Event::Warning(message) => self.warn(&message),
             azdock_host::Event::Info(message) => self.info(&message),
-            azdock_host::Event::VmDone { vm, action, error: None } => self.info(&format!("{vm}: {action} succeeded")),
-            azdock_host::Event::VmDone { vm, action, error: Some(e) } => {
-                self.info(&format!("{vm}: {action} failed: {e}"));
+            azdock_host::Event::VmDone { vm, action, error } => {
+                if !self.only_show_errors {
+                    self.progress.vm_done(&vm, &action, error.as_deref());
+                }
             }
             azdock_host::Event::StepStarted { step } => self.progress.started(&step),
             azdock_host::Event::StepDone { step, outcome, elapsed } => self.progress.done(&step, &outcome, elapsed),

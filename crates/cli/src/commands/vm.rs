@@ -105,14 +105,14 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmC
                 VmCommand::Show { show_details, .. } => {
                     let columns = if *show_details { DETAIL_COLUMNS } else { LIST_COLUMNS };
                     let show = |a: VmAddr| async move { Ok(manage::show(arm, &a, *show_details).await?) };
-                    (targets::for_each(addrs, limit, show).await?, columns)
+                    (targets::for_each(ctx, "show", addrs, limit, show).await?, columns)
                 }
                 VmCommand::Delete { target, .. } => {
                     let delete = |a: VmAddr| async move {
                         manage::delete(arm, &a.path(), !target.no_wait).await?;
                         Ok(Value::Null)
                     };
-                    (targets::for_each(addrs, limit, delete).await?, LIST_COLUMNS)
+                    (targets::for_each(ctx, "delete", addrs, limit, delete).await?, LIST_COLUMNS)
                 }
                 command => {
                     let (action, t) = match command {
@@ -126,7 +126,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &VmC
                         manage::power(arm, &a, action, !t.no_wait).await?;
                         Ok(Value::Null)
                     };
-                    (targets::for_each(addrs, limit, power).await?, LIST_COLUMNS)
+                    (targets::for_each(ctx, action.verb(), addrs, limit, power).await?, LIST_COLUMNS)
                 }
             };
             // Actions print nothing on success, like az; several shows print a list.

@@ -143,6 +143,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
             take_over: false,
         };
         let (host, invocation) = (&host, &invocation);
+        ctx.progress.fleet_start(action, total);
         let results = azdock_host::target::each(addrs, limit, |addr| async move {
             let result = match host.run(invocation, &addr).await {
                 Ok(ran) => ran.verdict().map_err(anyhow::Error::from),
@@ -155,6 +156,7 @@ pub(crate) fn run(ctx: &Ctx, global: &GlobalArgs, config: &Config, command: &Ext
             result
         })
         .await;
+        ctx.progress.fleet_end();
         anyhow::Ok(results)
     })?;
     crate::targets::print_fleet(ctx, rows, action, COLUMNS)
