@@ -294,6 +294,15 @@ pub enum LocalCommand {
         #[arg(long = "for", value_enum, default_value_t = LocalTool::Sdk)]
         tool: LocalTool,
     },
+    /// Approve a person's sign-in code (what `azdock login` against the local cloud prints), as
+    /// the local cloud's owner: the local cloud's stand-in for Entra's sign-in page
+    Approve {
+        /// The code, e.g. BCDF-GHJK
+        code: String,
+        /// Decline the sign-in instead
+        #[arg(long)]
+        decline: bool,
+    },
     /// Print the local cloud's log
     Logs {
         /// How many lines from the end

@@ -40,6 +40,17 @@ fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<
             inner.faults.set(seed, Vec::new());
             Ok(Resp::empty(204))
         }
+        ("POST", ["device-codes", code, decision @ ("approve" | "decline")]) => {
+            if inner.people.decide(code, *decision == "approve") {
+                Ok(Resp::empty(204))
+            } else {
+                Err(ArmError::new(404, "NotFound", format!("no sign-in waits for the code {code}")))
+            }
+        }
+        ("POST", ["people", "revoke-sessions"]) => {
+            inner.people.revoke_sessions();
+            Ok(Resp::empty(204))
+        }
         ("POST", ["principals", client_id, what]) => principal_credential(inner, shared, req, client_id, what),
         // New limits and full buckets: load tests set up without throttling, then measure with it.
         ("PUT", ["throttle"]) => {

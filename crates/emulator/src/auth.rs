@@ -83,7 +83,7 @@ pub(crate) fn verify(key: &[u8], token: &str) -> Option<Claims> {
 }
 
 /// Entra's error body: `{"error", "error_description", "error_codes", …}`.
-fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Resp {
+pub(crate) fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Resp {
     let now = crate::now_rfc3339();
     let trace = uuid();
     let correlation = uuid();
@@ -102,7 +102,7 @@ fn entra_error(status: u16, error: &str, code: u32, description: &str) -> Resp {
 }
 
 /// Parses an `application/x-www-form-urlencoded` body.
-fn form(body: &[u8]) -> BTreeMap<String, String> {
+pub(crate) fn form(body: &[u8]) -> BTreeMap<String, String> {
     crate::wire::parse_query(&String::from_utf8_lossy(body)).into_iter().collect()
 }
 
@@ -145,6 +145,14 @@ impl Issuer<'_> {
             );
         }
         let client_id = get("client_id");
+        if client_id.eq_ignore_ascii_case(crate::people::PUBLIC_CLIENT_ID) {
+            return entra_error(
+                401,
+                "invalid_client",
+                700025,
+                "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+            );
+        }
         let Some(principal) = self
             .principals
             .iter()

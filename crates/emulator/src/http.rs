@@ -200,7 +200,9 @@ fn fault_status(status: u16) -> Resp {
 
 fn dispatch(shared: &Shared, req: &Req, op: crate::arm::OpFault) -> Resp {
     let segments: Vec<&str> = req.path.trim_matches('/').split('/').collect();
-    let principals = shared.principals();
+    // The person signs in through the public client and calls ARM like a principal.
+    let mut principals = shared.principals();
+    principals.push(crate::people::principal(crate::LOCAL_TENANT, &shared.subscriptions));
     let issuer = crate::auth::Issuer {
         key: &shared.key,
         base_url: &shared.base_url,
@@ -231,7 +233,23 @@ fn dispatch(shared: &Shared, req: &Req, op: crate::arm::OpFault) -> Resp {
             json!({"error": "unauthorized", "error_description": "the local cloud's IMDS answers only at the endpoint `GET /_emulator/identity` gives its owner, and inside its VMs"}),
         ),
         ("GET", ["msi", "token"]) => issuer.managed_identity(req, Some(&shared.identity_header)),
-        ("POST", [tenant, "oauth2", "v2.0", "token"]) => issuer.token(tenant, &req.body, true),
+        ("POST", [tenant, "oauth2", "v2.0", "devicecode"]) => {
+            let timing = crate::people::Timing {
+                code_lifetime: std::time::Duration::from_secs(shared.device_code_lifetime_secs),
+                interval: std::time::Duration::from_secs(1),
+            };
+            inner.people.start(&issuer, tenant, &req.body, timing)
+        }
+        ("GET", ["devicelogin"]) => Resp::json(
+            200,
+            json!({"message": "The local cloud's sign-in codes are approved by its owner: `azdock local approve CODE`."}),
+        ),
+        ("POST", [tenant, "oauth2", "v2.0", "token"]) => {
+            match inner.people.grant(&issuer, tenant, &req.body, &shared.subscriptions) {
+                Some(resp) => resp,
+                None => issuer.token(tenant, &req.body, true),
+            }
+        }
         ("POST", [tenant, "oauth2", "token"]) => issuer.token(tenant, &req.body, false),
         (
             "GET",

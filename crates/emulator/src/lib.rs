@@ -26,6 +26,7 @@ mod faults;
 mod guest;
 mod guestfs;
 mod http;
+mod people;
 mod persist;
 mod sandbox;
 pub mod service;
@@ -47,6 +48,7 @@ use tokio::sync::watch;
 pub use auth::{FederatedCredential, ServicePrincipal};
 pub use faults::{FaultKind, FaultRule, Faults};
 pub use guest::{Guest, Rdp, Sshd, User};
+pub use people::{LOCAL_USER, PUBLIC_CLIENT_ID};
 pub use state::Durations;
 pub use throttle::ThrottleConfig;
 
@@ -101,6 +103,8 @@ pub struct Config {
     /// Subscriptions that exist (principals see those they have a role on).
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
+    /// How long a device code waits for its person (Entra: 15 minutes).
+    pub device_code_lifetime_secs: u64,
     /// Keep resources, operations and guests across restarts (and crashes): every change is
     /// journaled before it is acknowledged.
     pub persist: bool,
@@ -127,6 +131,7 @@ impl Config {
             principals: Vec::new(),
             subscriptions: vec![LOCAL_SUBSCRIPTION.to_owned()],
             token_lifetime_secs: 3600,
+            device_code_lifetime_secs: 900,
             persist: true,
             checkpoint_bytes: 64 * 1024 * 1024,
             first_boot_lock: std::time::Duration::ZERO,
@@ -150,6 +155,7 @@ pub(crate) struct Shared {
     pub principals: Mutex<Vec<ServicePrincipal>>,
     pub subscriptions: Vec<String>,
     pub token_lifetime_secs: i64,
+    pub device_code_lifetime_secs: u64,
     /// The secret a managed-identity caller sends as `X-IDENTITY-HEADER` (App Service style).
     pub identity_header: String,
     /// The secret every `/_emulator/…` request carries as [`ADMIN_KEY_HEADER`]; it lives in the
@@ -232,6 +238,7 @@ impl Emulator {
             principals: Mutex::new(principals.clone()),
             subscriptions: config.subscriptions.clone(),
             token_lifetime_secs: config.token_lifetime_secs,
+            device_code_lifetime_secs: config.device_code_lifetime_secs,
             identity_header: secret(&config.state_dir, "identity-header.key").map_err(state_err)?,
             admin_key: secret(&config.state_dir, ADMIN_KEY_FILE).map_err(state_err)?,
             imds_key: secret(&config.state_dir, "imds.key").map_err(state_err)?,
@@ -389,7 +396,7 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> Vec<u8>) -> std::io::Resul
     }
 }
 
-fn random_bytes(n: usize) -> Vec<u8> {
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
     use ring::rand::SecureRandom as _;
     let mut b = vec![0u8; n];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);

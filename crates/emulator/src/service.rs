@@ -241,6 +241,9 @@ impl Service {
             "clientSecret": principal["clientSecret"],
             "caCertificate": self.ca(),
             "stateDir": self.dir,
+            // The local cloud's person: `azdock login` signs in as them with a device code that
+            // the owner approves (`azdock local approve CODE`).
+            "user": crate::LOCAL_USER,
         }))
     }
 

@@ -201,6 +201,8 @@ pub(crate) struct Inner {
     pub saved_next_ip: u32,
     /// A principal's certificates or federated credentials changed since the last journal entry.
     pub principals_changed: bool,
+    /// The person's device codes and refresh tokens.
+    pub people: crate::people::People,
 }
 
 impl Inner {
@@ -228,6 +230,7 @@ impl Inner {
             pending_user_data: None,
             saved_next_ip: 0,
             principals_changed: false,
+            people: crate::people::People::default(),
         }
     }
 

@@ -95,6 +95,21 @@ pub(crate) fn run(ctx: &Ctx, command: &LocalCommand) -> anyhow::Result<()> {
             println!("# Run this command to configure your shell:\n# eval \"$(azdock local env{what})\"");
             Ok(())
         }
+        LocalCommand::Approve { code, decline } => {
+            let verb = if *decline { "decline" } else { "approve" };
+            if !code.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') || code.is_empty() {
+                return Err(Usage::new(format!("`{code}` is not a sign-in code: it looks like BCDF-GHJK")).into());
+            }
+            let (status, body) = admin(&service, reqwest::Method::POST, &format!("/device-codes/{code}/{verb}"))?;
+            if status == reqwest::StatusCode::NOT_FOUND {
+                anyhow::bail!("no sign-in waits for the code {code} (it may have expired: run `azdock login` again)");
+            }
+            if !status.is_success() {
+                anyhow::bail!("the local cloud refused: {status} {body}");
+            }
+            let done = if *decline { "declined" } else { "approved" };
+            ctx.print(&json!({"code": code, "status": done}), &[("Code", "/code"), ("Status", "/status")])
+        }
         &LocalCommand::Logs { tail } => {
             let text = std::fs::read_to_string(service.log()).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
@@ -122,29 +137,41 @@ fn status(service: &Service) -> anyhow::Result<Value> {
         return Ok(json!({"status": "stopped", "stateDir": dir, "dockerDaemons": docker, "scripts": scripts}));
     };
     let base = server["baseUrl"].as_str().unwrap_or_default().to_owned();
-    let health = runtime()?.block_on(async {
+    let (status, health) = admin(service, reqwest::Method::GET, "/health")?;
+    if !status.is_success() {
+        anyhow::bail!("the local cloud's health route answered {status}");
+    }
+    Ok(json!({
+        "status": "running", "endpoint": base, "pid": server["pid"], "resources": health["resources"], "vms": health["vms"],
+        "operations": health["operations"], "stateDir": dir, "dockerDaemons": docker, "scripts": scripts,
+        "clients": service.who_may_connect(),
+    }))
+}
+
+/// A request to the running local cloud's admin routes (`/_emulator/…`), with the admin key only
+/// its owner can read.
+fn admin(service: &Service, method: reqwest::Method, path: &str) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let Some(server) = service.running() else {
+        anyhow::bail!("the local cloud is not running (`azdock local up`)");
+    };
+    let base = server["baseUrl"].as_str().unwrap_or_default().to_owned();
+    runtime()?.block_on(async {
         let ca = reqwest::Certificate::from_pem(&std::fs::read(service.ca())?)?;
         let client = reqwest::Client::builder()
             .add_root_certificate(ca)
             .tls_built_in_root_certs(false)
             .timeout(Duration::from_secs(5))
             .build()?;
-        let key = azdock_emulator::read_admin_key(dir).context("cannot read the local cloud's admin key")?;
-        let health: Value = client
-            .get(format!("{base}/_emulator/health"))
+        let key = azdock_emulator::read_admin_key(service.dir()).context("cannot read the local cloud's admin key")?;
+        let resp = client
+            .request(method, format!("{base}/_emulator{path}"))
             .header(azdock_emulator::ADMIN_KEY_HEADER, key)
             .send()
-            .await?
-            .error_for_status()?
-            .json()
             .await?;
-        anyhow::Ok(health)
-    })?;
-    Ok(json!({
-        "status": "running", "endpoint": base, "pid": server["pid"], "resources": health["resources"], "vms": health["vms"],
-        "operations": health["operations"], "stateDir": dir, "dockerDaemons": docker, "scripts": scripts,
-        "clients": service.who_may_connect(),
-    }))
+        let status = resp.status();
+        let text = resp.text().await?;
+        anyhow::Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
