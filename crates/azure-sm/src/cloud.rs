@@ -98,6 +98,29 @@ impl Cloud {
     }
 
     /// The token scope for ARM in this cloud.
+    /// An HTTP client for this cloud's endpoints: its extra CAs trusted, the system's roots only
+    /// where they count.
+    pub fn http_client(&self, timeout: std::time::Duration) -> Result<reqwest::Client, crate::AzureError> {
+        let mut builder = reqwest::Client::builder().timeout(timeout).pool_max_idle_per_host(32);
+        if let Some(pem) = &self.ca_pem {
+            let invalid = |detail: String| crate::AzureError::Protocol {
+                url: self.resource_manager.clone(),
+                detail: format!("invalid CA certificate: {detail}"),
+            };
+            let bundle = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            if bundle.is_empty() {
+                return Err(invalid("no certificate in the bundle".into()));
+            }
+            for ca in bundle {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        builder
+            .tls_built_in_root_certs(self.trust_system_roots)
+            .build()
+            .map_err(|e| crate::AzureError::Protocol { url: self.resource_manager.clone(), detail: e.to_string() })
+    }
+
     pub fn scope(&self) -> String {
         format!("{}/.default", self.audience.trim_end_matches('/'))
     }

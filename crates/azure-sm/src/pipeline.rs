@@ -226,29 +226,22 @@ impl Polls {
 impl Arm {
     /// A client for `cloud`, signing in with `credential`.
     pub fn new(cloud: Cloud, credential: Arc<dyn Credential>, policy: RetryPolicy) -> Result<Self, AzureError> {
-        let mut builder = reqwest::Client::builder().timeout(policy.request_timeout).pool_max_idle_per_host(32);
-        if let Some(pem) = &cloud.ca_pem {
-            let invalid = |detail: String| AzureError::Protocol {
-                url: cloud.resource_manager.clone(),
-                detail: format!("invalid CA certificate: {detail}"),
-            };
-            let bundle = reqwest::Certificate::from_pem_bundle(pem.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-            if bundle.is_empty() {
-                return Err(invalid("no certificate in the bundle".into()));
-            }
-            for ca in bundle {
-                builder = builder.add_root_certificate(ca);
-            }
-        }
-        builder = builder.tls_built_in_root_certs(cloud.trust_system_roots);
-        let http = builder
-            .build()
-            .map_err(|e| AzureError::Protocol { url: cloud.resource_manager.clone(), detail: e.to_string() })?;
+        let http = cloud.http_client(policy.request_timeout)?;
         Ok(Self { http, cloud, credential, policy, budget: Arc::default() })
     }
 
     pub fn cloud(&self) -> &Cloud {
         &self.cloud
+    }
+
+    /// The HTTP client (for the cloud's other endpoints, such as Entra's).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The credential requests are signed with.
+    pub fn credential(&self) -> &Arc<dyn Credential> {
+        &self.credential
     }
 
     /// Takes one request from the client's copy of ARM's bucket, waiting for a refill when it

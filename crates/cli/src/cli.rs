@@ -380,7 +380,7 @@ pub struct LocalRunArgs {
 // Each flag is one of az's, as az spells it.
 #[allow(clippy::struct_excessive_bools)]
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("how").required(true).args(["service_principal", "use_az_cli", "identity"])))]
+#[command(group(clap::ArgGroup::new("how").args(["service_principal", "use_az_cli", "identity", "use_device_code"])))]
 pub struct LoginArgs {
     /// Sign in as a service principal, with a client secret or a certificate
     #[arg(long, requires_all = ["client_id", "tenant"])]
@@ -388,6 +388,10 @@ pub struct LoginArgs {
     /// Use the Azure CLI's sign-in (`az login`) for every request
     #[arg(long, conflicts_with_all = ["service_principal", "client_id", "password", "password_stdin"])]
     pub use_az_cli: bool,
+    /// Sign in as a person with Entra's device-code flow (the default without other flags):
+    /// a code to enter at a URL printed on stderr, on any device
+    #[arg(long, conflicts_with_all = ["service_principal", "use_az_cli", "identity", "client_id", "password", "password_stdin", "certificate"])]
+    pub use_device_code: bool,
     /// Use this machine's managed identity (-u for a user-assigned identity's client id)
     #[arg(long, conflicts_with_all = ["service_principal", "use_az_cli", "password", "password_stdin", "certificate", "tenant"])]
     pub identity: bool,

@@ -86,7 +86,7 @@ pub(crate) async fn arm(global: &GlobalArgs, config: &Config) -> anyhow::Result<
 async fn signed_in(global: &GlobalArgs, config: &Config) -> anyhow::Result<(Arm, Option<String>)> {
     let name = working_cloud(global, config);
     let stored = crate::commands::login::stored(&name)?;
-    arm_on(&name, stored.as_ref()).await
+    arm_on(&name, stored.as_ref(), true).await
 }
 
 /// Like [`arm`] on the cloud `login` works on, with this login instead of the stored one.
@@ -95,7 +95,7 @@ pub(crate) async fn arm_with(
     config: &Config,
     login: Option<&StoredLogin>,
 ) -> anyhow::Result<(Arm, Option<String>)> {
-    arm_on(&cloud_name(global, config), login).await
+    arm_on(&cloud_name(global, config), login, false).await
 }
 
 /// `tokens.json`, beside the stored sign-ins.
@@ -118,6 +118,7 @@ fn identity(cloud: &str, login: &StoredLogin) -> Option<String> {
         StoredLogin::Certificate { tenant, client_id, path, .. } => {
             Some(format!("{prefix}certificate|{tenant}|{client_id}|{}", path.display()))
         }
+        StoredLogin::User { tenant, client_id, .. } => Some(format!("{prefix}user|{tenant}|{client_id}")),
         StoredLogin::AzureCli { .. } | StoredLogin::ManagedIdentity { .. } => None,
     }
 }
@@ -125,9 +126,11 @@ fn identity(cloud: &str, login: &StoredLogin) -> Option<String> {
 /// A credential and the name its tokens are kept under.
 type Signing = (Arc<dyn Credential>, String);
 
-async fn arm_on(name: &str, login: Option<&StoredLogin>) -> anyhow::Result<(Arm, Option<String>)> {
+/// The cloud called `name`: a registered or built-in one, or the local cloud (started when it
+/// is not running) with its own principal's credential and the name its tokens are kept under.
+pub(crate) async fn cloud_of(name: &str) -> anyhow::Result<(Cloud, Option<Signing>)> {
     let name = name.to_owned();
-    let (cloud, fallback): (Cloud, Option<Signing>) = match CloudKind::of(&name) {
+    Ok(match CloudKind::of(&name) {
         CloudKind::Local => {
             crate::output::mark_local_cloud();
             let up = tokio::task::spawn_blocking(crate::commands::local::ensure_running).await??;
@@ -148,9 +151,22 @@ async fn arm_on(name: &str, login: Option<&StoredLogin>) -> anyhow::Result<(Arm,
             (cloud, Some((Arc::new(own), identity)))
         }
         CloudKind::Azure => (crate::commands::cloud::resolve(&name)?, None),
-    };
+    })
+}
+
+/// A client of the cloud `name` signed in with `login` (else the local cloud's principal, else
+/// the environment's chain). `keep_rotated`: a person's renewed refresh tokens replace the
+/// stored one (not while `login` is only being tried).
+async fn arm_on(name: &str, login: Option<&StoredLogin>, keep_rotated: bool) -> anyhow::Result<(Arm, Option<String>)> {
+    let (cloud, fallback) = cloud_of(name).await?;
     let (credential, identity): (Arc<dyn Credential>, Option<String>) = match (login, fallback) {
-        (Some(login), _) => (login.credential(&cloud.authority_host)?, identity(&name, login)),
+        (Some(StoredLogin::User { tenant, client_id, refresh_token }), _) if keep_rotated => {
+            let store = crate::commands::login::store()?;
+            let credential =
+                store.user_credential(name, &cloud.authority_host, tenant, client_id, Arc::clone(refresh_token));
+            (Arc::new(credential), login.and_then(|l| identity(name, l)))
+        }
+        (Some(login), _) => (login.credential(&cloud.authority_host)?, identity(name, login)),
         (None, Some((own, identity))) => (own, Some(identity)),
         (None, None) => (Arc::new(ChainedCredential::from_env(&cloud)?), None),
     };

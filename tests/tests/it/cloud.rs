@@ -871,3 +871,64 @@ async fn a_warm_command_makes_one_request_its_token_and_subscription_kept_betwee
     assert_eq!(seen.len(), 3, "token, subscriptions, the VM: {seen:?}");
     azdock(&env, &["local", "down"]).success();
 }
+
+/// A person signs in with no flags: the device code goes to stderr, the owner approves it
+/// (`azdock local approve`), the refresh token is kept 0600 and renews access silently; once
+/// the person's sessions are revoked a command says to sign in again (exit 1); logout forgets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_with_a_device_code_and_is_told_to_sign_in_again_once_revoked() {
+    use std::io::BufRead as _;
+    let env = Env::new();
+    let (up, arm) = local_cloud(&env).await;
+    assert_eq!(up["user"], "user@azdock.local");
+    let mut login = env.azdock();
+    login
+        .args(["--cloud", "local", "login", "-o", "json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut told = String::new();
+    stderr.read_line(&mut told).unwrap();
+    let code = told.split("approve ").nth(1).and_then(|t| t.split('`').next()).unwrap_or_else(|| panic!("{told}"));
+    assert!(told.contains("user@azdock.local"), "{told}");
+    let approved = azdock(&env, &["local", "approve", code, "-o", "json"]).success().json();
+    assert_eq!(approved["status"], "approved");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let accounts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(accounts[0]["id"], up["subscriptionId"]);
+
+    let credentials = env.path().join("config/credentials.json");
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    assert_eq!(stored["local"]["kind"], "user");
+    let refresh = stored["local"]["refreshToken"].as_str().unwrap().to_owned();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&credentials).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(&refresh) && !told.contains(&refresh));
+
+    // Signed in as the person: commands work (the access token from the login is kept); once
+    // it is gone, the refresh token renews it and the renewed refresh token replaces the first.
+    let listed = azdock(&env, &["--cloud", "local", "account", "list", "-o", "json"]).success().json();
+    assert_eq!(listed[0]["id"], up["subscriptionId"]);
+    std::fs::remove_file(env.path().join("config/tokens.json")).unwrap();
+    azdock(&env, &["--cloud", "local", "vm", "list"]).success();
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    assert_ne!(stored["local"]["refreshToken"].as_str().unwrap(), refresh, "the renewed token is kept");
+
+    // Revoked (and the kept access token gone): a clear "sign in again", exit 1.
+    arm.admin(reqwest::Method::POST, "/people/revoke-sessions", None).await;
+    std::fs::remove_file(env.path().join("config/tokens.json")).unwrap();
+    let refused = azdock(&env, &["--cloud", "local", "vm", "list"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("sign in again with `azdock login`"), "{}", refused.stderr);
+
+    azdock(&env, &["--cloud", "local", "logout"]).success();
+    let stored: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    assert_eq!(stored, serde_json::json!({}));
+    let wrong = azdock(&env, &["local", "approve", "NOPE-NOPE"]);
+    assert_eq!(wrong.code, 1);
+    assert!(wrong.stderr.contains("no sign-in waits for the code NOPE-NOPE"), "{}", wrong.stderr);
+    azdock(&env, &["local", "down"]).success();
+}

@@ -20,6 +20,7 @@ mod managed;
 mod persisted;
 mod secret;
 pub mod stored;
+mod user;
 mod workload;
 
 pub use azure_cli::{AzureCliCredential, az_cli_installed};
@@ -28,6 +29,10 @@ pub use chain::ChainedCredential;
 pub use managed::{ManagedIdentityCredential, ManagedIdentitySource};
 pub use persisted::{PersistedCredential, TokenFile};
 pub use secret::ClientSecretCredential;
+pub use user::{
+    DeviceCode, KeepRefreshToken, PUBLIC_CLIENT_ID, RefreshTokenCredential, UserTokens, start_device_code,
+    wait_for_person,
+};
 pub use workload::WorkloadIdentityCredential;
 
 /// Tokens are renewed this long before Entra says they expire.
@@ -90,6 +95,15 @@ pub(super) async fn request_token(
     url: &str,
     form: &[(&str, &str)],
 ) -> Result<AccessToken, AzureError> {
+    Ok(token_answer(http, url, form).await?.0)
+}
+
+/// Like [`request_token`], with the refresh token a person's sign-in also gets.
+pub(super) async fn token_answer(
+    http: &reqwest::Client,
+    url: &str,
+    form: &[(&str, &str)],
+) -> Result<(AccessToken, Option<Secret<String>>), AzureError> {
     let body = form_body(form);
     let mut attempt = 0u32;
     let resp = loop {
@@ -131,13 +145,16 @@ pub(super) async fn request_token(
         });
     };
     let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
-    Ok(AccessToken { token: Arc::new(access), refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN) })
+    let token =
+        AccessToken { token: Arc::new(access), refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN) };
+    Ok((token, answer.refresh_token))
 }
 
 /// Entra's answer to a token request that succeeded: the token goes straight into a [`Secret`].
 #[derive(Deserialize)]
 struct TokenAnswer {
     access_token: Option<Secret<String>>,
+    refresh_token: Option<Secret<String>>,
     expires_in: Option<u64>,
 }
 

@@ -52,6 +52,15 @@ pub enum StoredLogin {
         #[serde(default)]
         client_id: Option<String>,
     },
+    /// A person, signed in with a device code: their refresh token, replaced in the store as
+    /// Entra rotates it.
+    User {
+        #[serde(rename = "tenantId")]
+        tenant: String,
+        client_id: String,
+        #[serde(rename = "refreshToken", serialize_with = "azdock_core::secret::expose")]
+        refresh_token: Arc<Secret<String>>,
+    },
 }
 
 impl StoredLogin {
@@ -75,6 +84,17 @@ impl StoredLogin {
                 Arc::new(crate::ManagedIdentityCredential::from_env(client_id.as_deref()))
             }
             StoredLogin::AzureCli { tenant } => Arc::new(crate::AzureCliCredential::new("az", tenant.as_deref())),
+            // Rotated refresh tokens are kept only in memory here; [`LoginStore::user_credential`]
+            // writes them back.
+            StoredLogin::User { tenant, client_id, refresh_token } => {
+                Arc::new(crate::credential::RefreshTokenCredential::new(
+                    authority_host,
+                    tenant,
+                    client_id,
+                    Arc::clone(refresh_token),
+                    Box::new(|_| {}),
+                ))
+            }
         })
     }
 }
@@ -157,6 +177,31 @@ impl LoginStore {
             other @ StoreError::Corrupt { .. } => other,
         })?;
         Ok(had)
+    }
+
+    /// A person's credential whose rotated refresh tokens replace the stored one (under the
+    /// file's lock), so the next run starts from the newest.
+    pub fn user_credential(
+        &self,
+        cloud: &str,
+        authority_host: &str,
+        tenant: &str,
+        client_id: &str,
+        refresh_token: Arc<Secret<String>>,
+    ) -> crate::credential::RefreshTokenCredential {
+        let (store, cloud_name, tenant_owned, client) =
+            (self.clone(), cloud.to_owned(), tenant.to_owned(), client_id.to_owned());
+        let keep = move |rotated: &Arc<Secret<String>>| {
+            let login = StoredLogin::User {
+                tenant: tenant_owned.clone(),
+                client_id: client.clone(),
+                refresh_token: Arc::clone(rotated),
+            };
+            if let Err(e) = store.change(&cloud_name, Some(&login)) {
+                tracing::warn!("cannot keep the renewed sign-in: {e}");
+            }
+        };
+        crate::credential::RefreshTokenCredential::new(authority_host, tenant, client_id, refresh_token, Box::new(keep))
     }
 
     /// The stored sign-in for a cloud, if any. Entries written before sign-ins were tagged have

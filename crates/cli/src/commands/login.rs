@@ -45,8 +45,40 @@ fn read_secret(args: &LoginArgs, ctx: &Ctx) -> anyhow::Result<Secret<String>> {
     Err(Usage::new("no client secret: pass `--password-stdin` (or run on a terminal to be asked)").into())
 }
 
+/// A person's sign-in with a device code: the code and where to enter it go to stderr (always:
+/// without them nobody can sign in), then Entra is polled until the person has entered it.
+fn device_code_login(global: &GlobalArgs, config: &Config, args: &LoginArgs) -> anyhow::Result<StoredLogin> {
+    use azdock_azure_sm::credential::{PUBLIC_CLIENT_ID, start_device_code, wait_for_person};
+    let tenant = args.tenant.clone().unwrap_or_else(|| "organizations".into());
+    let name = session::cloud_name(global, config);
+    session::block_on(async {
+        let (cloud, _) = session::cloud_of(&name).await?;
+        let http = cloud.http_client(std::time::Duration::from_secs(30))?;
+        let code = start_device_code(&http, &cloud.authority_host, &tenant, PUBLIC_CLIENT_ID, &cloud.scope()).await?;
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("{}", code.message);
+        }
+        let tokens = wait_for_person(&http, &cloud.authority_host, &tenant, PUBLIC_CLIENT_ID, &code).await?;
+        anyhow::Ok(StoredLogin::User {
+            tenant,
+            client_id: PUBLIC_CLIENT_ID.into(),
+            refresh_token: Arc::new(tokens.refresh),
+        })
+    })
+}
+
 pub(crate) fn login(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &LoginArgs) -> anyhow::Result<()> {
-    let login = if args.use_az_cli {
+    let other_way = args.service_principal
+        || args.use_az_cli
+        || args.identity
+        || args.client_id.is_some()
+        || args.certificate.is_some()
+        || args.password.is_some()
+        || args.password_stdin;
+    let login = if args.use_device_code || !other_way {
+        device_code_login(global, config, args)?
+    } else if args.use_az_cli {
         StoredLogin::AzureCli { tenant: args.tenant.clone() }
     } else if args.identity {
         StoredLogin::ManagedIdentity { client_id: args.client_id.clone() }

@@ -1,0 +1,121 @@
+//! A person's sign-in against azdock's local cloud over HTTPS: the device-code flow as the
+//! client runs it (waiting, slowing down when told, an expired or declined code), then access
+//! tokens from the refresh token, each renewal kept, and a revoked sign-in refused with what to do.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use azdock_azure_sm::credential::{PUBLIC_CLIENT_ID, RefreshTokenCredential, start_device_code, wait_for_person};
+use azdock_azure_sm::{Arm, AzureError, Cloud, RetryPolicy};
+use azdock_core::Secret;
+use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
+
+async fn start(tweak: impl FnOnce(&mut Config)) -> (Emulator, Cloud, reqwest::Client, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config::for_tests(dir.path());
+    tweak(&mut config);
+    let emulator = Emulator::start(config).await.unwrap();
+    let cloud = Cloud::local(emulator.base_url(), emulator.ca_pem());
+    let http = cloud.http_client(Duration::from_secs(10)).unwrap();
+    (emulator, cloud, http, dir)
+}
+
+/// The owner's approval (or decline), as `azdock local approve` sends it.
+async fn decide(emulator: &Emulator, http: &reqwest::Client, code: &str, verb: &str) -> u16 {
+    http.post(format!("{}/_emulator/device-codes/{code}/{verb}", emulator.base_url()))
+        .header(azdock_emulator::ADMIN_KEY_HEADER, emulator.admin_key())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_person_waits_for_approval_then_stays_signed_in_until_revoked() {
+    let (emulator, cloud, http, _dir) = start(|_| {}).await;
+    let code = start_device_code(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &cloud.scope())
+        .await
+        .unwrap();
+    assert!(code.message.contains(&code.user_code), "{}", code.message);
+    // The person approves a little later; the client waits (pending) and then signs in.
+    let (approver, user_code) = (emulator.base_url().to_owned(), code.user_code.clone());
+    let key = emulator.admin_key().to_owned();
+    let http2 = http.clone();
+    let approve = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        http2
+            .post(format!("{approver}/_emulator/device-codes/{user_code}/approve"))
+            .header(azdock_emulator::ADMIN_KEY_HEADER, key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let started = Instant::now();
+    let tokens = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap();
+    assert_eq!(approve.await.unwrap(), 204);
+    assert!(started.elapsed() >= Duration::from_millis(2500), "it waited for the person");
+
+    // Access tokens from the refresh token; each renewal is handed to the keeper.
+    let kept: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keeper = Arc::clone(&kept);
+    let credential = RefreshTokenCredential::new(
+        &cloud.authority_host,
+        "organizations",
+        PUBLIC_CLIENT_ID,
+        Arc::new(tokens.refresh),
+        Box::new(move |t: &Arc<Secret<String>>| keeper.lock().unwrap().push(t.expose().clone())),
+    );
+    let arm = Arm::new(cloud.clone(), Arc::new(credential), RetryPolicy::default()).unwrap();
+    let subs = arm.get("/subscriptions?api-version=2022-12-01").await.unwrap();
+    assert_eq!(subs["value"][0]["subscriptionId"], LOCAL_SUBSCRIPTION);
+    assert_eq!(kept.lock().unwrap().len(), 1, "the renewed refresh token was handed over to be kept");
+
+    // Revoked: a fresh client with the kept token is refused with what to do.
+    let status = http
+        .post(format!("{}/_emulator/people/revoke-sessions", emulator.base_url()))
+        .header(azdock_emulator::ADMIN_KEY_HEADER, emulator.admin_key())
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 204);
+    let revoked = RefreshTokenCredential::new(
+        &cloud.authority_host,
+        "organizations",
+        PUBLIC_CLIENT_ID,
+        Arc::new(Secret::new(kept.lock().unwrap()[0].clone())),
+        Box::new(|_| {}),
+    );
+    let arm = Arm::new(cloud, Arc::new(revoked), RetryPolicy::default()).unwrap();
+    let e = arm.get("/subscriptions?api-version=2022-12-01").await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, AzureError::Auth { .. }), "{e:?}");
+    assert!(text.contains("invalid_grant") && text.contains("sign in again with `azdock login`"), "{text}");
+}
+
+#[tokio::test]
+async fn an_expired_or_declined_code_ends_the_wait_with_its_reason() {
+    let (emulator, cloud, http, _dir) = start(|c| c.device_code_lifetime_secs = 2).await;
+    let code = start_device_code(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &cloud.scope())
+        .await
+        .unwrap();
+    let e = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap_err();
+    assert!(e.to_string().contains("expired before it was entered; run `azdock login` again"), "{e}");
+
+    let code = start_device_code(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &cloud.scope())
+        .await
+        .unwrap();
+    assert_eq!(decide(&emulator, &http, &code.user_code, "decline").await, 204);
+    let e = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap_err();
+    assert!(e.to_string().contains("authorization_declined: the sign-in was declined"), "{e}");
+
+    let e = start_device_code(&http, &cloud.authority_host, "organizations", "not-our-client", &cloud.scope())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unauthorized_client"), "{e}");
+}
