@@ -286,7 +286,9 @@ impl CertStore {
     pub fn init(&self, passphrases: &Passphrases<'_>) -> Result<Report, CertError> {
         let _lock = self.lock()?;
         let mut report = self.report();
-        self.ensure_ca_and_client(passphrases, &mut report)?;
+        let mut batch = Batch::default();
+        self.ensure_ca_and_client(passphrases, &mut report, &mut batch)?;
+        batch.commit()?;
         Ok(report)
     }
 
@@ -296,7 +298,10 @@ impl CertStore {
     pub fn server(&self, request: &ServerRequest, passphrases: &Passphrases<'_>) -> Result<Report, CertError> {
         let _lock = self.lock()?;
         let mut report = self.report();
-        let ca = self.ensure_ca_and_client(passphrases, &mut report)?;
+        // What is minted here is written at the end, all at once: a failure on the way (a
+        // server certificate that cannot be reused) leaves nothing new behind.
+        let mut batch = Batch::default();
+        let ca = self.ensure_ca_and_client(passphrases, &mut report, &mut batch)?;
         let name = self.server_name(&request.host, request.owner());
         let (cert_path, key_path) = self.server_paths(&name);
         let (pair, status) = match self.read_pair(&cert_path, &key_path, &Passphrases::NONE)? {
@@ -314,9 +319,10 @@ impl CertStore {
             }
             None => {
                 let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
-                (Self::store_pair(&cert_path, &key_path, &minted)?, Outcome::Created)
+                (batch.add(&cert_path, &key_path, minted)?, Outcome::Created)
             }
         };
+        batch.commit()?;
         self.claim(&name, request)?;
         report.push(Role::Server, Some(&name), &pair, status);
         Ok(report)
@@ -340,7 +346,9 @@ impl CertStore {
                     files.extend([cert, key]);
                 }
                 report.backup_dir = self.backup(&files)?;
-                self.ensure_ca_and_client(passphrases, &mut report)?;
+                let mut batch = Batch::default();
+                self.ensure_ca_and_client(passphrases, &mut report, &mut batch)?;
+                batch.commit()?;
                 for entry in &mut report.certificates {
                     entry.status = Outcome::Rotated;
                 }
@@ -350,7 +358,7 @@ impl CertStore {
                 let ca = self.load_ca(passphrases)?.ok_or_else(|| CertError::NoCa { dir: self.dir.clone() })?;
                 report.backup_dir = self.backup(&[self.client_cert_path(), self.client_key_path()])?;
                 let minted = mint::client(&issuer(&ca)?)?;
-                let pair = Self::store_pair(&self.client_cert_path(), &self.client_key_path(), &minted)?;
+                let pair = Self::store_pair(&self.client_cert_path(), &self.client_key_path(), minted)?;
                 report.push(Role::Client, None, &pair, Outcome::Rotated);
             }
             Rotation::Server(request) => {
@@ -367,7 +375,7 @@ impl CertStore {
                 }
                 report.backup_dir = self.backup(&[cert_path.clone(), key_path.clone()])?;
                 let minted = mint::server(&request.host, &request.dns_names, &request.ips, &issuer(&ca)?)?;
-                let pair = Self::store_pair(&cert_path, &key_path, &minted)?;
+                let pair = Self::store_pair(&cert_path, &key_path, minted)?;
                 self.claim(&name, &request)?;
                 report.push(Role::Server, Some(&name), &pair, Outcome::Rotated);
             }
@@ -466,7 +474,12 @@ impl CertStore {
     }
 
     /// Loads or creates the CA, then loads or creates the client, recording both.
-    fn ensure_ca_and_client(&self, passphrases: &Passphrases<'_>, report: &mut Report) -> Result<Pair, CertError> {
+    fn ensure_ca_and_client(
+        &self,
+        passphrases: &Passphrases<'_>,
+        report: &mut Report,
+        batch: &mut Batch,
+    ) -> Result<Pair, CertError> {
         let (client_cert, client_key) = (self.client_cert_path(), self.client_key_path());
         let (ca, ca_status) = match self.load_ca(passphrases)? {
             Some(ca) => (ca, Outcome::Reused),
@@ -477,7 +490,7 @@ impl CertStore {
                     return Err(CertError::ClientWithoutCa { dir: self.dir.clone(), client: file_name(present) });
                 }
                 let minted = mint::ca()?;
-                (Self::store_pair(&self.dir.join(CA_CERT), &self.dir.join(CA_KEY), &minted)?, Outcome::Created)
+                (batch.add(&self.dir.join(CA_CERT), &self.dir.join(CA_KEY), minted)?, Outcome::Created)
             }
         };
         let (client, client_status) = match self.read_pair(&client_cert, &client_key, &Passphrases::NONE)? {
@@ -487,7 +500,7 @@ impl CertStore {
             }
             None => {
                 let minted = mint::client(&issuer(&ca)?)?;
-                (Self::store_pair(&client_cert, &client_key, &minted)?, Outcome::Created)
+                (batch.add(&client_cert, &client_key, minted)?, Outcome::Created)
             }
         };
         report.push(Role::Ca, None, &ca, ca_status);
@@ -532,8 +545,8 @@ impl CertStore {
             // two): nothing can have used it, so it goes and a new pair is made.
             (None, Some(k)) if interrupted(key_path, &k) => {
                 drop(zeroize::Zeroizing::new(k)); // wiped, not just freed
+                // The note stays for the batch's other keys; the next write replaces it.
                 remove_file(key_path)?;
-                remove_file(&pending_path(key_path))?;
                 return Ok(None);
             }
             (None, Some(_)) => return Err(self.partial(key_path, cert_path)),
@@ -550,18 +563,12 @@ impl CertStore {
         CertError::PartialSet { dir: self.dir.clone(), present: file_name(present), missing: file_name(missing) }
     }
 
-    /// Writes a minted pair (key first, 0600; certificate 0644) and returns it as loaded. A
-    /// note of the key's hash is written before it and removed after the certificate, so that a
-    /// run killed between the two is recognised ([`interrupted`]) and not taken for the user's.
-    fn store_pair(cert_path: &Path, key_path: &Path, minted: &Minted) -> Result<Pair, CertError> {
-        let key = KeyPair::from_pem(&minted.key_pem)?;
-        let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
-        let pending = pending_path(key_path);
-        write_note(&pending, &key_hash(minted.key_pem.as_bytes()))?;
-        write_atomic(key_path, minted.key_pem.as_bytes(), 0o600)?;
-        write_atomic(cert_path, minted.cert_pem.as_bytes(), 0o644)?;
-        remove_file(&pending)?;
-        Ok(Pair { cert, key, key_path: key_path.to_owned() })
+    /// Writes a minted pair (key first, 0600; certificate 0644) and returns it as loaded.
+    fn store_pair(cert_path: &Path, key_path: &Path, minted: Minted) -> Result<Pair, CertError> {
+        let mut batch = Batch::default();
+        let pair = batch.add(cert_path, key_path, minted)?;
+        batch.commit()?;
+        Ok(pair)
     }
 
     /// Moves the existing files among `files` to a new backup directory.
@@ -825,6 +832,49 @@ fn create_private_dir(dir: &Path) -> Result<(), CertError> {
     azdock_files::create_private_dir(dir).map_err(|source| CertError::CreateDir { path: dir.to_owned(), source })
 }
 
+/// Pairs minted by one store operation, checked as they are minted and written together when
+/// the operation has succeeded: keys 0600 from creation, certificates 0644, every file synced
+/// at once and renamed in order (each key before its certificate), the directory synced once.
+/// A note of each key's hash is written before it and removed after its certificate, so that a
+/// run killed between the two is recognised ([`interrupted`]) and not taken for the user's.
+#[derive(Default)]
+struct Batch {
+    pairs: Vec<(PathBuf, PathBuf, Minted)>,
+}
+
+impl Batch {
+    /// Checks a minted pair and keeps it for [`Batch::commit`]; returns it as it will load.
+    fn add(&mut self, cert_path: &Path, key_path: &Path, minted: Minted) -> Result<Pair, CertError> {
+        let key = KeyPair::from_pem(&minted.key_pem)?;
+        let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
+        self.pairs.push((cert_path.to_owned(), key_path.to_owned(), minted));
+        Ok(Pair { cert, key, key_path: key_path.to_owned() })
+    }
+
+    fn commit(self) -> Result<(), CertError> {
+        if self.pairs.is_empty() {
+            return Ok(());
+        }
+        // One note for the batch (its directory's), naming every key about to be written.
+        let note = pending_path(&self.pairs[0].1);
+        let hashes: Vec<String> = self.pairs.iter().map(|(_, _, minted)| key_hash(minted.key_pem.as_bytes())).collect();
+        write_note(&note, &hashes.join("\n"))?;
+        let files: Vec<(&Path, &[u8], u32)> = self
+            .pairs
+            .iter()
+            .flat_map(|(cert, key, minted)| {
+                [(key.as_path(), minted.key_pem.as_bytes(), 0o600), (cert.as_path(), minted.cert_pem.as_bytes(), 0o644)]
+            })
+            .collect();
+        azdock_files::write_atomic_all(&files).map_err(|source| CertError::Write {
+            path: self.pairs[0].1.parent().map_or_else(PathBuf::new, Path::to_owned),
+            source,
+        })?;
+        remove_file(&note)?;
+        Ok(())
+    }
+}
+
 /// Through azdock's one atomic write: a reader never sees a half-written file and a crash
 /// leaves no truncated key behind.
 fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError> {
@@ -832,11 +882,12 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError
         .map_err(|source| CertError::Write { path: path.to_owned(), source })
 }
 
-/// Where the note of a key being written lives, beside it (`key.pem` → `key.pem.pending`).
+/// The note of the keys a batch is writing (see [`Batch`]).
+const PENDING_NOTE: &str = ".azdock-pending";
+
+/// Where the note of the keys being written lives: one per directory, beside them.
 fn pending_path(key_path: &Path) -> PathBuf {
-    let mut name = key_path.file_name().unwrap_or_default().to_owned();
-    name.push(".pending");
-    key_path.with_file_name(name)
+    key_path.with_file_name(PENDING_NOTE)
 }
 
 /// The SHA-256 of a key's PEM, hex: what the note holds (never the key).
@@ -851,7 +902,8 @@ fn key_hash(pem: &[u8]) -> String {
 /// Whether `key` at `key_path` is one azdock was writing when it was stopped: its note is there
 /// and names exactly this key.
 fn interrupted(key_path: &Path, key: &str) -> bool {
-    fs::read_to_string(pending_path(key_path)).is_ok_and(|note| note.trim() == key_hash(key.as_bytes()))
+    let hash = key_hash(key.as_bytes());
+    fs::read_to_string(pending_path(key_path)).is_ok_and(|note| note.lines().any(|line| line.trim() == hash))
 }
 
 /// Writes the note of a key about to be written. Not synced: it guards against a killed process
@@ -899,10 +951,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let minted = mint::ca().unwrap();
         let key_path = dir.path().join(CA_KEY);
-        // The certificate's directory is a file: the key is written, the certificate cannot be.
-        fs::write(dir.path().join("blocker"), "").unwrap();
-        let cert_path = dir.path().join("blocker").join(CA_CERT);
-        assert!(CertStore::store_pair(&cert_path, &key_path, &minted).is_err());
+        // A non-empty directory where the certificate goes: the key is renamed into place, the
+        // certificate cannot be.
+        let cert_path = dir.path().join(CA_CERT);
+        fs::create_dir(&cert_path).unwrap();
+        fs::write(cert_path.join("inside"), "").unwrap();
+        assert!(CertStore::store_pair(&cert_path, &key_path, minted).is_err());
+        let left: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(left.iter().all(|n| !n.contains(".tmp-")), "no temporary is left: {left:?}");
         let key = fs::read_to_string(&key_path).unwrap();
         assert!(interrupted(&key_path, &key), "the note names the key that was written");
         assert!(!interrupted(&key_path, "another key"));
@@ -918,7 +975,10 @@ mod tests {
         write_atomic(&pending_path(&key_path), key_hash(minted.key_pem.as_bytes()).as_bytes(), 0o600).unwrap();
         write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
         let report = store.init(&Passphrases::NONE).unwrap();
-        assert!(dir.path().join(CA_CERT).exists() && !pending_path(&key_path).exists());
+        assert!(
+            dir.path().join(CA_CERT).exists() && !pending_path(&key_path).exists(),
+            "the next write cleans the note"
+        );
         assert!(report.certificates.iter().all(|c| c.status == Outcome::Created), "{report:?}");
         assert_ne!(fs::read_to_string(&key_path).unwrap(), *minted.key_pem, "a new pair was made");
 
@@ -938,7 +998,7 @@ mod tests {
         let notes = fs::read_dir(fresh.path())
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".pending"))
+            .filter(|e| e.file_name().to_string_lossy() == PENDING_NOTE)
             .count();
         assert_eq!(notes, 0);
     }

@@ -51,6 +51,60 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes several files as [`write_atomic`] writes one, with their syncs together: every
+/// temporary file is written, all of them are synced at once (one thread each, so the file
+/// system commits them in one go), then renamed into place in the order given, and each
+/// directory is synced once. A file's data is on disk before its name points at it, as with
+/// [`write_atomic`]; a failure removes the temporaries not yet renamed.
+pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (path, _, _) in files {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        if !dirs.contains(&dir) {
+            create_private_dir(dir)?;
+            dirs.push(dir);
+        }
+    }
+    let tmps: Vec<PathBuf> = files.iter().map(|(path, _, _)| temp_name(path)).collect();
+    let mut renamed = 0;
+    let result = (|| {
+        let mut opened = Vec::with_capacity(files.len());
+        for ((_, data, mode), tmp) in files.iter().zip(&tmps) {
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(mode & 0o7777).open(tmp)?;
+            file.write_all(data)?;
+            opened.push(file);
+        }
+        // The last file syncs on this thread, the others beside it.
+        if let Some((last, others)) = opened.split_last() {
+            std::thread::scope(|scope| {
+                let syncs: Vec<_> = others.iter().map(|f| scope.spawn(move || f.sync_all())).collect();
+                last.sync_all()?;
+                syncs
+                    .into_iter()
+                    .try_for_each(|s| s.join().unwrap_or_else(|_| Err(io::Error::other("a sync panicked"))))
+            })?;
+        }
+        for ((path, _, _), tmp) in files.iter().zip(&tmps) {
+            fs::rename(tmp, path)?;
+            renamed += 1;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        for tmp in &tmps[renamed..] {
+            let _ = fs::remove_file(tmp);
+        }
+        return Err(e);
+    }
+    for dir in dirs {
+        let _ = File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(())
+}
+
 /// An exclusive advisory lock on `<path>.lock`, held until dropped: the lock for a
 /// read-modify-write of `path` by several azdock processes at once.
 #[derive(Debug)]
@@ -177,5 +231,33 @@ mod tests {
         assert_eq!(fs::read_to_string(&path).unwrap(), "200");
         update::<io::Error>(&path, 0o600, |_| Ok(None)).unwrap();
         assert_eq!(fs::read_to_string(&path).unwrap(), "200");
+    }
+
+    #[test]
+    fn a_batch_lands_every_file_with_its_mode_or_leaves_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (dir.path().join("sub/a.pem"), dir.path().join("sub/b.pem"), dir.path().join("c.pem"));
+        write_atomic_all(&[(&a, b"one", 0o600), (&b, b"two", 0o644), (&c, b"three", 0o600)]).unwrap();
+        assert_eq!(
+            (fs::read(&a).unwrap(), fs::read(&b).unwrap(), fs::read(&c).unwrap()),
+            (b"one".to_vec(), b"two".to_vec(), b"three".to_vec())
+        );
+        assert_eq!(fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(fs::metadata(dir.path().join("sub")).unwrap().permissions().mode() & 0o777, 0o700);
+        // The second file cannot land (a non-empty directory is in its way): the first did, in
+        // order; the rest stay as they were and no temporary is left.
+        let blocked = dir.path().join("blocked");
+        fs::create_dir(&blocked).unwrap();
+        fs::write(blocked.join("inside"), b"x").unwrap();
+        assert!(write_atomic_all(&[(&a, b"new", 0o600), (&blocked, b"x", 0o600), (&c, b"new", 0o600)]).is_err());
+        assert_eq!(fs::read(&a).unwrap(), b"new");
+        assert_eq!(fs::read(&c).unwrap(), b"three");
+        for d in [dir.path().to_owned(), dir.path().join("sub")] {
+            let names: Vec<String> =
+                fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+            assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
+        }
+        write_atomic_all(&[]).unwrap();
     }
 }
