@@ -784,4 +784,55 @@ mod tests {
             assert!(e.0.contains("is not valid"), "{bad}: {e}");
         }
     }
+
+    #[test]
+    fn edges_of_the_syntax_literals_signs_escapes_and_type_names() {
+        // Only `[[…]` is an escaped literal; other strings stay as written.
+        assert_eq!(ev("[[abc").unwrap(), json!("[[abc"));
+        assert_eq!(ev("abc]").unwrap(), json!("abc]"));
+        // Negative numbers, and names that begin with `_`.
+        assert_eq!(ev("[copyIndex(-1)]").unwrap(), json!(0));
+        assert_eq!(ev("[string(-25)]").unwrap(), json!("-25"));
+        assert_eq!(parse("_f()").unwrap(), Expr::Call("_f".into(), vec![]));
+        // A lone `}` in a format string is kept; `}}` is one.
+        assert_eq!(ev("[format('x}y {0}}}', 1)]").unwrap(), json!("x}y 1}"));
+        // `bool` of text: true and false in any case, anything else refused.
+        assert_eq!(ev("[bool('TRUE')]").unwrap(), json!(true));
+        assert_eq!(ev("[bool('False')]").unwrap(), json!(false));
+        assert!(ev("[bool('maybe')]").is_err());
+        // Errors name the expression and the types ARM names.
+        let e = parse("concat('a' 'b')").unwrap_err();
+        assert!(e.0.contains("'concat('a' 'b')'") && e.0.contains("position '11'"), "{e}");
+        for (expr, kind) in [
+            ("[toLower(1)]", "'Integer'"),
+            ("[toLower(true())]", "'Boolean'"),
+            ("[toLower(variables('names'))]", "'Array'"),
+            ("[toLower(variables('obj'))]", "'Object'"),
+        ] {
+            let e = ev(expr).unwrap_err();
+            assert!(e.0.ends_with(&format!("not {kind}.")), "{expr}: {e}");
+        }
+    }
+
+    #[test]
+    fn unique_strings_use_the_whole_hash() {
+        for parts in [["a", "b"], ["sub", "rg"], ["x", "y"]] {
+            let u = unique_string(&parts);
+            let distinct: std::collections::BTreeSet<char> = u.chars().collect();
+            assert!(distinct.len() >= 5, "{u}");
+        }
+    }
+
+    #[test]
+    fn every_expression_of_a_document_is_found_with_its_path() {
+        let doc = json!({"name": "[concat('a', 'b')]", "list": ["plain", "[bad(]"], "nested": {"deep": "[toLower('X')]"}, "n": 1});
+        let mut found = Vec::new();
+        expressions(&doc, "", &mut found);
+        let paths: Vec<(&str, bool)> = found.iter().map(|(p, e)| (p.as_str(), e.is_ok())).collect();
+        assert_eq!(paths, [("name", true), ("list[1]", false), ("nested.deep", true)]);
+        let mut found = Vec::new();
+        expressions(&json!("[x()]"), "outputs", &mut found);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "outputs");
+    }
 }
