@@ -125,16 +125,7 @@ pub(super) async fn token_answer(
     };
     let status = resp.status().as_u16();
     if status != 200 {
-        // Entra's error body, or whatever a proxy or an outage put there (HTML, ARM's shape).
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        let error = body["error"].as_str().or_else(|| body["error"]["code"].as_str()).unwrap_or("unknown_error");
-        let description =
-            body["error_description"].as_str().or_else(|| body["error"]["message"].as_str()).unwrap_or_default();
-        return Err(AzureError::Auth {
-            status,
-            error: error.to_owned(),
-            description: description.lines().next().unwrap_or_default().to_owned(),
-        });
+        return Err(refusal(status, &resp.json().await.unwrap_or(Value::Null)));
     }
     let answer: TokenAnswer =
         resp.json().await.map_err(|e| AzureError::Protocol { url: url.to_owned(), detail: e.to_string() })?;
@@ -148,6 +139,19 @@ pub(super) async fn token_answer(
     let token =
         AccessToken { token: Arc::new(access), refresh_at: Instant::now() + lifetime.saturating_sub(REFRESH_MARGIN) };
     Ok((token, answer.refresh_token))
+}
+
+/// Entra's refusal as an error: its body, or whatever a proxy or an outage put there (HTML,
+/// ARM's shape), read leniently; the description's first line only (the rest is trace ids).
+pub(super) fn refusal(status: u16, body: &Value) -> AzureError {
+    let error = body["error"].as_str().or_else(|| body["error"]["code"].as_str()).unwrap_or("unknown_error");
+    let description =
+        body["error_description"].as_str().or_else(|| body["error"]["message"].as_str()).unwrap_or_default();
+    AzureError::Auth {
+        status,
+        error: error.to_owned(),
+        description: description.lines().next().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Entra's answer to a token request that succeeded: the token goes straight into a [`Secret`].

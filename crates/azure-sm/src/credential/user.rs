@@ -67,20 +67,9 @@ pub async fn start_device_code(
         .await
         .map_err(|e| AzureError::Transport { url: url.clone(), detail: e.to_string() })?;
     let status = resp.status().as_u16();
-    let body: serde_json::Value =
-        resp.json().await.map_err(|e| AzureError::Protocol { url: url.clone(), detail: e.to_string() })?;
+    let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
     if status != 200 {
-        return Err(AzureError::Auth {
-            status,
-            error: body["error"].as_str().unwrap_or("unknown_error").to_owned(),
-            description: body["error_description"]
-                .as_str()
-                .unwrap_or_default()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        });
+        return Err(super::refusal(status, &body));
     }
     serde_json::from_value(body).map_err(|e| AzureError::Protocol { url, detail: e.to_string() })
 }
