@@ -27,6 +27,8 @@ pub enum StepOutcome {
     Reused,
     /// It did its work.
     Done,
+    /// Azure accepted it and it goes on without us (`--no-wait`).
+    Accepted,
     /// It failed, for this reason.
     Failed(String),
 }
@@ -38,6 +40,7 @@ impl StepOutcome {
             Self::Created => "created",
             Self::Reused => "reused",
             Self::Done => "done",
+            Self::Accepted => "accepted, not waited for (--no-wait)",
             Self::Failed(_) => "failed",
         }
     }
@@ -187,6 +190,7 @@ mod tests {
         );
         assert_eq!(StepOutcome::Reused.word(), "reused");
         assert_eq!(StepOutcome::Done.word(), "done");
+        assert_eq!(StepOutcome::Accepted.word(), "accepted, not waited for (--no-wait)");
         assert_eq!(StepOutcome::Failed(String::new()).word(), "failed");
     }
 }

@@ -100,7 +100,7 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
                 outcome.extension = Some(step.ended(put, StepOutcome::Done)?.1);
             } else {
                 let sent = arm.send(reqwest::Method::PUT, &format!("{path}?api-version={COMPUTE}"), Some(&body)).await;
-                outcome.extension = Some(step.ended(sent, StepOutcome::Done)?.body);
+                outcome.extension = Some(step.ended(sent, StepOutcome::Accepted)?.body);
                 return Ok(outcome);
             }
         }
@@ -110,7 +110,7 @@ pub async fn execute(host: &Host<'_>, vm: &Vm, plan: &Plan, waits: Waits, extens
             if waits.operation {
                 step.ended(arm.delete(&path).await, StepOutcome::Done)?;
             } else {
-                step.ended(arm.send(reqwest::Method::DELETE, &path, None).await, StepOutcome::Done)?;
+                step.ended(arm.send(reqwest::Method::DELETE, &path, None).await, StepOutcome::Accepted)?;
             }
         }
         Operation::Inspect => {}

@@ -286,6 +286,29 @@ fn a_create_shows_each_step_with_its_time_on_a_terminal_and_in_a_log() {
         "--only-show-errors",
     ]);
     assert_eq!((quiet.code, quiet.stderr.as_str()), (0, ""));
+    // `--no-wait` says what it started and did not wait for.
+    let started = env.run(&[
+        "--cloud",
+        "local",
+        "vm",
+        "docker",
+        "create",
+        "nowait",
+        "--generate-ssh-keys",
+        "-y",
+        "-o",
+        "none",
+        "--no-wait",
+    ]);
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    assert!(
+        started
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("extension ") && l.contains(": accepted, not waited for (--no-wait) (")),
+        "{}",
+        started.stderr
+    );
 
     // A terminal: tmux runs the create as a person would type it.
     let screen = in_tmux(&env, "--cloud local vm docker create shown --generate-ssh-keys -y -o none", |_| false).0;
