@@ -27,13 +27,18 @@ fn temp_name(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}-{n}-{nanos}", std::process::id()))
 }
 
+/// The directory a file is in: its parent, or `.` for a bare name.
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `data` to `path` atomically with permission bits `mode`, creating the parent
 /// directory (0700) when missing. The temporary file is removed when anything fails.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     create_private_dir(dir)?;
     let tmp = temp_name(path);
     let result = (|| {
@@ -59,17 +64,13 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
     let mut dirs: Vec<&Path> = Vec::new();
     for (path, _, _) in files {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = dir_of(path);
         if !dirs.contains(&dir) {
             create_private_dir(dir)?;
             dirs.push(dir);
         }
     }
     let tmps: Vec<PathBuf> = files.iter().map(|(path, _, _)| temp_name(path)).collect();
-    let mut renamed = 0;
     let result = (|| {
         let mut opened = Vec::with_capacity(files.len());
         for ((_, data, mode), tmp) in files.iter().zip(&tmps) {
@@ -89,12 +90,12 @@ pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
         }
         for ((path, _, _), tmp) in files.iter().zip(&tmps) {
             fs::rename(tmp, path)?;
-            renamed += 1;
         }
         Ok(())
     })();
     if let Err(e) = result {
-        for tmp in &tmps[renamed..] {
+        // The temporaries already renamed are gone by that name; the others go now.
+        for tmp in &tmps {
             let _ = fs::remove_file(tmp);
         }
         return Err(e);
@@ -259,5 +260,12 @@ mod tests {
             assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
         }
         write_atomic_all(&[]).unwrap();
+    }
+
+    #[test]
+    fn a_bare_name_is_in_the_current_directory() {
+        assert_eq!(dir_of(Path::new("key.pem")), Path::new("."));
+        assert_eq!(dir_of(Path::new("d/key.pem")), Path::new("d"));
+        assert_eq!(dir_of(Path::new("/key.pem")), Path::new("/"));
     }
 }
