@@ -74,6 +74,8 @@ async fn a_person_waits_for_approval_then_stays_signed_in_until_revoked() {
     let subs = arm.get("/subscriptions?api-version=2022-12-01").await.unwrap();
     assert_eq!(subs["value"][0]["subscriptionId"], LOCAL_SUBSCRIPTION);
     assert_eq!(kept.lock().unwrap().len(), 1, "the renewed refresh token was handed over to be kept");
+    arm.get("/subscriptions?api-version=2022-12-01").await.unwrap();
+    assert_eq!(kept.lock().unwrap().len(), 1, "a fresh access token is used again, not renewed");
 
     // Revoked: a fresh client with the kept token is refused with what to do.
     let status = http

@@ -94,13 +94,8 @@ impl People {
         if let Err(resp) = check_client(get("client_id"), tenant) {
             return resp;
         }
-        if get("scope").is_empty() {
-            return entra_error(
-                400,
-                "invalid_request",
-                900144,
-                "The request body must contain the following parameter: 'scope'.",
-            );
+        if let Err(resp) = check_scope(get("scope"), issuer) {
+            return resp;
         }
         let now = Instant::now();
         self.codes.retain(|c| c.expires > now);
@@ -160,6 +155,11 @@ impl People {
             return Some(resp);
         }
         let home = crate::LOCAL_TENANT;
+        if grant == "refresh_token"
+            && let Err(resp) = check_scope(get("scope"), issuer)
+        {
+            return Some(resp);
+        }
         Some(if grant == DEVICE_CODE_GRANT {
             self.redeem(issuer, get("device_code"), home, subscriptions)
         } else {
@@ -276,6 +276,36 @@ impl People {
                 "refresh_token": refresh,
             }),
         )
+    }
+}
+
+/// A person's scope names the cloud's resource (`<resource>/.default` or
+/// `<resource>/user_impersonation`), as Entra requires.
+fn check_scope(scope: &str, issuer: &Issuer<'_>) -> Result<(), Resp> {
+    if scope.is_empty() {
+        return Err(entra_error(
+            400,
+            "invalid_request",
+            900144,
+            "The request body must contain the following parameter: 'scope'.",
+        ));
+    }
+    let resource = issuer.base_url.trim_end_matches('/');
+    let names_resource = scope.split(' ').any(|s| {
+        let s = s.trim_end_matches("/.default").trim_end_matches("/user_impersonation");
+        s.trim_end_matches('/') == resource
+    });
+    if names_resource {
+        Ok(())
+    } else {
+        Err(entra_error(
+            400,
+            "invalid_scope",
+            70011,
+            &format!(
+                "The provided value for the input parameter 'scope' is not valid. The scope '{scope}' does not name the resource {resource}."
+            ),
+        ))
     }
 }
 

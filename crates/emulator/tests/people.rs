@@ -135,6 +135,13 @@ async fn codes_expire_can_be_declined_and_only_the_public_client_signs_a_person_
 
     let (s, body) = device_code(&arm, "organizations", "11111111-1111-4111-8111-111111111111").await;
     assert_eq!((s, body["error"].as_str()), (400, Some("unauthorized_client")), "{body}");
+    let (s, body) = post_form(
+        &arm,
+        "/organizations/oauth2/v2.0/devicecode",
+        &[("client_id", PUBLIC_CLIENT_ID), ("scope", "https://graph.microsoft.com/.default offline_access")],
+    )
+    .await;
+    assert_eq!((s, body["error"].as_str()), (400, Some("invalid_scope")), "{body}");
     let (s, body) = device_code(&arm, "nosuchtenant", PUBLIC_CLIENT_ID).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("invalid_request")), "{body}");
     let scope = format!("{}/.default", arm.url(""));

@@ -215,10 +215,16 @@ mod tests {
         let someone = PersistedCredential::new(counting.clone(), file.clone(), "cloud|secret|t|d".into());
         assert_eq!(someone.token(&http, "s").await.unwrap().token.expose(), "token-2");
         // A refused token is forgotten in memory and on disk.
+        assert_eq!(second.token(&http, "s").await.unwrap().token.expose(), "token-0");
         second.forget("s").await;
         assert_eq!(second.token(&http, "s").await.unwrap().token.expose(), "token-3");
         let third = PersistedCredential::new(counting.clone(), file.clone(), "cloud|secret|t|c".into());
         assert_eq!(third.token(&http, "s").await.unwrap().token.expose(), "token-3");
+
+        // Logging out of a cloud with tokens and no remembered subscription clears them.
+        file.clear("cloud|", Some("cloud|secret|t|c"));
+        assert!(file.token("cloud|secret|t|d", "s").is_none() && file.token("cloud|secret|t|c", "s").is_some());
+        file.store("cloud|secret|t|d", "s", &token);
 
         file.remember_subscription("cloud|secret|t|c", "sub-1");
         assert_eq!(file.subscription("cloud|secret|t|c").as_deref(), Some("sub-1"));
@@ -248,6 +254,16 @@ mod tests {
         let due = AccessToken { token: Arc::new(Secret::new("t".into())), refresh_at: Instant::now() };
         file.store("i", "s", &due);
         assert!(file.token("i", "s").is_none(), "a token inside the refresh margin is fetched again");
+        // A token whose expiry has passed by the clock is not used, whatever the file says.
+        let past = time::OffsetDateTime::now_utc().unix_timestamp() - 10;
+        std::fs::write(&path, format!(r#"{{"tokens": {{"i s": {{"accessToken": "t", "expiresOn": {past}}}}}}}"#))
+            .unwrap();
+        assert!(file.token("i", "s").is_none());
+        let future = time::OffsetDateTime::now_utc().unix_timestamp() + 3600;
+        std::fs::write(&path, format!(r#"{{"tokens": {{"i s": {{"accessToken": "t", "expiresOn": {future}}}}}}}"#))
+            .unwrap();
+        let left = file.token("i", "s").unwrap().refresh_at.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(3200) && left <= Duration::from_secs(3300), "{left:?}");
         std::fs::write(&path, b"{not json").unwrap();
         assert!(file.token("i", "s").is_none());
         file.store("i", "s", &soon);

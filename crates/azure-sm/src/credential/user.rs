@@ -198,3 +198,21 @@ impl Credential for RefreshTokenCredential {
         self.cache.clear().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_code_without_an_interval_is_polled_every_five_seconds() {
+        let code: DeviceCode = serde_json::from_value(serde_json::json!({
+            "user_code": "AB-CD", "verification_uri": "https://x", "device_code": "secret", "expires_in": 900
+        }))
+        .unwrap();
+        assert_eq!((code.interval, code.expires_in, code.secret.expose().as_str()), (5, 900, "secret"));
+        assert_eq!(
+            user_scope("https://management.azure.com/.default"),
+            "https://management.azure.com/.default offline_access"
+        );
+    }
+}
