@@ -121,3 +121,66 @@ async fn an_expired_or_declined_code_ends_the_wait_with_its_reason() {
         .unwrap_err();
     assert!(e.to_string().contains("unauthorized_client"), "{e}");
 }
+
+/// Told to slow down (another poll came within the interval), the client waits five seconds
+/// more between polls, as RFC 8628 asks; any other refusal keeps its own words.
+#[tokio::test]
+async fn a_client_told_to_slow_down_waits_longer_and_other_refusals_keep_their_words() {
+    let (emulator, cloud, http, _dir) = start(|_| {}).await;
+    let code = start_device_code(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &cloud.scope())
+        .await
+        .unwrap();
+    // Half-way through the client's first interval, another poll of the same code (as a second
+    // copy of the client would make): the client's own first poll then comes too soon.
+    let (base, device) = (emulator.base_url().to_owned(), code_secret(&code));
+    let early = http.clone();
+    let poller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        early
+            .post(format!("{base}/organizations/oauth2/v2.0/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("client_id", PUBLIC_CLIENT_ID),
+                ("device_code", device.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let (approver, user_code, key, http2) =
+        (emulator.base_url().to_owned(), code.user_code.clone(), emulator.admin_key().to_owned(), http.clone());
+    let approve = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        http2
+            .post(format!("{approver}/_emulator/device-codes/{user_code}/approve"))
+            .header(azdock_emulator::ADMIN_KEY_HEADER, key)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    let started = Instant::now();
+    wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap();
+    assert_eq!((poller.await.unwrap(), approve.await.unwrap()), (400, 204));
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "after slow_down the client waited 1 + 5 s: {:?}",
+        started.elapsed()
+    );
+
+    // A code Entra does not know: its own error, not taken for a decline.
+    let bogus: azdock_azure_sm::credential::DeviceCode = serde_json::from_value(serde_json::json!({
+        "user_code": "NOPE-NOPE", "verification_uri": "x", "device_code": "not-a-code", "interval": 1, "expires_in": 30
+    }))
+    .unwrap();
+    let e = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &bogus).await.unwrap_err();
+    assert!(e.to_string().contains("bad_verification_code"), "{e}");
+}
+
+/// The code's secret as the client polls with it (what Entra's `device_code` holds).
+fn code_secret(code: &azdock_azure_sm::credential::DeviceCode) -> String {
+    code.secret().expose().clone()
+}

@@ -34,6 +34,13 @@ pub struct DeviceCode {
     expires_in: u64,
 }
 
+impl DeviceCode {
+    /// What the client polls with: a secret, never shown to the person.
+    pub fn secret(&self) -> &Secret<String> {
+        &self.secret
+    }
+}
+
 fn default_interval() -> u64 {
     5
 }
