@@ -152,7 +152,7 @@ async fn a_client_told_to_slow_down_waits_longer_and_other_refusals_keep_their_w
     let (approver, user_code, key, http2) =
         (emulator.base_url().to_owned(), code.user_code.clone(), emulator.admin_key().to_owned(), http.clone());
     let approve = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
         http2
             .post(format!("{approver}/_emulator/device-codes/{user_code}/approve"))
             .header(azdock_emulator::ADMIN_KEY_HEADER, key)
