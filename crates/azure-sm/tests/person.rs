@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use azdock_azure_sm::credential::{PUBLIC_CLIENT_ID, RefreshTokenCredential, start_device_code, wait_for_person};
-use azdock_azure_sm::{Arm, AzureError, Cloud, RetryPolicy};
+use azdock_azure_sm::{Arm, AzureError, Cloud, Credential as _, RetryPolicy};
 use azdock_core::Secret;
 use azdock_emulator::{Config, Emulator, LOCAL_SUBSCRIPTION};
 
@@ -76,6 +76,18 @@ async fn a_person_waits_for_approval_then_stays_signed_in_until_revoked() {
     assert_eq!(kept.lock().unwrap().len(), 1, "the renewed refresh token was handed over to be kept");
     arm.get("/subscriptions?api-version=2022-12-01").await.unwrap();
     assert_eq!(kept.lock().unwrap().len(), 1, "a fresh access token is used again, not renewed");
+
+    // A refusal that is not about the sign-in (a scope the cloud does not serve) says so, and
+    // does not send the person to sign in again.
+    let other = RefreshTokenCredential::new(
+        &cloud.authority_host,
+        "organizations",
+        PUBLIC_CLIENT_ID,
+        Arc::new(Secret::new(kept.lock().unwrap()[0].clone())),
+        Box::new(|_| {}),
+    );
+    let e = other.token(&http, "https://graph.microsoft.com/.default").await.unwrap_err();
+    assert!(e.to_string().contains("invalid_scope") && !e.to_string().contains("sign in again"), "{e}");
 
     // Revoked: a fresh client with the kept token is refused with what to do.
     let status = http
