@@ -95,6 +95,8 @@ async fn a_person_signs_in_with_a_device_code_the_owner_approves_and_stays_signe
     assert_eq!(subscriptions(&arm, access).await, Ok(vec![LOCAL_SUBSCRIPTION.to_owned()]));
     let (s, again) = poll(&arm, device).await;
     assert_eq!((s, again["error"].as_str()), (400, Some("invalid_grant")), "a code is redeemed once");
+    let (s, _) = arm.admin(Method::POST, &format!("/device-codes/{user_code}/approve"), None).await;
+    assert_eq!(s.as_u16(), 404, "a code is decided once");
 
     // A refresh token gives new tokens, and is no access token itself.
     let first = tokens["refresh_token"].as_str().unwrap();
