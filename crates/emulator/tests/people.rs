@@ -98,8 +98,14 @@ async fn a_person_signs_in_with_a_device_code_the_owner_approves_and_stays_signe
     let (s, _) = arm.admin(Method::POST, &format!("/device-codes/{user_code}/approve"), None).await;
     assert_eq!(s.as_u16(), 404, "a code is decided once");
 
-    // A refresh token gives new tokens, and is no access token itself.
+    // A refresh token gives new tokens, and is no access token itself; it lasts 90 days.
     let first = tokens["refresh_token"].as_str().unwrap();
+    let claims: Value = {
+        use base64::Engine as _;
+        let payload = first.split('.').nth(1).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    };
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 90 * 24 * 3600, "{claims}");
     assert_eq!(subscriptions(&arm, first).await, Err("InvalidAuthenticationTokenAudience".into()));
     let (s, renewed) = refresh(&arm, first).await;
     assert_eq!(s, 200, "{renewed}");
@@ -130,7 +136,12 @@ async fn codes_expire_can_be_declined_and_only_the_public_client_signs_a_person_
         arm.admin(Method::POST, &format!("/device-codes/{}/approve", code["user_code"].as_str().unwrap()), None).await;
     assert_eq!(s.as_u16(), 404, "an expired code cannot be approved");
 
+    // Codes live side by side: a second one started does not end the first.
+    let (_, first) = device_code(&arm, "organizations", PUBLIC_CLIENT_ID).await;
     let (_, code) = device_code(&arm, azdock_emulator::LOCAL_TENANT, PUBLIC_CLIENT_ID).await;
+    let (s, _) =
+        arm.admin(Method::POST, &format!("/device-codes/{}/approve", first["user_code"].as_str().unwrap()), None).await;
+    assert_eq!(s.as_u16(), 204);
     arm.admin(Method::POST, &format!("/device-codes/{}/decline", code["user_code"].as_str().unwrap()), None).await;
     let (s, body) = poll(&arm, code["device_code"].as_str().unwrap()).await;
     assert_eq!((s, body["error"].as_str()), (400, Some("authorization_declined")), "{body}");
