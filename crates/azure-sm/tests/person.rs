@@ -189,7 +189,7 @@ async fn a_client_told_to_slow_down_waits_longer_and_other_refusals_keep_their_w
     }))
     .unwrap();
     let e = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &bogus).await.unwrap_err();
-    assert!(e.to_string().contains("bad_verification_code"), "{e}");
+    assert!(e.to_string().contains("bad_verification_code") && !e.to_string().contains("declined"), "{e}");
 }
 
 /// The code's secret as the client polls with it (what Entra's `device_code` holds).
