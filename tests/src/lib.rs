@@ -332,6 +332,47 @@ pub fn dockerd_available() -> bool {
     false
 }
 
+/// Whether this machine can run the real-SSH tests: root, OpenSSH's sshd and ssh, and sshpass
+/// (`.ci/run` installs them). Without them the tests fail, unless `AZDOCK_TESTS_WITHOUT_SSHD=1`
+/// says on purpose that they are to be skipped here.
+pub fn sshd_available() -> bool {
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    };
+    let root = run(Command::new("id").arg("-u")).stdout.trim() == "0";
+    if root && Path::new("/usr/sbin/sshd").is_file() && on_path("ssh") && on_path("sshpass") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("AZDOCK_TESTS_WITHOUT_SSHD").is_some(),
+        "these tests need root, `sshd` (Debian's openssh-server), `ssh` and `sshpass`; install them as `.ci/run` does, or set AZDOCK_TESTS_WITHOUT_SSHD=1 to skip them"
+    );
+    skipped("no sshd, ssh or sshpass, or not root, and AZDOCK_TESTS_WITHOUT_SSHD is set");
+    false
+}
+
+/// `ssh` to `user@host:port` running `command`, trusting no known_hosts file and no agent:
+/// with `password` (given to sshpass in its environment, never in argv) or with `key`.
+pub fn ssh_to(host: &str, port: u16, user: &str, password: Option<&str>, key: Option<&Path>, command: &str) -> Output {
+    let mut cmd = if password.is_some() { Command::new("sshpass") } else { Command::new("ssh") };
+    if let Some(p) = password {
+        cmd.arg("-e").arg("ssh").env("SSHPASS", p);
+    }
+    cmd.args(["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "ConnectTimeout=20", "-o", "LogLevel=ERROR", "-o", "NumberOfPasswordPrompts=1"])
+        .arg("-p")
+        .arg(port.to_string())
+        .env_remove("SSH_AUTH_SOCK");
+    match (password, key) {
+        (Some(_), _) => cmd.args(["-o", "PreferredAuthentications=password", "-o", "PubkeyAuthentication=no"]),
+        (None, Some(k)) => cmd
+            .args(["-o", "PreferredAuthentications=publickey", "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-i"])
+            .arg(k),
+        (None, None) => cmd.args(["-o", "BatchMode=yes"]),
+    };
+    run(cmd.arg(format!("{user}@{host}")).arg(command))
+}
+
 /// A real dockerd listening with `--tlsverify` on a loopback address.
 #[derive(Debug)]
 pub struct Dockerd {

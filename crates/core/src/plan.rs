@@ -136,6 +136,48 @@ pub enum Probe {
     /// (paths to local PEM files).
     #[serde(rename_all = "camelCase")]
     MutualTls { ca: String, cert: String, key: String },
+    /// `docker version` answers through an SSH login as `user` — the connection the docker CLI
+    /// makes for `ssh://` — with the host key checked against `known_hosts` (a path) and the
+    /// user's own SSH key (`identity`, a path, else what ssh picks).
+    #[serde(rename_all = "camelCase")]
+    Ssh { user: String, known_hosts: String, identity: Option<String> },
+}
+
+/// How clients reach a daemon an extension sets up on the VM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A TCP port with mutual TLS (certificates from the user's CA).
+    #[default]
+    Tls,
+    /// The daemon's unix socket, through an SSH login: no daemon port faces the network.
+    Ssh,
+}
+
+impl Transport {
+    /// Every transport, the default first.
+    pub const ALL: [Transport; 2] = [Transport::Tls, Transport::Ssh];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tls => "tls",
+            Self::Ssh => "ssh",
+        }
+    }
+
+    /// Parses `--transport`; the message names what is accepted.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(text))
+            .ok_or_else(|| format!("unknown transport `{text}`: use tls or ssh"))
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// A prerequisite or follow-up the host carries out around the operation.
@@ -157,6 +199,12 @@ pub enum Step {
     /// Wait until the VM answers on a port (its FQDN, else its public IP).
     #[serde(rename_all = "camelCase")]
     WaitForEndpoint { port: u16, probe: Probe, timeout_secs: u32 },
+    /// Pin the VM's SSH host keys, as the operation's handler reported them (`azdock-host-key
+    /// TYPE BASE64` lines in its output), in `known_hosts` (a path): hashed entries for each of
+    /// the VM's names and addresses on `port`, replacing what was there for them. Nothing is
+    /// trusted on first use: no reported key is an error.
+    #[serde(rename_all = "camelCase")]
+    PinHostKeys { known_hosts: String, port: u16 },
     /// Write a file below the extension's own local data directory. `path` is relative; the host
     /// refuses absolute paths and `..`.
     #[serde(rename_all = "camelCase")]

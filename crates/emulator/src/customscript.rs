@@ -247,7 +247,7 @@ pub(crate) fn vm_dir(shared: &Shared, vm_key: &str) -> PathBuf {
 }
 
 /// The local cloud's own files for a VM's sandbox (shims, package lists), outside the VM's root.
-fn agent_dir(shared: &Shared, vm_key: &str) -> PathBuf {
+pub(crate) fn agent_dir(shared: &Shared, vm_key: &str) -> PathBuf {
     shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("agent")
 }
 
@@ -263,6 +263,8 @@ pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<
     crate::sandbox::prepare(&vm, ids)?;
     let guest_err = |path: &str, e: std::io::Error| format!("cannot write `{path}` in the VM: {e}");
     first_boot(&vm, ids, shared.first_boot_lock).map_err(|e| guest_err(FIRST_BOOT_UNTIL, e))?;
+    // The platform provisions the VM (its admin account, sshd's host keys) before any extension.
+    crate::ssh::boot(shared, vm_key)?;
     let agent = agent_dir(shared, vm_key);
     write_agent(&agent, &shared.ca_pem, &masked(&vm))
         .map_err(|e| format!("cannot write `{}`: {e}", agent.display()))?;
@@ -283,16 +285,18 @@ pub(crate) fn execute(shared: &Shared, vm_key: &str, script: &Script) -> Result<
         (None, None) => return Err("nothing to run".into()),
     };
     let socket = crate::docker::socket_path(shared, vm_key);
-    crate::sandbox::run(&crate::sandbox::Run {
-        vm: &vm,
-        ids,
-        agent: &agent,
-        docker_socket: Some(&socket),
-        workdir,
-        env: vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", crate::imds_base(shared))],
-        command: &command,
-        timeout: TIMEOUT,
-    })
+    crate::sandbox::run(
+        &crate::sandbox::Run {
+            vm: &vm,
+            ids,
+            agent: &agent,
+            docker_socket: Some(&socket),
+            workdir,
+            env: vec![("AZURE_POD_IDENTITY_AUTHORITY_HOST", crate::imds_base(shared))],
+            command: &command,
+        },
+        TIMEOUT,
+    )
 }
 
 /// The handler's instanceView for a finished script, and whether it succeeded.
@@ -337,7 +341,7 @@ fn first_boot(vm: &Path, ids: IdMap, lock: std::time::Duration) -> std::io::Resu
 
 /// What a fresh image lacks that this machine has: in first-boot mode, Docker's binaries until
 /// the guest installs `docker.io` (hidden from the guest by non-executable files bound over them).
-fn masked(vm: &Path) -> Vec<&'static str> {
+pub(crate) fn masked(vm: &Path) -> Vec<&'static str> {
     let fresh = guest_file(vm, FIRST_BOOT_UNTIL).is_some();
     let installed = ["docker.io", "docker-ce", "moby-engine"]
         .iter()
@@ -347,7 +351,7 @@ fn masked(vm: &Path) -> Vec<&'static str> {
 
 /// The shims, the package lists they consult and the local cloud's CA (`ca.pem`, for IMDS at
 /// `$AZURE_POD_IDENTITY_AUTHORITY_HOST`), rewritten before each run (root's, read-only inside).
-fn write_agent(agent: &Path, ca_pem: &str, masked: &[&str]) -> std::io::Result<()> {
+pub(crate) fn write_agent(agent: &Path, ca_pem: &str, masked: &[&str]) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     let bin = agent.join("bin");
     std::fs::DirBuilder::new().recursive(true).mode(0o755).create(&bin)?;
@@ -435,7 +439,18 @@ fn configured_docker(vm: &Path) -> Option<Docker> {
         .iter()
         .find_map(|h| h.strip_prefix("tcp://"))
         .and_then(|a| a.rsplit(':').next())
-        .and_then(|p| p.parse::<u16>().ok())?;
+        .and_then(|p| p.parse::<u16>().ok());
+    if port.is_none() {
+        // No TCP listener: dockerd on its socket only (systemd's, `fd://`), reached over SSH.
+        let socket_only = hosts.is_empty() || hosts.iter().all(|h| h.starts_with("fd://") || h.starts_with("unix://"));
+        return socket_only.then(|| Docker {
+            port: None,
+            tls: false,
+            options: Vec::new(),
+            daemon: Daemon::Starting,
+            certs: None,
+        });
+    }
     let tls = words.contains(&"--tlsverify") || words.iter().any(|w| w.starts_with("--tlsverify=true"));
     let read = |flag: &str| value(flag).and_then(|p| guest_file(vm, &p)).and_then(|b| String::from_utf8(b).ok());
     let certs = match (read("--tlscacert"), read("--tlscert"), read("--tlskey")) {

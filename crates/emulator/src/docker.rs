@@ -104,23 +104,28 @@ enum Launched {
     Unavailable(String),
 }
 
-/// Starts dockerd for the VM and waits (at most 30 s) until it accepts connections.
+/// Starts dockerd for the VM and waits (at most 30 s) until it accepts connections: with TLS on
+/// the VM's public IP and the guest's socket, or on the guest's socket only.
 fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     if let Some(reason) = unavailable_reason() {
         return Ok(Launched::Unavailable(reason));
     }
-    let (ip, port, options, certs) = {
+    let (tcp, options) = {
         let inner = shared.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(docker) = inner.vms.get(vm_key).and_then(|vm| vm.guest.docker.clone()) else {
             return Ok(Launched::Unavailable("Docker is not configured on this VM".into()));
         };
-        let Some(certs) = docker.certs else {
-            return Ok(Launched::Unavailable("no TLS certificates were configured".into()));
+        let tcp = match (docker.port, docker.certs) {
+            (None, _) => None,
+            (Some(_), None) => return Ok(Launched::Unavailable("no TLS certificates were configured".into())),
+            (Some(port), Some(certs)) => {
+                let Some(ip) = crate::arm::vm_public_ip(&inner, vm_key) else {
+                    return Ok(Launched::Unavailable("the VM has no public IP address to listen on".into()));
+                };
+                Some((ip, port, certs))
+            }
         };
-        let Some(ip) = crate::arm::vm_public_ip(&inner, vm_key) else {
-            return Ok(Launched::Unavailable("the VM has no public IP address to listen on".into()));
-        };
-        (ip, docker.port, docker.options, certs)
+        (tcp, docker.options)
     };
     check_options(&options)?;
     // A restart replaces the old daemon, waiting for it to exit first.
@@ -135,53 +140,74 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     for d in [&dir, &etc, &exec_root] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
     }
-    let [ca, cert, key] = &certs;
-    for (name, pem) in [("ca.pem", ca), ("cert.pem", cert), ("key.pem", key)] {
-        write_private(&etc.join(name), pem.as_bytes())?;
-    }
-    let address: SocketAddr =
-        format!("{ip}:{port}").parse().map_err(|e| format!("invalid listen address {ip}:{port}: {e}"))?;
     let log_path = dir.join("dockerd.log");
     let log = std::fs::File::create(&log_path).map_err(|e| format!("cannot create `{}`: {e}", log_path.display()))?;
     let err_log = log.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new("dockerd");
-    cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs", "--tlsverify"])
+    cmd.args(["--iptables=false", "--ip6tables=false", "--bridge=none", "--storage-driver=vfs"])
         .arg(format!("--data-root={}", dir.join("data").display()))
         .arg(format!("--exec-root={}", exec_root.display()))
-        .arg(format!("--pidfile={}", exec_root.join("dockerd.pid").display()))
-        .arg(format!("--tlscacert={}", etc.join("ca.pem").display()))
-        .arg(format!("--tlscert={}", etc.join("cert.pem").display()))
-        .arg(format!("--tlskey={}", etc.join("key.pem").display()))
-        .arg(format!("-H=tcp://{address}"))
-        .args(options)
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err_log);
+        .arg(format!("--pidfile={}", exec_root.join("dockerd.pid").display()));
+    let address = match &tcp {
+        Some((ip, port, [ca, cert, key])) => {
+            for (name, pem) in [("ca.pem", ca), ("cert.pem", cert), ("key.pem", key)] {
+                write_private(&etc.join(name), pem.as_bytes())?;
+            }
+            let address: SocketAddr =
+                format!("{ip}:{port}").parse().map_err(|e| format!("invalid listen address {ip}:{port}: {e}"))?;
+            cmd.arg("--tlsverify")
+                .arg(format!("--tlscacert={}", etc.join("ca.pem").display()))
+                .arg(format!("--tlscert={}", etc.join("cert.pem").display()))
+                .arg(format!("--tlskey={}", etc.join("key.pem").display()))
+                .arg(format!("-H=tcp://{address}"));
+            Some(address)
+        }
+        None => None,
+    };
+    cmd.args(options).stdin(Stdio::null()).stdout(log).stderr(err_log);
     // The guest's `docker` group reaches this daemon, and no other, through the socket the
     // sandbox shows at /run/docker.sock.
     let vm_root = crate::customscript::vm_dir(shared, vm_key);
-    if let Some(gid) = guest_docker_gid(&vm_root) {
-        let _ = std::fs::remove_file(socket_path(shared, vm_key));
-        cmd.arg(format!("-H=unix://{}", socket_path(shared, vm_key).display()))
-            .arg(format!("--group={}", crate::sandbox::IdMap::for_vm(vm_key).host(gid)));
+    let socket = socket_path(shared, vm_key);
+    match guest_docker_gid(&vm_root) {
+        Some(gid) => {
+            let _ = std::fs::remove_file(&socket);
+            cmd.arg(format!("-H=unix://{}", socket.display()))
+                .arg(format!("--group={}", crate::sandbox::IdMap::for_vm(vm_key).host(gid)));
+        }
+        None if address.is_none() => {
+            return Err("the guest has no `docker` group, so no one on the VM could use dockerd's socket".into());
+        }
+        None => {}
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().map_err(|e| format!("cannot start dockerd: {e}"))?;
     let mut process = DaemonProcess { child, exec_root };
+    let listening = match address {
+        Some(a) => a.to_string(),
+        None => format!("unix://{GUEST_SOCKET}"),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
-            return Ok(Launched::Running { address: address.to_string(), process });
+        let answers = match address {
+            Some(a) => std::net::TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok(),
+            None => std::os::unix::net::UnixStream::connect(&socket).is_ok(),
+        };
+        if answers {
+            return Ok(Launched::Running { address: listening, process });
         }
         if let Ok(Some(status)) = process.child.try_wait() {
             return Err(format!("dockerd exited with {status}: {}", tail(&log_path)));
         }
         if Instant::now() > deadline {
-            return Err(format!("dockerd did not listen on {address} within 30 s: {}", tail(&log_path)));
+            return Err(format!("dockerd did not listen on {listening} within 30 s: {}", tail(&log_path)));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Where the sandbox shows the VM's dockerd socket.
+const GUEST_SOCKET: &str = "/run/docker.sock";
 
 /// dockerd's exec root: its sockets live there and unix socket paths are short, so it sits in
 /// /tmp, named after this emulator's state directory and the VM (two clouds may share names).

@@ -59,7 +59,7 @@ pub struct Rdp {
 pub enum Daemon {
     /// Configured; the emulator is starting it.
     Starting,
-    /// Listening with TLS on this address.
+    /// Listening on this address (`ip:port` with TLS, or `unix:///run/docker.sock`).
     Running { address: String },
     /// It cannot run here (no dockerd, not root, no TCP listener configured); says why.
     Unavailable { reason: String },
@@ -69,11 +69,25 @@ pub enum Daemon {
     Stopped,
 }
 
+/// Where the VM's sshd can be reached (see [`crate::ssh`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "state")]
+pub enum SshEndpoint {
+    /// Connections to this address reach the VM's sshd.
+    Listening { address: String },
+    /// It cannot run here (no sshd, no sandbox, no public IP); says why.
+    Unavailable { reason: String },
+    /// The VM is stopped or deallocated.
+    Stopped,
+}
+
 /// Docker as configured on the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Docker {
-    pub port: u16,
+    /// The TCP port dockerd listens on; none when it listens on its unix socket only (a host
+    /// reached over SSH).
+    pub port: Option<u16>,
     /// dockerd runs with `--tlsverify` (all three certificates were given).
     pub tls: bool,
     pub options: Vec<String>,
@@ -81,6 +95,14 @@ pub struct Docker {
     /// The CA, server certificate and key (PEM) written to `/etc/docker`; never shown.
     #[serde(skip)]
     pub certs: Option<[String; 3]>,
+}
+
+impl Docker {
+    /// Whether the local cloud runs a dockerd for this configuration: one with TLS on a port,
+    /// or one on its unix socket only.
+    pub(crate) fn runs_daemon(&self) -> bool {
+        self.certs.is_some() || self.port.is_none()
+    }
 }
 
 /// The guest state of one VM.
@@ -111,6 +133,9 @@ pub struct Guest {
     /// What cloud-init did with the custom data at first boot.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<crate::cloudinit::CloudInit>,
+    /// The VM's SSH endpoint, once the local cloud opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_endpoint: Option<SshEndpoint>,
 }
 
 /// The result of running a handler.
@@ -138,6 +163,7 @@ impl Guest {
             custom_data_bytes: 0,
             docker: None,
             cloud_init: None,
+            ssh_endpoint: None,
         }
     }
 
@@ -311,7 +337,7 @@ impl Guest {
                         .into(),
             }
         };
-        self.docker = Some(Docker { port, tls, options, daemon, certs });
+        self.docker = Some(Docker { port: Some(port), tls, options, daemon, certs });
         Ok(if tls {
             format!("Docker configured to listen with TLS on port {port}")
         } else {
@@ -376,19 +402,44 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     })
 }
 
-/// A salted SHA-256 hash: enough to prove a password changed and to verify one.
+/// The alphabet of crypt(3) salts.
+const CRYPT_ALPHABET: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A SHA-512 crypt hash (`$6$salt$…`), as `chpasswd` writes to /etc/shadow: the guest's sshd
+/// and PAM check passwords against it.
 pub(crate) fn hash_password(password: &str) -> String {
-    let salt = crate::wire::uuid().replace('-', "");
-    let digest = Sha256::digest(format!("{salt}{password}"));
-    format!("sha256${salt}${}", hex(&digest))
+    let salt: String =
+        crate::random_bytes(16).iter().map(|b| char::from(CRYPT_ALPHABET[usize::from(b % 64)])).collect();
+    let params = sha_crypt::Sha512Params::new(sha_crypt::ROUNDS_DEFAULT).unwrap_or_default();
+    let digest = sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &params).unwrap_or_default();
+    format!("$6${salt}${digest}")
 }
 
+/// Whether `password` matches a SHA-512 crypt hash (default rounds or `rounds=N$`), or the
+/// salted SHA-256 form earlier versions kept.
 fn check_hash(hash: &str, password: &str) -> bool {
+    if let Some(rest) = hash.strip_prefix("$6$") {
+        let (rounds, rest) = match rest.strip_prefix("rounds=").and_then(|r| r.split_once('$')) {
+            Some((n, rest)) => (n.parse().unwrap_or(0), rest),
+            None => (sha_crypt::ROUNDS_DEFAULT, rest),
+        };
+        let Some((salt, digest)) = rest.split_once('$') else { return false };
+        let Ok(params) = sha_crypt::Sha512Params::new(rounds) else { return false };
+        return sha_crypt::sha512_crypt_b64(password.as_bytes(), salt.as_bytes(), &params)
+            .is_ok_and(|mine| same(mine.as_bytes(), digest.as_bytes()));
+    }
     let mut parts = hash.split('$');
     match (parts.next(), parts.next(), parts.next()) {
-        (Some("sha256"), Some(salt), Some(digest)) => hex(&Sha256::digest(format!("{salt}{password}"))) == digest,
+        (Some("sha256"), Some(salt), Some(digest)) => {
+            same(hex(&Sha256::digest(format!("{salt}{password}"))).as_bytes(), digest.as_bytes())
+        }
         _ => false,
     }
+}
+
+/// Compares in time that does not depend on where the bytes differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -88,25 +88,61 @@ pub(crate) fn remove(vm: &Path, path: &str) -> std::io::Result<()> {
 /// Writes a guest file with `mode`, owned by the guest's root, making missing directories
 /// (0755, the guest root's) on the way. A symbolic link in the last place is refused.
 pub(crate) fn write(vm: &Path, path: &str, data: &[u8], mode: u32, ids: IdMap) -> std::io::Result<()> {
+    write_owned(vm, path, data, mode, ids, (0, 0))
+}
+
+/// Makes a guest directory (and its missing parents, the guest root's) owned by `owner` (guest
+/// uid and gid) with `mode`; an existing one gets that owner and mode.
+pub(crate) fn make_dir(vm: &Path, path: &str, mode: u32, ids: IdMap, owner: (u32, u32)) -> std::io::Result<()> {
     let parts = components(path)?;
-    let (name, parent) = parts.split_last().unwrap_or((&"", &[]));
     let root = root(vm)?;
+    make_parents(&root, &parts, ids)?;
+    let fd = open_in(&root, &parts.join("/"), OFlags::RDONLY | OFlags::DIRECTORY)?;
+    rustix::fs::fchown(
+        &fd,
+        Some(rustix::fs::Uid::from_raw(ids.host(owner.0))),
+        Some(rustix::fs::Gid::from_raw(ids.host(owner.1))),
+    )
+    .map_err(io)?;
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)
+}
+
+/// Makes each missing directory of `dirs` (0755, the guest root's), inside the VM.
+fn make_parents(root: &OwnedFd, dirs: &[&str], ids: IdMap) -> std::io::Result<()> {
     let owner = (Some(rustix::fs::Uid::from_raw(ids.host(0))), Some(rustix::fs::Gid::from_raw(ids.host(0))));
-    for depth in 1..=parent.len() {
-        let dir = parent[..depth].join("/");
-        match open_in(&root, &dir, OFlags::PATH | OFlags::DIRECTORY) {
+    for depth in 1..=dirs.len() {
+        let dir = dirs[..depth].join("/");
+        match open_in(root, &dir, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let above = open_in(&root, &parent[..depth - 1].join("/"), OFlags::PATH | OFlags::DIRECTORY)?;
-        match rustix::fs::mkdirat(&above, parent[depth - 1], Mode::from_raw_mode(0o755)) {
+        let above = open_in(root, &dirs[..depth - 1].join("/"), OFlags::PATH | OFlags::DIRECTORY)?;
+        match rustix::fs::mkdirat(&above, dirs[depth - 1], Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(io(e)),
         }
-        let created = open_in(&root, &dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let created = open_in(root, &dir, OFlags::RDONLY | OFlags::DIRECTORY)?;
         rustix::fs::fchown(&created, owner.0, owner.1).map_err(io)?;
     }
+    Ok(())
+}
+
+/// [`write`], the file owned by `owner` (guest uid and gid).
+pub(crate) fn write_owned(
+    vm: &Path,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+    ids: IdMap,
+    owner: (u32, u32),
+) -> std::io::Result<()> {
+    let parts = components(path)?;
+    let (name, parent) = parts.split_last().unwrap_or((&"", &[]));
+    let root = root(vm)?;
+    let file_owner =
+        (Some(rustix::fs::Uid::from_raw(ids.host(owner.0))), Some(rustix::fs::Gid::from_raw(ids.host(owner.1))));
+    make_parents(&root, parent, ids)?;
     let dir = open_in(&root, &parent.join("/"), OFlags::PATH | OFlags::DIRECTORY)?;
     let fd = rustix::fs::openat(
         &dir,
@@ -115,7 +151,7 @@ pub(crate) fn write(vm: &Path, path: &str, data: &[u8], mode: u32, ids: IdMap) -
         Mode::from_raw_mode(0o600),
     )
     .map_err(io)?;
-    rustix::fs::fchown(&fd, owner.0, owner.1).map_err(io)?;
+    rustix::fs::fchown(&fd, file_owner.0, file_owner.1).map_err(io)?;
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(io)?;
     let mut file = std::fs::File::from(fd);
     file.write_all(data)

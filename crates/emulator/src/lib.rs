@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accounts;
 mod admin;
 mod arm;
 mod auth;
@@ -30,6 +31,7 @@ mod people;
 mod persist;
 mod sandbox;
 pub mod service;
+mod ssh;
 mod state;
 mod template;
 mod throttle;
@@ -150,6 +152,11 @@ pub(crate) struct Shared {
     pub base_url: String,
     pub state_dir: PathBuf,
     pub daemons: docker::Daemons,
+    /// The VMs' SSH endpoints.
+    pub ssh: ssh::Endpoints,
+    /// Held while a VM is provisioned, so that a login and a script arriving together
+    /// provision it once.
+    pub boots: Mutex<()>,
     pub key: Vec<u8>,
     /// Mutable so that certificates can be registered at run time.
     pub principals: Mutex<Vec<ServicePrincipal>>,
@@ -234,6 +241,8 @@ impl Emulator {
             base_url: base_url.clone(),
             state_dir: config.state_dir.clone(),
             daemons: docker::Daemons::default(),
+            ssh: ssh::Endpoints::default(),
+            boots: Mutex::new(()),
             key,
             principals: Mutex::new(principals.clone()),
             subscriptions: config.subscriptions.clone(),
@@ -314,6 +323,7 @@ impl Emulator {
         let _ = self.task.await;
         let shared = self.shared.clone();
         let _ = tokio::task::spawn_blocking(move || persist::close(&shared)).await;
+        ssh::stop_all(&self.shared);
         let daemons: Vec<_> =
             self.shared.daemons.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain().collect();
         let _ = tokio::task::spawn_blocking(move || drop(daemons)).await;
@@ -453,7 +463,11 @@ pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
         tokio::task::spawn_blocking(move || match job {
             state::Job::StartDocker { vm_key, op } => docker::start(&shared, &vm_key, op.as_deref()),
             state::Job::StopDocker { vm_key } => docker::stop(&shared, &vm_key),
+            state::Job::StartSsh { vm_key } => ssh::start(&shared, &vm_key),
+            state::Job::StopSsh { vm_key } => ssh::stop(&shared, &vm_key),
+            state::Job::SyncAccounts { vm_key, op, before } => ssh::sync_accounts(&shared, &vm_key, &op, &before),
             state::Job::ForgetVm { vm_key } => {
+                ssh::stop(&shared, &vm_key);
                 docker::stop(&shared, &vm_key);
                 let dir = shared.state_dir.join("vms").join(docker::hex_id(&vm_key));
                 if let Err(e) = std::fs::remove_dir_all(&dir)

@@ -630,8 +630,15 @@ fn reconcile(dir: &Path, inner: &mut Inner) -> Vec<Job> {
             vm.power = settled(vm.power);
         }
         let running = vm.power == "running";
+        if vm.guest.os == crate::OsKind::Linux {
+            if running {
+                jobs.push(Job::StartSsh { vm_key: key.clone() });
+            } else {
+                vm.guest.ssh_endpoint = Some(crate::guest::SshEndpoint::Stopped);
+            }
+        }
         if let Some(docker) = vm.guest.docker.as_mut()
-            && docker.certs.is_some()
+            && docker.runs_daemon()
         {
             if running {
                 docker.daemon = crate::guest::Daemon::Starting;
@@ -772,7 +779,14 @@ mod tests {
         let powers: Vec<&str> = state.vms.values().map(|v| v.power).collect();
         assert_eq!(powers, ["running", "stopped", "deallocated", "starting"]);
         assert!(state.ops.contains_key(&op));
-        assert!(matches!(jobs.as_slice(), [Job::RemoveGuest { dir: gone }] if gone.ends_with("vms/orphan")));
+        // The running VM's SSH endpoint opens again; the stopped ones' stay closed.
+        let running = state.vms.iter().find(|(_, v)| v.power == "running").map(|(k, _)| k.clone()).unwrap();
+        assert!(
+            matches!(jobs.as_slice(), [Job::StartSsh { vm_key }, Job::RemoveGuest { dir: gone }] if *vm_key == running && gone.ends_with("vms/orphan")),
+            "{jobs:?}"
+        );
+        let closed = state.vms.values().filter(|v| v.guest.ssh_endpoint == Some(crate::guest::SshEndpoint::Stopped));
+        assert_eq!(closed.count(), 3);
     }
 
     #[test]

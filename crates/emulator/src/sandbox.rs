@@ -103,7 +103,6 @@ pub(crate) struct Run<'a> {
     /// The shell command; it travels in the environment, never in argv (it may hold secrets,
     /// and every user of the machine can read argv).
     pub command: &'a str,
-    pub timeout: Duration,
 }
 
 /// Stage 1, as the host's root in private mount and pid namespaces (it is pid 1 there, so when
@@ -140,7 +139,11 @@ for d in $AZDOCK_VM_DIRS; do
   mount --bind "$AZDOCK_VM/$d" "/$d"
   mount -o remount,bind,rw "/$d"
 done
-unshare --user --keep-caps --mount --ipc --uts -- /bin/sh -c "$AZDOCK_STAGE2" &
+# A background command's stdin is /dev/null unless redirected: the guest keeps the sandbox's own
+# (an SSH connection, for `sshd -i`).
+exec 3<&0
+unshare --user --keep-caps --mount --ipc --uts -- /bin/sh -c "$AZDOCK_STAGE2" <&3 3<&- &
+exec 3<&-
 child=$!
 n=0
 while [ "$(readlink "/proc/$child/ns/user" || true)" = "$(readlink /proc/self/ns/user)" ]; do
@@ -203,11 +206,9 @@ fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
 }
 
-/// Runs a command in the VM's sandbox and collects its output (the last 4 KiB of each stream).
-pub(crate) fn run(r: &Run<'_>) -> Result<Output, String> {
-    if let Some(reason) = unavailable_reason() {
-        return Err(reason);
-    }
+/// The sandbox for a command, its standard streams left to the caller: [`run`] collects them,
+/// the SSH service hands a connection to `sshd -i` as both.
+pub(crate) fn command(r: &Run<'_>) -> Command {
     let dirs: Vec<&str> = VM_DIRS.iter().map(|(d, _)| *d).collect();
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc", "--"])
@@ -223,20 +224,27 @@ pub(crate) fn run(r: &Run<'_>) -> Result<Output, String> {
         .env("AZDOCK_BASE", r.ids.base().to_string())
         .env("AZDOCK_STAGE2", STAGE2)
         .env("AZDOCK_WORKDIR", r.workdir)
-        .env("AZDOCK_COMMAND", r.command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("AZDOCK_COMMAND", r.command);
     cmd.envs(r.env.iter().map(|(k, v)| (k, v)));
     if let Some(socket) = r.docker_socket {
         cmd.env("AZDOCK_DOCKER_SOCK", socket);
     }
+    cmd
+}
+
+/// Runs a command in the VM's sandbox and collects its output (the last 4 KiB of each stream).
+pub(crate) fn run(r: &Run<'_>, timeout: Duration) -> Result<Output, String> {
+    if let Some(reason) = unavailable_reason() {
+        return Err(reason);
+    }
+    let mut cmd = command(r);
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| format!("cannot start the sandbox: {e}"))?;
     let mut stdout_pipe = child.stdout.take();
     let mut stderr_pipe = child.stderr.take();
     let out_thread = std::thread::spawn(move || read_all(stdout_pipe.as_mut()));
     let err_thread = std::thread::spawn(move || read_all(stderr_pipe.as_mut()));
-    let deadline = Instant::now() + r.timeout;
+    let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status;
@@ -245,10 +253,7 @@ pub(crate) fn run(r: &Run<'_>) -> Result<Output, String> {
             // `--kill-child` takes pid 1 of the sandbox, and with it every guest process.
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "the script did not finish within {} minutes and was stopped",
-                r.timeout.as_secs() / 60
-            ));
+            return Err(format!("the script did not finish within {} minutes and was stopped", timeout.as_secs() / 60));
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -534,16 +539,10 @@ mod tests {
         // A marker in the command line, to find the guest's process from the host.
         let marker = format!("sleep {}", 20 + std::process::id() % 10);
         let run = |command: &str, timeout: Duration| {
-            super::run(&Run {
-                vm: &vm,
-                ids,
-                agent: &agent,
-                docker_socket: None,
-                workdir: "/",
-                env: Vec::new(),
-                command,
+            super::run(
+                &Run { vm: &vm, ids, agent: &agent, docker_socket: None, workdir: "/", env: Vec::new(), command },
                 timeout,
-            })
+            )
         };
         let started = Instant::now();
         let outcome = run(&format!("{marker} & echo started; wait"), Duration::from_secs(1));

@@ -133,6 +133,20 @@ pub(crate) enum Job {
     StopDocker {
         vm_key: String,
     },
+    /// Open the VM's SSH endpoint (it was created or started).
+    StartSsh {
+        vm_key: String,
+    },
+    /// Close it (the VM stopped).
+    StopSsh {
+        vm_key: String,
+    },
+    /// Write what a VMAccess run changed in the model into the VM's files, then unblock `op`.
+    SyncAccounts {
+        vm_key: String,
+        op: String,
+        before: Box<Guest>,
+    },
     /// The VM is gone: stop its dockerd and delete its guest files.
     ForgetVm {
         vm_key: String,
@@ -195,6 +209,9 @@ pub(crate) struct Inner {
     pub jobs: Vec<Job>,
     /// A script the extension PUT being handled wants run, until its operation exists.
     pub pending_script: Option<(String, String, crate::customscript::Script)>,
+    /// The guest as it was before the VMAccess run of the extension PUT being handled, until
+    /// its operation exists.
+    pub pending_accounts: Option<(String, Box<Guest>)>,
     /// User data of the VM being created, until its operation exists.
     pub pending_user_data: Option<(String, crate::customscript::Script)>,
     /// The address counter as last journaled.
@@ -228,6 +245,7 @@ impl Inner {
             jobs: Vec::new(),
             pending_script: None,
             pending_user_data: None,
+            pending_accounts: None,
             saved_next_ip: 0,
             principals_changed: false,
             people: crate::people::People::default(),
@@ -290,7 +308,16 @@ impl Inner {
                         && ok
                     {
                         vm.power = to;
-                        if let Some(docker) = vm.guest.docker.as_mut().filter(|d| d.tls) {
+                        if vm.guest.os == crate::OsKind::Linux {
+                            let vm_key = vm_key.clone();
+                            if to == "running" {
+                                self.jobs.push(Job::StartSsh { vm_key });
+                            } else {
+                                vm.guest.ssh_endpoint = Some(crate::guest::SshEndpoint::Stopped);
+                                self.jobs.push(Job::StopSsh { vm_key });
+                            }
+                        }
+                        if let Some(docker) = vm.guest.docker.as_mut().filter(|d| d.runs_daemon()) {
                             if to == "running" {
                                 docker.daemon = crate::guest::Daemon::Starting;
                                 self.jobs.push(Job::StartDocker { vm_key, op: None });

@@ -152,6 +152,7 @@ impl Running<'_> {
                         match probe {
                             Probe::Tcp => "a TCP answer",
                             Probe::MutualTls { .. } => "a mutual-TLS answer",
+                            Probe::Ssh { .. } => "docker over SSH",
                         }
                     ),
                 );
@@ -163,6 +164,11 @@ impl Running<'_> {
                 outcome.endpoint = Some(endpoint);
             }
             Step::WaitForEndpoint { .. } => {}
+            Step::PinHostKeys { known_hosts, port } => {
+                let step = Progress::start(self.host.events, "pinning the VM's SSH host keys".to_owned());
+                let pinned = self.pin_host_keys(Path::new(known_hosts), *port, outcome);
+                step.ended(pinned, StepOutcome::Done)?;
+            }
             Step::WriteLocalFile { path, contents, mode } => {
                 let written = write_local_file(&self.files, self.extension, path, contents.expose(), *mode)?;
                 self.host.events.warn(&format!("wrote {}", written.display()));
@@ -201,10 +207,65 @@ impl Running<'_> {
                     }
                 }
             },
+            Probe::Ssh { user, known_hosts, identity } => match local_daemon_trouble(arm, vm).await {
+                Some(why) => Err(why),
+                None => {
+                    let target = crate::ssh_probe::SshTarget {
+                        host: &host,
+                        port,
+                        user,
+                        known_hosts: Path::new(known_hosts),
+                        identity: identity.as_deref().map(Path::new),
+                    };
+                    crate::ssh_probe::wait(&target, timeout).await.map(Some).map_err(|f| f.explain(&target))
+                }
+            },
             Probe::Tcp => wait_tcp(&host, port, timeout).await.map(|()| None),
         };
         Ok(Endpoint { host, port, admitted_by, answer })
     }
+}
+
+impl Running<'_> {
+    /// Pins the host keys the operation's handler reported for each of the VM's names and
+    /// addresses; without a reported key nothing is trusted and the plan fails.
+    fn pin_host_keys(&self, known_hosts: &Path, port: u16, outcome: &Outcome) -> Result<()> {
+        let output = outcome.extension.as_ref().map(handler_output).unwrap_or_default();
+        let keys = crate::known_hosts::reported(&output);
+        if keys.is_empty() {
+            return Err(Error::Failed(format!(
+                "the install did not report the VM's SSH host keys (`{}` lines in its output), and azdock does not trust a host key on first use",
+                crate::known_hosts::REPORT_PREFIX.trim_end()
+            )));
+        }
+        let facts = &self.vm.facts;
+        let mut names: Vec<String> = facts.fqdn.iter().cloned().collect();
+        names.extend(facts.public_ips.iter().map(ToString::to_string));
+        let pinned = crate::known_hosts::pin(known_hosts, &names, port, &keys)
+            .map_err(|e| Error::Failed(format!("cannot write `{}`: {e}", known_hosts.display())))?;
+        if pinned.replaced_other_keys {
+            self.host.events.warn(&format!(
+                "{} had other SSH host keys pinned in {}: replaced by the keys the VM reported through Azure",
+                names.join(", "),
+                known_hosts.display()
+            ));
+        }
+        let prints: Vec<String> = keys.iter().map(|k| format!("{} {}", k.kind, k.fingerprint())).collect();
+        self.host.events.warn(&format!("pinned {} in {}", prints.join(", "), known_hosts.display()));
+        Ok(())
+    }
+}
+
+/// What an extension's handler printed: every status and substatus message of its instance view.
+fn handler_output(extension: &Value) -> String {
+    let view = &extension["properties"]["instanceView"];
+    ["statuses", "substatuses"]
+        .iter()
+        .filter_map(|k| view[k].as_array())
+        .flatten()
+        .filter_map(|s| s["message"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Until a TCP connection to `host:port` is accepted, or `timeout` passes (tried at least once).

@@ -248,3 +248,95 @@ async fn a_fleet_of_linux_and_windows_vms_with_faults_on_some() {
     assert_eq!(windows, 40 - broken.iter().filter(|b| b.ends_with("050")).count());
     env.run(&["local", "down"]).success();
 }
+
+/// The VM's SSH endpoint once the local cloud opened it (bounded wait).
+async fn ssh_endpoint(arm: &Arm, sub: &str, group: &str, vm: &str) -> (String, u16) {
+    for _ in 0..200 {
+        let g = guest(arm, sub, group, vm).await;
+        if g["sshEndpoint"]["state"] == "listening" {
+            let address: std::net::SocketAddr = g["sshEndpoint"]["address"].as_str().unwrap().parse().unwrap();
+            return (address.ip().to_string(), address.port());
+        }
+        assert_ne!(g["sshEndpoint"]["state"], "unavailable", "{}", g["sshEndpoint"]);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the VM's SSH endpoint did not open within 10 s");
+}
+
+/// Runs a command as CustomScript on the VM (as root of the guest) and waits for it.
+async fn custom_script(arm: &Arm, sub: &str, group: &str, vm: &str, command: &str) -> Value {
+    let path = format!(
+        "/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Compute/virtualMachines/{vm}/extensions/script?api-version=2024-11-01"
+    );
+    let body = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+        "typeHandlerVersion": "2.1", "autoUpgradeMinorVersion": true, "settings": {}, "protectedSettings": {"commandToExecute": command}}});
+    arm.put_and_wait(&path, body).await.2
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_vmaccess_changes_is_what_a_real_ssh_login_finds() {
+    if !azdock_tests::sshd_available() {
+        return;
+    }
+    let env = Env::new();
+    let (up, arm) = cloud(&env).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    arm.linux_vm(&sub, "sshg", "box1").await;
+    let (host, port) = ssh_endpoint(&arm, &sub, "sshg", "box1").await;
+    let on = ["--vm", "box1", "-g", "sshg"];
+    let run = |args: &[&str], password: Option<&str>| vmaccess(&env, &[args, &on[..]].concat(), password);
+    let login = |user: &str, password: Option<&str>, key: Option<&std::path::Path>| {
+        azdock_tests::ssh_to(&host, port, user, password, key, "id -un")
+    };
+
+    // The account the VM was made with logs in with its password, as itself; a wrong one not.
+    let admin = login("azureuser", Some("Sup3r-Secret!"), None);
+    assert_eq!((admin.code, admin.stdout.trim()), (0, "azureuser"), "{}", admin.stderr);
+    assert_ne!(login("azureuser", Some("not-it"), None).code, 0);
+
+    // reset-password: the new password logs in and the old one no longer does.
+    run(&["reset-password", "-u", "azureuser"], Some("N3w-Passw0rd!")).success();
+    assert_eq!(login("azureuser", Some("N3w-Passw0rd!"), None).code, 0);
+    assert_ne!(login("azureuser", Some("Sup3r-Secret!"), None).code, 0);
+    // A new account, made by a reset, logs in as itself.
+    run(&["reset-password", "-u", "ops"], Some("Ops-Passw0rd!")).success();
+    let ops = login("ops", Some("Ops-Passw0rd!"), None);
+    assert_eq!((ops.code, ops.stdout.trim()), (0, "ops"), "{}", ops.stderr);
+
+    // set-ssh-key: the key logs in once it is set, not before.
+    let key = env.path().join("id_ops");
+    let made = azdock_tests::run(
+        std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key),
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert_ne!(login("ops", None, Some(&key)).code, 0);
+    run(&["set-ssh-key", "-u", "ops", "--ssh-key-value", key.with_extension("pub").to_str().unwrap()], None).success();
+    let by_key = login("ops", None, Some(&key));
+    assert_eq!((by_key.code, by_key.stdout.trim()), (0, "ops"), "{}", by_key.stderr);
+
+    // remove-user: neither the key nor the password gets in.
+    run(&["remove-user", "-u", "ops"], None).success();
+    assert_ne!(login("ops", None, Some(&key)).code, 0);
+    assert_ne!(login("ops", Some("Ops-Passw0rd!"), None).code, 0);
+
+    // A broken sshd_config (written by a script, as root of the guest) stops every login;
+    // reset-ssh puts the distribution's file back and logins work again.
+    let broke =
+        custom_script(&arm, &sub, "sshg", "box1", "echo 'NotAnSshdDirective yes' >> /etc/ssh/sshd_config").await;
+    assert_eq!(broke["status"], "Succeeded", "{broke}");
+    assert_ne!(login("azureuser", Some("N3w-Passw0rd!"), None).code, 0);
+    run(&["reset-ssh"], None).success();
+    let back = login("azureuser", Some("N3w-Passw0rd!"), None);
+    assert_eq!((back.code, back.stdout.trim()), (0, "azureuser"), "{}", back.stderr);
+
+    // sshd stops with the VM and comes back when it starts.
+    let vm = format!("/subscriptions/{sub}/resourceGroups/sshg/providers/Microsoft.Compute/virtualMachines/box1");
+    arm.send_and_wait(reqwest::Method::POST, &format!("{vm}/powerOff?api-version=2024-11-01"), None).await;
+    assert_eq!(guest(&arm, &sub, "sshg", "box1").await["sshEndpoint"]["state"], "stopped");
+    let off = login("azureuser", Some("N3w-Passw0rd!"), None);
+    assert_ne!(off.code, 0);
+    arm.send_and_wait(reqwest::Method::POST, &format!("{vm}/start?api-version=2024-11-01"), None).await;
+    assert_eq!(ssh_endpoint(&arm, &sub, "sshg", "box1").await, (host.clone(), port));
+    assert_eq!(login("azureuser", Some("N3w-Passw0rd!"), None).code, 0);
+    env.run(&["local", "down"]).success();
+}

@@ -311,8 +311,65 @@ pub(super) fn prepare_vm(
         // cloud-init applies it at first boot, once the create's operation exists.
         inner.pending_user_data = Some((k.clone(), crate::customscript::Script { command: None, script: Some(data) }));
     }
+    if os == OsKind::Linux {
+        inner.jobs.push(crate::state::Job::StartSsh { vm_key: k.clone() });
+    }
     inner.vms.insert(k, VmRuntime { power: "running", guest, extension_status: std::collections::BTreeMap::new() });
     Ok(())
+}
+
+/// The handler an extension PUT names, if the VM's OS has it in that version and no other
+/// instance of the VM holds it.
+fn known_handler(
+    inner: &Inner,
+    vm_key: &str,
+    name: &str,
+    publisher: &str,
+    kind: &str,
+    version: &str,
+) -> Result<&'static catalog::Handler> {
+    let os = vm_os(inner, vm_key);
+    let Some(handler) = catalog::handler(publisher, kind).filter(|h| h.os == os) else {
+        return Err(ArmError::new(
+            404,
+            "ArtifactNotFound",
+            format!(
+                "The VM extension with publisher '{publisher}' and type '{kind}' could not be found for OS type '{os}' in this region."
+            ),
+        ));
+    };
+    if !catalog::has_version(handler, version) {
+        return Err(ArmError::new(
+            404,
+            "ArtifactNotFound",
+            format!(
+                "The VM extension with publisher '{publisher}', type '{kind}' and type handler version '{version}' could not be found in the extension repository."
+            ),
+        ));
+    }
+    let prefix = format!("{vm_key}/extensions/");
+    let clash = inner.resources.iter().find(|(k, r)| {
+        k.starts_with(&prefix)
+            && !eq(r.body["name"].as_str().unwrap_or_default(), name)
+            && r.body["properties"]["publisher"].as_str().is_some_and(|p| eq(p, publisher))
+            && r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, kind))
+    });
+    if let Some((_, other)) = clash {
+        return Err(ArmError::new(
+            400,
+            "BadRequest",
+            format!(
+                "Multiple VMExtensions per handler not supported for OS type '{os}'. VMExtension '{}' with handler '{publisher}.{kind}' already added or specified in input.",
+                other.body["name"].as_str().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(handler)
+}
+
+/// Whether a handler run changed a Linux guest's accounts or sshd settings.
+fn accounts_changed(before: &Guest, after: &Guest) -> bool {
+    after.os == OsKind::Linux && (after.users != before.users || after.sshd != before.sshd)
 }
 
 pub(super) fn vm_os(inner: &Inner, vm_key: &str) -> OsKind {
@@ -340,48 +397,14 @@ pub(super) fn prepare_extension(
     else {
         return Err(invalid_parameter("properties", "The extension needs publisher, type and typeHandlerVersion."));
     };
-    let os = vm_os(inner, &vm_key);
-    let Some(handler) = catalog::handler(&publisher, &kind).filter(|h| h.os == os) else {
-        return Err(ArmError::new(
-            404,
-            "ArtifactNotFound",
-            format!(
-                "The VM extension with publisher '{publisher}' and type '{kind}' could not be found for OS type '{os}' in this region."
-            ),
-        ));
-    };
-    if !catalog::has_version(handler, &version) {
-        return Err(ArmError::new(
-            404,
-            "ArtifactNotFound",
-            format!(
-                "The VM extension with publisher '{publisher}', type '{kind}' and type handler version '{version}' could not be found in the extension repository."
-            ),
-        ));
-    }
-    let prefix = format!("{vm_key}/extensions/");
-    let clash = inner.resources.iter().find(|(k, r)| {
-        k.starts_with(&prefix)
-            && !eq(r.body["name"].as_str().unwrap_or_default(), name)
-            && r.body["properties"]["publisher"].as_str().is_some_and(|p| eq(p, &publisher))
-            && r.body["properties"]["type"].as_str().is_some_and(|t| eq(t, &kind))
-    });
-    if let Some((_, other)) = clash {
-        return Err(ArmError::new(
-            400,
-            "BadRequest",
-            format!(
-                "Multiple VMExtensions per handler not supported for OS type '{os}'. VMExtension '{}' with handler '{publisher}.{kind}' already added or specified in input.",
-                other.body["name"].as_str().unwrap_or_default()
-            ),
-        ));
-    }
+    let handler = known_handler(inner, &vm_key, name, &publisher, &kind, &version)?;
     let settings = props.get("settings").cloned().unwrap_or_else(|| json!({}));
     // Protected settings reach the handler and are never stored in the resource or echoed.
     let protected = props.remove("protectedSettings").unwrap_or_else(|| json!({}));
     let tag = props.get("forceUpdateTag").and_then(Value::as_str).unwrap_or_default().to_owned();
     props.entry("autoUpgradeMinorVersion").or_insert(json!(false));
     let Some(vm) = inner.vms.get_mut(&vm_key) else { return Ok(Ok(())) };
+    let before = Box::new(vm.guest.clone());
     let outcome = vm.guest.run_handler(&name.to_ascii_lowercase(), &publisher, &kind, &settings, &protected, &tag);
     let full_type = format!("{}.{}", handler.publisher, handler.kind);
     let status = |code: &str, level: &str, display: &str, message: &str| {
@@ -403,6 +426,10 @@ pub(super) fn prepare_extension(
                 name.to_ascii_lowercase(),
                 vec![status("ProvisioningState/succeeded", "Info", "Provisioning succeeded", &message)],
             );
+            if accounts_changed(&before, &vm.guest) {
+                // The handler's changes reach the guest's files before its operation ends.
+                inner.pending_accounts = Some((vm_key, before));
+            }
             Ok(Ok(()))
         }
         HandlerResult::Failed(message) => {

@@ -141,6 +141,12 @@ pub(super) fn queue_guest_work(inner: &mut Inner, k: &str, lower: &str, op: &str
         }
         inner.jobs.push(crate::state::Job::CloudInit { vm_key, op: op.clone(), user_data });
     }
+    if let Some((vm_key, before)) = inner.pending_accounts.take() {
+        if let Some(o) = inner.ops.get_mut(&op) {
+            o.blocked = true;
+        }
+        inner.jobs.push(crate::state::Job::SyncAccounts { vm_key, op: op.clone(), before });
+    }
     if let Some((vm_key, extension, script)) = inner.pending_script.take() {
         if let Some(o) = inner.ops.get_mut(&op) {
             o.blocked = true;
