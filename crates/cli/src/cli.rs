@@ -636,6 +636,10 @@ pub struct DockerCreateArgs {
     /// Extra name or IP the server certificate must carry, such as your own CNAME (repeatable)
     #[arg(long = "cert-san", value_name = "NAME|IP")]
     pub cert_sans: Vec<String>,
+    /// tls: dockerd on a TCP port with mutual TLS; ssh: dockerd on its socket only, reached
+    /// over SSH (the NSG opens only sshd's port)
+    #[arg(long, value_name = "tls|ssh", default_value = "tls")]
+    pub transport: String,
     /// Do not ask before opening the Docker port to any address
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -670,6 +674,13 @@ pub struct ExtDockerInstallArgs {
     /// Extra name or IP the server certificate must carry (repeatable)
     #[arg(long = "cert-san", value_name = "NAME|IP")]
     pub cert_sans: Vec<String>,
+    /// tls: dockerd on a TCP port with mutual TLS; ssh: dockerd on its socket only, reached
+    /// over SSH [default: what azdock set up on the VM, else tls]
+    #[arg(long, value_name = "tls|ssh")]
+    pub transport: Option<String>,
+    /// sshd's port on the VM, for --transport ssh [default: what azdock set up, else 22]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ssh_port: Option<u16>,
     /// Return once Azure accepted the extension, without waiting for Docker
     #[arg(long)]
     pub no_wait: bool,

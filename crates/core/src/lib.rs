@@ -17,7 +17,9 @@ pub mod secret;
 pub use extension::{ExtensionError, VmExtension};
 pub use facts::{InstalledExtension, PowerState, Status, VmFacts, vm_identity};
 pub use manifest::{ActionSpec, ArgKind, ArgSpec, HandlerSpec, Manifest, ManifestError, OsType};
-pub use plan::{ArgValue, Args, ExtensionInstance, Operation, Plan, PlanRequest, Probe, Protocol, Step, Transport};
+pub use plan::{
+    ArgValue, Args, ExtensionInstance, HOST_KEY_PREFIX, Operation, Plan, PlanRequest, Probe, Protocol, Step, Transport,
+};
 pub use registry::{Registry, RegistryError, Source};
 pub use secret::{Secret, Wipe};
 

@@ -143,6 +143,10 @@ pub enum Probe {
     Ssh { user: String, known_hosts: String, identity: Option<String> },
 }
 
+/// What a handler prints before each SSH host key it reports for [`Step::PinHostKeys`]
+/// (`azdock-host-key ssh-ed25519 AAAA…`, one line per key).
+pub const HOST_KEY_PREFIX: &str = "azdock-host-key ";
+
 /// How clients reach a daemon an extension sets up on the VM.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -17,10 +17,23 @@ pub(crate) fn handle(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]
 
 fn route(inner: &mut Inner, shared: &Shared, req: &Req, seg: &[&str]) -> Result<Resp, ArmError> {
     match (req.method.as_str(), seg) {
-        ("GET", ["health"]) => Ok(Resp::json(
-            200,
-            json!({"status": "ok", "baseUrl": shared.base_url, "resources": inner.resources.len(), "vms": inner.vms.len(), "operations": inner.ops.len()}),
-        )),
+        ("GET", ["health"]) => {
+            // Where each VM's sshd answers (port 22 of its address, or the fallback port).
+            let ssh: Vec<Value> = inner
+                .vms
+                .iter()
+                .filter_map(|(key, vm)| match &vm.guest.ssh_endpoint {
+                    Some(crate::guest::SshEndpoint::Listening { address }) => {
+                        Some(json!({"vm": key.rsplit('/').next().unwrap_or(key), "address": address}))
+                    }
+                    _ => None,
+                })
+                .collect();
+            Ok(Resp::json(
+                200,
+                json!({"status": "ok", "baseUrl": shared.base_url, "resources": inner.resources.len(), "vms": inner.vms.len(), "operations": inner.ops.len(), "sshEndpoints": ssh}),
+            ))
+        }
         ("GET", ["requests"]) => {
             let since: u64 = req.query("since").and_then(|s| s.parse().ok()).unwrap_or(0);
             let entries: Vec<&crate::state::LogEntry> = inner.log.iter().filter(|e| e.seq > since).collect();

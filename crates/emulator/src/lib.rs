@@ -339,6 +339,11 @@ impl Emulator {
         docker::unavailable_reason()
     }
 
+    /// Why this machine cannot give VMs a real sshd, if it cannot.
+    pub fn ssh_unavailable_reason() -> Option<String> {
+        ssh::unavailable_reason()
+    }
+
     /// Why this machine cannot run CustomScript scripts in a sandbox, if it cannot.
     pub fn script_unavailable_reason() -> Option<String> {
         sandbox::unavailable_reason()

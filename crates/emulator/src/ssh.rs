@@ -166,14 +166,7 @@ fn listen(shared: &Arc<Shared>, vm_key: &str) -> Result<SocketAddr, String> {
     };
     let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("the VM's address `{ip}` is not an IP address"))?;
     stop(shared, vm_key);
-    let listener = match std::net::TcpListener::bind((ip, PORT)) {
-        Ok(l) => l,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied) => {
-            std::net::TcpListener::bind((ip, FALLBACK_PORT))
-                .map_err(|e| format!("cannot listen on {ip}:{PORT} or {ip}:{FALLBACK_PORT}: {e}"))?
-        }
-        Err(e) => return Err(format!("cannot listen on {ip}:{PORT}: {e}")),
-    };
+    let listener = bind(ip)?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
@@ -185,6 +178,19 @@ fn listen(shared: &Arc<Shared>, vm_key: &str) -> Result<SocketAddr, String> {
     runtime.spawn(serve(shared.clone(), vm_key.to_owned(), listener, rx));
     endpoints(shared).insert(vm_key.to_owned(), Endpoint { stop: tx });
     Ok(address)
+}
+
+/// The VM's SSH socket: port 22 of its address, else (taken, as by a machine's sshd on every
+/// address) [`FALLBACK_PORT`].
+fn bind(ip: std::net::IpAddr) -> Result<std::net::TcpListener, String> {
+    match std::net::TcpListener::bind((ip, PORT)) {
+        Ok(l) => Ok(l),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::AddrInUse | std::io::ErrorKind::PermissionDenied) => {
+            std::net::TcpListener::bind((ip, FALLBACK_PORT))
+                .map_err(|e| format!("cannot listen on {ip}:{PORT} or {ip}:{FALLBACK_PORT}: {e}"))
+        }
+        Err(e) => Err(format!("cannot listen on {ip}:{PORT}: {e}")),
+    }
 }
 
 /// Accepts connections until the endpoint is closed.
@@ -302,4 +308,32 @@ pub(crate) fn sync_accounts(shared: &Arc<Shared>, vm_key: &str, op: &str, before
         }
     }
     crate::persist::append(shared, &mut inner);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_whose_port_22_is_taken_gets_the_fallback_port() {
+        // Outside the VMs' 127.1.0.0/16, so no VM of a test running beside it is disturbed; binding
+        // port 22 needs root (which the local cloud's sandbox needs anyway).
+        let Ok(taken) = std::net::TcpListener::bind(("127.2.254.1", PORT)) else {
+            assert!(std::env::var_os("AZDOCK_TESTS_WITHOUT_SSHD").is_some(), "cannot bind port 22: run as root");
+            return;
+        };
+        let ip: std::net::IpAddr = "127.2.254.1".parse().unwrap();
+        let fallback = bind(ip).unwrap();
+        assert_eq!(fallback.local_addr().unwrap().port(), FALLBACK_PORT);
+        drop((taken, fallback));
+        // Free again: port 22 it is.
+        assert_eq!(bind(ip).unwrap().local_addr().unwrap().port(), PORT);
+        // Neither free: the error names both.
+        let (_a, _b) = (
+            std::net::TcpListener::bind((ip, PORT)).unwrap(),
+            std::net::TcpListener::bind((ip, FALLBACK_PORT)).unwrap(),
+        );
+        let err = bind(ip).unwrap_err();
+        assert!(err.contains(":22") && err.contains(":2222"), "{err}");
+    }
 }

@@ -11,9 +11,9 @@ use std::path::PathBuf;
 use azdock_certs::{CertStore, Passphrases, ServerRequest};
 use azdock_core::{
     ActionSpec, ArgKind, ArgSpec, ExtensionError, ExtensionInstance, HandlerSpec, Manifest, Operation, OsType, Plan,
-    PlanRequest, Probe, Protocol, Secret, Step, VmExtension,
+    PlanRequest, Probe, Protocol, Secret, Step, Transport, VmExtension,
 };
-pub use payload::{DockerSetup, check_option, uninstall_script};
+pub use payload::{DockerSetup, SocketSetup, check_option, uninstall_script};
 
 azdock_core::register_builtin!(DockerExtension);
 
@@ -21,6 +21,10 @@ azdock_core::register_builtin!(DockerExtension);
 pub const DEFAULT_PORT: u16 = 2376;
 /// The NSG rule the extension opens for the Docker port.
 pub const RULE_NAME: &str = "azdock-docker";
+/// The NSG rule the SSH transport opens for sshd.
+pub const SSH_RULE_NAME: &str = "azdock-ssh";
+/// sshd's port.
+pub const SSH_PORT: u16 = 22;
 /// How long the host waits for the daemon to answer a TLS handshake after an install.
 pub const READY_TIMEOUT_SECS: u32 = 600;
 
@@ -113,6 +117,12 @@ pub fn installed(facts: &azdock_core::VmFacts) -> Option<(Handler, &azdock_core:
 /// The warning every use of the legacy handler prints.
 pub const LEGACY_WARNING: &str = "the DockerExtension was retired by Azure in November 2018: regions may refuse it and it gets no fixes; the default customscript handler does the same with the distribution's Docker";
 
+/// The note for the default `--allow-from` of the SSH transport.
+pub const SSH_OPEN_TO_ANY_NOTE: &str = "SSH admits connections from any address (only holders of a key the VM trusts get in; Docker's own port stays closed); narrow it with --allow-from CIDR";
+
+/// Why `rotate-certs` does nothing on a host reached over SSH.
+pub const NO_CERTS_OVER_SSH: &str = "the host is reached over SSH (--transport ssh): it has no certificates to rotate; its SSH host keys are pinned in ~/.ssh/known_hosts";
+
 /// The note for the default `--allow-from`.
 pub const OPEN_TO_ANY_NOTE: &str = "the Docker port admits connections from any address (only holders of a client certificate from your CA get in), as Azure's own tools did; narrow it with --allow-from CIDR";
 
@@ -145,6 +155,7 @@ impl Default for DockerExtension {
             ArgSpec::text("port", "TCP port dockerd listens on with TLS").kind(ArgKind::Integer).default_value("2376")
         };
         let cert_dir = || ArgSpec::text("docker-cert-dir", "Certificate directory [default: ~/.docker]");
+        let ssh = ssh_args;
         let linux = vec![OsType::Linux];
         let install_args = || {
             vec![
@@ -157,6 +168,9 @@ impl Default for DockerExtension {
                     .kind(ArgKind::List),
                 cert_dir(),
             ]
+            .into_iter()
+            .chain(ssh())
+            .collect::<Vec<_>>()
         };
         let manifest = Manifest {
             id: "docker".into(),
@@ -209,26 +223,40 @@ impl Default for DockerExtension {
                     name: "status".into(),
                     summary: "Handler state, daemon reachability and certificate expiry".into(),
                     os: linux.clone(),
-                    args: vec![port(), cert_dir()],
+                    args: [port(), cert_dir()].into_iter().chain(ssh()).collect(),
                     network: true,
                 },
                 ActionSpec {
                     name: "verify".into(),
                     summary: "TLS handshake and Docker's /_ping and /version with your client certificate".into(),
                     os: linux,
-                    args: vec![
+                    args: [
                         port(),
                         cert_dir(),
                         ArgSpec::text("timeout", "Seconds to wait for the daemon (a first boot takes minutes)")
                             .kind(ArgKind::Integer)
                             .default_value("15"),
-                    ],
+                    ]
+                    .into_iter()
+                    .chain(ssh())
+                    .collect(),
                     network: true,
                 },
             ],
         };
         Self { manifest }
     }
+}
+
+/// The arguments that say how clients reach the daemon, and how the SSH transport logs in.
+fn ssh_args() -> Vec<ArgSpec> {
+    vec![
+        ArgSpec::text("transport", "tls (a TCP port with mutual TLS) or ssh (the daemon's socket through SSH)")
+            .default_value("tls"),
+        ArgSpec::text("ssh-port", "sshd's port on the VM (--transport ssh)").kind(ArgKind::Integer).default_value("22"),
+        ArgSpec::text("ssh-user", "The user to log in as (--transport ssh) [default: the VM's admin user]"),
+        ArgSpec::text("ssh-identity", "Private key to log in with (--transport ssh) [default: what ssh picks]"),
+    ]
 }
 
 fn invalid(arg: &str, message: impl Into<String>) -> ExtensionError {
@@ -262,6 +290,52 @@ pub fn cert_dir_of(request: &PlanRequest) -> Result<PathBuf, ExtensionError> {
         .filter(|h| !h.as_os_str().is_empty())
         .map(|h| h.join(".docker"))
         .ok_or_else(|| ExtensionError::Failed("cannot find the home directory; pass --docker-cert-dir".into()))
+}
+
+/// The `transport` argument, checked.
+pub fn transport_of(request: &PlanRequest) -> Result<Transport, ExtensionError> {
+    Transport::parse(request.text("transport").unwrap_or("tls")).map_err(|m| invalid("transport", m))
+}
+
+/// `~/.ssh/known_hosts`, where the SSH transport pins host keys (ssh's own default file).
+pub fn known_hosts_path() -> Result<PathBuf, ExtensionError> {
+    std::env::home_dir()
+        .filter(|h| !h.as_os_str().is_empty())
+        .map(|h| h.join(".ssh").join("known_hosts"))
+        .ok_or_else(|| ExtensionError::Failed("cannot find the home directory for ~/.ssh/known_hosts".into()))
+}
+
+/// How the SSH transport logs in: sshd's port, the user, the pinned keys and the user's key.
+struct SshLogin {
+    port: u16,
+    user: String,
+    known_hosts: String,
+    identity: Option<String>,
+}
+
+impl SshLogin {
+    fn of(request: &PlanRequest) -> Result<Self, ExtensionError> {
+        let port = request.integer("ssh-port").unwrap_or(i64::from(SSH_PORT));
+        let port = u16::try_from(port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| invalid("ssh-port", format!("{port} is not a TCP port (1 to 65535)")))?;
+        let user = match request.text("ssh-user") {
+            Some(user) => user.to_owned(),
+            None => request.facts.admin_username.clone().ok_or_else(|| {
+                ExtensionError::Failed(
+                    "the VM's admin user is unknown, so azdock cannot tell whom to log in as: pass --ssh-user".into(),
+                )
+            })?,
+        };
+        let known_hosts = known_hosts_path()?.to_string_lossy().into_owned();
+        Ok(Self { port, user, known_hosts, identity: request.text("ssh-identity").map(str::to_owned) })
+    }
+
+    /// `docker version` through a login, as the docker CLI connects for `ssh://`.
+    fn probe(&self) -> Probe {
+        Probe::Ssh { user: self.user.clone(), known_hosts: self.known_hosts.clone(), identity: self.identity.clone() }
+    }
 }
 
 /// The names the host's server certificate carries: its FQDN, its public IPs, and extra SANs.
@@ -311,6 +385,9 @@ pub fn docker_setup(request: &PlanRequest, port: u16, options: Vec<String>) -> R
 
 impl DockerExtension {
     fn install(request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        if transport_of(request)? == Transport::Ssh {
+            return Self::install_over_ssh(request);
+        }
         let port = port_of(request)?;
         let delivery =
             Delivery::parse(request.text("handler").unwrap_or("customscript")).map_err(|m| invalid("handler", m))?;
@@ -376,6 +453,69 @@ impl DockerExtension {
         })
     }
 
+    /// Docker on its socket only, reached over SSH: the NSG opens sshd's port (not Docker's,
+    /// whose rule an earlier TLS install opened goes), the VM's host keys are pinned from the
+    /// install's own output, and the daemon must answer `docker version` through an SSH login.
+    fn install_over_ssh(request: &PlanRequest) -> Result<Plan, ExtensionError> {
+        if request.action == "rotate-certs" {
+            return Err(invalid("transport", NO_CERTS_OVER_SSH));
+        }
+        let delivery =
+            Delivery::parse(request.text("handler").unwrap_or("customscript")).map_err(|m| invalid("handler", m))?;
+        match delivery {
+            Delivery::Handler(Handler::CustomScript) => {}
+            Delivery::CloudInit => return Err(invalid("handler", CLOUD_INIT_ON_EXISTING)),
+            Delivery::Handler(Handler::Legacy) => {
+                return Err(invalid(
+                    "handler",
+                    "the retired DockerExtension cannot report the VM's SSH host keys, which --transport ssh pins: use the customscript handler",
+                ));
+            }
+        }
+        let options = request.list("docker-option").to_vec();
+        for option in &options {
+            check_option(option).map_err(|m| invalid("docker-option", m))?;
+        }
+        let mut sources = request.list("allow-from").to_vec();
+        for source in &sources {
+            check_source(source).map_err(|m| invalid("allow-from", m))?;
+        }
+        let mut notes = Vec::new();
+        if sources.is_empty() {
+            sources.push("*".into());
+            notes.push(SSH_OPEN_TO_ANY_NOTE.to_owned());
+        }
+        let login = SshLogin::of(request)?;
+        let setup = SocketSetup { options, admin_user: login.user.clone() };
+        let spec = Handler::CustomScript.spec();
+        let existing = request.facts.extension_of(&spec.publisher, &spec.kind).map(|e| e.name.clone());
+        Ok(Plan {
+            prerequisites: vec![Step::OpenInboundPort {
+                rule_name: SSH_RULE_NAME.into(),
+                port: login.port,
+                protocol: Protocol::Tcp,
+                sources,
+            }],
+            operation: Operation::Put(Box::new(ExtensionInstance {
+                name: existing.unwrap_or_else(|| "docker".into()),
+                publisher: spec.publisher,
+                kind: spec.kind,
+                type_handler_version: spec.type_handler_version,
+                auto_upgrade_minor_version: true,
+                force_update_tag: Some(request.run_id.clone()),
+                settings: serde_json::json!({}),
+                protected_settings: Some(payload::customscript_protected(&setup.install_script())),
+            })),
+            follow_ups: vec![
+                // A TLS listener an earlier install opened is closed on the VM; its rule goes too.
+                Step::CloseInboundPort { rule_name: RULE_NAME.into() },
+                Step::PinHostKeys { known_hosts: login.known_hosts.clone(), port: login.port },
+                Step::WaitForEndpoint { port: login.port, probe: login.probe(), timeout_secs: READY_TIMEOUT_SECS },
+            ],
+            notes,
+        })
+    }
+
     fn uninstall(request: &PlanRequest) -> Result<Plan, ExtensionError> {
         let port = port_of(request)?;
         let facts = &request.facts;
@@ -409,6 +549,12 @@ impl DockerExtension {
     }
 
     fn probe(request: &PlanRequest, timeout_secs: u32) -> Result<Plan, ExtensionError> {
+        if transport_of(request)? == Transport::Ssh {
+            let login = SshLogin::of(request)?;
+            let mut plan = Plan::new(Operation::Inspect);
+            plan.follow_ups.push(Step::WaitForEndpoint { port: login.port, probe: login.probe(), timeout_secs });
+            return Ok(plan);
+        }
         let port = port_of(request)?;
         let store = CertStore::new(cert_dir_of(request)?);
         let path = |p: PathBuf| p.to_string_lossy().into_owned();

@@ -127,13 +127,76 @@ impl DockerSetup {
         let mut s = SecretBuf::with_capacity(16 * 1024);
         let _ = write!(
             s,
-            r#"#!/bin/sh
-# azdock: Docker with mutual TLS on tcp://0.0.0.0:{port}. Generated; safe to run again.
-set -eu
-umask 077
-PORT={port}
-ADMIN_USER='{user}'
-changed=0
+            "#!/bin/sh\n# azdock: Docker with mutual TLS on tcp://0.0.0.0:{port}. Generated; safe to run again.\nset -eu\numask 077\nPORT={port}\nADMIN_USER='{user}'\n",
+            port = self.port,
+        );
+        script_common(&mut s);
+        let _ = s.write_all(b"mkdir -p /etc/docker /etc/systemd/system/docker.service.d\n");
+        for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
+            let _ = write!(s, "put_file {path} 600 <<'AZDOCK_PEM'\n{}\nAZDOCK_PEM\n", pem.trim_end());
+        }
+        // The drop-in names dockerd where this distribution put it; the heredoc is unquoted
+        // for that one variable, and nothing else in it expands.
+        let _ = write!(s, "put_file {DROP_IN_PATH} 644 <<AZDOCK_UNIT\n{}AZDOCK_UNIT\n", self.drop_in("$DOCKERD"));
+        let _ = s.write_all(ADD_TO_DOCKER_GROUP.as_bytes());
+        let _ = write!(
+            s,
+            "{}",
+            restart_docker(
+                "docker restarted with TLS on tcp://0.0.0.0:$PORT",
+                "nothing to change: docker already listens with TLS on port $PORT"
+            )
+        );
+        s.into_secret_string().unwrap_or_default()
+    }
+
+    /// The same steps as cloud-config for `customData` (new VMs): files first, then the
+    /// install and restart, in the order cloud-init runs its modules.
+    pub fn cloud_config(&self) -> Secret<String> {
+        // It carries the server's private key: built in a buffer that wipes what it outgrows,
+        // each line indented as it is written (no intermediate copy of the key).
+        let mut s = SecretBuf::with_capacity(16 * 1024);
+        let indented = |s: &mut SecretBuf, text: &str| {
+            for line in text.trim_end().lines() {
+                let _ = writeln!(s, "      {line}");
+            }
+        };
+        let _ =
+            write!(s, "#cloud-config\n# azdock: Docker with mutual TLS on tcp://0.0.0.0:{}\nwrite_files:\n", self.port);
+        for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
+            let _ = write!(s, "  - path: {path}\n    permissions: '0600'\n    content: |\n");
+            indented(&mut s, pem);
+        }
+        let _ = write!(s, "  - path: {DROP_IN_PATH}\n    permissions: '0644'\n    content: |\n");
+        indented(&mut s, &self.drop_in("/usr/bin/dockerd"));
+        let _ = s.write_all(b"runcmd:\n");
+        let _ = s.write_all(b"  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io) || dnf install -y -q moby-engine']\n");
+        let _ = s.write_all(
+            b"  - [systemctl, daemon-reload]\n  - [systemctl, enable, docker]\n  - [systemctl, restart, docker]\n",
+        );
+        if let Some(user) = self.admin_user.as_deref().filter(|u| !u.is_empty()) {
+            let _ = writeln!(s, "  - [sh, -c, 'if id {user} >/dev/null 2>&1; then usermod -aG docker {user}; fi']");
+        }
+        s.into_secret_string().unwrap_or_default()
+    }
+
+    /// The retired DockerExtension's settings: public `docker.port` (a string) and `options`;
+    /// protected base64 certificates.
+    pub fn legacy_settings(&self) -> (Value, Secret<Value>) {
+        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
+        let public = json!({"docker": {"port": self.port.to_string(), "options": self.options}});
+        let protected =
+            json!({"certs": {"ca": b64(&self.ca_pem), "cert": b64(&self.cert_pem), "key": b64(self.key_pem.expose())}});
+        (public, Secret::new(protected))
+    }
+}
+
+/// What every install script does after its variables: logging, apt-get as a first boot needs
+/// it, Docker from the distribution's packages, and `put_file`.
+fn script_common(s: &mut impl std::io::Write) {
+    let _ = write!(
+        s,
+        r#"changed=0
 
 log() {{ printf 'azdock: %s\n' "$*"; }}
 
@@ -177,19 +240,13 @@ put_file() {{
   fi
 }}
 
-mkdir -p /etc/docker /etc/systemd/system/docker.service.d
 "#,
-            port = self.port,
-            apt_get = apt_get_function(),
-        );
-        for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
-            let _ = write!(s, "put_file {path} 600 <<'AZDOCK_PEM'\n{}\nAZDOCK_PEM\n", pem.trim_end());
-        }
-        // The drop-in names dockerd where this distribution put it; the heredoc is unquoted
-        // for that one variable, and nothing else in it expands.
-        let _ = write!(s, "put_file {DROP_IN_PATH} 644 <<AZDOCK_UNIT\n{}AZDOCK_UNIT\n", self.drop_in("$DOCKERD"));
-        let _ = s.write_all(
-            br#"
+        apt_get = apt_get_function(),
+    );
+}
+
+/// Adds the admin user to the `docker` group (its socket's group) when it is not in it.
+const ADD_TO_DOCKER_GROUP: &str = r#"
 if [ -n "$ADMIN_USER" ] && id "$ADMIN_USER" >/dev/null 2>&1; then
   if ! id -nG "$ADMIN_USER" | tr ' ' '\n' | grep -qx docker; then
     usermod -aG docker "$ADMIN_USER"
@@ -197,57 +254,93 @@ if [ -n "$ADMIN_USER" ] && id "$ADMIN_USER" >/dev/null 2>&1; then
   fi
 fi
 
-if [ "$changed" = 1 ] || ! systemctl is-active --quiet docker; then
+"#;
+
+/// Restarts Docker when something changed (or it is not running), saying which.
+fn restart_docker(restarted: &str, unchanged: &str) -> String {
+    format!(
+        r#"if [ "$changed" = 1 ] || ! systemctl is-active --quiet docker; then
   systemctl daemon-reload
   systemctl enable docker
   systemctl restart docker
-  log "docker restarted with TLS on tcp://0.0.0.0:$PORT"
+  log "{restarted}"
 else
-  log "nothing to change: docker already listens with TLS on port $PORT"
+  log "{unchanged}"
 fi
+"#
+    )
+}
+
+/// A Docker host reached over SSH: dockerd on its unix socket only, so no daemon port faces the
+/// network; the admin user reaches it through the `docker` group.
+#[derive(Debug, Clone)]
+pub struct SocketSetup {
+    /// Extra dockerd flags (`--docker-option`), checked with [`check_option`].
+    pub options: Vec<String>,
+    pub admin_user: String,
+}
+
+impl SocketSetup {
+    /// The drop-in's contents, with dockerd at `dockerd`: systemd's socket only (`fd://`).
+    fn drop_in(&self, dockerd: &str) -> String {
+        let mut line = format!("{dockerd} -H fd://");
+        for option in &self.options {
+            line.push(' ');
+            line.push_str(option);
+        }
+        format!(
+            "# Written by azdock: dockerd on its unix socket only, reached over SSH.\n[Service]\nExecStart=\nExecStart={line}\n"
+        )
+    }
+
+    /// The CustomScript install script: Docker from the distribution's packages listening on
+    /// its socket only (a TLS listener an earlier install set up goes, with its certificates),
+    /// the admin user in the `docker` group, then the VM's public SSH host keys printed for the
+    /// client to pin. Idempotent, like the TLS one.
+    pub fn install_script(&self) -> String {
+        // Nothing secret in it: a plain buffer.
+        let mut s = Vec::with_capacity(8 * 1024);
+        let _ = write!(
+            s,
+            "#!/bin/sh\n# azdock: Docker on its unix socket only, reached over SSH. Generated; safe to run again.\nset -eu\numask 077\nADMIN_USER='{}'\n",
+            self.admin_user
+        );
+        script_common(&mut s);
+        let _ = s.write_all(b"mkdir -p /etc/systemd/system/docker.service.d\n");
+        let _ = write!(s, "put_file {DROP_IN_PATH} 644 <<AZDOCK_UNIT\n{}AZDOCK_UNIT\n", self.drop_in("$DOCKERD"));
+        let _ = write!(
+            s,
+            r#"# No TCP listener: the certificates of an earlier TLS install go too.
+for f in {CA_PATH} {CERT_PATH} {KEY_PATH}; do
+  if [ -e "$f" ]; then
+    rm -f "$f"
+    changed=1
+    log "removed $f"
+  fi
+done
+getent group docker >/dev/null 2>&1 || groupadd --system docker
+"#
+        );
+        let _ = s.write_all(ADD_TO_DOCKER_GROUP.as_bytes());
+        let _ = write!(
+            s,
+            "{}",
+            restart_docker(
+                "docker restarted on its unix socket only (no TCP listener)",
+                "nothing to change: docker already listens on its unix socket only"
+            )
+        );
+        let _ = write!(
+            s,
+            r#"# The VM's public SSH host keys, for the client to pin before it connects.
+for key in /etc/ssh/ssh_host_*_key.pub; do
+  [ -f "$key" ] || continue
+  printf '{prefix}%s\n' "$(cut -d' ' -f1,2 "$key")"
+done
 "#,
+            prefix = azdock_core::HOST_KEY_PREFIX
         );
-        s.into_secret_string().unwrap_or_default()
-    }
-
-    /// The same steps as cloud-config for `customData` (new VMs): files first, then the
-    /// install and restart, in the order cloud-init runs its modules.
-    pub fn cloud_config(&self) -> Secret<String> {
-        // It carries the server's private key: built in a buffer that wipes what it outgrows,
-        // each line indented as it is written (no intermediate copy of the key).
-        let mut s = SecretBuf::with_capacity(16 * 1024);
-        let indented = |s: &mut SecretBuf, text: &str| {
-            for line in text.trim_end().lines() {
-                let _ = writeln!(s, "      {line}");
-            }
-        };
-        let _ =
-            write!(s, "#cloud-config\n# azdock: Docker with mutual TLS on tcp://0.0.0.0:{}\nwrite_files:\n", self.port);
-        for (path, pem) in [(CA_PATH, &self.ca_pem), (CERT_PATH, &self.cert_pem), (KEY_PATH, self.key_pem.expose())] {
-            let _ = write!(s, "  - path: {path}\n    permissions: '0600'\n    content: |\n");
-            indented(&mut s, pem);
-        }
-        let _ = write!(s, "  - path: {DROP_IN_PATH}\n    permissions: '0644'\n    content: |\n");
-        indented(&mut s, &self.drop_in("/usr/bin/dockerd"));
-        let _ = s.write_all(b"runcmd:\n");
-        let _ = s.write_all(b"  - [sh, -c, 'command -v dockerd >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q docker.io) || dnf install -y -q moby-engine']\n");
-        let _ = s.write_all(
-            b"  - [systemctl, daemon-reload]\n  - [systemctl, enable, docker]\n  - [systemctl, restart, docker]\n",
-        );
-        if let Some(user) = self.admin_user.as_deref().filter(|u| !u.is_empty()) {
-            let _ = writeln!(s, "  - [sh, -c, 'if id {user} >/dev/null 2>&1; then usermod -aG docker {user}; fi']");
-        }
-        s.into_secret_string().unwrap_or_default()
-    }
-
-    /// The retired DockerExtension's settings: public `docker.port` (a string) and `options`;
-    /// protected base64 certificates.
-    pub fn legacy_settings(&self) -> (Value, Secret<Value>) {
-        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text.as_bytes());
-        let public = json!({"docker": {"port": self.port.to_string(), "options": self.options}});
-        let protected =
-            json!({"certs": {"ca": b64(&self.ca_pem), "cert": b64(&self.cert_pem), "key": b64(self.key_pem.expose())}});
-        (public, Secret::new(protected))
+        String::from_utf8_lossy(&s).into_owned()
     }
 }
 
@@ -317,6 +410,12 @@ mod tests {
             protected.expose()["certs"]["ca"],
             "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tClEwRT0KLS0tLS1FTkQgQ0VSVElGSUNBVEUtLS0tLQo="
         );
+    }
+
+    #[test]
+    fn the_ssh_install_script_for_a_given_input() {
+        let setup = SocketSetup { options: vec!["--log-level=warn".into()], admin_user: "azureuser".into() };
+        insta::assert_snapshot!("ssh_install_script", setup.install_script());
     }
 
     #[test]

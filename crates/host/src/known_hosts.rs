@@ -11,8 +11,7 @@ use std::path::Path;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
-/// What a handler prints before each host key (`azdock-host-key ssh-ed25519 AAAA…`).
-pub const REPORT_PREFIX: &str = "azdock-host-key ";
+pub use azdock_core::HOST_KEY_PREFIX as REPORT_PREFIX;
 
 /// One public host key: its type (`ssh-ed25519`) and base64 blob.
 #[derive(Debug, Clone, PartialEq, Eq)]

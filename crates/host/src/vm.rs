@@ -125,7 +125,7 @@ impl Vm {
         if self.cloud == CloudKind::Local {
             let ip = ip.ok_or_else(|| Error::Failed(format!("VM `{}` has no public IP", self.facts.name)))?;
             let note = self.facts.fqdn.as_ref().map(|fqdn| {
-                format!("the local cloud's FQDNs do not resolve: reaching {fqdn} by its public IP {ip}, which its server certificate also carries")
+                format!("the local cloud's FQDNs do not resolve: reaching {fqdn} by its public IP {ip} (a TLS host's server certificate carries it too)")
             });
             return Ok((ip, note));
         }

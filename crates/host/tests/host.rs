@@ -739,6 +739,9 @@ async fn a_handler_slot_is_its_owner_s_unless_taken_over() {
             allow_from: vec![],
             cert_sans: vec![],
             ca: None,
+            transport: azdock_core::Transport::Tls,
+            ssh_user: None,
+            ssh_identity: None,
         })
         .unwrap();
     let e = host.run(&script, &addr("vm1")).await.unwrap_err();

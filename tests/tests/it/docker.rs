@@ -87,9 +87,24 @@ fn bad_arguments_are_refused_before_any_azure_call() {
         (&["web1", "-l", "west-europe"], "location"),
         (&["web1", "-g", "bad/group"], "resource group"),
         (&["web1", "-p", "0"], "0 is not in 1..=65535"),
+        (&["web1", "--transport", "ftp"], "unknown transport `ftp`: use tls or ssh"),
+        (&["web1", "--transport", "ssh", "--handler", "legacy"], "installed by the customscript handler"),
+        (&["web1", "--transport", "ssh", "--handler", "cloud-init"], "installed by the customscript handler"),
+        (&["web1", "--transport", "ssh", "--no-wait"], "cannot be used with --no-wait"),
+        (&["web1", "Ubuntu2404", "azureuser", "Sup3r-Secret-Passw0rd!", "--transport", "ssh"], "with an SSH key"),
     ];
     for (args, says) in cases {
         let out = create(&env, args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    let on = ["--cloud", "local", "ext", "docker", "install", "--vm", "web1", "-g", "web1"];
+    for (args, says) in [
+        (&["--transport", "udp"][..], "unknown transport `udp`"),
+        (&["--transport", "ssh", "--no-wait"][..], "cannot be used with --no-wait"),
+        (&["--transport", "ssh", "--handler", "legacy"][..], "installed by the customscript handler"),
+    ] {
+        let out = env.run(&[&on[..], args].concat());
         assert_eq!(out.code, 2, "{args:?}: {}", out.stderr);
         assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
     }
@@ -553,8 +568,11 @@ fn the_install_and_uninstall_scripts_pass_shellcheck() {
         cert_pem: "-----BEGIN CERTIFICATE-----\nU0VSVkVS\n-----END CERTIFICATE-----\n".into(),
         key_pem: azdock_core::Secret::new("-----BEGIN PRIVATE KEY-----\nS0VZ\n-----END PRIVATE KEY-----\n".into()),
     };
+    let over_ssh =
+        azdock_ext_docker::SocketSetup { options: vec!["--log-level=warn".into()], admin_user: "azureuser".into() };
     for (name, text) in [
         ("install.sh", setup.install_script().expose().clone()),
+        ("install-ssh.sh", over_ssh.install_script()),
         ("uninstall.sh", azdock_ext_docker::uninstall_script(2376)),
     ] {
         let path = dir.path().join(name);
@@ -822,5 +840,183 @@ async fn the_2014_seed_command_as_written_makes_a_docker_host_on_port_4243() {
         .filter_map(|r| r["properties"]["destinationPortRange"].as_str())
         .collect();
     assert!(ports.contains(&"22") && ports.contains(&"4243"), "{ports:?}");
+    env.run(&["local", "down"]).success();
+}
+
+/// The docker CLI as this environment's user with `ssh` pointed at its home: OpenSSH finds
+/// `~/.ssh` through the password database, not `$HOME`, so a wrapper first on `PATH` names this
+/// home's key and known_hosts — what a user's own `~/.ssh` is — and refuses any host key that
+/// is not pinned there (`StrictHostKeyChecking=yes`, no user config).
+fn docker_over_ssh(env: &Env, args: &[&str]) -> Output {
+    let bin = env.path().join("ssh-bin");
+    let wrapper = bin.join("ssh");
+    if !wrapper.exists() {
+        std::fs::create_dir_all(&bin).unwrap();
+        let home = env.path().display();
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F /dev/null -o UserKnownHostsFile={home}/.ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i {home}/.ssh/id_ed25519 -o BatchMode=yes \"$@\"\n"
+            ),
+        )
+        .unwrap();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut std::fs::metadata(&wrapper).unwrap().permissions(), 0o755);
+        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = std::process::Command::new("docker");
+    cmd.env("HOME", env.path())
+        .env("PATH", path)
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("SSH_AUTH_SOCK")
+        .args(args);
+    azdock_tests::run(&mut cmd)
+}
+
+/// A tiny image in `docker save`'s format, made here (no registry): one layer with one file.
+fn tiny_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let sha = |path: &std::path::Path| {
+        let out = azdock_tests::run(std::process::Command::new("sha256sum").arg(path));
+        out.stdout.split_whitespace().next().unwrap().to_owned()
+    };
+    let root = dir.join("image");
+    let layer_dir = root.join("layer");
+    std::fs::create_dir_all(layer_dir.join("files")).unwrap();
+    std::fs::write(layer_dir.join("files/hello.txt"), "made by azdock's test\n").unwrap();
+    let tar = |cwd: &std::path::Path, out: &std::path::Path, what: &[&str]| {
+        let made = azdock_tests::run(std::process::Command::new("tar").current_dir(cwd).arg("-cf").arg(out).args(what));
+        assert_eq!(made.code, 0, "{}", made.stderr);
+    };
+    tar(&layer_dir.join("files"), &layer_dir.join("layer.tar"), &["hello.txt"]);
+    let diff_id = sha(&layer_dir.join("layer.tar"));
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/hello.txt"]},
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]}, "history": [{"created_by": "azdock test"}]});
+    std::fs::write(root.join("config.json"), config.to_string()).unwrap();
+    let config_id = sha(&root.join("config.json"));
+    std::fs::rename(root.join("config.json"), root.join(format!("{config_id}.json"))).unwrap();
+    let manifest =
+        json!([{"Config": format!("{config_id}.json"), "RepoTags": ["azdock/tiny:1"], "Layers": ["layer/layer.tar"]}]);
+    std::fs::write(root.join("manifest.json"), manifest.to_string()).unwrap();
+    let image = dir.join("tiny.tar");
+    tar(&root, &image, &["manifest.json", &format!("{config_id}.json"), "layer/layer.tar"]);
+    image
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_host_over_ssh_opens_no_docker_port_and_pins_its_host_keys() {
+    if !azdock_tests::dockerd_available() || !azdock_tests::sshd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let (up, arm) = cloud(&env, None).await;
+    let sub = up["subscriptionId"].as_str().unwrap().to_owned();
+    let out = create(&env, &["sshhost", "--transport", "ssh"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let host = out.json();
+    let ip = host["publicIp"].as_str().unwrap().to_owned();
+    assert_eq!(host["dockerHost"], format!("ssh://azureuser@{ip}"), "{host}");
+    assert_eq!(
+        (host["daemon"]["status"].as_str(), host["transport"].as_str()),
+        (Some("running"), Some("ssh")),
+        "{host}"
+    );
+    assert!(out.stderr.contains(&format!("docker -H ssh://azureuser@{ip} info")), "{}", out.stderr);
+    assert!(!env.path().join(".docker/ca.pem").exists(), "an SSH host needs no certificates");
+
+    // The host keys were pinned, hashed, before any connection of the docker CLI: OpenSSH's
+    // own ssh-keygen finds the address in them, and the file does not name it.
+    let known_hosts = env.path().join(".ssh/known_hosts");
+    let pinned = std::fs::read_to_string(&known_hosts).unwrap();
+    assert!(pinned.lines().all(|l| l.starts_with("|1|")) && !pinned.contains(&ip), "{pinned}");
+    let found =
+        azdock_tests::run(std::process::Command::new("ssh-keygen").arg("-F").arg(&ip).arg("-f").arg(&known_hosts));
+    assert_eq!(found.code, 0, "{}", found.stderr);
+    assert_eq!(
+        found.stdout.lines().filter(|l| l.starts_with("|1|")).count(),
+        3,
+        "rsa, ecdsa and ed25519: {}",
+        found.stdout
+    );
+
+    // The real docker CLI through its context: an image loaded over SSH is on that VM's daemon.
+    let info = docker_over_ssh(&env, &["--context", "sshhost", "info", "--format", "{{.ServerVersion}}"]);
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    let image = tiny_image(env.path());
+    let loaded = docker_over_ssh(&env, &["--context", "sshhost", "load", "-i", image.to_str().unwrap()]);
+    assert_eq!(loaded.code, 0, "{}", loaded.stderr);
+    let listed =
+        docker_over_ssh(&env, &["--context", "sshhost", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(listed.stdout.lines().any(|l| l == "azdock/tiny:1"), "{}", listed.stdout);
+
+    // Only SSH faces the network: no Docker rule in the NSG, nothing on Docker's port.
+    let nsg =
+        arm.call(reqwest::Method::GET, &vm_path(&sub, "sshhost", "networkSecurityGroups", "sshhostNSG"), None).await.2;
+    let rules: Vec<(String, String)> = nsg["properties"]["securityRules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_owned(),
+                r["properties"]["destinationPortRange"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert!(rules.contains(&("azdock-ssh".into(), "22".into())), "{rules:?}");
+    assert!(!rules.iter().any(|(name, port)| name == "azdock-docker" || port == "2376"), "{rules:?}");
+    assert!(std::net::TcpStream::connect((ip.as_str(), 2376)).is_err(), "something listens on {ip}:2376");
+
+    // verify logs in as the docker CLI would; env gives the SSH DOCKER_HOST; nothing to rotate.
+    let on = ["--vm", "sshhost", "-g", "sshhost"];
+    let verify = env.run(&[&["--cloud", "local", "ext", "docker", "verify", "-o", "json"][..], &on].concat());
+    assert_eq!(verify.code, 0, "{}", verify.stderr);
+    assert_eq!(verify.json()["checks"]["sshLogin"], "ok", "{}", verify.stdout);
+    let exported = env.run(&["docker", "env", "sshhost"]).success().stdout;
+    assert!(exported.contains(&format!("export DOCKER_HOST=\"ssh://azureuser@{ip}\"")), "{exported}");
+    assert!(exported.contains("unset DOCKER_TLS_VERIFY") && exported.contains("unset DOCKER_CERT_PATH"), "{exported}");
+    let rotate = env.run(&[&["--cloud", "local", "ext", "docker", "rotate-certs"][..], &on].concat());
+    assert_eq!(rotate.code, 2, "{}", rotate.stderr);
+    assert!(rotate.stderr.contains("no certificates to rotate"), "{}", rotate.stderr);
+
+    // The VM's host keys change (made anew on the VM): verify refuses, saying so.
+    let path = vm_path(&sub, "sshhost", "virtualMachines", "sshhost").replace("?api", "/extensions/docker?api");
+    let rekey = json!({"location": "westeurope", "properties": {"publisher": "Microsoft.Azure.Extensions", "type": "CustomScript",
+        "typeHandlerVersion": "2.1", "settings": {}, "protectedSettings": {"commandToExecute": "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A"}}});
+    assert_eq!(arm.put_and_wait(&path, rekey).await.2["status"], "Succeeded");
+    let changed = env.run(&[&["--cloud", "local", "ext", "docker", "verify"][..], &on].concat());
+    assert_eq!(changed.code, 1, "{}", changed.stderr);
+    assert!(changed.stderr.contains("SSH host key") && changed.stderr.contains("changed"), "{}", changed.stderr);
+    assert_ne!(docker_over_ssh(&env, &["--context", "sshhost", "info"]).code, 0, "a changed host key was accepted");
+
+    // ssh → tls → ssh keeps the host reachable each time (the new keys pinned from the VM).
+    let install = |transport: &str| {
+        env.run(
+            &[&["--cloud", "local", "ext", "docker", "install", "--transport", transport, "-o", "json"][..], &on]
+                .concat(),
+        )
+    };
+    let tls = install("tls");
+    assert_eq!(tls.code, 0, "{}", tls.stderr);
+    assert_eq!(tls.json()["dockerHost"], format!("tcp://{ip}:2376"));
+    assert_eq!(docker_info(&env, &format!("{ip}:2376")).code, 0);
+    assert_eq!(docker(&env, &["--context", "sshhost", "info", "--format", "{{.ServerVersion}}"]).code, 0);
+    let back = install("ssh");
+    assert_eq!(back.code, 0, "{}", back.stderr);
+    assert!(back.stderr.contains("had other SSH host keys pinned"), "{}", back.stderr);
+    assert!(std::net::TcpStream::connect((ip.as_str(), 2376)).is_err(), "the TLS listener stayed");
+    let nsg =
+        arm.call(reqwest::Method::GET, &vm_path(&sub, "sshhost", "networkSecurityGroups", "sshhostNSG"), None).await.2;
+    assert!(!nsg.to_string().contains("azdock-docker"), "the Docker rule stayed: {nsg}");
+    let again = docker_over_ssh(&env, &["--context", "sshhost", "image", "ls", "--format", "{{.Repository}}"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("azdock/tiny"), "{}", again.stdout);
+    // …and tls once more: the host switched tls → ssh → tls is reached with TLS again.
+    assert_eq!(install("tls").code, 0);
+    assert_eq!(docker_info(&env, &format!("{ip}:2376")).code, 0);
     env.run(&["local", "down"]).success();
 }

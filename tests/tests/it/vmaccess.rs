@@ -283,6 +283,11 @@ async fn what_vmaccess_changes_is_what_a_real_ssh_login_finds() {
     let sub = up["subscriptionId"].as_str().unwrap().to_owned();
     arm.linux_vm(&sub, "sshg", "box1").await;
     let (host, port) = ssh_endpoint(&arm, &sub, "sshg", "box1").await;
+    // `local status` says where each VM's sshd answers.
+    let status = env.run(&["local", "status"]).success().json();
+    assert_eq!(status["ssh"], "available", "{status}");
+    let listed = json!({"vm": "box1", "address": format!("{host}:{port}")});
+    assert!(status["sshEndpoints"].as_array().unwrap().contains(&listed), "{status}");
     let on = ["--vm", "box1", "-g", "sshg"];
     let run = |args: &[&str], password: Option<&str>| vmaccess(&env, &[args, &on[..]].concat(), password);
     let login = |user: &str, password: Option<&str>, key: Option<&std::path::Path>| {

@@ -5,7 +5,7 @@
 //! classic `azure vm docker create` on today's ARM.
 
 use std::io::BufRead as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use azdock_azure_sm::images::ImageSpec;
@@ -13,7 +13,7 @@ use azdock_azure_sm::models::OsType;
 use azdock_azure_sm::requests::AdminLogin;
 use azdock_azure_sm::rules;
 use azdock_certs::{CertStore, ServerRequest};
-use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, VmFacts};
+use azdock_core::{ArgValue, Args, PlanRequest, Protocol, Secret, Transport, VmFacts};
 use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::contract::Step;
 use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
@@ -47,6 +47,8 @@ struct Checked {
     allow_from: Vec<String>,
     keep_on_failure: bool,
     no_wait: bool,
+    /// The private key of the admin's SSH key, when azdock knows where it is.
+    identity: Option<PathBuf>,
 }
 
 impl Checked {
@@ -84,17 +86,25 @@ fn read_password_stdin() -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(password))
 }
 
+/// The private key beside a public key file (`id_ed25519` for `id_ed25519.pub`), if there.
+fn private_beside(public: &Path) -> Option<PathBuf> {
+    let private = public.with_extension("");
+    (public.extension().is_some_and(|e| e == "pub") && private.is_file()).then_some(private)
+}
+
 /// The SSH key: `--ssh-key-value`, `--generate-ssh-keys`, else `~/.ssh/id_ed25519.pub` or
-/// `~/.ssh/id_rsa.pub` as az does.
-fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<String>> {
+/// `~/.ssh/id_rsa.pub` as az does; with its private key's path when that is known.
+fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<(String, Option<PathBuf>)>> {
     let home = std::env::home_dir().filter(|h| !h.as_os_str().is_empty());
     if let Some(value) = &args.ssh_key_value {
-        let text = if Path::new(value).is_file() {
-            std::fs::read_to_string(value).map_err(|e| usage(format!("cannot read `{value}`: {e}")))?
+        let (text, private) = if Path::new(value).is_file() {
+            let text = std::fs::read_to_string(value).map_err(|e| usage(format!("cannot read `{value}`: {e}")))?;
+            (text, private_beside(Path::new(value)))
         } else {
-            value.clone()
+            (value.clone(), None)
         };
-        return rules::ssh_public_key(&text).map(Some).map_err(|e| usage(format!("--ssh-key-value: {e}")));
+        let line = rules::ssh_public_key(&text).map_err(|e| usage(format!("--ssh-key-value: {e}")))?;
+        return Ok(Some((line, private)));
     }
     let ssh_dir = home.map(|h| h.join(".ssh"));
     if args.generate_ssh_keys {
@@ -105,12 +115,13 @@ fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<String>> {
         } else {
             format!("using the SSH key {}", path.display())
         });
-        return Ok(Some(line));
+        return Ok(Some((line, private_beside(&path))));
     }
     for name in ["id_ed25519.pub", "id_rsa.pub"] {
         if let Some(path) = ssh_dir.as_ref().map(|d| d.join(name)).filter(|p| p.is_file()) {
             let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            return rules::ssh_public_key(&text).map(Some).map_err(|e| usage(format!("`{}`: {e}", path.display())));
+            let line = rules::ssh_public_key(&text).map_err(|e| usage(format!("`{}`: {e}", path.display())))?;
+            return Ok(Some((line, private_beside(&path))));
         }
     }
     Ok(None)
@@ -142,6 +153,7 @@ fn check_vm(
     if args.ssh == Some(0) {
         return Err(usage("--ssh needs a port from 1 to 65535"));
     }
+    let mut identity = None;
     let login = match (password, args.password_stdin) {
         (Some(p), _) => {
             ctx.warn("a password on the command line is visible to other users of this machine and stays in shell history; prefer --password-stdin or an SSH key");
@@ -149,7 +161,10 @@ fn check_vm(
         }
         (None, true) => AdminLogin::Password(read_password_stdin()?),
         (None, false) => match ssh_key(ctx, args)? {
-            Some(key) => AdminLogin::Key(key),
+            Some((key, private)) => {
+                identity = private;
+                AdminLogin::Key(key)
+            }
             None => {
                 return Err(usage(
                     "no way to sign in to the VM: give --ssh-key-value, --generate-ssh-keys, a password (or --password-stdin), or have ~/.ssh/id_ed25519.pub",
@@ -171,6 +186,7 @@ fn check_vm(
         allow_from: args.allow_from.clone(),
         keep_on_failure: args.keep_on_failure,
         no_wait: args.no_wait,
+        identity,
     };
     Ok((checked, login))
 }
@@ -258,10 +274,17 @@ pub(crate) fn run_vm(ctx: &Ctx, global: &GlobalArgs, config: &Config, args: &VmC
 }
 
 /// The Docker create's own arguments, checked.
-fn check_docker(args: &DockerCreateArgs) -> anyhow::Result<Delivery> {
+fn check_docker(args: &DockerCreateArgs) -> anyhow::Result<(Delivery, Transport)> {
     // The classic command used the VM name as the DNS label too.
     rules::check_dns_label(&args.name).map_err(|e| usage(format!("the VM name is also its DNS label: {e}")))?;
     let handler = Delivery::parse(&args.handler).map_err(usage)?;
+    let transport = Transport::parse(&args.transport).map_err(usage)?;
+    docker::check_transport(transport, handler, args.vm.no_wait)?;
+    if transport == Transport::Ssh && (args.password.is_some() || args.vm.password_stdin) {
+        return Err(usage(
+            "--transport ssh logs in with an SSH key, not a password: give --ssh-key-value or --generate-ssh-keys (or have ~/.ssh/id_ed25519.pub)",
+        ));
+    }
     for o in &args.docker_options {
         azdock_ext_docker::check_option(o).map_err(usage)?;
     }
@@ -276,18 +299,27 @@ fn check_docker(args: &DockerCreateArgs) -> anyhow::Result<Delivery> {
             std::iter::once(san.clone()).partition(|s| s.parse::<std::net::IpAddr>().is_err());
         ServerRequest::new(&args.name, &dns, &ips).map_err(|e| usage(format!("--cert-san: {e}")))?;
     }
-    Ok(handler)
+    Ok((handler, transport))
 }
 
 /// The install arguments of a Docker create.
-fn install_args(args: &DockerCreateArgs, delivery: Delivery, cert_dir: &Path) -> Args {
+fn install_args(args: &DockerCreateArgs, delivery: Delivery, cert_dir: &Path, over_ssh: Option<&Path>) -> Args {
     let mut out = Args::new();
+    if let Some(identity) = over_ssh {
+        out.insert("transport".into(), ArgValue::Text(Transport::Ssh.name().into()));
+        out.insert("allow-from".into(), ArgValue::List(args.vm.allow_from.clone()));
+        if !identity.as_os_str().is_empty() {
+            out.insert("ssh-identity".into(), ArgValue::Text(identity.to_string_lossy().into_owned()));
+        }
+        // `-e/--ssh PORT` is sshd's port, as in the classic command.
+        out.insert("ssh-port".into(), ArgValue::Integer(i64::from(args.vm.ssh.unwrap_or(azdock_ext_docker::SSH_PORT))));
+    }
     out.insert("port".into(), ArgValue::Integer(i64::from(args.docker_port)));
     out.insert("handler".into(), ArgValue::Text(delivery.name().into()));
     out.insert("docker-option".into(), ArgValue::List(args.docker_options.clone()));
     // Announced already when open to any address; `*` keeps the plan from saying it again.
     let sources = if args.vm.allow_from.is_empty() { vec!["*".to_owned()] } else { args.vm.allow_from.clone() };
-    out.insert("allow-from".into(), ArgValue::List(sources));
+    out.entry("allow-from".into()).or_insert(ArgValue::List(sources));
     out.insert("cert-san".into(), ArgValue::List(args.cert_sans.clone()));
     out.insert("docker-cert-dir".into(), ArgValue::Text(cert_dir.to_string_lossy().into_owned()));
     out
@@ -313,6 +345,22 @@ fn confirm_open_port(ctx: &Ctx, args: &DockerCreateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The VM is born with the port its Docker clients use open: Docker's, or over SSH sshd's
+/// (unless `--ssh` opens that already).
+fn born_open(transport: Transport, docker_port: u16, ssh_port: Option<u16>) -> Vec<Inbound> {
+    match transport {
+        Transport::Tls => {
+            vec![Inbound { rule: azdock_ext_docker::RULE_NAME.into(), port: docker_port, protocol: Protocol::Tcp }]
+        }
+        Transport::Ssh if ssh_port.is_some() => Vec::new(),
+        Transport::Ssh => vec![Inbound {
+            rule: azdock_ext_docker::SSH_RULE_NAME.into(),
+            port: azdock_ext_docker::SSH_PORT,
+            protocol: Protocol::Tcp,
+        }],
+    }
+}
+
 /// `azdock vm docker create`: a VM create with the Docker extension.
 pub(crate) fn run_docker(
     ctx: &Ctx,
@@ -322,26 +370,32 @@ pub(crate) fn run_docker(
 ) -> anyhow::Result<()> {
     // Docker's own arguments first: checking the VM's may make an SSH key, which a refused
     // command line must not leave behind.
-    let delivery = check_docker(args)?;
+    let (delivery, transport) = check_docker(args)?;
     let (checked, login) = check_vm(ctx, &args.name, &args.image, &args.user, args.password.as_ref(), &args.vm)?;
     let cert_dir = docker::cert_dir(args.docker_cert_dir.as_deref(), config)?;
-    confirm_open_port(ctx, args)?;
+    let over_ssh = transport == Transport::Ssh;
+    if !over_ssh {
+        confirm_open_port(ctx, args)?;
+    }
     if delivery == Delivery::Handler(Handler::Legacy) {
         ctx.warn(azdock_ext_docker::LEGACY_WARNING);
     }
-    // The CA and client first: a passphrase problem stops the run before Azure is touched.
+    // The CA and client first: a passphrase problem stops the run before Azure is touched. A
+    // host reached over SSH has no certificates.
     let store = CertStore::new(&cert_dir);
-    super::certs::with_passphrases(|p| store.init(p))?;
-    let install = install_args(args, delivery, &cert_dir);
+    if !over_ssh {
+        super::certs::with_passphrases(|p| store.init(p))?;
+    }
+    let identity = checked.identity.clone().unwrap_or_default();
+    let install = install_args(args, delivery, &cert_dir, over_ssh.then_some(identity.as_path()));
     let data_dir = crate::config::data_dir()?;
     let extras = Extras { options: &args.docker_options, allow_from: &args.vm.allow_from, cert_sans: &args.cert_sans };
     let docker_ext = crate::plugins::builtin("docker")?;
     let result = session::block_on(async {
         let s = session::session(global, config).await?;
         let host = Host { arm: &s.arm, data_dir: &data_dir, events: ctx };
-        let rule =
-            Inbound { rule: azdock_ext_docker::RULE_NAME.into(), port: args.docker_port, protocol: Protocol::Tcp };
-        let spec = checked.new_vm(login, &s.subscription, vec![rule], Some(args.name.clone()));
+        let rules = born_open(transport, args.docker_port, checked.ssh_port);
+        let spec = checked.new_vm(login, &s.subscription, rules, Some(args.name.clone()));
         // The certificate directory keeps a server certificate per VM, by its identity.
         let owner = azdock_core::vm_identity(&s.arm.cloud().name, &spec.addr.path());
         let server_cert_existed = store.has_server(&args.name, &owner);
@@ -354,6 +408,9 @@ pub(crate) fn run_docker(
                 facts: facts.clone(),
                 run_id: azdock_host::run_id(),
             };
+            if over_ssh {
+                return Ok(None);
+            }
             let step = azdock_host::Step::start(ctx, format!("server certificate {}", args.name));
             step.ended(docker::mint(&cert_dir, &request), azdock_host::StepOutcome::Done)?;
             if delivery != Delivery::CloudInit {
@@ -393,7 +450,7 @@ pub(crate) fn run_docker(
             })
             .await
             .inspect_err(|_| {
-                if !server_cert_existed && !checked.keep_on_failure {
+                if !over_ssh && !server_cert_existed && !checked.keep_on_failure {
                     // Best effort beside the failure being reported: a re-run reuses it anyway.
                     let _ = store.remove_server(&args.name, &owner);
                 }

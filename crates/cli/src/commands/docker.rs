@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use azdock_azure_sm::CloudKind;
 use azdock_certs::{CertStore, Rotation};
-use azdock_core::{Args, PlanRequest, VmExtension};
+use azdock_core::{ArgValue, Args, PlanRequest, Transport, VmExtension};
 use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::docker::{self as hosts, DockerHost, Extras, HostRecord, Target};
 use azdock_host::{Host, Vm};
@@ -54,6 +54,9 @@ fn check_install(i: &ExtDockerInstallArgs) -> anyhow::Result<Handler> {
     let Some(handler) = delivery.handler() else {
         return Err(Usage::new(azdock_ext_docker::CLOUD_INIT_ON_EXISTING).into());
     };
+    if let Some(t) = &i.transport {
+        check_transport(Transport::parse(t).map_err(Usage::new)?, delivery, i.no_wait)?;
+    }
     for o in &i.docker_options {
         azdock_ext_docker::check_option(o).map_err(Usage::new)?;
     }
@@ -61,6 +64,28 @@ fn check_install(i: &ExtDockerInstallArgs) -> anyhow::Result<Handler> {
         azdock_ext_docker::check_source(s).map_err(Usage::new)?;
     }
     Ok(handler)
+}
+
+/// What the SSH transport needs: the customscript handler, which prints the VM's host keys,
+/// and a wait for that output, from which the keys are pinned.
+pub(crate) fn check_transport(transport: Transport, delivery: Delivery, no_wait: bool) -> anyhow::Result<()> {
+    if transport != Transport::Ssh {
+        return Ok(());
+    }
+    if delivery != Delivery::Handler(Handler::CustomScript) {
+        return Err(Usage::new(format!(
+            "--transport ssh is installed by the customscript handler (it reports the VM's SSH host keys for azdock to pin), not {}",
+            delivery.name()
+        ))
+        .into());
+    }
+    if no_wait {
+        return Err(Usage::new(
+            "--transport ssh cannot be used with --no-wait: the VM's SSH host keys are pinned from the install's output, which --no-wait does not wait for",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 pub(crate) fn run_ext(
@@ -141,7 +166,9 @@ pub(crate) async fn install_on(
 ) -> anyhow::Result<(DockerHost, Value)> {
     let cannot_run = daemon_cannot_run(&vm, ctx);
     let cert_dir = how.cert_dir;
-    let prepare = |request: &PlanRequest| mint(cert_dir, request);
+    let over_ssh = args.get("transport").is_some_and(|t| matches!(t, ArgValue::Text(t) if t == Transport::Ssh.name()));
+    // A host reached over SSH has no server certificate to mint.
+    let prepare = |request: &PlanRequest| if over_ssh { Ok(()) } else { mint(cert_dir, request) };
     let how = hosts::Install { prepare: Some(&prepare), cannot_run: cannot_run.as_deref(), ..how };
     Ok(host.install_docker(docker, vm, args, how).await?)
 }
@@ -211,12 +238,31 @@ async fn install_existing(
     handler: Handler,
 ) -> anyhow::Result<Value> {
     let extras = Extras { options: &i.docker_options, allow_from: &i.allow_from, cert_sans: &i.cert_sans };
-    let args = hosts::install_args(target.port, &target.cert_dir, handler.name(), extras);
+    // The transport given, else the one the host has: a reinstall keeps it.
+    let transport = i.transport.as_deref().map_or(Ok(target.transport()), Transport::parse).map_err(Usage::new)?;
+    check_transport(transport, Delivery::Handler(handler), i.no_wait)?;
+    let recorded_tls_port = target.recorded.as_ref().filter(|h| h.transport == Transport::Ssh).map(|_| 2376);
+    let mut args = hosts::install_args(
+        i.target.port.or(recorded_tls_port).unwrap_or(target.port),
+        &target.cert_dir,
+        handler.name(),
+        extras,
+    );
+    if transport == Transport::Ssh {
+        args.insert("transport".into(), ArgValue::Text(transport.name().into()));
+        args.extend(target.transport_args());
+        if let Some(port) = i.ssh_port {
+            args.insert("ssh-port".into(), ArgValue::Integer(i64::from(port)));
+        }
+    }
     let vm = azdock_host::vm::inspect(host.arm, &target.addr).await?;
     let how = install(handler, &target.cert_dir, extras, !i.no_wait, i.take_over);
     let (entry, daemon) = install_on(ctx, host, docker, vm, &args, how).await?;
     let context = finish_client(ctx, &entry);
-    let certificate = hosts::certificate_info(&target.cert_dir, &entry.name, &entry.identity());
+    let certificate = match entry.transport {
+        Transport::Tls => hosts::certificate_info(&target.cert_dir, &entry.name, &entry.identity()),
+        Transport::Ssh => Value::Null,
+    };
     Ok(hosts::report(&entry, &daemon, &certificate, context.as_deref()))
 }
 
@@ -230,7 +276,7 @@ pub(crate) fn finish_client(ctx: &Ctx, host: &DockerHost) -> Option<String> {
             None
         }
     };
-    ctx.info(&format!("connect with: docker --tlsverify -H {} info", host.docker_host()));
+    ctx.info(&format!("connect with: {}", host.connect_line()));
     if let Some(c) = &context {
         ctx.info(&format!("or: docker --context {c} info"));
     }
@@ -266,6 +312,9 @@ fn rotate(ctx: &Ctx, global: &GlobalArgs, config: &Config, r: &ExtDockerRotateAr
             .then(azdock_emulator::Emulator::docker_unavailable_reason)
             .flatten();
         let targets = host.docker_targets(addrs, r.port, r.docker_cert_dir.as_deref(), &default_dir)?;
+        if let Some(ssh) = targets.iter().find(|t| t.transport() == Transport::Ssh) {
+            return Err(Usage::new(format!("{}: {}", ssh.addr.name, azdock_ext_docker::NO_CERTS_OVER_SSH)).into());
+        }
         let how = |mint| hosts::Rotate {
             docker: &*docker,
             mint,
@@ -355,14 +404,20 @@ pub(crate) fn run_client(ctx: &Ctx, command: &DockerCommand) -> anyhow::Result<(
 
 /// docker-machine's `env` output for a shell: the variables, then how to apply them.
 pub(crate) fn env_script(host: &DockerHost, spelling: &str, shell: Shell, unset: bool) -> String {
+    let over_ssh = host.transport == Transport::Ssh;
     let vars = [
-        ("DOCKER_TLS_VERIFY", "1".to_owned()),
-        ("DOCKER_HOST", host.docker_host()),
-        ("DOCKER_CERT_PATH", host.cert_dir.to_string_lossy().into_owned()),
-        ("DOCKER_MACHINE_NAME", host.name.clone()),
+        ("DOCKER_TLS_VERIFY", (!over_ssh).then(|| "1".to_owned())),
+        ("DOCKER_HOST", Some(host.docker_host())),
+        ("DOCKER_CERT_PATH", (!over_ssh).then(|| host.cert_dir.to_string_lossy().into_owned())),
+        ("DOCKER_MACHINE_NAME", Some(host.name.clone())),
     ];
     let mut out = String::new();
     for (k, v) in &vars {
+        // Over SSH, the TLS variables a TLS host's env set are unset: docker would use them.
+        let (v, unset) = match v {
+            Some(v) => (v.as_str(), unset),
+            None => ("", true),
+        };
         let line = match (shell, unset) {
             (Shell::Bash | Shell::Zsh, false) => format!("export {k}=\"{v}\""),
             (Shell::Bash | Shell::Zsh, true) => format!("unset {k}"),
@@ -395,10 +450,9 @@ pub(crate) fn env_script(host: &DockerHost, spelling: &str, shell: Shell, unset:
     out.push_str(&how);
     if CloudKind::of(&host.cloud) == CloudKind::Local && !unset {
         let comment = if shell == Shell::Cmd { "REM" } else { "#" };
-        let _ = writeln!(
-            out,
-            "{comment} The local cloud's FQDNs do not resolve: DOCKER_HOST uses the public IP, which the server certificate carries."
-        );
+        let why = if over_ssh { "where the VM's sshd listens" } else { "which the server certificate carries" };
+        let _ =
+            writeln!(out, "{comment} The local cloud's FQDNs do not resolve: DOCKER_HOST uses the public IP, {why}.");
     }
     out
 }

@@ -132,9 +132,12 @@ pub(crate) fn ensure_running() -> anyhow::Result<Value> {
 fn status(service: &Service) -> anyhow::Result<Value> {
     let docker = Emulator::docker_unavailable_reason().unwrap_or_else(|| "available".into());
     let scripts = Emulator::script_unavailable_reason().unwrap_or_else(|| "available".into());
+    let ssh = Emulator::ssh_unavailable_reason().unwrap_or_else(|| "available".into());
     let dir = service.dir();
     let Some(server) = service.running() else {
-        return Ok(json!({"status": "stopped", "stateDir": dir, "dockerDaemons": docker, "scripts": scripts}));
+        return Ok(
+            json!({"status": "stopped", "stateDir": dir, "dockerDaemons": docker, "scripts": scripts, "ssh": ssh}),
+        );
     };
     let base = server["baseUrl"].as_str().unwrap_or_default().to_owned();
     let (status, health) = admin(service, reqwest::Method::GET, "/health")?;
@@ -144,7 +147,7 @@ fn status(service: &Service) -> anyhow::Result<Value> {
     Ok(json!({
         "status": "running", "endpoint": base, "pid": server["pid"], "resources": health["resources"], "vms": health["vms"],
         "operations": health["operations"], "stateDir": dir, "dockerDaemons": docker, "scripts": scripts,
-        "clients": service.who_may_connect(),
+        "ssh": ssh, "sshEndpoints": health["sshEndpoints"], "clients": service.who_may_connect(),
     }))
 }
 

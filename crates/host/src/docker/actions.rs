@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use azdock_core::{ArgValue, Args, PlanRequest, VmExtension};
+use azdock_core::{ArgValue, Args, PlanRequest, Transport, VmExtension};
 use serde_json::{Value, json};
 
 use super::install::Install;
@@ -59,6 +59,30 @@ impl Target {
             cert_dir: host.cert_dir.clone(),
             recorded: Some(host),
         }
+    }
+
+    /// How the recorded host is reached, as the Docker extension's arguments: the transport,
+    /// sshd's port and the user for SSH, and the admin's SSH key when azdock knows it (a TLS
+    /// host keeps it for a switch back).
+    pub fn transport_args(&self) -> Args {
+        let mut args = Args::new();
+        let Some(host) = &self.recorded else { return args };
+        if host.transport == Transport::Ssh {
+            args.insert("transport".into(), ArgValue::Text(Transport::Ssh.name().into()));
+            args.insert("ssh-port".into(), ArgValue::Integer(i64::from(host.port)));
+            if let Some(user) = &host.ssh_user {
+                args.insert("ssh-user".into(), ArgValue::Text(user.clone()));
+            }
+        }
+        if let Some(identity) = &host.ssh_identity {
+            args.insert("ssh-identity".into(), ArgValue::Text(identity.to_string_lossy().into_owned()));
+        }
+        args
+    }
+
+    /// How the recorded host is reached (TLS when not recorded).
+    pub fn transport(&self) -> Transport {
+        self.recorded.as_ref().map_or(Transport::Tls, |h| h.transport)
     }
 
     /// The handler the host was set up with, for a push: a cloud-init host is updated through
@@ -161,7 +185,8 @@ impl Host<'_> {
         verify: bool,
         installed: impl Fn(&azdock_core::VmFacts) -> Option<(&'static str, azdock_core::InstalledExtension)>,
     ) -> Result<Value> {
-        let args = base_args(Some(target.port), &target.cert_dir);
+        let mut args = base_args(Some(target.port), &target.cert_dir);
+        args.extend(target.transport_args());
         let invocation = Invocation {
             extension: docker,
             action: if verify { "verify" } else { "status" },
@@ -290,8 +315,12 @@ impl Host<'_> {
         new_ca: impl FnOnce() -> Result<()>,
     ) -> Result<(Vec<Pushed>, Vec<DockerHost>)> {
         let record = HostRecord::new(self.data_dir);
-        let affected: Vec<DockerHost> =
-            record.load()?.all().filter(|h| same_dir(&h.cert_dir, cert_dir)).cloned().collect();
+        let affected: Vec<DockerHost> = record
+            .load()?
+            .all()
+            .filter(|h| h.transport == Transport::Tls && same_dir(&h.cert_dir, cert_dir))
+            .cloned()
+            .collect();
         // Hosts recorded before azdock kept each host's CA carry the one about to be replaced.
         if let Some(old) = ca_fingerprint(cert_dir) {
             let unknown: Vec<String> = affected.iter().filter(|h| h.ca.is_none()).map(DockerHost::key).collect();
@@ -311,7 +340,7 @@ impl Host<'_> {
         let hosts = HostRecord::new(self.data_dir).load()?;
         let (here, elsewhere): (Vec<DockerHost>, Vec<DockerHost>) = hosts
             .all()
-            .filter(|h| h.ca_state() == CaState::Old)
+            .filter(|h| h.transport == Transport::Tls && h.ca_state() == CaState::Old)
             .cloned()
             .partition(|h| h.cloud.eq_ignore_ascii_case(self.cloud_name()));
         for h in &elsewhere {

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use azdock_core::{Args, InstalledExtension, VmExtension};
+use azdock_core::{Args, InstalledExtension, Transport, VmExtension};
 use serde_json::{Value, json};
 
 use super::{DockerHost, Extras, HostRecord, ca_fingerprint, certificate_info, daemon_json, report};
@@ -92,7 +92,7 @@ impl Host<'_> {
     /// Records the Docker host a run of the extension set up.
     pub fn record_docker(&self, ran: &Ran, handler: &str, cert_dir: &Path, extras: Extras<'_>) -> Result<DockerHost> {
         let (address, _) = ran.vm.endpoint()?;
-        self.remember(DockerHost::of(&ran.vm, &address, port_of(ran)?, handler, cert_dir, extras))
+        self.remember(host_of(ran, &address, handler, cert_dir, extras)?)
     }
 
     /// Records a host as carrying the CA now in its certificate directory.
@@ -101,6 +101,27 @@ impl Host<'_> {
         HostRecord::new(self.data_dir).record(entry.clone())?;
         Ok(entry)
     }
+}
+
+/// The transport a Docker action's request names (TLS when absent).
+pub(super) fn transport_of(ran: &Ran) -> Result<Transport> {
+    ran.request.text("transport").map_or(Ok(Transport::Tls), |t| Transport::parse(t).map_err(Error::Usage))
+}
+
+/// The host a run of the extension is about, as the record keeps it: over SSH, with sshd's
+/// port and the user it logs in as.
+fn host_of(ran: &Ran, address: &str, handler: &str, cert_dir: &Path, extras: Extras<'_>) -> Result<DockerHost> {
+    let vm = &ran.vm;
+    Ok(match transport_of(ran)? {
+        Transport::Tls => DockerHost::of(vm, address, port_of(ran)?, handler, cert_dir, extras),
+        Transport::Ssh => {
+            let port = ran.request.integer("ssh-port").and_then(|p| u16::try_from(p).ok()).unwrap_or(22);
+            let user = ran.request.text("ssh-user").map(str::to_owned).or_else(|| vm.facts.admin_username.clone());
+            let user = user.ok_or_else(|| Error::Failed("the VM's admin user is unknown".into()))?;
+            let identity = ran.request.text("ssh-identity").map(Path::new);
+            DockerHost::of(vm, address, port, handler, cert_dir, extras).over_ssh(&user, port, identity)
+        }
+    })
 }
 
 /// What `ext docker status` and `verify` report from a run of the extension's own plan:
@@ -120,16 +141,26 @@ pub fn probe_report(
         _ => json!({"status": "unreachable"}),
     };
     let handler = installed.map_or("none", |(h, _)| h);
-    let entry = DockerHost::of(vm, &address, port_of(ran)?, handler, cert_dir, Extras::default());
-    let mut out = report(&entry, &daemon, &certificate_info(cert_dir, &vm.facts.name, &vm.facts.identity()), None);
+    let entry = host_of(ran, &address, handler, cert_dir, Extras::default())?;
+    let certificate = match entry.transport {
+        Transport::Tls => certificate_info(cert_dir, &vm.facts.name, &vm.facts.identity()),
+        Transport::Ssh => Value::Null,
+    };
+    let mut out = report(&entry, &daemon, &certificate, None);
     let rule = endpoint.and_then(|e| e.admitted_by.clone());
     if verify {
         let Some(Ok(Some(info))) = endpoint.map(|e| &e.answer) else {
             return Err(Error::Failed("the daemon did not answer".into()));
         };
         out["handler"] = Value::Null;
-        out["checks"] =
-            json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]});
+        out["checks"] = match entry.transport {
+            Transport::Tls => {
+                json!({"nsgRule": rule, "tlsHandshake": "ok", "ping": info.ping, "version": info.version["Version"]})
+            }
+            Transport::Ssh => {
+                json!({"nsgRule": rule, "hostKey": "pinned", "sshLogin": "ok", "version": info.version["Version"]})
+            }
+        };
     } else {
         out["extension"] = installed.map_or(Value::Null, |(_, e)| {
             let message = e.statuses.first().and_then(|s| s.message.clone());

@@ -17,7 +17,7 @@ use azdock_certs::CertStore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use azdock_core::InstalledExtension;
+use azdock_core::{InstalledExtension, Transport};
 
 use crate::probe::{DaemonInfo, Identity};
 use crate::vm::Vm;
@@ -49,6 +49,22 @@ pub struct DockerHost {
     /// after a CA rotation that did not reach it, not the CA in its certificate directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<String>,
+    /// How clients reach the daemon; with [`Transport::Ssh`], `port` is sshd's.
+    #[serde(default, skip_serializing_if = "is_tls")]
+    pub transport: Transport,
+    /// The user an SSH-transport host is logged in to as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_user: Option<String>,
+    /// The private key azdock gave the VM's admin the public half of, when it knows it: the
+    /// key its own checks log in with (without it, ssh picks, as the docker CLI's ssh does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_identity: Option<PathBuf>,
+}
+
+// serde's `skip_serializing_if` hands a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_tls(t: &Transport) -> bool {
+    *t == Transport::Tls
 }
 
 /// What a Docker host was set up with beside its port, kept so a rotation can push the same.
@@ -77,6 +93,22 @@ impl DockerHost {
             allow_from: extras.allow_from.to_vec(),
             cert_sans: extras.cert_sans.to_vec(),
             ca: None,
+            transport: Transport::Tls,
+            ssh_user: None,
+            ssh_identity: None,
+        }
+    }
+
+    /// The host reached over SSH as `user` on sshd's `port` instead, with `identity` (a
+    /// private key's path) when known.
+    #[must_use]
+    pub fn over_ssh(self, user: &str, port: u16, identity: Option<&Path>) -> Self {
+        Self {
+            transport: Transport::Ssh,
+            ssh_user: Some(user.to_owned()),
+            ssh_identity: identity.map(Path::to_owned),
+            port,
+            ..self
         }
     }
 
@@ -97,10 +129,29 @@ impl DockerHost {
         )
     }
 
-    /// `tcp://<address>:<port>`, Docker's `DOCKER_HOST`.
+    /// Docker's `DOCKER_HOST`: `tcp://<address>:<port>`, or `ssh://<user>@<address>` (with
+    /// `:<port>` off port 22).
     pub fn docker_host(&self) -> String {
         let address = if self.address.contains(':') { format!("[{}]", self.address) } else { self.address.clone() };
-        format!("tcp://{address}:{}", self.port)
+        match self.transport {
+            Transport::Tls => format!("tcp://{address}:{}", self.port),
+            Transport::Ssh => {
+                let user = self.ssh_user.as_deref().unwrap_or("azureuser");
+                if self.port == 22 {
+                    format!("ssh://{user}@{address}")
+                } else {
+                    format!("ssh://{user}@{address}:{}", self.port)
+                }
+            }
+        }
+    }
+
+    /// The docker command line that reaches the host without a context.
+    pub fn connect_line(&self) -> String {
+        match self.transport {
+            Transport::Tls => format!("docker --tlsverify -H {} info", self.docker_host()),
+            Transport::Ssh => format!("docker -H {} info", self.docker_host()),
+        }
     }
 }
 
@@ -161,7 +212,8 @@ pub fn report(host: &DockerHost, daemon: &Value, certificate: &Value, context: O
         "daemon": daemon,
         "certificate": certificate,
         "context": context,
-        "connect": format!("docker --tlsverify -H {} info", host.docker_host()),
+        "transport": host.transport,
+        "connect": host.connect_line(),
     })
 }
 
@@ -169,13 +221,17 @@ pub fn report(host: &DockerHost, daemon: &Value, certificate: &Value, context: O
 /// the `docker` CLI is installed. Returns the context name, or why there is none.
 pub fn docker_context(host: &DockerHost, name: &str) -> std::result::Result<String, String> {
     let store = CertStore::new(&host.cert_dir);
-    let endpoint = format!(
-        "host={},ca={},cert={},key={}",
-        host.docker_host(),
-        store.ca_path().display(),
-        store.client_cert_path().display(),
-        store.client_key_path().display()
-    );
+    let endpoint = match host.transport {
+        Transport::Tls => format!(
+            "host={},ca={},cert={},key={}",
+            host.docker_host(),
+            store.ca_path().display(),
+            store.client_cert_path().display(),
+            store.client_key_path().display()
+        ),
+        // The docker CLI runs ssh itself, with the user's keys and the pinned known_hosts.
+        Transport::Ssh => format!("host={}", host.docker_host()),
+    };
     let exists = std::process::Command::new("docker")
         .args(["context", "inspect", name])
         .stdout(std::process::Stdio::null())
@@ -241,6 +297,9 @@ mod tests {
             allow_from: vec![],
             cert_sans: vec![],
             ca: None,
+            transport: Transport::Tls,
+            ssh_user: None,
+            ssh_identity: None,
         }
     }
 

@@ -154,8 +154,12 @@ impl HostRecord {
     }
 
     /// Adds or replaces a host.
-    pub fn record(&self, host: DockerHost) -> Result<()> {
+    pub fn record(&self, mut host: DockerHost) -> Result<()> {
         self.change(|hosts| {
+            // The admin's SSH key outlives a switch to TLS: a switch back logs in with it.
+            if host.ssh_identity.is_none() {
+                host.ssh_identity = hosts.0.get(&host.key()).and_then(|old| old.ssh_identity.clone());
+            }
             hosts.0.insert(host.key(), host);
             true
         })
