@@ -292,6 +292,54 @@ pub fn cert_dir_of(request: &PlanRequest) -> Result<PathBuf, ExtensionError> {
         .ok_or_else(|| ExtensionError::Failed("cannot find the home directory; pass --docker-cert-dir".into()))
 }
 
+/// A CustomScript run of `script`, in the VM's CustomScript instance (else one named `docker`),
+/// run again each time (a fresh `forceUpdateTag`).
+fn customscript_put(request: &PlanRequest, script: &str) -> Operation {
+    let spec = Handler::CustomScript.spec();
+    let name =
+        request.facts.extension_of(&spec.publisher, &spec.kind).map_or_else(|| "docker".to_owned(), |e| e.name.clone());
+    Operation::Put(Box::new(ExtensionInstance {
+        name,
+        publisher: spec.publisher,
+        kind: spec.kind,
+        type_handler_version: spec.type_handler_version,
+        auto_upgrade_minor_version: true,
+        force_update_tag: Some(request.run_id.clone()),
+        settings: serde_json::json!({}),
+        protected_settings: Some(payload::customscript_protected(script)),
+    }))
+}
+
+/// What an install opens and passes on, checked.
+struct Opening {
+    /// `--docker-option`s.
+    options: Vec<String>,
+    /// `--allow-from` sources; none given is any (`*`).
+    sources: Vec<String>,
+    /// For the user: the port is open to any address.
+    notes: Vec<String>,
+}
+
+impl Opening {
+    /// Checks the request's options and sources; `open_note` is told when no source is given.
+    fn of(request: &PlanRequest, open_note: &str) -> Result<Self, ExtensionError> {
+        let options = request.list("docker-option").to_vec();
+        for option in &options {
+            check_option(option).map_err(|m| invalid("docker-option", m))?;
+        }
+        let mut sources = request.list("allow-from").to_vec();
+        for source in &sources {
+            check_source(source).map_err(|m| invalid("allow-from", m))?;
+        }
+        let mut notes = Vec::new();
+        if sources.is_empty() {
+            sources.push("*".into());
+            notes.push(open_note.to_owned());
+        }
+        Ok(Self { options, sources, notes })
+    }
+}
+
 /// The `transport` argument, checked.
 pub fn transport_of(request: &PlanRequest) -> Result<Transport, ExtensionError> {
     Transport::parse(request.text("transport").unwrap_or("tls")).map_err(|m| invalid("transport", m))
@@ -394,19 +442,7 @@ impl DockerExtension {
         let Delivery::Handler(handler) = delivery else {
             return Err(invalid("handler", CLOUD_INIT_ON_EXISTING));
         };
-        let options = request.list("docker-option").to_vec();
-        for option in &options {
-            check_option(option).map_err(|m| invalid("docker-option", m))?;
-        }
-        let mut sources = request.list("allow-from").to_vec();
-        for source in &sources {
-            check_source(source).map_err(|m| invalid("allow-from", m))?;
-        }
-        let mut notes = Vec::new();
-        if sources.is_empty() {
-            sources.push("*".into());
-            notes.push(OPEN_TO_ANY_NOTE.to_owned());
-        }
+        let Opening { options, sources, mut notes } = Opening::of(request, OPEN_TO_ANY_NOTE)?;
         let setup = docker_setup(request, port, options)?;
         let spec = handler.spec();
         let existing = request.facts.extension_of(&spec.publisher, &spec.kind).map(|e| e.name.clone());
@@ -472,23 +508,9 @@ impl DockerExtension {
                 ));
             }
         }
-        let options = request.list("docker-option").to_vec();
-        for option in &options {
-            check_option(option).map_err(|m| invalid("docker-option", m))?;
-        }
-        let mut sources = request.list("allow-from").to_vec();
-        for source in &sources {
-            check_source(source).map_err(|m| invalid("allow-from", m))?;
-        }
-        let mut notes = Vec::new();
-        if sources.is_empty() {
-            sources.push("*".into());
-            notes.push(SSH_OPEN_TO_ANY_NOTE.to_owned());
-        }
+        let Opening { options, sources, notes } = Opening::of(request, SSH_OPEN_TO_ANY_NOTE)?;
         let login = SshLogin::of(request)?;
         let setup = SocketSetup { options, admin_user: login.user.clone() };
-        let spec = Handler::CustomScript.spec();
-        let existing = request.facts.extension_of(&spec.publisher, &spec.kind).map(|e| e.name.clone());
         Ok(Plan {
             prerequisites: vec![Step::OpenInboundPort {
                 rule_name: SSH_RULE_NAME.into(),
@@ -496,16 +518,7 @@ impl DockerExtension {
                 protocol: Protocol::Tcp,
                 sources,
             }],
-            operation: Operation::Put(Box::new(ExtensionInstance {
-                name: existing.unwrap_or_else(|| "docker".into()),
-                publisher: spec.publisher,
-                kind: spec.kind,
-                type_handler_version: spec.type_handler_version,
-                auto_upgrade_minor_version: true,
-                force_update_tag: Some(request.run_id.clone()),
-                settings: serde_json::json!({}),
-                protected_settings: Some(payload::customscript_protected(&setup.install_script())),
-            })),
+            operation: customscript_put(request, &setup.install_script()),
             follow_ups: vec![
                 // A TLS listener an earlier install opened is closed on the VM; its rule goes too.
                 Step::CloseInboundPort { rule_name: RULE_NAME.into() },
@@ -526,22 +539,7 @@ impl DockerExtension {
         };
         let operation = match legacy {
             Some(ext) => Operation::Delete { name: ext.name },
-            None => {
-                let spec = Handler::CustomScript.spec();
-                let name = facts
-                    .extension_of(&spec.publisher, &spec.kind)
-                    .map_or_else(|| "docker".to_owned(), |e| e.name.clone());
-                Operation::Put(Box::new(ExtensionInstance {
-                    name,
-                    publisher: spec.publisher,
-                    kind: spec.kind,
-                    type_handler_version: spec.type_handler_version,
-                    auto_upgrade_minor_version: true,
-                    force_update_tag: Some(request.run_id.clone()),
-                    settings: serde_json::json!({}),
-                    protected_settings: Some(payload::customscript_protected(&uninstall_script(port))),
-                }))
-            }
+            None => customscript_put(request, &uninstall_script(port)),
         };
         let mut plan = Plan::new(operation);
         plan.follow_ups.push(Step::CloseInboundPort { rule_name: RULE_NAME.into() });

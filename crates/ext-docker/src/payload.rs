@@ -138,14 +138,10 @@ impl DockerSetup {
         // The drop-in names dockerd where this distribution put it; the heredoc is unquoted
         // for that one variable, and nothing else in it expands.
         let _ = write!(s, "put_file {DROP_IN_PATH} 644 <<AZDOCK_UNIT\n{}AZDOCK_UNIT\n", self.drop_in("$DOCKERD"));
-        let _ = s.write_all(ADD_TO_DOCKER_GROUP.as_bytes());
-        let _ = write!(
-            s,
-            "{}",
-            restart_docker(
-                "docker restarted with TLS on tcp://0.0.0.0:$PORT",
-                "nothing to change: docker already listens with TLS on port $PORT"
-            )
+        finish_script(
+            &mut s,
+            "docker restarted with TLS on tcp://0.0.0.0:$PORT",
+            "nothing to change: docker already listens with TLS on port $PORT",
         );
         s.into_secret_string().unwrap_or_default()
     }
@@ -256,9 +252,12 @@ fi
 
 "#;
 
-/// Restarts Docker when something changed (or it is not running), saying which.
-fn restart_docker(restarted: &str, unchanged: &str) -> String {
-    format!(
+/// What every install script ends with: the admin user in the `docker` group, and Docker
+/// restarted when something changed (or it is not running), saying which.
+fn finish_script(s: &mut impl std::io::Write, restarted: &str, unchanged: &str) {
+    let _ = s.write_all(ADD_TO_DOCKER_GROUP.as_bytes());
+    let _ = write!(
+        s,
         r#"if [ "$changed" = 1 ] || ! systemctl is-active --quiet docker; then
   systemctl daemon-reload
   systemctl enable docker
@@ -268,7 +267,7 @@ else
   log "{unchanged}"
 fi
 "#
-    )
+    );
 }
 
 /// A Docker host reached over SSH: dockerd on its unix socket only, so no daemon port faces the
@@ -321,14 +320,10 @@ done
 getent group docker >/dev/null 2>&1 || groupadd --system docker
 "#
         );
-        let _ = s.write_all(ADD_TO_DOCKER_GROUP.as_bytes());
-        let _ = write!(
-            s,
-            "{}",
-            restart_docker(
-                "docker restarted on its unix socket only (no TCP listener)",
-                "nothing to change: docker already listens on its unix socket only"
-            )
+        finish_script(
+            &mut s,
+            "docker restarted on its unix socket only (no TCP listener)",
+            "nothing to change: docker already listens on its unix socket only",
         );
         let _ = write!(
             s,

@@ -226,12 +226,21 @@ pub async fn docker(host: &str, port: u16, identity: &Identity, timeout: Duratio
 /// Tries until the daemon answers or `timeout` passes (at least once); permanent failures end
 /// the wait at once.
 pub async fn wait(host: &str, port: u16, identity: &Identity, timeout: Duration) -> Result<DaemonInfo, Failure> {
+    retry(timeout, || docker(host, port, identity, Duration::from_secs(5)), Failure::permanent).await
+}
+
+/// Runs `attempt` a second apart until it succeeds or `timeout` passes (at least once); a
+/// failure `permanent` says waiting will not fix ends the wait at once.
+pub(crate) async fn retry<T, E, F: std::future::Future<Output = Result<T, E>>>(
+    timeout: Duration,
+    mut attempt: impl FnMut() -> F,
+    permanent: impl Fn(&E) -> bool,
+) -> Result<T, E> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let attempt = docker(host, port, identity, Duration::from_secs(5)).await;
-        match attempt {
+        match attempt().await {
             Ok(info) => return Ok(info),
-            Err(f) if f.permanent() || tokio::time::Instant::now() + Duration::from_secs(1) > deadline => {
+            Err(f) if permanent(&f) || tokio::time::Instant::now() + Duration::from_secs(1) > deadline => {
                 return Err(f);
             }
             Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,

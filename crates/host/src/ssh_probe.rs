@@ -165,16 +165,7 @@ pub async fn docker(target: &SshTarget<'_>, timeout: Duration) -> Result<DaemonI
 /// Tries until the daemon answers or `timeout` passes (at least once); permanent failures end
 /// the wait at once.
 pub async fn wait(target: &SshTarget<'_>, timeout: Duration) -> Result<DaemonInfo, SshFailure> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        match docker(target, Duration::from_secs(10)).await {
-            Ok(info) => return Ok(info),
-            Err(f) if f.permanent() || tokio::time::Instant::now() + Duration::from_secs(1) > deadline => {
-                return Err(f);
-            }
-            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-        }
-    }
+    crate::probe::retry(timeout, || docker(target, Duration::from_secs(10)), SshFailure::permanent).await
 }
 
 #[cfg(test)]
