@@ -33,7 +33,16 @@ fn request(action: &str, dir: &std::path::Path, extra: &[(&str, ArgValue)]) -> P
 
 #[test]
 fn the_manifest_is_valid() {
-    DockerExtension::default().manifest().validate().unwrap();
+    let ext = DockerExtension::default();
+    ext.manifest().validate().unwrap();
+    // Every action that reaches the daemon takes the transport and how SSH logs in.
+    for action in ["install", "rotate-certs", "status", "verify"] {
+        let spec = ext.manifest().actions.iter().find(|a| a.name == action).unwrap();
+        let names: Vec<&str> = spec.args.iter().map(|a| a.name.as_str()).collect();
+        for arg in ["transport", "ssh-port", "ssh-user", "ssh-identity"] {
+            assert!(names.contains(&arg), "{action} lacks {arg}: {names:?}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -207,4 +216,110 @@ async fn status_looks_once_and_verify_waits_as_long_as_asked() {
         assert!(e.to_string().contains(&format!("{bad} is not a number of seconds from 1 to 3600")), "{e}");
     }
     assert!(matches!(ext.plan(&long).await.unwrap().operation, azdock_core::Operation::Inspect));
+}
+
+fn ssh() -> [(&'static str, ArgValue); 1] {
+    [("transport", ArgValue::Text("ssh".into()))]
+}
+
+#[tokio::test]
+async fn over_ssh_the_plan_opens_sshd_only_pins_keys_and_waits_for_docker_through_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = DockerExtension::default();
+    let mut req = request(
+        "install",
+        dir.path(),
+        &[
+            ("transport", ArgValue::Text("ssh".into())),
+            ("allow-from", ArgValue::List(vec!["203.0.113.0/24".into()])),
+            ("ssh-identity", ArgValue::Text("/keys/id".into())),
+        ],
+    );
+    req.facts.extensions.push(InstalledExtension {
+        name: "setup".into(),
+        publisher: "Microsoft.Azure.Extensions".into(),
+        kind: "CustomScript".into(),
+        type_handler_version: "2.1".into(),
+        provisioning_state: None,
+        settings: serde_json::Value::Null,
+        statuses: vec![],
+        substatuses: vec![],
+        owner: None,
+    });
+    let plan = ext.plan(&req).await.unwrap();
+    assert!(
+        matches!(&plan.prerequisites[..], [Step::OpenInboundPort { rule_name, port: 22, sources, .. }] if rule_name == SSH_RULE_NAME && sources == &["203.0.113.0/24"]),
+        "{:?}",
+        plan.prerequisites
+    );
+    assert!(plan.notes.is_empty(), "{:?}", plan.notes);
+    let Operation::Put(instance) = &plan.operation else { panic!("a put") };
+    assert_eq!((instance.name.as_str(), instance.kind.as_str()), ("setup", "CustomScript"));
+    let script = instance.protected_settings.as_ref().unwrap().expose()["script"].as_str().unwrap().to_owned();
+    let script =
+        String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, script).unwrap()).unwrap();
+    assert!(script.contains("-H fd://") && !script.contains("tcp://") && script.contains(HOST_KEY_PREFIX_IN_SCRIPT));
+    assert!(!dir.path().join("web1-server-cert.pem").exists(), "no server certificate over SSH");
+    let known_hosts = known_hosts_path().unwrap().to_string_lossy().into_owned();
+    let home = std::env::home_dir().unwrap();
+    assert_eq!(std::path::Path::new(&known_hosts), home.join(".ssh/known_hosts"), "ssh's own file");
+    assert_eq!(
+        plan.follow_ups,
+        vec![
+            Step::CloseInboundPort { rule_name: RULE_NAME.into() },
+            Step::PinHostKeys { known_hosts: known_hosts.clone(), port: 22 },
+            Step::WaitForEndpoint {
+                port: 22,
+                probe: Probe::Ssh { user: "azureuser".into(), known_hosts, identity: Some("/keys/id".into()) },
+                timeout_secs: READY_TIMEOUT_SECS,
+            },
+        ]
+    );
+    // No source: any, said once.
+    let open = ext.plan(&request("install", dir.path(), &ssh())).await.unwrap();
+    assert!(matches!(&open.prerequisites[0], Step::OpenInboundPort { sources, .. } if sources == &["*"]));
+    assert_eq!(open.notes, vec![SSH_OPEN_TO_ANY_NOTE.to_owned()]);
+}
+
+/// What the SSH install script prints before each host key.
+const HOST_KEY_PREFIX_IN_SCRIPT: &str = "printf 'azdock-host-key %s\\n'";
+
+#[tokio::test]
+async fn over_ssh_status_logs_in_and_what_cannot_work_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ext = DockerExtension::default();
+    let extra = [
+        ("transport", ArgValue::Text("ssh".into())),
+        ("ssh-port", ArgValue::Integer(2222)),
+        ("ssh-user", ArgValue::Text("ops".into())),
+    ];
+    let status = ext.plan(&request("status", dir.path(), &extra)).await.unwrap();
+    assert!(
+        matches!(&status.follow_ups[..], [Step::WaitForEndpoint { port: 2222, probe: Probe::Ssh { user, identity: None, .. }, timeout_secs: 0 }] if user == "ops"),
+        "{:?}",
+        status.follow_ups
+    );
+    assert_eq!(status.operation, Operation::Inspect);
+    let refused = |action: &str, extra: &[(&str, ArgValue)]| {
+        let ext = DockerExtension::default();
+        let req = request(action, dir.path(), &[&[("transport", ArgValue::Text("ssh".into()))][..], extra].concat());
+        async move { ext.plan(&req).await.unwrap_err() }
+    };
+    let rotate = refused("rotate-certs", &[]).await;
+    assert!(rotate.is_usage() && rotate.to_string().contains("no certificates to rotate"), "{rotate}");
+    let legacy = refused("install", &[("handler", ArgValue::Text("legacy".into()))]).await;
+    assert!(legacy.is_usage() && legacy.to_string().contains("customscript"), "{legacy}");
+    let cloud_init = refused("install", &[("handler", ArgValue::Text("cloud-init".into()))]).await;
+    assert!(cloud_init.is_usage() && cloud_init.to_string().contains("only when a VM is created"), "{cloud_init}");
+    for port in [0, 65_536] {
+        let bad = refused("install", &[("ssh-port", ArgValue::Integer(port))]).await;
+        assert!(bad.is_usage() && bad.to_string().contains(&format!("{port} is not a TCP port")), "{bad}");
+    }
+    let unknown = ext.plan(&request("install", dir.path(), &[("transport", ArgValue::Text("udp".into()))])).await;
+    assert!(unknown.unwrap_err().to_string().contains("unknown transport `udp`: use tls or ssh"));
+    // Without an admin user known and no --ssh-user, no one to log in as.
+    let mut req = request("verify", dir.path(), &[("transport", ArgValue::Text("ssh".into()))]);
+    req.facts.admin_username = None;
+    let nobody = ext.plan(&req).await.unwrap_err();
+    assert!(!nobody.is_usage() && nobody.to_string().contains("--ssh-user"), "{nobody}");
 }

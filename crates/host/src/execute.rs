@@ -230,14 +230,7 @@ impl Running<'_> {
     /// Pins the host keys the operation's handler reported for each of the VM's names and
     /// addresses; without a reported key nothing is trusted and the plan fails.
     fn pin_host_keys(&self, known_hosts: &Path, port: u16, outcome: &Outcome) -> Result<()> {
-        let output = outcome.extension.as_ref().map(handler_output).unwrap_or_default();
-        let keys = crate::known_hosts::reported(&output);
-        if keys.is_empty() {
-            return Err(Error::Failed(format!(
-                "the install did not report the VM's SSH host keys (`{}` lines in its output), and azdock does not trust a host key on first use",
-                crate::known_hosts::REPORT_PREFIX.trim_end()
-            )));
-        }
+        let keys = reported_keys(outcome)?;
         let facts = &self.vm.facts;
         let mut names: Vec<String> = facts.fqdn.iter().cloned().collect();
         names.extend(facts.public_ips.iter().map(ToString::to_string));
@@ -254,6 +247,20 @@ impl Running<'_> {
         self.host.events.warn(&format!("pinned {} in {}", prints.join(", "), known_hosts.display()));
         Ok(())
     }
+}
+
+/// The SSH host keys the operation's handler reported; none is an error, since azdock never
+/// trusts a host key on first use.
+fn reported_keys(outcome: &Outcome) -> Result<Vec<crate::known_hosts::HostKey>> {
+    let output = outcome.extension.as_ref().map(handler_output).unwrap_or_default();
+    let keys = crate::known_hosts::reported(&output);
+    if keys.is_empty() {
+        return Err(Error::Failed(format!(
+            "the install did not report the VM's SSH host keys (`{}` lines in its output), and azdock does not trust a host key on first use",
+            crate::known_hosts::REPORT_PREFIX.trim_end()
+        )));
+    }
+    Ok(keys)
 }
 
 /// What an extension's handler printed: every status and substatus message of its instance view.
@@ -303,6 +310,23 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    #[test]
+    fn host_keys_are_read_from_every_message_of_the_handlers_instance_view() {
+        let ed = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3nqjmI9Y2Gm4zk1t6b0x8v5wQwCkq3pX5uS9r2k0m";
+        let extension = serde_json::json!({"properties": {"instanceView": {
+            "statuses": [{"message": "Enable succeeded: \n[stdout]\nazdock: done"}],
+            "substatuses": [{"message": format!("azdock: done\nazdock-host-key {ed}")}, {"code": "no message"}],
+        }}});
+        assert!(handler_output(&extension).contains("Enable succeeded") && handler_output(&extension).contains(ed));
+        let outcome = Outcome { extension: Some(extension), ..Outcome::default() };
+        let keys = reported_keys(&outcome).unwrap();
+        assert_eq!(keys, vec![crate::known_hosts::HostKey::parse(ed).unwrap()]);
+        let silent = Outcome { extension: Some(serde_json::json!({"properties": {}})), ..Outcome::default() };
+        let e = reported_keys(&silent).unwrap_err().to_string();
+        assert!(e.contains("did not report the VM's SSH host keys") && e.contains("azdock-host-key"), "{e}");
+        assert!(reported_keys(&Outcome::default()).is_err());
+    }
 
     #[test]
     fn local_files_stay_in_the_extensions_directory_with_their_mode() {

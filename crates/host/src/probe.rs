@@ -252,6 +252,49 @@ pub(crate) async fn retry<T, E, F: std::future::Future<Output = Result<T, E>>>(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_retry_ends_at_success_at_a_permanent_failure_or_at_its_time() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let tries = AtomicU32::new(0);
+        // Transient twice, then an answer.
+        let answered = retry(
+            Duration::from_secs(10),
+            || async {
+                let n = tries.fetch_add(1, Ordering::SeqCst);
+                if n < 2 { Err(false) } else { Ok(n) }
+            },
+            |permanent: &bool| *permanent,
+        )
+        .await;
+        assert_eq!(answered, Ok(2));
+        // A permanent failure ends it at the first try.
+        tries.store(0, Ordering::SeqCst);
+        let refused: Result<(), bool> = retry(
+            Duration::from_secs(10),
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(true)
+            },
+            |permanent: &bool| *permanent,
+        )
+        .await;
+        assert_eq!((refused, tries.load(Ordering::SeqCst)), (Err(true), 1));
+        // Transient failures are tried a second apart until the time is up: 0 s, 1 s, 2 s.
+        tries.store(0, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let gave_up: Result<(), bool> = retry(
+            Duration::from_millis(2500),
+            || async {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err(false)
+            },
+            |permanent: &bool| *permanent,
+        )
+        .await;
+        assert_eq!((gave_up, tries.load(Ordering::SeqCst)), (Err(false), 3));
+        assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    }
+
     #[test]
     fn resets_are_transient_and_certificate_refusals_are_not() {
         let io = |kind| io_failure(&std::io::Error::new(kind, "x"));

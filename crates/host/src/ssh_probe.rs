@@ -123,9 +123,14 @@ pub fn classify(code: Option<i32>, stderr: &str) -> SshFailure {
     SshFailure::Other(if last.is_empty() { format!("exit status {code:?}") } else { last })
 }
 
+/// OpenSSH's client, found on `PATH` as the docker CLI finds it.
+const SSH: &str = "ssh";
+/// How much longer than ssh's own connect timeout a login may take before it is abandoned.
+const GRACE: Duration = Duration::from_secs(2);
+
 /// The ssh command line (no secret on it: a key is named by its path).
-fn command(target: &SshTarget<'_>, timeout: Duration) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new("ssh");
+fn command(program: &str, target: &SshTarget<'_>, timeout: Duration) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
     cmd.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "LogLevel=ERROR"])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", target.known_hosts.display()))
@@ -145,8 +150,12 @@ fn command(target: &SshTarget<'_>, timeout: Duration) -> tokio::process::Command
 
 /// `docker version` on the VM through one SSH login.
 pub async fn docker(target: &SshTarget<'_>, timeout: Duration) -> Result<DaemonInfo, SshFailure> {
-    let run = command(target, timeout).output();
-    let out = match tokio::time::timeout(timeout + Duration::from_secs(5), run).await {
+    docker_with(SSH, target, timeout).await
+}
+
+async fn docker_with(program: &str, target: &SshTarget<'_>, timeout: Duration) -> Result<DaemonInfo, SshFailure> {
+    let run = command(program, target, timeout).output();
+    let out = match tokio::time::timeout(timeout + GRACE, run).await {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => return Err(SshFailure::NoSshClient(e.to_string())),
         Err(_) => return Err(SshFailure::NotAnswering(format!("no answer within {} s", timeout.as_secs()))),
@@ -209,5 +218,85 @@ mod tests {
         assert!(SshFailure::KeyRefused("x".into()).explain(&target).contains("u@[h]:2222"));
         assert!(SshFailure::DockerGroupMissing.explain(&target).contains("docker group"));
         assert!(SshFailure::NotAnswering("x".into()).explain(&target).contains("not answering"));
+        // What waiting cannot fix ends a wait; a daemon or sshd still starting does not.
+        for permanent in [
+            SshFailure::HostKeyChanged(None),
+            SshFailure::HostKeyUnknown,
+            SshFailure::KeyRefused(String::new()),
+            SshFailure::DockerGroupMissing,
+            SshFailure::DockerMissing,
+        ] {
+            assert!(permanent.permanent(), "{permanent:?}");
+        }
+        // The detail is the last line said, blank lines after it aside.
+        assert_eq!(
+            classify(Some(255), "first\nu@h: Permission denied (publickey).\n\n  \n"),
+            SshFailure::KeyRefused("u@h: Permission denied (publickey).".into())
+        );
+        assert_eq!(classify(Some(1), "sh: 1: docker: not found"), SshFailure::DockerMissing);
+        assert_eq!(classify(Some(1), "bash: docker: command not found"), SshFailure::DockerMissing);
+        assert_eq!(classify(Some(127), "anything"), SshFailure::DockerMissing);
+        assert_eq!(classify(Some(2), ""), SshFailure::Other("exit status Some(2)".into()));
+    }
+
+    /// A stand-in for ssh that records its arguments and answers as told.
+    fn fake_ssh(dir: &Path, body: &str) -> String {
+        let path = dir.join("ssh");
+        std::fs::write(&path, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}/args\n{body}\n", dir.display())).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[tokio::test]
+    async fn one_login_runs_docker_version_with_the_pinned_keys_and_reads_its_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let known = dir.path().join("known_hosts");
+        let key = dir.path().join("id");
+        let target =
+            SshTarget { host: "127.1.0.5", port: 2222, user: "ops", known_hosts: &known, identity: Some(&key) };
+        let answers = fake_ssh(dir.path(), r#"echo '{"Client":{},"Server":{"Version":"20.10.24"}}'"#);
+        let info = docker_with(&answers, &target, Duration::from_secs(3)).await.unwrap();
+        assert_eq!((info.ping.as_str(), info.version["Version"].as_str()), ("OK", Some("20.10.24")));
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        let args: Vec<&str> = args.lines().collect();
+        let known_opt = format!("UserKnownHostsFile={}", known.display());
+        for expected in [
+            &["-o", "BatchMode=yes"][..],
+            &["-o", "StrictHostKeyChecking=yes"],
+            &["-o", &known_opt],
+            &["-o", "ConnectTimeout=3"],
+            &["-p", "2222"],
+            &["-l", "ops"],
+            &["-o", "IdentitiesOnly=yes", "-i", key.to_str().unwrap()],
+            &["--", "127.1.0.5", "docker version --format '{{json .}}'"],
+        ] {
+            assert!(args.windows(expected.len()).any(|w| w == expected), "{expected:?} in {args:?}");
+        }
+        // Without a key, ssh picks one.
+        let any_key = SshTarget { identity: None, ..target };
+        docker_with(&answers, &any_key, Duration::from_secs(3)).await.unwrap();
+        let args = std::fs::read_to_string(dir.path().join("args")).unwrap();
+        assert!(!args.contains("IdentitiesOnly") && !args.lines().any(|l| l == "-i"), "{args}");
+
+        // A failed login is read from what ssh said; no server in the answer is a daemon down.
+        let refused = fake_ssh(dir.path(), "echo 'Host key verification failed.' >&2; exit 255");
+        assert_eq!(
+            docker_with(&refused, &target, Duration::from_secs(3)).await.unwrap_err(),
+            SshFailure::HostKeyUnknown
+        );
+        let no_server = fake_ssh(
+            dir.path(),
+            r#"echo '{"Client":{},"Server":null}'; echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock.' >&2"#,
+        );
+        let down = docker_with(&no_server, &target, Duration::from_secs(3)).await.unwrap_err();
+        assert!(matches!(down, SshFailure::DaemonDown(_)), "{down:?}");
+        // A login that hangs is given up, as not answering, soon after ssh's own timeout.
+        let hangs = fake_ssh(dir.path(), "exec sleep 30");
+        let started = std::time::Instant::now();
+        let slow = docker_with(&hangs, &target, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(slow, SshFailure::NotAnswering(_)), "{slow:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        let missing = docker_with("/nonexistent/ssh", &target, Duration::from_secs(1)).await.unwrap_err();
+        assert!(matches!(missing, SshFailure::NoSshClient(_)), "{missing:?}");
     }
 }

@@ -134,7 +134,7 @@ impl Pushed {
 }
 
 /// Whether two paths name the same directory (a recorded one may be spelled differently).
-fn same_dir(a: &Path, b: &Path) -> bool {
+pub(super) fn same_dir(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
@@ -315,12 +315,7 @@ impl Host<'_> {
         new_ca: impl FnOnce() -> Result<()>,
     ) -> Result<(Vec<Pushed>, Vec<DockerHost>)> {
         let record = HostRecord::new(self.data_dir);
-        let affected: Vec<DockerHost> = record
-            .load()?
-            .all()
-            .filter(|h| h.transport == Transport::Tls && same_dir(&h.cert_dir, cert_dir))
-            .cloned()
-            .collect();
+        let affected: Vec<DockerHost> = record.load()?.all().filter(|h| h.rotates_with(cert_dir)).cloned().collect();
         // Hosts recorded before azdock kept each host's CA carry the one about to be replaced.
         if let Some(old) = ca_fingerprint(cert_dir) {
             let unknown: Vec<String> = affected.iter().filter(|h| h.ca.is_none()).map(DockerHost::key).collect();
@@ -340,7 +335,7 @@ impl Host<'_> {
         let hosts = HostRecord::new(self.data_dir).load()?;
         let (here, elsewhere): (Vec<DockerHost>, Vec<DockerHost>) = hosts
             .all()
-            .filter(|h| h.transport == Transport::Tls && h.ca_state() == CaState::Old)
+            .filter(|h| h.awaits_ca())
             .cloned()
             .partition(|h| h.cloud.eq_ignore_ascii_case(self.cloud_name()));
         for h in &elsewhere {

@@ -112,6 +112,17 @@ impl DockerHost {
         }
     }
 
+    /// Whether a new CA for `cert_dir` is pushed to this host: a TLS host of that directory (a
+    /// host reached over SSH has no certificates).
+    pub fn rotates_with(&self, cert_dir: &Path) -> bool {
+        self.transport == Transport::Tls && actions::same_dir(&self.cert_dir, cert_dir)
+    }
+
+    /// Whether a CA rotation has not reached this TLS host yet.
+    pub fn awaits_ca(&self) -> bool {
+        self.transport == Transport::Tls && self.ca_state() == CaState::Old
+    }
+
     /// Whether the host carries the CA now in its certificate directory.
     pub fn ca_state(&self) -> CaState {
         match (&self.ca, ca_fingerprint(&self.cert_dir)) {
@@ -491,6 +502,103 @@ mod tests {
         assert_eq!(id.ca, store.ca_path());
         assert_eq!(id.cert, store.client_cert_path());
         assert_eq!(id.key, store.client_key_path());
+    }
+
+    #[test]
+    fn a_host_over_ssh_is_reached_at_sshd_as_its_user_and_says_so() {
+        let tls = host("web", "g");
+        let ssh = tls.clone().over_ssh("ops", 22, Some(Path::new("/k/id")));
+        assert_eq!(
+            (ssh.transport, ssh.ssh_user.as_deref(), ssh.ssh_identity.as_deref(), ssh.port),
+            (Transport::Ssh, Some("ops"), Some(Path::new("/k/id")), 22)
+        );
+        assert_eq!(ssh.docker_host(), "ssh://ops@127.1.0.4");
+        assert_eq!(ssh.connect_line(), "docker -H ssh://ops@127.1.0.4 info");
+        let off_22 = tls.clone().over_ssh("ops", 2222, None);
+        assert_eq!(off_22.docker_host(), "ssh://ops@127.1.0.4:2222");
+        assert_eq!(report(&off_22, &Value::Null, &Value::Null, None)["transport"], "ssh");
+        assert_eq!(report(&tls, &Value::Null, &Value::Null, None)["transport"], "tls");
+        // The record names the transport only when it is not TLS, and reads both back.
+        let saved = serde_json::to_value(&tls).unwrap();
+        assert!(saved.get("transport").is_none() && saved.get("sshUser").is_none(), "{saved}");
+        let saved = serde_json::to_value(&ssh).unwrap();
+        assert_eq!((saved["transport"].as_str(), saved["sshUser"].as_str()), (Some("ssh"), Some("ops")));
+        assert_eq!(serde_json::from_value::<DockerHost>(saved).unwrap(), ssh);
+        // Only TLS hosts of a directory take its new CA.
+        assert!(tls.rotates_with(Path::new("/c")) && !tls.rotates_with(Path::new("/d")));
+        assert!(!ssh.rotates_with(Path::new("/c")));
+        let mut behind = tls.clone();
+        behind.ca = Some("an older CA".into());
+        let dir = tempfile::tempdir().unwrap();
+        let store = CertStore::new(dir.path());
+        store.init(&azdock_certs::Passphrases::NONE).unwrap();
+        behind.cert_dir = dir.path().to_owned();
+        assert!(behind.awaits_ca());
+        assert!(!behind.clone().over_ssh("ops", 22, None).awaits_ca());
+        behind.ca = ca_fingerprint(dir.path());
+        assert!(!behind.awaits_ca());
+    }
+
+    #[test]
+    fn the_admins_ssh_key_outlives_a_switch_to_tls() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = HostRecord::new(dir.path());
+        record.record(host("web", "g").over_ssh("ops", 22, Some(Path::new("/k/id")))).unwrap();
+        record.record(host("web", "g")).unwrap();
+        let kept = record.load().unwrap().at("local", &crate::VmAddr::new("s", "g", "web")).cloned().unwrap();
+        assert_eq!((kept.transport, kept.ssh_identity.as_deref()), (Transport::Tls, Some(Path::new("/k/id"))));
+        let target = Target {
+            addr: crate::VmAddr::new("s", "g", "web"),
+            port: 2376,
+            cert_dir: "/c".into(),
+            recorded: Some(kept),
+        };
+        assert_eq!(target.transport(), Transport::Tls);
+        let args = target.transport_args();
+        assert_eq!(args.keys().collect::<Vec<_>>(), ["ssh-identity"]);
+        let over_ssh = Target { recorded: Some(host("web", "g").over_ssh("ops", 2222, None)), ..target.clone() };
+        assert_eq!(over_ssh.transport(), Transport::Ssh);
+        let args = serde_json::to_value(over_ssh.transport_args()).unwrap();
+        assert_eq!(
+            args,
+            json!({"transport": {"text": "ssh"}, "ssh-port": {"integer": 2222}, "ssh-user": {"text": "ops"}})
+        );
+        let unrecorded = Target { recorded: None, ..target };
+        assert_eq!((unrecorded.transport(), unrecorded.transport_args().len()), (Transport::Tls, 0));
+    }
+
+    #[test]
+    fn status_and_verify_over_ssh_report_the_login_not_a_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let info = DaemonInfo { ping: "OK".into(), version: json!({"Version": "20.10.24"}) };
+        let mut up = ran("verify", None, None);
+        up.outcome.endpoint = Some(crate::execute::Endpoint {
+            host: "127.1.0.9".into(),
+            port: 2222,
+            admitted_by: Some("webNSG/azdock-ssh".into()),
+            answer: Ok(Some(info)),
+        });
+        for (k, v) in [
+            ("transport", azdock_core::ArgValue::Text("ssh".into())),
+            ("ssh-port", azdock_core::ArgValue::Integer(2222)),
+            ("ssh-user", azdock_core::ArgValue::Text("ops".into())),
+        ] {
+            up.request.args.insert(k.into(), v);
+        }
+        let verified = probe_report(&up, dir.path(), None, true).unwrap();
+        assert_eq!(verified["dockerHost"], "ssh://ops@127.1.0.9:2222", "{verified}");
+        assert_eq!(verified["certificate"], Value::Null);
+        assert_eq!(
+            verified["checks"],
+            json!({"nsgRule": "webNSG/azdock-ssh", "hostKey": "pinned", "sshLogin": "ok", "version": "20.10.24"})
+        );
+        // The VM's admin when no user is named; a transport no one knows is refused.
+        up.request.args.remove("ssh-user");
+        up.vm.facts.admin_username = Some("azureuser".into());
+        assert_eq!(probe_report(&up, dir.path(), None, false).unwrap()["dockerHost"], "ssh://azureuser@127.1.0.9:2222");
+        up.request.args.insert("transport".into(), azdock_core::ArgValue::Text("telnet".into()));
+        let e = probe_report(&up, dir.path(), None, false).unwrap_err();
+        assert!(e.is_usage() && e.to_string().contains("telnet"), "{e}");
     }
 
     #[test]
