@@ -283,4 +283,95 @@ mod tests {
         assert_eq!(epoch_days("1970-01-02"), Some(1));
         assert_eq!(epoch_days("31/01/1970"), None);
     }
+
+    #[test]
+    fn provisioning_and_vmaccess_runs_land_in_the_vms_files() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let vm = dir.path().join("root");
+        let ids = IdMap::for_vm("accounts-test");
+        for d in ["etc/ssh", "home"] {
+            std::fs::create_dir_all(vm.join(d)).unwrap();
+        }
+        std::fs::write(vm.join("etc/passwd"), "root:x:0:0:root:/root:/bin/bash\n").unwrap();
+        std::fs::write(vm.join("etc/group"), "sudo:x:27:\nshadow:x:42:\n").unwrap();
+        std::fs::write(vm.join("etc/ssh/sshd_config"), "Include /etc/ssh/sshd_config.d/*.conf\nUsePAM yes\n").unwrap();
+        let read = |path: &str| std::fs::read_to_string(vm.join(path)).unwrap_or_default();
+        let key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGd3nqjmI9Y2Gm4zk1t6b0x8v5wQwCkq3pX5uS9r2k0m one@host";
+        let mut guest = Guest::new(crate::OsKind::Linux, "vm1");
+        guest.sshd.password_authentication = false;
+        let admin = User { admin: true, authorized_keys: vec![key.into()], ..User::default() };
+        guest.users.insert("azureuser".into(), admin);
+
+        // Provisioning: the account, its home and key, and sshd's password setting.
+        sync(&vm, ids, None, &guest).unwrap();
+        assert!(
+            read("etc/passwd").contains("azureuser:x:1000:1000::/home/azureuser:/bin/bash\n"),
+            "{}",
+            read("etc/passwd")
+        );
+        assert!(read("etc/shadow").starts_with("azureuser:!:"), "{}", read("etc/shadow"));
+        assert_eq!(read("etc/group"), "sudo:x:27:azureuser\nshadow:x:42:\nazureuser:x:1000:\n");
+        assert_eq!(read("home/azureuser/.ssh/authorized_keys"), format!("{key}\n"));
+        let meta = |path: &str| std::fs::metadata(vm.join(path)).unwrap();
+        assert_eq!((meta("home/azureuser").uid(), meta("home/azureuser").mode() & 0o777), (ids.host(1000), 0o750));
+        assert_eq!(
+            (meta("home/azureuser/.ssh").mode() & 0o777, meta("home/azureuser/.ssh/authorized_keys").mode() & 0o777),
+            (0o700, 0o600)
+        );
+        assert_eq!((meta("etc/shadow").gid(), meta("etc/shadow").mode() & 0o777), (ids.host(42), 0o640));
+        assert!(
+            read("etc/ssh/sshd_config").contains("\nPasswordAuthentication no\n"),
+            "{}",
+            read("etc/ssh/sshd_config")
+        );
+
+        // A password reset: the hash, and password login on; another user added, no key.
+        let before = guest.clone();
+        guest.users.get_mut("azureuser").unwrap().password_hash = Some("$6$salt$hash".into());
+        guest.sshd.password_authentication = true;
+        guest.users.insert("ops".into(), User { password_hash: Some("$6$o$p".into()), ..User::default() });
+        sync(&vm, ids, Some(&before), &guest).unwrap();
+        assert!(read("etc/shadow").starts_with("azureuser:$6$salt$hash:"), "{}", read("etc/shadow"));
+        assert!(read("etc/passwd").contains("ops:x:1001:1001:"), "{}", read("etc/passwd"));
+        assert!(!vm.join("home/ops/.ssh").exists());
+        assert!(
+            read("etc/ssh/sshd_config").contains("PasswordAuthentication yes")
+                && !read("etc/ssh/sshd_config").contains("PasswordAuthentication no")
+        );
+
+        // A broken sshd_config, reset (kept aside, the default back), then restored.
+        std::fs::write(vm.join("etc/ssh/sshd_config"), "Broken yes\n").unwrap();
+        let before = guest.clone();
+        let old = Box::new(crate::guest::Sshd { backup: None, ..guest.sshd.clone() });
+        guest.sshd = crate::guest::Sshd { backup: Some(old), ..crate::guest::Sshd::default() };
+        sync(&vm, ids, Some(&before), &guest).unwrap();
+        assert_eq!(read(SSHD_BACKUP.trim_start_matches('/')), "Broken yes\n");
+        let reset = read("etc/ssh/sshd_config");
+        assert!(
+            reset.contains("UsePAM yes") && reset.contains("PasswordAuthentication yes") && !reset.contains("Broken"),
+            "{reset}"
+        );
+        let before = guest.clone();
+        guest.sshd = *guest.sshd.backup.take().unwrap();
+        sync(&vm, ids, Some(&before), &guest).unwrap();
+        assert!(read("etc/ssh/sshd_config").starts_with("Broken yes\n"), "{}", read("etc/ssh/sshd_config"));
+        assert!(!vm.join(SSHD_BACKUP.trim_start_matches('/')).exists());
+
+        // Nothing changed: nothing written (a file the guest changed stays as it is).
+        std::fs::write(vm.join("etc/ssh/sshd_config"), "Mine\n").unwrap();
+        sync(&vm, ids, Some(&guest.clone()), &guest).unwrap();
+        assert_eq!(read("etc/ssh/sshd_config"), "Mine\n");
+
+        // remove-user: gone from every file; the other account stays.
+        let before = guest.clone();
+        guest.users.remove("ops");
+        sync(&vm, ids, Some(&before), &guest).unwrap();
+        assert!(
+            !read("etc/passwd").contains("ops:")
+                && !read("etc/shadow").contains("ops:")
+                && !read("etc/group").contains("ops:")
+        );
+        assert!(read("etc/passwd").contains("azureuser:"));
+    }
 }

@@ -520,6 +520,33 @@ mod tests {
     }
 
     #[test]
+    fn a_daemon_runs_with_tls_certificates_or_on_its_socket_only() {
+        let docker = |port: Option<u16>, certs: bool| Docker {
+            port,
+            tls: certs,
+            options: vec![],
+            daemon: Daemon::Starting,
+            certs: certs.then(|| [String::new(), String::new(), String::new()]),
+        };
+        assert!(docker(Some(2376), true).runs_daemon());
+        assert!(docker(None, false).runs_daemon());
+        assert!(!docker(Some(2376), false).runs_daemon());
+        // The legacy handler's message says what it configured.
+        let mut g = linux();
+        let with =
+            |port: &str| json!({"certs": {"ca": "Q0E=", "cert": "Q0VSVA==", "key": "S0VZ"}, "docker": {"port": port}});
+        let (settings, protected) = (json!({"docker": {"port": "4243"}}), with("4243"));
+        match g.run_handler("d", "Microsoft.Azure.Extensions", "DockerExtension", &settings, &protected, "1") {
+            HandlerResult::Succeeded(m) => assert_eq!(m, "Docker configured to listen with TLS on port 4243"),
+            other => panic!("{other:?}"),
+        }
+        match g.run_handler("d", "Microsoft.Azure.Extensions", "DockerExtension", &settings, &json!({}), "2") {
+            HandlerResult::Succeeded(m) => assert!(m.contains("without a TCP listener"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn windows_admin_password_and_rdp_reset() {
         let mut g = Guest::new(OsKind::Windows, "win");
         let r = g.run_handler(
