@@ -33,6 +33,12 @@ async fn decide(emulator: &Emulator, http: &reqwest::Client, code: &str, verb: &
         .as_u16()
 }
 
+/// The owner's approval after `delay`, while the client waits.
+async fn approve_after(emulator: &Emulator, http: &reqwest::Client, code: &str, delay: Duration) -> u16 {
+    tokio::time::sleep(delay).await;
+    decide(emulator, http, code, "approve").await
+}
+
 #[tokio::test]
 async fn a_person_waits_for_approval_then_stays_signed_in_until_revoked() {
     let (emulator, cloud, http, _dir) = start(|_| {}).await;
@@ -41,23 +47,13 @@ async fn a_person_waits_for_approval_then_stays_signed_in_until_revoked() {
         .unwrap();
     assert!(code.message.contains(&code.user_code), "{}", code.message);
     // The person approves a little later; the client waits (pending) and then signs in.
-    let (approver, user_code) = (emulator.base_url().to_owned(), code.user_code.clone());
-    let key = emulator.admin_key().to_owned();
-    let http2 = http.clone();
-    let approve = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        http2
-            .post(format!("{approver}/_emulator/device-codes/{user_code}/approve"))
-            .header(azdock_emulator::ADMIN_KEY_HEADER, key)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
     let started = Instant::now();
-    let tokens = wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap();
-    assert_eq!(approve.await.unwrap(), 204);
+    let (approved, tokens) = tokio::join!(
+        approve_after(&emulator, &http, &code.user_code, Duration::from_millis(2500)),
+        wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code)
+    );
+    let tokens = tokens.unwrap();
+    assert_eq!(approved, 204);
     assert!(started.elapsed() >= Duration::from_millis(2500), "it waited for the person");
 
     // Access tokens from the refresh token; each renewal is handed to the keeper.
@@ -161,22 +157,13 @@ async fn a_client_told_to_slow_down_waits_longer_and_other_refusals_keep_their_w
             .status()
             .as_u16()
     });
-    let (approver, user_code, key, http2) =
-        (emulator.base_url().to_owned(), code.user_code.clone(), emulator.admin_key().to_owned(), http.clone());
-    let approve = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        http2
-            .post(format!("{approver}/_emulator/device-codes/{user_code}/approve"))
-            .header(azdock_emulator::ADMIN_KEY_HEADER, key)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
     let started = Instant::now();
-    wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code).await.unwrap();
-    assert_eq!((poller.await.unwrap(), approve.await.unwrap()), (400, 204));
+    let (approved, signed_in) = tokio::join!(
+        approve_after(&emulator, &http, &code.user_code, Duration::from_secs(2)),
+        wait_for_person(&http, &cloud.authority_host, "organizations", PUBLIC_CLIENT_ID, &code)
+    );
+    signed_in.unwrap();
+    assert_eq!((poller.await.unwrap(), approved), (400, 204));
     assert!(
         started.elapsed() >= Duration::from_secs(6),
         "after slow_down the client waited 1 + 5 s: {:?}",

@@ -243,12 +243,12 @@ pub(crate) fn finish(
 
 /// The per-VM root holding `etc`, `var/lib`, `home`, `root` and `tmp`.
 pub(crate) fn vm_dir(shared: &Shared, vm_key: &str) -> PathBuf {
-    shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("root")
+    shared.vm_dir(vm_key).join("root")
 }
 
 /// The local cloud's own files for a VM's sandbox (shims, package lists), outside the VM's root.
 pub(crate) fn agent_dir(shared: &Shared, vm_key: &str) -> PathBuf {
-    shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key)).join("agent")
+    shared.vm_dir(vm_key).join("agent")
 }
 
 /// Where the shims log what they were asked, inside the VM.

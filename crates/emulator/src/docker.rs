@@ -133,8 +133,7 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
         let mut daemons = lock_daemons(shared);
         drop(daemons.remove(vm_key));
     }
-    let id = hex_id(vm_key);
-    let dir = shared.state_dir.join("vms").join(&id).join("docker");
+    let dir = shared.vm_dir(vm_key).join("docker");
     let exec_root = exec_root(shared, vm_key);
     let etc = dir.join("etc");
     for d in [&dir, &etc, &exec_root] {

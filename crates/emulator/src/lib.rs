@@ -183,6 +183,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The local cloud's directory for one VM (`vms/<hash of its key>`): the VM's root, its
+    /// sandbox agent, its dockerd's files and sshd's log live below it.
+    pub(crate) fn vm_dir(&self, vm_key: &str) -> PathBuf {
+        self.state_dir.join("vms").join(docker::hex_id(vm_key))
+    }
+
     /// The principals right now (cloned: they are few and small, and this keeps locks short).
     pub(crate) fn principals(&self) -> Vec<ServicePrincipal> {
         self.principals.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
@@ -474,7 +480,7 @@ pub(crate) fn run_jobs(shared: &Arc<Shared>, jobs: Vec<state::Job>) {
             state::Job::ForgetVm { vm_key } => {
                 ssh::stop(&shared, &vm_key);
                 docker::stop(&shared, &vm_key);
-                let dir = shared.state_dir.join("vms").join(docker::hex_id(&vm_key));
+                let dir = shared.vm_dir(&vm_key);
                 if let Err(e) = std::fs::remove_dir_all(&dir)
                     && e.kind() != std::io::ErrorKind::NotFound
                 {

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -92,7 +92,7 @@ pub(crate) fn boot(shared: &Shared, vm_key: &str) -> Result<(), String> {
 /// with `/etc` go first.
 fn host_keys(shared: &Shared, vm_key: &str, vm: &Path, ids: IdMap) -> Result<(), String> {
     let err = |e: std::io::Error| format!("cannot make the VM's SSH host keys: {e}");
-    let work = private_dir(shared, vm_key).join("keygen");
+    let work = shared.vm_dir(vm_key).join("keygen");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(work.join("etc/ssh")).map_err(err)?;
     let out = std::process::Command::new("ssh-keygen")
@@ -120,11 +120,6 @@ fn host_keys(shared: &Shared, vm_key: &str, vm: &Path, ids: IdMap) -> Result<(),
         crate::guestfs::write(vm, &format!("/etc/ssh/{name}"), &data, mode, ids).map_err(err)?;
     }
     std::fs::remove_dir_all(&work).map_err(err)
-}
-
-/// The local cloud's own directory for a VM (outside the VM's root).
-fn private_dir(shared: &Shared, vm_key: &str) -> PathBuf {
-    shared.state_dir.join("vms").join(crate::docker::hex_id(vm_key))
 }
 
 /// Opens the VM's SSH endpoint (a job: the VM started or was created) and records where it
@@ -217,10 +212,10 @@ async fn serve(
 /// One connection: the VM is provisioned if it was not, then `sshd -i` in its sandbox gets the
 /// connection; it ends when the client leaves or the endpoint closes.
 async fn session(shared: Arc<Shared>, vm_key: String, stream: tokio::net::TcpStream, mut stop: watch::Receiver<bool>) {
-    let log_path = private_dir(&shared, &vm_key).join("sshd.log");
+    let log_path = shared.vm_dir(&vm_key).join("sshd.log");
     let spawned = {
-        let (shared, vm_key) = (shared.clone(), vm_key.clone());
-        tokio::task::spawn_blocking(move || sshd(&shared, &vm_key, stream)).await
+        let (shared, vm_key, log_path) = (shared.clone(), vm_key.clone(), log_path.clone());
+        tokio::task::spawn_blocking(move || sshd(&shared, &vm_key, stream, &log_path)).await
     };
     let mut child = match spawned {
         Ok(Ok(child)) => child,
@@ -247,7 +242,12 @@ fn append_log(path: &Path, line: &str) {
 
 /// Starts `sshd -i` in the VM's sandbox with the connection as its stdin and stdout and its log
 /// appended to the local cloud's `sshd.log` for the VM.
-fn sshd(shared: &Shared, vm_key: &str, stream: tokio::net::TcpStream) -> Result<tokio::process::Child, String> {
+fn sshd(
+    shared: &Shared,
+    vm_key: &str,
+    stream: tokio::net::TcpStream,
+    log_path: &Path,
+) -> Result<tokio::process::Child, String> {
     boot(shared, vm_key)?;
     let (vm, ids) = (crate::customscript::vm_dir(shared, vm_key), IdMap::for_vm(vm_key));
     let agent = crate::customscript::agent_dir(shared, vm_key);
@@ -258,11 +258,7 @@ fn sshd(shared: &Shared, vm_key: &str, stream: tokio::net::TcpStream) -> Result<
     let stream = stream.into_std().map_err(|e| e.to_string())?;
     stream.set_nonblocking(false).map_err(|e| e.to_string())?;
     let output = stream.try_clone().map_err(|e| e.to_string())?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(private_dir(shared, vm_key).join("sshd.log"))
-        .map_err(|e| e.to_string())?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).map_err(|e| e.to_string())?;
     let socket = crate::docker::socket_path(shared, vm_key);
     let mut cmd = crate::sandbox::command(&crate::sandbox::Run {
         vm: &vm,
@@ -320,6 +316,7 @@ mod tests {
         // port 22 needs root (which the local cloud's sandbox needs anyway).
         let Ok(taken) = std::net::TcpListener::bind(("127.2.254.1", PORT)) else {
             assert!(std::env::var_os("AZDOCK_TESTS_WITHOUT_SSHD").is_some(), "cannot bind port 22: run as root");
+            azdock_tests::skipped("cannot bind port 22 (not root), and AZDOCK_TESTS_WITHOUT_SSHD is set");
             return;
         };
         let ip: std::net::IpAddr = "127.2.254.1".parse().unwrap();

@@ -166,9 +166,14 @@ pub(crate) async fn install_on(
 ) -> anyhow::Result<(DockerHost, Value)> {
     let cannot_run = daemon_cannot_run(&vm, ctx);
     let cert_dir = how.cert_dir;
-    let over_ssh = args.get("transport").is_some_and(|t| matches!(t, ArgValue::Text(t) if t == Transport::Ssh.name()));
     // A host reached over SSH has no server certificate to mint.
-    let prepare = |request: &PlanRequest| if over_ssh { Ok(()) } else { mint(cert_dir, request) };
+    let prepare = |request: &PlanRequest| {
+        if azdock_ext_docker::transport_of(request).is_ok_and(|t| t == Transport::Ssh) {
+            Ok(())
+        } else {
+            mint(cert_dir, request)
+        }
+    };
     let how = hosts::Install { prepare: Some(&prepare), cannot_run: cannot_run.as_deref(), ..how };
     Ok(host.install_docker(docker, vm, args, how).await?)
 }
@@ -241,13 +246,13 @@ async fn install_existing(
     // The transport given, else the one the host has: a reinstall keeps it.
     let transport = i.transport.as_deref().map_or(Ok(target.transport()), Transport::parse).map_err(Usage::new)?;
     check_transport(transport, Delivery::Handler(handler), i.no_wait)?;
-    let recorded_tls_port = target.recorded.as_ref().filter(|h| h.transport == Transport::Ssh).map(|_| 2376);
-    let mut args = hosts::install_args(
-        i.target.port.or(recorded_tls_port).unwrap_or(target.port),
-        &target.cert_dir,
-        handler.name(),
-        extras,
-    );
+    // A host recorded over SSH holds sshd's port, not Docker's.
+    let docker_port = match (i.target.port, target.transport()) {
+        (Some(port), _) => port,
+        (None, Transport::Ssh) => azdock_ext_docker::DEFAULT_PORT,
+        (None, Transport::Tls) => target.port,
+    };
+    let mut args = hosts::install_args(docker_port, &target.cert_dir, handler.name(), extras);
     if transport == Transport::Ssh {
         args.insert("transport".into(), ArgValue::Text(transport.name().into()));
         args.extend(target.transport_args());
