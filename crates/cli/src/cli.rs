@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::output::Format;
 
@@ -49,35 +49,106 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage the Docker TLS certificates: CA, client and per-host server certificates
-    Certs(CertsArgs),
+    Certs(Lazy<CertsArgs>),
     /// Manage VM extensions
     #[command(subcommand)]
-    Ext(ExtCommand),
+    Ext(Lazy<ExtCommand>),
     /// Choose the cloud: Azure's public clouds, the local cloud, or one you register
     #[command(subcommand)]
-    Cloud(CloudCommand),
+    Cloud(Lazy<CloudCommand>),
     /// Sign in: service principal, Azure CLI or managed identity
-    Login(LoginArgs),
+    Login(Lazy<LoginArgs>),
     /// Forget the stored sign-in for the cloud
     Logout,
     /// Show the subscriptions the login can use
     #[command(subcommand)]
-    Account(AccountCommand),
+    Account(Lazy<AccountCommand>),
     /// Manage virtual machines
     #[command(subcommand)]
-    Vm(VmCommand),
+    Vm(Lazy<VmCommand>),
     /// The client side of Docker hosts: shell environment and docker contexts
     #[command(subcommand)]
-    Docker(DockerCommand),
+    Docker(Lazy<DockerCommand>),
     /// Run the local cloud: Azure's token endpoint and ARM on loopback, with simulated VMs
     #[command(subcommand)]
-    Local(LocalCommand),
+    Local(Lazy<LocalCommand>),
     /// Print a shell completion script
     Completions {
         /// The shell to complete for
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+}
+
+/// A command's subtree that clap builds only when the command line reaches it (clap's
+/// `Command::defer`): a run builds the top level and the one path it takes instead of every
+/// command's arguments, which was most of azdock's start-up. Help, completions and man pages
+/// build the whole tree as before.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+thread_local! {
+    /// Set while the tree for completions and man pages is built, which walk every command: clap
+    /// makes its `help` subcommand's tree from the commands as they are when the top is built.
+    static WHOLE_TREE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The whole command tree, every subtree built at once (for completions and man pages).
+pub(crate) fn whole_tree() -> clap::Command {
+    WHOLE_TREE.set(true);
+    let tree = <Cli as clap::CommandFactory>::command();
+    WHOLE_TREE.set(false);
+    tree
+}
+
+fn lazily(cmd: clap::Command, augment: fn(clap::Command) -> clap::Command) -> clap::Command {
+    if WHOLE_TREE.get() { augment(cmd) } else { cmd.defer(augment) }
+}
+
+impl<T> std::ops::Deref for Lazy<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Self)
+    }
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Self)
+    }
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+impl<T: Subcommand> Subcommand for Lazy<T> {
+    fn augment_subcommands(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_subcommands)
+    }
+    fn augment_subcommands_for_update(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_subcommands_for_update)
+    }
+    fn has_subcommand(name: &str) -> bool {
+        T::has_subcommand(name)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_args)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        lazily(cmd, T::augment_args_for_update)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -326,13 +397,13 @@ impl Command {
     /// something: what azdock refuses to run on a local cloud nobody chose.
     pub(crate) fn destructive(&self) -> Option<&'static str> {
         match self {
-            Self::Vm(VmCommand::Delete { .. }) => Some("vm delete"),
-            Self::Vm(VmCommand::Stop(_)) => Some("vm stop"),
-            Self::Vm(VmCommand::Deallocate(_)) => Some("vm deallocate"),
-            Self::Ext(ExtCommand::Remove { .. }) => Some("ext remove"),
-            Self::Ext(ExtCommand::Docker(ExtDockerCommand::Uninstall(_))) => Some("ext docker uninstall"),
-            Self::Ext(ExtCommand::Docker(ExtDockerCommand::RotateCerts(_))) => Some("ext docker rotate-certs"),
-            Self::Ext(ExtCommand::Vmaccess(
+            Self::Vm(Lazy(VmCommand::Delete { .. })) => Some("vm delete"),
+            Self::Vm(Lazy(VmCommand::Stop(_))) => Some("vm stop"),
+            Self::Vm(Lazy(VmCommand::Deallocate(_))) => Some("vm deallocate"),
+            Self::Ext(Lazy(ExtCommand::Remove { .. })) => Some("ext remove"),
+            Self::Ext(Lazy(ExtCommand::Docker(ExtDockerCommand::Uninstall(_)))) => Some("ext docker uninstall"),
+            Self::Ext(Lazy(ExtCommand::Docker(ExtDockerCommand::RotateCerts(_)))) => Some("ext docker rotate-certs"),
+            Self::Ext(Lazy(ExtCommand::Vmaccess(
                 ExtVmAccessCommand::ResetPassword { .. }
                 | ExtVmAccessCommand::ResetSsh { .. }
                 | ExtVmAccessCommand::ResetRdp { .. }
@@ -340,7 +411,7 @@ impl Command {
                 | ExtVmAccessCommand::SetSshKey { .. }
                 | ExtVmAccessCommand::RestoreSshBackup { .. }
                 | ExtVmAccessCommand::RepairDisk { .. },
-            )) => Some("ext vmaccess"),
+            ))) => Some("ext vmaccess"),
             _ => None,
         }
     }
@@ -946,6 +1017,45 @@ mod tests {
     /// clap's own consistency checks over the whole tree (duplicate flags, bad defaults, …).
     #[test]
     fn the_command_tree_is_consistent() {
-        super::Cli::command().debug_assert();
+        super::whole_tree().debug_assert();
+    }
+
+    /// A run builds the commands its line reaches, not the ~100 others; completions and man
+    /// pages still see every command, `help`'s own tree included.
+    #[test]
+    fn a_run_builds_only_the_commands_it_reaches() {
+        let lazy = super::Cli::command();
+        let vm = lazy.find_subcommand("vm").expect("vm");
+        assert_eq!(vm.get_subcommands().count(), 0, "vm's subtree is built only when reached");
+        assert!(vm.get_about().is_some(), "the top level's help still describes vm");
+
+        let whole = super::whole_tree();
+        let vm = whole.find_subcommand("vm").expect("vm");
+        assert!(vm.find_subcommand("docker").and_then(|d| d.find_subcommand("create")).is_some());
+        let mut built = super::whole_tree();
+        built.build();
+        let help = built.find_subcommand("help").expect("help");
+        assert!(help.find_subcommand("vm").and_then(|vm| vm.find_subcommand("docker")).is_some());
+
+        let cli = <super::Cli as clap::Parser>::try_parse_from([
+            "azdock",
+            "certs",
+            "-C",
+            "/pki",
+            "server",
+            "vm1",
+            "--dns",
+            "vm1.example",
+        ])
+        .expect("a nested command parses through the lazy tree");
+        let super::Command::Certs(super::Lazy(certs)) = cli.command else { panic!("not certs: {:?}", cli.command) };
+        assert_eq!(certs.docker_cert_dir.as_deref(), Some(std::path::Path::new("/pki")));
+        assert!(
+            matches!(&certs.command, super::CertsCommand::Server { host, dns, .. } if host == "vm1" && dns == &["vm1.example"]),
+            "{:?}",
+            certs.command
+        );
+        let err = <super::Cli as clap::Parser>::try_parse_from(["azdock", "vm", "docker", "create"]).expect_err("NAME");
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
     }
 }

@@ -28,7 +28,7 @@ use crate::output::Format;
 
 /// The full clap command tree, for completions and man pages.
 pub fn command() -> clap::Command {
-    Cli::command()
+    cli::whole_tree()
 }
 
 /// Runs azdock with the process's arguments and returns its exit code.
@@ -52,7 +52,8 @@ pub fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             ) && asks_ext_help() =>
         {
-            let with_plugins = Cli::command().mut_subcommand("ext", plugins::with_plugin_commands);
+            // The whole tree, so that the plugins join `ext` after its built-ins.
+            let with_plugins = cli::whole_tree().mut_subcommand("ext", plugins::with_plugin_commands);
             match with_plugins.try_get_matches_from(std::env::args_os()) {
                 Err(e) => e.exit(),
                 Ok(_) => e.exit(),
@@ -83,7 +84,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         session::refuse_implicit_local(&cli.global, &config, what)?;
     }
     match cli.command {
-        Command::Certs(args) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir.as_deref()),
+        Command::Certs(cli::Lazy(args)) => commands::certs::run(&ctx, args, config.defaults.docker_cert_dir.as_deref()),
         Command::Cloud(command) => commands::cloud::run(&ctx, &cli.global, &config, &command),
         Command::Ext(command) => commands::ext::run(&ctx, &cli.global, &config, &command),
         Command::Local(command) => commands::local::run(&ctx, &command),
@@ -91,10 +92,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Login(args) => commands::login::login(&ctx, &cli.global, &config, &args),
         Command::Logout => commands::login::logout(&ctx, &cli.global, &config),
         Command::Account(command) => commands::account::run(&ctx, &cli.global, &config, &command),
-        Command::Vm(cli::VmCommand::Docker(cli::VmDockerCommand::Create(args))) => {
+        Command::Vm(cli::Lazy(cli::VmCommand::Docker(cli::VmDockerCommand::Create(args)))) => {
             commands::create::run_docker(&ctx, &cli.global, &config, &args)
         }
-        Command::Vm(cli::VmCommand::Create(args)) => commands::create::run_vm(&ctx, &cli.global, &config, &args),
+        Command::Vm(cli::Lazy(cli::VmCommand::Create(args))) => {
+            commands::create::run_vm(&ctx, &cli.global, &config, &args)
+        }
         Command::Vm(command) => commands::vm::run(&ctx, &cli.global, &config, &command),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut command(), "azdock", &mut std::io::stdout());
