@@ -1058,4 +1058,21 @@ mod tests {
         let err = <super::Cli as clap::Parser>::try_parse_from(["azdock", "vm", "docker", "create"]).expect_err("NAME");
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument, "{err}");
     }
+
+    /// `Lazy` is clap's own type to the derive: the subcommand names, the argument group and
+    /// updating parsed values all pass through to the type inside.
+    #[test]
+    fn a_lazy_subtree_answers_for_the_type_inside() {
+        use super::{CertsArgs, Lazy, VmCommand};
+        use clap::{Args as _, Parser as _, Subcommand as _};
+        assert!(Lazy::<VmCommand>::has_subcommand("docker"));
+        assert!(!Lazy::<VmCommand>::has_subcommand("no-such-command"));
+        assert_eq!(Lazy::<CertsArgs>::group_id(), CertsArgs::group_id());
+        assert!(Lazy::<CertsArgs>::group_id().is_some());
+
+        let mut cli = super::Cli::try_parse_from(["azdock", "certs", "-C", "/one", "init"]).expect("parses");
+        cli.try_update_from(["azdock", "certs", "-C", "/two", "init"]).expect("updates");
+        let super::Command::Certs(Lazy(certs)) = &cli.command else { panic!("not certs: {:?}", cli.command) };
+        assert_eq!(certs.docker_cert_dir.as_deref(), Some(std::path::Path::new("/two")));
+    }
 }
