@@ -88,6 +88,22 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     rows.push(row("CertStore::server in-process (full PKI)", times, None, "< 10 ms"));
+    // What the disk alone asks for the same six files: written, synced, renamed, the directory
+    // synced — no keys, no certificates, no process. The floor under the two rows above.
+    let floor_dirs = home.join("floor");
+    let names = ["ca-key.pem", "ca.pem", "key.pem", "cert.pem", "vm1-server-key.pem", "vm1-server-cert.pem"];
+    let times = (0..200)
+        .map(|i| {
+            let dir = floor_dirs.join(i.to_string());
+            let paths: Vec<_> = names.iter().map(|n| dir.join(n)).collect();
+            let files: Vec<(&Path, &[u8], u32)> =
+                paths.iter().map(|p| (p.as_path(), &[b'x'; 600][..], 0o600)).collect();
+            let start = Instant::now();
+            azdock_files::write_atomic_all(&files)?;
+            Ok(start.elapsed())
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    rows.push(row("six synced files, no crypto (the disk's floor for the rows above)", times, None, "(floor)"));
     // For scale: the classic CLI's openssl sequence (RSA 2048, nine processes).
     let classic = home.join("classic");
     let times = (0..5).map(|i| classic_openssl(&classic.join(i.to_string()))).collect();

@@ -1064,7 +1064,7 @@ mod tests {
     #[test]
     fn a_lazy_subtree_answers_for_the_type_inside() {
         use super::{CertsArgs, Lazy, VmCommand};
-        use clap::{Args as _, Parser as _, Subcommand as _};
+        use clap::{Args as _, FromArgMatches as _, Parser as _, Subcommand as _};
         assert!(Lazy::<VmCommand>::has_subcommand("docker"));
         assert!(!Lazy::<VmCommand>::has_subcommand("no-such-command"));
         assert_eq!(Lazy::<CertsArgs>::group_id(), CertsArgs::group_id());
@@ -1074,5 +1074,43 @@ mod tests {
         cli.try_update_from(["azdock", "certs", "-C", "/two", "init"]).expect("updates");
         let super::Command::Certs(Lazy(certs)) = &cli.command else { panic!("not certs: {:?}", cli.command) };
         assert_eq!(certs.docker_cert_dir.as_deref(), Some(std::path::Path::new("/two")));
+
+        // The `_for_update` trees are the inner types' trees, once built.
+        let mut certs = Lazy::<CertsArgs>::augment_args_for_update(clap::Command::new("certs"));
+        certs.build();
+        assert!(certs.find_subcommand("server").is_some());
+        let mut vm = Lazy::<VmCommand>::augment_subcommands_for_update(clap::Command::new("vm"));
+        vm.build();
+        assert!(vm.find_subcommand("docker").is_some());
+        let matches =
+            CertsArgs::augment_args(clap::Command::new("certs")).get_matches_from(["certs", "-C", "/three", "init"]);
+        let mut lazy = Lazy(CertsArgs::from_arg_matches(&matches).expect("certs"));
+        let matches =
+            CertsArgs::augment_args(clap::Command::new("certs")).get_matches_from(["certs", "-C", "/four", "init"]);
+        clap::FromArgMatches::update_from_arg_matches(&mut lazy, &matches).expect("updates");
+        assert_eq!(lazy.docker_cert_dir.as_deref(), Some(std::path::Path::new("/four")));
+    }
+
+    /// The commands refused on a local cloud nobody chose are known by their words.
+    #[test]
+    fn destructive_commands_are_named() {
+        use clap::Parser as _;
+        let cases: [(&[&str], Option<&str>); 10] = [
+            (&["vm", "delete", "-g", "rg", "-n", "vm1"], Some("vm delete")),
+            (&["vm", "stop", "-g", "rg", "-n", "vm1"], Some("vm stop")),
+            (&["vm", "deallocate", "-g", "rg", "-n", "vm1"], Some("vm deallocate")),
+            (&["ext", "remove", "--vm", "vm1", "-g", "rg", "--name", "x"], Some("ext remove")),
+            (&["ext", "docker", "uninstall", "--vm", "vm1", "-g", "rg"], Some("ext docker uninstall")),
+            (&["ext", "docker", "rotate-certs", "--vm", "vm1", "-g", "rg"], Some("ext docker rotate-certs")),
+            (&["ext", "vmaccess", "remove-user", "--vm", "vm1", "-g", "rg", "--username", "u"], Some("ext vmaccess")),
+            (&["vm", "start", "-g", "rg", "-n", "vm1"], None),
+            (&["vm", "list"], None),
+            (&["certs", "init"], None),
+        ];
+        for (line, words) in cases {
+            let cli = super::Cli::try_parse_from(std::iter::once("azdock").chain(line.iter().copied()))
+                .unwrap_or_else(|e| panic!("{line:?}: {e}"));
+            assert_eq!(cli.command.destructive(), words, "{line:?}");
+        }
     }
 }
