@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 mod config;
 mod error;
+mod lazy;
 mod output;
 mod plugins;
 mod progress;
@@ -28,7 +29,7 @@ use crate::output::Format;
 
 /// The full clap command tree, for completions and man pages.
 pub fn command() -> clap::Command {
-    cli::whole_tree()
+    lazy::whole_tree()
 }
 
 /// Runs azdock with the process's arguments and returns its exit code.
@@ -53,7 +54,7 @@ pub fn main() -> ExitCode {
             ) && asks_ext_help() =>
         {
             // The whole tree, so that the plugins join `ext` after its built-ins.
-            let with_plugins = cli::whole_tree().mut_subcommand("ext", plugins::with_plugin_commands);
+            let with_plugins = command().mut_subcommand("ext", plugins::with_plugin_commands);
             match with_plugins.try_get_matches_from(std::env::args_os()) {
                 Err(e) => e.exit(),
                 Ok(_) => e.exit(),

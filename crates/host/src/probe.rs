@@ -267,30 +267,22 @@ mod tests {
         )
         .await;
         assert_eq!(answered, Ok(2));
+        // A try that counts itself and fails, permanently or not.
+        let failing = |permanent: bool| {
+            let tries = &tries;
+            move || async move {
+                tries.fetch_add(1, Ordering::SeqCst);
+                Err::<(), bool>(permanent)
+            }
+        };
         // A permanent failure ends it at the first try.
         tries.store(0, Ordering::SeqCst);
-        let refused: Result<(), bool> = retry(
-            Duration::from_secs(10),
-            || async {
-                tries.fetch_add(1, Ordering::SeqCst);
-                Err(true)
-            },
-            |permanent: &bool| *permanent,
-        )
-        .await;
+        let refused = retry(Duration::from_secs(10), failing(true), |permanent: &bool| *permanent).await;
         assert_eq!((refused, tries.load(Ordering::SeqCst)), (Err(true), 1));
         // Transient failures are tried a second apart until the time is up: 0 s, 1 s, 2 s.
         tries.store(0, Ordering::SeqCst);
         let started = std::time::Instant::now();
-        let gave_up: Result<(), bool> = retry(
-            Duration::from_millis(2500),
-            || async {
-                tries.fetch_add(1, Ordering::SeqCst);
-                Err(false)
-            },
-            |permanent: &bool| *permanent,
-        )
-        .await;
+        let gave_up = retry(Duration::from_millis(2500), failing(false), |permanent: &bool| *permanent).await;
         assert_eq!((gave_up, tries.load(Ordering::SeqCst)), (Err(false), 3));
         assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     }
