@@ -40,8 +40,15 @@ impl CertFile {
         if block.tag() != "CERTIFICATE" {
             return Err(corrupt(format!("found a `{}` block", block.tag())));
         }
-        let der = block.into_contents();
-        X509Certificate::from_der(&der).map_err(|e| corrupt(e.to_string()))?;
+        Self::from_der(path, pem_text, block.into_contents())
+    }
+
+    /// A certificate whose DER is already decoded from `pem_text` (one just minted), checked
+    /// as [`CertFile::parse`] checks it.
+    pub fn from_der(path: &Path, pem_text: String, der: Vec<u8>) -> Result<Self, CertError> {
+        if let Err(e) = X509Certificate::from_der(&der) {
+            return Err(CertError::Corrupt { path: path.to_owned(), what: "PEM certificate", detail: e.to_string() });
+        }
         Ok(Self { path: path.to_owned(), pem: pem_text, der })
     }
 

@@ -20,11 +20,25 @@ pub const SERVER_DAYS: i64 = 365;
 /// Validity starts this far in the past, because a freshly booted VM's clock may lag.
 pub const BACKDATE: Duration = Duration::minutes(5);
 
-/// A freshly minted certificate and its key, both PEM.
+/// A freshly minted certificate and its key: PEM to be written, and the forms the store goes on
+/// with (so that nothing it has just made is decoded again).
 #[derive(Debug)]
 pub struct Minted {
     pub cert_pem: String,
+    pub cert_der: Vec<u8>,
     pub key_pem: zeroize::Zeroizing<String>,
+    pub key: KeyPair,
+}
+
+impl Minted {
+    fn new(cert: &rcgen::Certificate, key: KeyPair) -> Self {
+        Self {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+            key_pem: zeroize::Zeroizing::new(key.serialize_pem()),
+            key,
+        }
+    }
 }
 
 fn base_params(common_name: &str, days: i64) -> Result<CertificateParams, CertError> {
@@ -49,9 +63,9 @@ fn random_serial() -> Result<SerialNumber, CertError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
-fn minted(params: &CertificateParams, key: &KeyPair, issuer: &Issuer<'_, &KeyPair>) -> Result<Minted, CertError> {
-    let cert = params.signed_by(key, issuer)?;
-    Ok(Minted { cert_pem: cert.pem(), key_pem: zeroize::Zeroizing::new(key.serialize_pem()) })
+fn minted(params: &CertificateParams, key: KeyPair, issuer: &Issuer<'_, &KeyPair>) -> Result<Minted, CertError> {
+    let cert = params.signed_by(&key, issuer)?;
+    Ok(Minted::new(&cert, key))
 }
 
 /// The CA: a CA (basicConstraints CA:TRUE, pathlen 0) that can sign certificates and nothing else.
@@ -61,7 +75,7 @@ pub fn ca() -> Result<Minted, CertError> {
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
     let cert = params.self_signed(&key)?;
-    Ok(Minted { cert_pem: cert.pem(), key_pem: zeroize::Zeroizing::new(key.serialize_pem()) })
+    Ok(Minted::new(&cert, key))
 }
 
 /// The client certificate the Docker CLI presents: clientAuth only.
@@ -72,7 +86,7 @@ pub fn client(issuer: &Issuer<'_, &KeyPair>) -> Result<Minted, CertError> {
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.use_authority_key_identifier_extension = true;
-    minted(&params, &key, issuer)
+    minted(&params, key, issuer)
 }
 
 /// A host's server certificate: serverAuth only, with a SAN for every name and address (Go
@@ -100,7 +114,7 @@ pub fn server(
     }
     sans.extend(ips.iter().copied().map(SanType::IpAddress));
     params.subject_alt_names = sans;
-    minted(&params, &key, issuer)
+    minted(&params, key, issuer)
 }
 
 #[cfg(test)]

@@ -543,9 +543,8 @@ impl CertStore {
             (Some(_), None) => return Err(self.partial(cert_path, key_path)),
             // A key azdock wrote and was stopped before its certificate (killed between the
             // two): nothing can have used it, so it goes and a new pair is made.
-            (None, Some(k)) if interrupted(key_path, &k) => {
+            (None, Some(k)) if interrupted(cert_path, key_path, &k)? => {
                 drop(zeroize::Zeroizing::new(k)); // wiped, not just freed
-                // The note stays for the batch's other keys; the next write replaces it.
                 remove_file(key_path)?;
                 return Ok(None);
             }
@@ -832,46 +831,60 @@ fn create_private_dir(dir: &Path) -> Result<(), CertError> {
     azdock_files::create_private_dir(dir).map_err(|source| CertError::CreateDir { path: dir.to_owned(), source })
 }
 
-/// Pairs minted by one store operation, checked as they are minted and written together when
-/// the operation has succeeded: keys 0600 from creation, certificates 0644, every file synced
-/// at once and renamed in order (each key before its certificate), the directory synced once.
-/// A note of each key's hash is written before it and removed after its certificate, so that a
-/// run killed between the two is recognised ([`interrupted`]) and not taken for the user's.
+/// Pairs minted by one store operation, written together when the operation has succeeded:
+/// keys 0600 from creation, certificates 0644, every file synced at once and renamed in order
+/// (each key before its certificate), the directory synced once. A run stopped between a key's
+/// rename and its certificate's leaves the key alone with its certificate's complete temporary
+/// beside it, which is how the next run knows the key for its own ([`interrupted`]); a run that
+/// fails there removes the key itself.
 #[derive(Default)]
 struct Batch {
-    pairs: Vec<(PathBuf, PathBuf, Minted)>,
+    pairs: Vec<Pending>,
+}
+
+/// A minted pair's files, to be written.
+struct Pending {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    cert_pem: String,
+    key_pem: zeroize::Zeroizing<String>,
 }
 
 impl Batch {
-    /// Checks a minted pair and keeps it for [`Batch::commit`]; returns it as it will load.
+    /// Keeps a minted pair for [`Batch::commit`]; returns it as it will load.
     fn add(&mut self, cert_path: &Path, key_path: &Path, minted: Minted) -> Result<Pair, CertError> {
-        let key = KeyPair::from_pem(&minted.key_pem)?;
-        let cert = CertFile::parse(cert_path, minted.cert_pem.clone())?;
-        self.pairs.push((cert_path.to_owned(), key_path.to_owned(), minted));
+        let Minted { cert_pem, cert_der, key_pem, key } = minted;
+        let cert = CertFile::from_der(cert_path, cert_pem.clone(), cert_der)?;
+        self.pairs.push(Pending { cert_path: cert_path.to_owned(), key_path: key_path.to_owned(), cert_pem, key_pem });
         Ok(Pair { cert, key, key_path: key_path.to_owned() })
     }
 
     fn commit(self) -> Result<(), CertError> {
-        if self.pairs.is_empty() {
-            return Ok(());
-        }
-        // One note for the batch (its directory's), naming every key about to be written.
-        let note = pending_path(&self.pairs[0].1);
-        let hashes: Vec<String> = self.pairs.iter().map(|(_, _, minted)| key_hash(minted.key_pem.as_bytes())).collect();
-        write_note(&note, &hashes.join("\n"))?;
+        let Some(first) = self.pairs.first() else { return Ok(()) };
+        let dir = dir_of(&first.key_path);
+        // A run stopped before its renames left its temporaries; this write is the re-run
+        // that finishes its job, so it clears them.
+        sweep_leftovers(dir)?;
         let files: Vec<(&Path, &[u8], u32)> = self
             .pairs
             .iter()
-            .flat_map(|(cert, key, minted)| {
-                [(key.as_path(), minted.key_pem.as_bytes(), 0o600), (cert.as_path(), minted.cert_pem.as_bytes(), 0o644)]
+            .flat_map(|p| {
+                [
+                    (p.key_path.as_path(), p.key_pem.as_bytes(), 0o600),
+                    (p.cert_path.as_path(), p.cert_pem.as_bytes(), 0o644),
+                ]
             })
             .collect();
-        azdock_files::write_atomic_all(&files).map_err(|source| CertError::Write {
-            path: self.pairs[0].1.parent().map_or_else(PathBuf::new, Path::to_owned),
-            source,
-        })?;
-        remove_file(&note)?;
-        Ok(())
+        azdock_files::write_atomic_all(&files).map_err(|e| {
+            // Files land key, certificate, key, …: an odd count means a key landed without its
+            // certificate. It is this run's and nothing has used it.
+            if e.landed % 2 == 1
+                && let Some(pending) = self.pairs.get(e.landed / 2)
+            {
+                let _ = fs::remove_file(&pending.key_path);
+            }
+            CertError::Write { path: dir.to_owned(), source: e.source }
+        })
     }
 }
 
@@ -882,44 +895,43 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError
         .map_err(|source| CertError::Write { path: path.to_owned(), source })
 }
 
-/// The note of the keys a batch is writing (see [`Batch`]).
-const PENDING_NOTE: &str = ".azdock-pending";
-
-/// Where the note of the keys being written lives: one per directory, beside them.
-fn pending_path(key_path: &Path) -> PathBuf {
-    key_path.with_file_name(PENDING_NOTE)
+/// Whether `key`, alone at `key_path`, is one a stopped run of azdock wrote: the complete
+/// temporary of its certificate is beside it and certifies exactly this key (only azdock writes
+/// such temporaries, and only under the directory's lock, which the caller holds). A lone key
+/// without one is the user's. The temporaries go with the next write ([`Batch::commit`]).
+fn interrupted(cert_path: &Path, key_path: &Path, key: &str) -> Result<bool, CertError> {
+    let dir = dir_of(key_path);
+    let cert_name = file_name(cert_path);
+    let evidence = azdock_files::leftover_temporaries(dir, |name| name == cert_name)
+        .map_err(|source| CertError::Read { path: dir.to_owned(), source })?;
+    if evidence.is_empty() {
+        return Ok(false);
+    }
+    let Ok(key) = load_key(key_path, key, &Passphrases::NONE) else { return Ok(false) };
+    Ok(evidence.iter().any(|tmp| {
+        fs::read_to_string(tmp)
+            .ok()
+            .and_then(|text| CertFile::parse(tmp, text).ok())
+            .is_some_and(|cert| cert.matches_key(key.public_key_raw()))
+    }))
 }
 
-/// The SHA-256 of a key's PEM, hex: what the note holds (never the key).
-fn key_hash(pem: &[u8]) -> String {
-    use sha2::{Digest as _, Sha256};
-    Sha256::digest(pem).iter().fold(String::with_capacity(64), |mut hex, b| {
-        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
-        hex
-    })
+/// The directory a store file is in (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
-/// Whether `key` at `key_path` is one azdock was writing when it was stopped: its note is there
-/// and names exactly this key.
-fn interrupted(key_path: &Path, key: &str) -> bool {
-    let hash = key_hash(key.as_bytes());
-    fs::read_to_string(pending_path(key_path)).is_ok_and(|note| note.lines().any(|line| line.trim() == hash))
-}
-
-/// Writes the note of a key about to be written. Not synced: it guards against a killed process
-/// (the page cache keeps it), and after a power loss that took the note but kept the key, the
-/// lone key is refused as before — never taken for ours by mistake.
-fn write_note(path: &Path, hash: &str) -> Result<(), CertError> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(hash.as_bytes()))
-        .map_err(|source| CertError::Write { path: path.to_owned(), source })
+/// Removes the temporaries that stopped runs left in `dir`. The store's files are all `.pem`
+/// and written only under the directory's lock, which the caller holds: none is a live
+/// writer's, and no other writer's temporaries are touched.
+fn sweep_leftovers(dir: &Path) -> Result<(), CertError> {
+    let leftovers =
+        azdock_files::leftover_temporaries(dir, |name| Path::new(name).extension().is_some_and(|e| e == "pem"))
+            .map_err(|source| CertError::Read { path: dir.to_owned(), source })?;
+    for tmp in leftovers {
+        remove_file(&tmp)?;
+    }
+    Ok(())
 }
 
 /// Removes a file that may already be gone.
@@ -936,9 +948,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_note_holds_the_key_s_sha256_and_removing_a_missing_file_is_no_error() {
-        // SHA-256("abc"), FIPS 180-2's test vector.
-        assert_eq!(key_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    fn removing_a_missing_file_is_no_error_and_a_directory_is_not_removed_as_one() {
         let dir = tempfile::tempdir().unwrap();
         assert!(remove_file(&dir.path().join("gone")).is_ok());
         // A directory is not removed as a file: that is an error, not silence.
@@ -946,61 +956,82 @@ mod tests {
         assert!(matches!(remove_file(&dir.path().join("sub")), Err(CertError::Write { .. })));
     }
 
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
     #[test]
-    fn a_pair_whose_certificate_could_not_be_written_leaves_a_key_known_as_ours() {
+    fn a_pair_whose_certificate_could_not_be_written_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let minted = mint::ca().unwrap();
         let key_path = dir.path().join(CA_KEY);
         // A non-empty directory where the certificate goes: the key is renamed into place, the
-        // certificate cannot be.
+        // certificate cannot be; the key goes again.
         let cert_path = dir.path().join(CA_CERT);
         fs::create_dir(&cert_path).unwrap();
         fs::write(cert_path.join("inside"), "").unwrap();
-        assert!(CertStore::store_pair(&cert_path, &key_path, minted).is_err());
-        let left: Vec<String> =
-            fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-        assert!(left.iter().all(|n| !n.contains(".tmp-")), "no temporary is left: {left:?}");
-        let key = fs::read_to_string(&key_path).unwrap();
-        assert!(interrupted(&key_path, &key), "the note names the key that was written");
-        assert!(!interrupted(&key_path, "another key"));
+        assert!(CertStore::store_pair(&cert_path, &key_path, mint::ca().unwrap()).is_err());
+        assert_eq!(names_in(dir.path()), [CA_CERT], "no key, no temporary");
+        // A pair that landed before the failure stays whole.
+        let (client_cert, client_key) = (dir.path().join(CLIENT_CERT), dir.path().join(CLIENT_KEY));
+        let mut batch = Batch::default();
+        batch.add(&client_cert, &client_key, mint::ca().unwrap()).unwrap();
+        batch.add(&cert_path, &key_path, mint::ca().unwrap()).unwrap();
+        assert!(batch.commit().is_err());
+        assert_eq!(names_in(dir.path()), [CA_CERT, CLIENT_CERT, CLIENT_KEY]);
+    }
+
+    /// What a run killed between the CA key's rename and its certificate's leaves: the key, the
+    /// certificate's complete temporary and the temporaries of the pairs after it.
+    fn killed_after_the_ca_key(dir: &Path) -> Minted {
+        let minted = mint::ca().unwrap();
+        azdock_files::write_atomic(&dir.join(CA_KEY), minted.key_pem.as_bytes(), 0o600).unwrap();
+        fs::write(azdock_files::temp_name(&dir.join(CA_CERT)), &minted.cert_pem).unwrap();
+        fs::write(azdock_files::temp_name(&dir.join(CLIENT_KEY)), "a key not yet renamed").unwrap();
+        minted
     }
 
     #[test]
     fn a_key_left_alone_by_a_killed_run_is_replaced_and_one_the_user_put_there_is_not() {
         let dir = tempfile::tempdir().unwrap();
-        let store = CertStore::new(dir.path());
-        // A run killed after writing the CA key and before its certificate: its note is there.
-        let minted = mint::ca().unwrap();
-        let key_path = dir.path().join(CA_KEY);
-        write_atomic(&pending_path(&key_path), key_hash(minted.key_pem.as_bytes()).as_bytes(), 0o600).unwrap();
-        write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
-        let report = store.init(&Passphrases::NONE).unwrap();
-        assert!(
-            dir.path().join(CA_CERT).exists() && !pending_path(&key_path).exists(),
-            "the next write cleans the note"
-        );
+        let minted = killed_after_the_ca_key(dir.path());
+        // Another writer's temporary in the same directory is not the store's to remove.
+        fs::write(azdock_files::temp_name(&dir.path().join("config.json")), "{}").unwrap();
+        let report = CertStore::new(dir.path()).init(&Passphrases::NONE).unwrap();
         assert!(report.certificates.iter().all(|c| c.status == Outcome::Created), "{report:?}");
-        assert_ne!(fs::read_to_string(&key_path).unwrap(), *minted.key_pem, "a new pair was made");
+        assert_ne!(fs::read_to_string(dir.path().join(CA_KEY)).unwrap(), *minted.key_pem, "a new pair was made");
+        let left = names_in(dir.path());
+        assert_eq!(left.iter().filter(|n| n.contains(".tmp-")).count(), 1, "{left:?}");
+        assert!(left.iter().any(|n| n.starts_with(".config.json.tmp-")), "{left:?}");
 
-        // A lone key without a note (or with a note for another key) is the user's: refused.
+        // A lone key without a temporary of its certificate is the user's: refused, untouched.
         let other = tempfile::tempdir().unwrap();
         let key_path = other.path().join(CA_KEY);
-        write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
+        azdock_files::write_atomic(&key_path, minted.key_pem.as_bytes(), 0o600).unwrap();
         let e = CertStore::new(other.path()).init(&Passphrases::NONE).unwrap_err();
         assert!(matches!(e, CertError::PartialSet { .. }), "{e}");
-        write_atomic(&pending_path(&key_path), b"0000", 0o600).unwrap();
+        // Nor is one beside a temporary that certifies another key, or that is no certificate.
+        let another = mint::ca().unwrap();
+        fs::write(azdock_files::temp_name(&other.path().join(CA_CERT)), &another.cert_pem).unwrap();
+        fs::write(azdock_files::temp_name(&other.path().join(CA_CERT)), "torn").unwrap();
         let e = CertStore::new(other.path()).init(&Passphrases::NONE).unwrap_err();
         assert!(matches!(e, CertError::PartialSet { .. }), "{e}");
         assert_eq!(fs::read_to_string(&key_path).unwrap(), *minted.key_pem, "the user's key is untouched");
-        // A finished pair leaves no note.
+        assert_eq!(names_in(other.path()).len(), 3, "and the temporaries beside it too");
+        // The temporary of another file certifying this key is no evidence either.
+        let third = tempfile::tempdir().unwrap();
+        azdock_files::write_atomic(&third.path().join(CA_KEY), minted.key_pem.as_bytes(), 0o600).unwrap();
+        fs::write(azdock_files::temp_name(&third.path().join(CLIENT_CERT)), &minted.cert_pem).unwrap();
+        let e = CertStore::new(third.path()).init(&Passphrases::NONE).unwrap_err();
+        assert!(matches!(e, CertError::PartialSet { .. }), "{e}");
+        // A run stopped before its renames left only temporaries: the next write clears them,
+        // and leaves none of its own.
         let fresh = tempfile::tempdir().unwrap();
-        CertStore::new(fresh.path()).init(&Passphrases::NONE).unwrap();
-        let notes = fs::read_dir(fresh.path())
-            .unwrap()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy() == PENDING_NOTE)
-            .count();
-        assert_eq!(notes, 0);
+        fs::write(azdock_files::temp_name(&fresh.path().join("vm1-server-key.pem")), "torn").unwrap();
+        CertStore::new(fresh.path()).server(&ServerRequest::new("vm1", &[], &[]).unwrap(), &Passphrases::NONE).unwrap();
+        assert!(names_in(fresh.path()).iter().all(|n| !n.starts_with('.')), "{:?}", names_in(fresh.path()));
     }
 
     #[test]

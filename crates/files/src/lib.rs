@@ -15,16 +15,53 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they are).
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    // One `mkdir` when the directory exists or only it is missing (the usual cases); the
+    // recursive builder's walk only when a parent is missing too. An existing non-directory
+    // is left to fail the first file opened in it.
+    match DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new().recursive(true).mode(0o700).create(dir),
+        Err(e) => Err(e),
+    }
 }
 
-/// A temporary name beside `path` that no other writer (process or thread) picks.
-fn temp_name(path: &Path) -> PathBuf {
+/// A temporary name beside `path` that no other writer (process or thread) picks: what a
+/// writer here writes `path` to before renaming it into place.
+pub fn temp_name(path: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    path.with_file_name(format!("{}{}-{n}-{nanos}", temp_prefix(path), std::process::id()))
+}
+
+/// What follows a file's name in the names of its temporaries: `.<name>.tmp-<pid>-<n>-<nanos>`.
+const TEMP_MARK: &str = ".tmp-";
+
+/// What every temporary name of `path` starts with.
+fn temp_prefix(path: &Path) -> String {
     let name = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp-{}-{n}-{nanos}", std::process::id()))
+    format!(".{name}{TEMP_MARK}")
+}
+
+/// The temporary files in `dir` that writers left behind, of the files whose names `of`
+/// accepts: a writer killed before its rename leaves its temporary (complete and synced when it
+/// was stopped between the syncs and the renames of a batch). Only meaningful under the lock
+/// every writer of those files holds, so that none of them is a live writer's.
+pub fn leftover_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> io::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some((target, _)) = name.strip_prefix('.').and_then(|n| n.rsplit_once(TEMP_MARK))
+            && of(target)
+        {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// The directory a file is in: its parent, or `.` for a bare name.
@@ -56,22 +93,52 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A batch that did not land whole: how many of its files were renamed into place (in the
+/// order given) before `source` stopped it. Those stay; the others are as they were, and no
+/// temporary of the batch is left.
+#[derive(Debug)]
+pub struct BatchError {
+    pub landed: usize,
+    pub source: io::Error,
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for BatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+impl From<BatchError> for io::Error {
+    fn from(e: BatchError) -> Self {
+        e.source
+    }
+}
+
 /// Writes several files as [`write_atomic`] writes one, with their syncs together: every
 /// temporary file is written, the writeback of all of them started at once (so the disk takes
 /// them as one batch) and each then synced, then renamed into place in the order given, and
 /// each directory is synced once. A file's data is on disk before its name points at it, as with
-/// [`write_atomic`]; a failure removes the temporaries not yet renamed.
-pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
+/// [`write_atomic`]; a failure removes the temporaries not yet renamed and says how many files
+/// landed. A process killed between the syncs and the last rename leaves the temporaries of the
+/// files not yet renamed, complete ([`leftover_temporaries`]).
+pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> Result<(), BatchError> {
+    let mut landed = 0;
     let mut dirs: Vec<&Path> = Vec::new();
-    for (path, _, _) in files {
-        let dir = dir_of(path);
-        if !dirs.contains(&dir) {
-            create_private_dir(dir)?;
-            dirs.push(dir);
-        }
-    }
     let tmps: Vec<PathBuf> = files.iter().map(|(path, _, _)| temp_name(path)).collect();
     let result = (|| {
+        for (path, _, _) in files {
+            let dir = dir_of(path);
+            if !dirs.contains(&dir) {
+                create_private_dir(dir)?;
+                dirs.push(dir);
+            }
+        }
         let mut opened = Vec::with_capacity(files.len());
         for ((_, data, mode), tmp) in files.iter().zip(&tmps) {
             let mut file = OpenOptions::new().write(true).create_new(true).mode(mode & 0o7777).open(tmp)?;
@@ -86,15 +153,15 @@ pub fn write_atomic_all(files: &[(&Path, &[u8], u32)]) -> io::Result<()> {
         }
         for ((path, _, _), tmp) in files.iter().zip(&tmps) {
             fs::rename(tmp, path)?;
+            landed += 1;
         }
         Ok(())
     })();
-    if let Err(e) = result {
-        // The temporaries already renamed are gone by that name; the others go now.
-        for tmp in &tmps {
+    if let Err(source) = result {
+        for tmp in &tmps[landed..] {
             let _ = fs::remove_file(tmp);
         }
-        return Err(e);
+        return Err(BatchError { landed, source });
     }
     for dir in dirs {
         let _ = File::open(dir).and_then(|d| d.sync_all());
@@ -261,7 +328,9 @@ mod tests {
         let blocked = dir.path().join("blocked");
         fs::create_dir(&blocked).unwrap();
         fs::write(blocked.join("inside"), b"x").unwrap();
-        assert!(write_atomic_all(&[(&a, b"new", 0o600), (&blocked, b"x", 0o600), (&c, b"new", 0o600)]).is_err());
+        let e = write_atomic_all(&[(&a, b"new", 0o600), (&blocked, b"x", 0o600), (&c, b"new", 0o600)]).unwrap_err();
+        assert_eq!(e.landed, 1, "{e}");
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::IsADirectory);
         assert_eq!(fs::read(&a).unwrap(), b"new");
         assert_eq!(fs::read(&c).unwrap(), b"three");
         for d in [dir.path().to_owned(), dir.path().join("sub")] {
@@ -270,6 +339,45 @@ mod tests {
             assert!(names.iter().all(|n| !n.contains(".tmp-")), "{names:?}");
         }
         write_atomic_all(&[]).unwrap();
+    }
+
+    #[test]
+    fn a_killed_writer_s_temporaries_are_found_by_the_name_they_were_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        let left = [temp_name(&key), temp_name(&cert), temp_name(&cert)];
+        for tmp in &left {
+            fs::write(tmp, b"x").unwrap();
+        }
+        // Neither the files themselves nor other hidden names are taken for temporaries.
+        fs::write(&key, b"k").unwrap();
+        fs::write(dir.path().join(".cert.pem"), b"c").unwrap();
+        fs::write(dir.path().join(".tmp-cert.pem"), b"c").unwrap();
+        let mut certs = vec![left[1].clone(), left[2].clone()];
+        certs.sort();
+        assert_eq!(leftover_temporaries(dir.path(), |name| name == "cert.pem").unwrap(), certs);
+        assert_eq!(
+            leftover_temporaries(dir.path(), |name| Path::new(name).extension().is_some_and(|e| e == "pem"))
+                .unwrap()
+                .len(),
+            3
+        );
+        assert!(leftover_temporaries(dir.path(), |name| name == "ca.pem").unwrap().is_empty());
+        assert!(leftover_temporaries(&dir.path().join("missing"), |_| true).is_err());
+    }
+
+    #[test]
+    fn a_private_dir_is_made_with_its_parents_and_an_existing_one_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = dir.path().join("a/b/c");
+        create_private_dir(&deep).unwrap();
+        assert_eq!(fs::metadata(&deep).unwrap().permissions().mode() & 0o777, 0o700);
+        fs::set_permissions(&deep, fs::Permissions::from_mode(0o750)).unwrap();
+        create_private_dir(&deep).unwrap();
+        assert_eq!(fs::metadata(&deep).unwrap().permissions().mode() & 0o777, 0o750);
+        // A file in the way of a parent is an error.
+        fs::write(dir.path().join("file"), b"x").unwrap();
+        assert!(create_private_dir(&dir.path().join("file/sub")).is_err());
     }
 
     #[test]

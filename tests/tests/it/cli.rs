@@ -161,6 +161,37 @@ fn two_processes_started_together_end_with_one_ca() {
 }
 
 #[test]
+fn a_certs_run_killed_at_any_moment_is_finished_by_the_next() {
+    let env = Env::new();
+    let server = |dir: &std::path::Path| {
+        let mut cmd = env.azdock();
+        cmd.args(["certs", "server", "vm1", "--ip", "127.0.0.7", "-C", dir.to_str().unwrap(), "-o", "none"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        cmd
+    };
+    // How long a whole run takes here; the kills are spread over it (and a little past it).
+    let start = std::time::Instant::now();
+    assert!(server(&env.path().join("whole")).status().unwrap().success());
+    let whole = start.elapsed();
+    let runs: u32 = 24;
+    for i in 0..runs {
+        let dir = env.path().join(format!("killed{i}"));
+        let mut child = server(&dir).spawn().unwrap();
+        std::thread::sleep(whole * i / (runs - 4));
+        let _ = child.kill(); // SIGKILL: no clean-up of its own
+        let _ = child.wait().unwrap();
+        let out = env.run(&["certs", "server", "vm1", "--ip", "127.0.0.7", "-C", dir.to_str().unwrap()]);
+        assert_eq!(out.code, 0, "run {i}, killed after {:?}: {}", whole * i / (runs - 4), out.stderr);
+        let names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert!(names.iter().all(|n| !n.starts_with('.')), "run {i} left {names:?}");
+        assert_eq!(names.len(), 6, "{names:?}");
+        env.run(&["certs", "verify", "-C", dir.to_str().unwrap()]).success();
+    }
+}
+
+#[test]
 fn rotation_backs_up_and_reports_what_to_redeploy() {
     let env = Env::new();
     let dir = env.path().join("c");
