@@ -519,8 +519,7 @@ async fn throughput(cloud: &Cloud, url: &str) -> anyhow::Result<Measure> {
     #[allow(clippy::cast_precision_loss)]
     let rate = f64::from(connections * per_connection) / start.elapsed().as_secs_f64();
     Ok(Measure {
-        what: "emulator simple GETs over HTTPS (xtask's unoptimised client; install `wrk` for the server's figure)"
-            .into(),
+        what: "emulator simple GETs over HTTPS (xtask's reqwest client; install `wrk` for the server's figure)".into(),
         value: format!("{rate:.0} req/s"),
         target: ">= 5,000 req/s",
     })
