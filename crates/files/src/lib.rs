@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Creates `dir` and its missing parents with mode 0700 (existing ones are left as they are).
 pub fn create_private_dir(dir: &Path) -> io::Result<()> {
     // One `mkdir` when the directory exists or only it is missing (the usual cases); the
-    // recursive builder's walk only when a parent is missing too. An existing non-directory
-    // is left to fail the first file opened in it.
+    // recursive builder's walk (which says what else went wrong) only when a parent is missing
+    // too. An existing non-directory is left to fail the first file opened in it.
     match DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new().recursive(true).mode(0o700).create(dir),
-        Err(e) => Err(e),
+        Err(_) => DirBuilder::new().recursive(true).mode(0o700).create(dir),
     }
 }
 
@@ -108,11 +107,8 @@ impl std::fmt::Display for BatchError {
     }
 }
 
-impl std::error::Error for BatchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.source()
-    }
-}
+// Displayed as the I/O error itself, so the chain does not say it twice.
+impl std::error::Error for BatchError {}
 
 impl From<BatchError> for io::Error {
     fn from(e: BatchError) -> Self {
@@ -330,6 +326,7 @@ mod tests {
         fs::write(blocked.join("inside"), b"x").unwrap();
         let e = write_atomic_all(&[(&a, b"new", 0o600), (&blocked, b"x", 0o600), (&c, b"new", 0o600)]).unwrap_err();
         assert_eq!(e.landed, 1, "{e}");
+        assert_eq!(e.to_string(), e.source.to_string());
         assert_eq!(io::Error::from(e).kind(), io::ErrorKind::IsADirectory);
         assert_eq!(fs::read(&a).unwrap(), b"new");
         assert_eq!(fs::read(&c).unwrap(), b"three");
