@@ -1,6 +1,12 @@
 //! `cargo xtask bench`: the performance table. Wall times are medians over repeated runs of the
 //! release binary (and of xtask's own release build for what it measures in-process); peak RSS
 //! comes from GNU time (`/usr/bin/time`, Debian's `time` package).
+//!
+//! The rows that create files depend on the disk's recent past: ext4 without a journal (this
+//! project's machines) makes each new inode skip those deleted in the last one to six minutes
+//! (`recently_deleted`), so right after a large deletion in the same block group (a previous
+//! bench's work directory, a test run's temporaries under /tmp) every file costs more. The floor
+//! row shows when that happens; run the bench some minutes after such deletions.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
