@@ -29,11 +29,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     // optimised too: `cargo xtask` is a debug build, so it hands the bench to its release self.
     if cfg!(debug_assertions) {
         crate::cmd("cargo", &["build", "--release", "--locked", "-p", "xtask", "-p", "azdock"])?;
-        let status = Command::new(root.join("target/release/xtask")).arg("bench").current_dir(root).status()?;
-        if !status.success() {
-            bail!("the release bench failed with {status}");
-        }
-        return Ok(());
+        return crate::cmd(&root.join("target/release/xtask").to_string_lossy(), &["bench"]);
     }
     crate::cmd("cargo", &["build", "--release", "--locked", "-p", "azdock"])?;
     let bin = root.join("target/release/azdock");
@@ -133,15 +129,11 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes back what earlier steps left dirty (the release build, the plugin builds) and waits
-/// for it: the rows that sync files then measure their own syncs, not a backlog of other
-/// writes queued in front of them on the disk.
+/// Writes back what earlier steps left dirty (the release build, earlier rows) and waits for
+/// it: the rows that sync files then measure their own syncs, not a backlog of other writes
+/// queued in front of them on the disk.
 fn settle_disk() -> anyhow::Result<()> {
-    let status = Command::new("sync").status().context("cannot run `sync`")?;
-    if !status.success() {
-        bail!("`sync` failed with {status}");
-    }
-    Ok(())
+    crate::cmd("sync", &[])
 }
 
 /// Writes the files of `written` (all but hidden ones, with their modes) into `dir` with one

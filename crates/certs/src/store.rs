@@ -861,7 +861,7 @@ impl Batch {
 
     fn commit(self) -> Result<(), CertError> {
         let Some(first) = self.pairs.first() else { return Ok(()) };
-        let dir = dir_of(&first.key_path);
+        let dir = azdock_files::dir_of(&first.key_path);
         // A run stopped before its renames left its temporaries; this write is the re-run
         // that finishes its job, so it clears them.
         sweep_leftovers(dir)?;
@@ -900,7 +900,7 @@ fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<(), CertError
 /// such temporaries, and only under the directory's lock, which the caller holds). A lone key
 /// without one is the user's. The temporaries go with the next write ([`Batch::commit`]).
 fn interrupted(cert_path: &Path, key_path: &Path, key: &str) -> Result<bool, CertError> {
-    let dir = dir_of(key_path);
+    let dir = azdock_files::dir_of(key_path);
     let cert_name = file_name(cert_path);
     let evidence = azdock_files::leftover_temporaries(dir, |name| name == cert_name)
         .map_err(|source| CertError::Read { path: dir.to_owned(), source })?;
@@ -914,11 +914,6 @@ fn interrupted(cert_path: &Path, key_path: &Path, key: &str) -> Result<bool, Cer
             .and_then(|text| CertFile::parse(tmp, text).ok())
             .is_some_and(|cert| cert.matches_key(key.public_key_raw()))
     }))
-}
-
-/// The directory a store file is in (`.` for a bare name).
-fn dir_of(path: &Path) -> &Path {
-    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 /// Removes the temporaries that stopped runs left in `dir`. The store's files are all `.pem`

@@ -64,7 +64,7 @@ pub fn leftover_temporaries(dir: &Path, of: impl Fn(&str) -> bool) -> io::Result
 }
 
 /// The directory a file is in: its parent, or `.` for a bare name.
-fn dir_of(path: &Path) -> &Path {
+pub fn dir_of(path: &Path) -> &Path {
     match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -109,12 +109,6 @@ impl std::fmt::Display for BatchError {
 
 // Displayed as the I/O error itself, so the chain does not say it twice.
 impl std::error::Error for BatchError {}
-
-impl From<BatchError> for io::Error {
-    fn from(e: BatchError) -> Self {
-        e.source
-    }
-}
 
 /// Writes several files as [`write_atomic`] writes one, with their syncs together: every
 /// temporary file is written, the writeback of all of them started at once (so the disk takes
@@ -327,7 +321,7 @@ mod tests {
         let e = write_atomic_all(&[(&a, b"new", 0o600), (&blocked, b"x", 0o600), (&c, b"new", 0o600)]).unwrap_err();
         assert_eq!(e.landed, 1, "{e}");
         assert_eq!(e.to_string(), e.source.to_string());
-        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::IsADirectory);
+        assert_eq!(e.source.kind(), io::ErrorKind::IsADirectory);
         assert_eq!(fs::read(&a).unwrap(), b"new");
         assert_eq!(fs::read(&c).unwrap(), b"three");
         for d in [dir.path().to_owned(), dir.path().join("sub")] {
