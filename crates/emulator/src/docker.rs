@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::unix::ffi::OsStringExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,6 +19,8 @@ use crate::wire::ArmError;
 #[derive(Debug)]
 pub(crate) struct DaemonProcess {
     child: Child,
+    /// The VM's docker directory (its data root is below it).
+    dir: PathBuf,
     exec_root: PathBuf,
 }
 
@@ -36,8 +39,76 @@ impl Drop for DaemonProcess {
         }
         let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.wait();
+        // A daemon that stopped on its own terms unmounted what it mounted; one killed outright
+        // (before or after the TERM above) did not.
+        release_mounts(&self.dir);
+        release_mounts(&self.exec_root);
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }
+}
+
+/// Unmounts whatever is mounted at or below `dir`, deepest first. dockerd bind-mounts its data
+/// root onto itself in the host's mount namespace and undoes it when it stops; a daemon killed
+/// outright (SIGKILL, the OOM killer, the cloud killed with it) leaves the mount, under which
+/// the VM's next daemon would stack its own, and which keeps the VM's directory from being
+/// removed. Detached (`MNT_DETACH`): nothing still uses a dead daemon's files.
+fn release_mounts(dir: &Path) {
+    let Ok(dir) = std::fs::canonicalize(dir) else { return };
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
+    let mut points: Vec<PathBuf> = table.lines().filter_map(mount_point).filter(|p| p.starts_with(&dir)).collect();
+    // A path mounted twice (stacked) is listed twice and unmounted twice.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        let _ = rustix::mount::unmount(&point, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// The mount point of a line of /proc/self/mountinfo: its fifth field, where the kernel writes
+/// space, tab, newline and backslash as `\ooo` octal escapes.
+fn mount_point(line: &str) -> Option<PathBuf> {
+    let field = line.split(' ').nth(4)?.as_bytes();
+    let mut bytes = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let octal = field.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (field[i], octal) {
+            (b'\\', Some(byte)) => {
+                bytes.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                bytes.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+/// Ends the VM's daemon that an earlier run of this cloud left running when it was killed (its
+/// pidfile names a live dockerd with this exec root, which only this cloud's state gives), with
+/// its process group, and releases its mounts: the VM's new daemon takes its place, as after a
+/// clean stop. A pidfile of a process that is gone or is something else is only stale.
+fn end_orphan(dir: &Path, exec_root: &Path) {
+    let ours = std::fs::read_to_string(exec_root.join("dockerd.pid"))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .filter(|pid| {
+            let flag = format!("--exec-root={}", exec_root.display());
+            std::fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero()))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()))
+        });
+    if let Some(pid) = ours {
+        // It leads its own group (its containerd and shims are in it), as every daemon here does.
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    release_mounts(dir);
+    release_mounts(exec_root);
 }
 
 /// The running daemons by VM key.
@@ -135,6 +206,7 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     }
     let dir = shared.vm_dir(vm_key).join("docker");
     let exec_root = exec_root(shared, vm_key);
+    end_orphan(&dir, &exec_root);
     let etc = dir.join("etc");
     for d in [&dir, &etc, &exec_root] {
         std::fs::create_dir_all(d).map_err(|e| format!("cannot create `{}`: {e}", d.display()))?;
@@ -181,7 +253,7 @@ fn launch(shared: &Shared, vm_key: &str) -> Result<Launched, String> {
     }
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let child = cmd.spawn().map_err(|e| format!("cannot start dockerd: {e}"))?;
-    let mut process = DaemonProcess { child, exec_root };
+    let mut process = DaemonProcess { child, dir, exec_root };
     let listening = match address {
         Some(a) => a.to_string(),
         None => format!("unix://{GUEST_SOCKET}"),
@@ -285,6 +357,15 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mount_points_are_read_with_their_escapes_undone() {
+        let line = r"45 27 254:0 /srv/a\040b /srv/a\040b rw,relatime shared:1 - ext4 /dev/vda rw";
+        assert_eq!(mount_point(line), Some(PathBuf::from("/srv/a b")));
+        let odd = r"46 27 254:0 / /x\134y\011z\12 rw - ext4 /dev/vda rw";
+        assert_eq!(mount_point(odd), Some(PathBuf::from("/x\\y\tz\\12")));
+        assert_eq!(mount_point("46 27 254:0 /"), None);
+    }
 
     #[test]
     fn only_flags_that_stay_inside_the_daemon_pass() {

@@ -548,6 +548,100 @@ async fn a_create_survives_the_local_cloud_crashing_under_it() {
     env.run(&["local", "down"]).success();
 }
 
+/// The pids of the live dockerd processes whose data root is below `dir`.
+fn dockerds_below(dir: &std::path::Path) -> Vec<u32> {
+    let flag = format!("--data-root={}", dir.display());
+    let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid| {
+            // A zombie's command line is empty: only live daemons count.
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg.starts_with(flag.as_bytes())))
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// How many mounts of this (the host's) mount namespace are at or below `dir`.
+fn mounts_below(dir: &std::path::Path) -> usize {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| std::path::Path::new(point).starts_with(dir))
+        .count()
+}
+
+/// A guest's dockerd bind-mounts its data root onto itself in the host's namespace. One whose
+/// cloud was killed lives on: the cloud's next start ends it and releases its mount before
+/// starting the VM's own, rather than failing beside it or stacking a second mount. One killed
+/// outright (SIGKILL, the OOM killer) leaves its mount: stopping it releases that. Nothing is
+/// left mounted or running after `local down`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guest_dockerd_orphaned_or_killed_outright_leaves_no_mount_or_process_behind() {
+    if !azdock_tests::dockerd_available() {
+        return;
+    }
+    let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
+    let env = Env::new();
+    let (up, arm) = cloud(&env, None).await;
+    let sub = up["subscriptionId"].as_str().unwrap();
+    arm.linux_vm(sub, "mounts", "mountvm").await;
+    let installed = env
+        .run(&[
+            "--cloud",
+            "local",
+            "ext",
+            "docker",
+            "install",
+            "--vm",
+            "mountvm",
+            "-g",
+            "mounts",
+            "--allow-from",
+            "127.0.0.0/8",
+        ])
+        .success()
+        .json();
+    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
+    let addr = format!("{}:2376", installed["publicIp"].as_str().unwrap());
+    let state = std::fs::canonicalize(up["stateDir"].as_str().unwrap()).unwrap();
+    let first = dockerds_below(&state);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(mounts_below(&state), 1, "dockerd mounts its data root onto itself");
+
+    azdock_tests::kill_and_wait(up["pid"].as_u64().unwrap());
+    assert_eq!(dockerds_below(&state), first, "the daemon outlives its cloud");
+    azdock_tests::local_cloud(&env, &["--instant"]).await;
+    let mut now = Vec::new();
+    for _ in 0..100 {
+        now = dockerds_below(&state);
+        if now.len() == 1 && now != first && docker_info(&env, &addr).code == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(now.len() == 1 && now != first, "the VM's new daemon replaced {first:?}: {now:?}");
+    assert_eq!(docker_info(&env, &addr).code, 0, "and answers");
+    assert_eq!(mounts_below(&state), 1, "the old daemon's mount was released, not stacked under");
+
+    // The daemon and its containerd killed outright, as a whole process group.
+    let killed = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", now[0])]).status().unwrap();
+    assert!(killed.success());
+    for _ in 0..100 {
+        if dockerds_below(&state).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(dockerds_below(&state).is_empty());
+    assert_eq!(mounts_below(&state), 1, "a daemon killed outright leaves its mount");
+    env.run(&["local", "down"]).success();
+    assert_eq!(mounts_below(&state), 0, "stopping it released the mount");
+}
+
 #[test]
 fn the_install_and_uninstall_scripts_pass_shellcheck() {
     let found = std::process::Command::new("shellcheck").arg("--version").output().is_ok_and(|o| o.status.success());
