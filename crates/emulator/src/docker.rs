@@ -85,6 +85,19 @@ fn mount_point(line: &str) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
 }
 
+/// Whether any process, a zombie too, is still in the process group `group`.
+fn group_exists(group: rustix::process::Pid) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(Result::ok).any(|entry| {
+        std::fs::read_to_string(entry.path().join("stat")).ok().and_then(|stat| {
+            // State, parent, group follow the command name, which is in parentheses and may
+            // hold anything.
+            let (_, rest) = stat.rsplit_once(')')?;
+            rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+        }) == Some(group.as_raw_nonzero().get())
+    })
+}
+
 /// Ends the VM's daemon that an earlier run of this cloud left running when it was killed (its
 /// pidfile names a live dockerd with this exec root, which only this cloud's state gives), with
 /// its process group, and releases its mounts: the VM's new daemon takes its place, as after a
@@ -102,8 +115,11 @@ fn end_orphan(dir: &Path, exec_root: &Path) {
     if let Some(pid) = ours {
         // It leads its own group (its containerd and shims are in it), as every daemon here does.
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        // Until the whole group is reaped (their parent is not this process): dockerd and its
+        // containerd take a pidfile naming a process that is still there, a zombie too, for a
+        // daemon already running, and the new one would fail beside it.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::path::Path::new(&format!("/proc/{}", pid.as_raw_nonzero())).exists() && Instant::now() < deadline {
+        while group_exists(pid) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
