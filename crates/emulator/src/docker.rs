@@ -101,7 +101,7 @@ fn group_exists(group: rustix::process::Pid) -> bool {
 /// Ends the VM's daemon that an earlier run of this cloud left running when it was killed (its
 /// pidfile names a live dockerd with this exec root, which only this cloud's state gives), with
 /// its process group, and releases its mounts: the VM's new daemon takes its place, as after a
-/// clean stop. A pidfile of a process that is gone or is something else is only stale.
+/// clean stop. A pidfile of a process that is gone or is something else is only stale, and goes.
 fn end_orphan(dir: &Path, exec_root: &Path) {
     let ours = std::fs::read_to_string(exec_root.join("dockerd.pid"))
         .ok()
@@ -123,6 +123,9 @@ fn end_orphan(dir: &Path, exec_root: &Path) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+    // What is left of the pidfile names no daemon of this VM (ended above, or a pid since
+    // reused by another process, which dockerd would take for itself still running).
+    let _ = std::fs::remove_file(exec_root.join("dockerd.pid"));
     release_mounts(dir);
     release_mounts(exec_root);
 }

@@ -611,6 +611,12 @@ async fn a_guest_dockerd_orphaned_or_killed_outright_leaves_no_mount_or_process_
     let first = dockerds_below(&state);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_eq!(mounts_below(&state), 1, "dockerd mounts its data root onto itself");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", first[0])).unwrap();
+    let exec_root = cmdline
+        .split(|b| *b == 0)
+        .find_map(|arg| arg.strip_prefix(b"--exec-root="))
+        .map(|root| std::path::PathBuf::from(String::from_utf8(root.to_vec()).unwrap()))
+        .unwrap();
 
     azdock_tests::kill_and_wait(up["pid"].as_u64().unwrap());
     assert_eq!(dockerds_below(&state), first, "the daemon outlives its cloud");
@@ -640,6 +646,25 @@ async fn a_guest_dockerd_orphaned_or_killed_outright_leaves_no_mount_or_process_
     assert_eq!(mounts_below(&state), 1, "a daemon killed outright leaves its mount");
     env.run(&["local", "down"]).success();
     assert_eq!(mounts_below(&state), 0, "stopping it released the mount");
+
+    // A pidfile left naming a process that is no daemon of this cloud (the pid reused) is
+    // only stale: that process is left alone.
+    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::create_dir_all(&exec_root).unwrap();
+    std::fs::write(exec_root.join("dockerd.pid"), bystander.id().to_string()).unwrap();
+    azdock_tests::local_cloud(&env, &["--instant"]).await;
+    for _ in 0..100 {
+        if dockerds_below(&state).len() == 1 && docker_info(&env, &addr).code == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(docker_info(&env, &addr).code, 0, "the VM's daemon started");
+    assert!(bystander.try_wait().unwrap().is_none(), "the process the stale pidfile named still runs");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+    env.run(&["local", "down"]).success();
+    assert_eq!(mounts_below(&state), 0);
 }
 
 #[test]
