@@ -290,6 +290,30 @@ fn expired_certificate(dir: &std::path::Path, ip: &str) -> (String, String) {
     (params.signed_by(&key, &issuer).unwrap().pem(), key.serialize_pem())
 }
 
+/// A local cloud with a plain Linux VM `vm` in group `group`, and `ext docker install` run on
+/// it (the port open to loopback): what `local up` and the install printed.
+async fn installed_on_a_plain_vm(env: &Env, group: &str, vm: &str) -> (Value, Arm, Value) {
+    let (up, arm) = cloud(env, None).await;
+    arm.linux_vm(up["subscriptionId"].as_str().unwrap(), group, vm).await;
+    let installed = env
+        .run(&["--cloud", "local", "ext", "docker", "install", "--vm", vm, "-g", group, "--allow-from", "127.0.0.0/8"])
+        .success()
+        .json();
+    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
+    (up, arm, installed)
+}
+
+/// Whether `ready` holds within 20 s, asked every 200 ms.
+async fn eventually(mut ready: impl FnMut() -> bool) -> bool {
+    for _ in 0..100 {
+        if ready() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    ready()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm() {
     if !azdock_tests::dockerd_available() {
@@ -297,15 +321,12 @@ async fn ext_docker_installs_rotates_verifies_and_uninstalls_on_an_existing_vm()
     }
     let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
     let env = Env::new();
-    let (up, arm) = cloud(&env, None).await;
+    let (up, arm, installed) = installed_on_a_plain_vm(&env, "plain", "plainvm").await;
     let sub = up["subscriptionId"].as_str().unwrap();
-    arm.linux_vm(sub, "plain", "plainvm").await;
     let ext = |args: &[&str]| {
         env.run(&[&["--cloud", "local", "ext", "docker"][..], args, &["--vm", "plainvm", "-g", "plain"]].concat())
     };
 
-    let installed = ext(&["install", "--allow-from", "127.0.0.0/8"]).success().json();
-    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
     let ip = installed["publicIp"].as_str().unwrap().to_owned();
     let addr = format!("{ip}:2376");
     assert_eq!(docker_info(&env, &addr).code, 0);
@@ -586,26 +607,7 @@ async fn a_guest_dockerd_orphaned_or_killed_outright_leaves_no_mount_or_process_
     }
     let _one_dockerd_at_a_time = azdock_tests::dockerd_lock();
     let env = Env::new();
-    let (up, arm) = cloud(&env, None).await;
-    let sub = up["subscriptionId"].as_str().unwrap();
-    arm.linux_vm(sub, "mounts", "mountvm").await;
-    let installed = env
-        .run(&[
-            "--cloud",
-            "local",
-            "ext",
-            "docker",
-            "install",
-            "--vm",
-            "mountvm",
-            "-g",
-            "mounts",
-            "--allow-from",
-            "127.0.0.0/8",
-        ])
-        .success()
-        .json();
-    assert_eq!(installed["daemon"]["status"], "running", "{installed}");
+    let (up, _, installed) = installed_on_a_plain_vm(&env, "mounts", "mountvm").await;
     let addr = format!("{}:2376", installed["publicIp"].as_str().unwrap());
     let state = std::fs::canonicalize(up["stateDir"].as_str().unwrap()).unwrap();
     let first = dockerds_below(&state);
@@ -621,48 +623,36 @@ async fn a_guest_dockerd_orphaned_or_killed_outright_leaves_no_mount_or_process_
     azdock_tests::kill_and_wait(up["pid"].as_u64().unwrap());
     assert_eq!(dockerds_below(&state), first, "the daemon outlives its cloud");
     azdock_tests::local_cloud(&env, &["--instant"]).await;
-    let mut now = Vec::new();
-    for _ in 0..100 {
-        now = dockerds_below(&state);
-        if now.len() == 1 && now != first && docker_info(&env, &addr).code == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert!(now.len() == 1 && now != first, "the VM's new daemon replaced {first:?}: {now:?}");
-    assert_eq!(docker_info(&env, &addr).code, 0, "and answers");
+    let replaced = || {
+        let now = dockerds_below(&state);
+        now.len() == 1 && now != first && docker_info(&env, &addr).code == 0
+    };
+    assert!(eventually(replaced).await, "the VM's new daemon replaced {first:?}: {:?}", dockerds_below(&state));
     assert_eq!(mounts_below(&state), 1, "the old daemon's mount was released, not stacked under");
 
     // The daemon and its containerd killed outright, as a whole process group.
+    let now = dockerds_below(&state);
     let killed = std::process::Command::new("kill").args(["-KILL", "--", &format!("-{}", now[0])]).status().unwrap();
     assert!(killed.success());
-    for _ in 0..100 {
-        if dockerds_below(&state).is_empty() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(dockerds_below(&state).is_empty());
+    assert!(eventually(|| dockerds_below(&state).is_empty()).await);
     assert_eq!(mounts_below(&state), 1, "a daemon killed outright leaves its mount");
     env.run(&["local", "down"]).success();
     assert_eq!(mounts_below(&state), 0, "stopping it released the mount");
 
-    // A pidfile left naming a process that is no daemon of this cloud (the pid reused) is
-    // only stale: that process is left alone.
-    let mut bystander = std::process::Command::new("sleep").arg("60").spawn().unwrap();
+    // A pidfile left naming a process that is no daemon of this cloud (the pid reused, here by
+    // a process group's leader, as every daemon is) is only stale: that process is left alone.
+    let mut bystander = std::process::Command::new("sleep");
+    std::os::unix::process::CommandExt::process_group(&mut bystander, 0);
+    let mut bystander = bystander.arg("60").spawn().unwrap();
     std::fs::create_dir_all(&exec_root).unwrap();
     std::fs::write(exec_root.join("dockerd.pid"), bystander.id().to_string()).unwrap();
     azdock_tests::local_cloud(&env, &["--instant"]).await;
-    for _ in 0..100 {
-        if dockerds_below(&state).len() == 1 && docker_info(&env, &addr).code == 0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    assert_eq!(docker_info(&env, &addr).code, 0, "the VM's daemon started");
-    assert!(bystander.try_wait().unwrap().is_none(), "the process the stale pidfile named still runs");
+    let started = eventually(|| dockerds_below(&state).len() == 1 && docker_info(&env, &addr).code == 0).await;
+    let untouched = bystander.try_wait().unwrap().is_none();
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+    assert!(started, "the VM's daemon started");
+    assert!(untouched, "the process the stale pidfile named still runs");
     env.run(&["local", "down"]).success();
     assert_eq!(mounts_below(&state), 0);
 }
