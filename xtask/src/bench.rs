@@ -95,9 +95,9 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     rows.push(row("CertStore::server in-process (full PKI)", store_times, None, "< 10 ms"));
     rows.push(row("the same files, no crypto (the disk's floor for the rows above)", floor_times, None, "(floor)"));
     // `ext list` with ten plugins, each a small plugin library with its own id; built after the
-    // rows that write files, because building (rustc's temporary files, deleted) leaves this
-    // disk's inode allocator skipping the freed inodes for minutes (ext4 without a journal,
-    // `recently_deleted`): a cost of the build, not of what is measured.
+    // rows that write files, because a build writes and deletes many files (rustc's
+    // temporaries, target/), whose writeback and freed inodes slow this disk for minutes: a
+    // cost of the build, not of what is measured.
     let plugin_dir = home.join("plugins");
     std::fs::create_dir_all(&plugin_dir)?;
     for i in 0..10 {

@@ -30,32 +30,37 @@ impl Drop for DaemonProcess {
         // is ours as long as the child is not reaped, which happens only below.
         let group = rustix::process::Pid::from_child(&self.child);
         let _ = rustix::process::kill_process_group(group, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(|| matches!(self.child.try_wait(), Ok(Some(_))));
         let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
         let _ = self.child.wait();
         // A daemon that stopped on its own terms unmounted what it mounted; one killed outright
         // (before or after the TERM above) did not.
-        release_mounts(&self.dir);
-        release_mounts(&self.exec_root);
+        release_mounts(&[&self.dir, &self.exec_root]);
         let _ = std::fs::remove_dir_all(&self.exec_root);
     }
 }
 
-/// Unmounts whatever is mounted at or below `dir`, deepest first. dockerd bind-mounts its data
+/// Asks `done` every 50 ms until it holds, for at most 10 s: how long a daemon gets to go.
+fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Unmounts whatever is mounted at or below any of `dirs`, deepest first. dockerd bind-mounts its data
 /// root onto itself in the host's mount namespace and undoes it when it stops; a daemon killed
 /// outright (SIGKILL, the OOM killer, the cloud killed with it) leaves the mount, under which
 /// the VM's next daemon would stack its own, and which keeps the VM's directory from being
 /// removed. Detached (`MNT_DETACH`): nothing still uses a dead daemon's files.
-fn release_mounts(dir: &Path) {
-    let Ok(dir) = std::fs::canonicalize(dir) else { return };
+fn release_mounts(dirs: &[&Path]) {
+    let dirs: Vec<PathBuf> = dirs.iter().filter_map(|dir| std::fs::canonicalize(dir).ok()).collect();
+    if dirs.is_empty() {
+        return;
+    }
     let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else { return };
-    let mut points: Vec<PathBuf> = table.lines().filter_map(mount_point).filter(|p| p.starts_with(&dir)).collect();
+    let mut points: Vec<PathBuf> =
+        table.lines().filter_map(mount_point).filter(|p| dirs.iter().any(|dir| p.starts_with(dir))).collect();
     // A path mounted twice (stacked) is listed twice and unmounted twice.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for point in points {
@@ -88,13 +93,10 @@ fn mount_point(line: &str) -> Option<PathBuf> {
 /// Whether any process, a zombie too, is still in the process group `group`.
 fn group_exists(group: rustix::process::Pid) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else { return false };
-    entries.filter_map(Result::ok).any(|entry| {
-        std::fs::read_to_string(entry.path().join("stat")).ok().and_then(|stat| {
-            // State, parent, group follow the command name, which is in parentheses and may
-            // hold anything.
-            let (_, rest) = stat.rsplit_once(')')?;
-            rest.split_whitespace().nth(2)?.parse::<i32>().ok()
-        }) == Some(group.as_raw_nonzero().get())
+    let group = group.as_raw_nonzero().get().to_string();
+    entries.filter_map(Result::ok).filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok()).any(|pid| {
+        // After the state and the parent comes the process group.
+        crate::service::stat_fields(pid).is_some_and(|fields| fields.get(2) == Some(&group))
     })
 }
 
@@ -118,16 +120,12 @@ fn end_orphan(dir: &Path, exec_root: &Path) {
         // Until the whole group is reaped (their parent is not this process): dockerd and its
         // containerd take a pidfile naming a process that is still there, a zombie too, for a
         // daemon already running, and the new one would fail beside it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while group_exists(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(|| !group_exists(pid));
     }
     // What is left of the pidfile names no daemon of this VM (ended above, or a pid since
     // reused by another process, which dockerd would take for itself still running).
     let _ = std::fs::remove_file(exec_root.join("dockerd.pid"));
-    release_mounts(dir);
-    release_mounts(exec_root);
+    release_mounts(&[dir, exec_root]);
 }
 
 /// The running daemons by VM key.

@@ -124,7 +124,7 @@ impl RunOptions {
 
 /// A process's `/proc/<pid>/stat` fields after the command name (which is in parentheses and
 /// may hold spaces): the state is the first.
-fn stat_fields(pid: u64) -> Option<Vec<String>> {
+pub(crate) fn stat_fields(pid: u64) -> Option<Vec<String>> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     Some(stat.rsplit_once(')')?.1.split_whitespace().map(str::to_owned).collect())
 }
