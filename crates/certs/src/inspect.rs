@@ -1,5 +1,6 @@
 //! Reading certificates back: the facts `certs show` prints and the checks `certs verify` runs.
 
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -73,17 +74,7 @@ impl CertFile {
 
     /// The subject alternative names, as text (DNS names and IP addresses).
     pub fn sans(&self) -> Vec<String> {
-        let cert = self.x509();
-        let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
-        san.value
-            .general_names
-            .iter()
-            .filter_map(|name| match name {
-                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
-                GeneralName::IPAddress(bytes) => ip_from_bytes(bytes).map(|ip| ip.to_string()),
-                _ => None,
-            })
-            .collect()
+        sans(&self.x509())
     }
 
     /// Whether the SANs cover a DNS name (case-insensitively, with `*.` wildcards) or an IP.
@@ -110,18 +101,26 @@ impl CertFile {
 
     /// Whole days until expiry (negative once expired).
     pub fn days_left(&self) -> i64 {
-        (self.not_after() - OffsetDateTime::now_utc()).whole_days()
+        days_until(self.not_after())
     }
 
     /// The SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it.
     pub fn fingerprint(&self) -> String {
         let digest = Sha256::digest(&self.der);
-        digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+        let mut text = String::with_capacity(digest.len() * 3);
+        for (i, byte) in digest.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ":" };
+            let _ = write!(text, "{sep}{byte:02X}");
+        }
+        text
     }
 
-    /// A summary for `certs show`.
+    /// A summary for `certs show`, from one parse of the certificate (every command that
+    /// writes certificates reports them, so this is on the path of each).
     pub fn info(&self, role: Role, host: Option<&str>, key_file: &Path) -> CertInfo {
         let cert = self.x509();
+        let validity = cert.validity();
+        let not_after = validity.not_after.to_datetime();
         CertInfo {
             role,
             host: host.map(str::to_owned),
@@ -130,14 +129,33 @@ impl CertFile {
             subject: cert.subject().to_string(),
             issuer: cert.issuer().to_string(),
             serial: cert.raw_serial_as_string(),
-            not_before: rfc3339(self.not_before()),
-            not_after: rfc3339(self.not_after()),
-            days_left: self.days_left(),
-            sans: self.sans(),
+            not_before: rfc3339(validity.not_before.to_datetime()),
+            not_after: rfc3339(not_after),
+            days_left: days_until(not_after),
+            sans: sans(&cert),
             key_algorithm: key_algorithm(&cert),
             fingerprint_sha256: self.fingerprint(),
         }
     }
+}
+
+/// The subject alternative names of `cert`, as text (DNS names and IP addresses).
+fn sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return Vec::new() };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+            GeneralName::IPAddress(bytes) => ip_from_bytes(bytes).map(|ip| ip.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whole days from now until `t` (negative once past).
+fn days_until(t: OffsetDateTime) -> i64 {
+    (t - OffsetDateTime::now_utc()).whole_days()
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {

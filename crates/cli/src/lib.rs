@@ -145,3 +145,18 @@ fn init_logging(global: &cli::GlobalArgs) {
         .without_time();
     tracing_subscriber::registry().with(layer).with(filter).init();
 }
+
+#[cfg(test)]
+mod tests {
+    /// This crate's build script links GCC's unwinder statically (as into the binary, and into
+    /// this test binary alike): panics must still unwind, to be caught, and stacks be walked.
+    #[test]
+    fn the_statically_linked_unwinder_catches_panics_and_walks_stacks() {
+        let caught = std::panic::catch_unwind(|| panic!("unwound"));
+        let message = caught.expect_err("the panic was caught").downcast::<&str>().expect("its message");
+        assert_eq!(*message, "unwound");
+        let trace = std::backtrace::Backtrace::force_capture();
+        assert_eq!(trace.status(), std::backtrace::BacktraceStatus::Captured);
+        assert!(trace.to_string().contains("the_statically_linked_unwinder"), "{trace}");
+    }
+}

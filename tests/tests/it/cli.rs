@@ -412,3 +412,15 @@ fn a_fleet_run_shows_one_bar_on_a_terminal_then_its_table() {
     assert!(!logged.stderr.contains('\u{1b}') && !logged.stderr.contains("ETA"), "{}", logged.stderr);
     env.run(&["local", "down"]).success();
 }
+
+/// GCC's unwinder is linked into azdock (its build script), so no process start pays for
+/// loading `libgcc_s.so` and running its `cpuid` constructor (that it still unwinds is tested
+/// in the crate's own tests, which are linked the same way).
+#[test]
+fn azdock_links_the_unwinder_statically() {
+    let archive = run(std::process::Command::new("cc").arg("-print-file-name=libgcc_eh.a")).success().stdout;
+    assert!(std::path::Path::new(archive.trim()).is_absolute(), "this machine's cc knows no libgcc_eh.a: {archive}");
+    let dynamic = run(std::process::Command::new("readelf").arg("-d").arg(azdock_tests::azdock_bin())).success().stdout;
+    assert!(dynamic.contains("(NEEDED)") && dynamic.contains("libc.so.6"), "{dynamic}");
+    assert!(!dynamic.contains("libgcc_s"), "azdock still needs libgcc_s:\n{dynamic}");
+}

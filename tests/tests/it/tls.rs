@@ -170,6 +170,39 @@ fn openssl_verifies_the_chain_and_reads_the_right_extensions() {
     assert!(server.contains("Subject: O = azdock, CN = vm1.westeurope.cloudapp.azure.com"), "{server}");
 }
 
+/// What `certs server` reports of the files it wrote is what openssl reads in them.
+#[test]
+fn the_report_of_certs_server_is_what_openssl_reads() {
+    let env = Env::new();
+    let dir = env.path().join("pki");
+    let args = ["certs", "server", "vm1", "--dns", "vm1.example", "--ip", "127.0.0.5", "-C", dir.to_str().unwrap()];
+    let report = env.run(&args).success().json();
+    let entries = report["certificates"].as_array().expect("certificates");
+    assert_eq!(entries.len(), 3, "{report}");
+    for entry in entries {
+        let file = entry["file"].as_str().expect("file");
+        let fingerprint = openssl(&dir, &["x509", "-in", file, "-noout", "-fingerprint", "-sha256"]).stdout;
+        assert_eq!(fingerprint.trim(), format!("sha256 Fingerprint={}", entry["fingerprintSha256"].as_str().unwrap()));
+        let days = entry["daysLeft"].as_i64().expect("daysLeft");
+        let (role, expected_days) = match entry["role"].as_str() {
+            Some("ca") => ("ca", 3650),
+            Some("client") => ("client", 730),
+            other => (other.unwrap_or("?"), 365),
+        };
+        assert!((expected_days - 1..=expected_days).contains(&days), "{role}: {days} days left");
+        // openssl prints `notAfter=2027-12-03 11:13:42Z`; the report has RFC 3339.
+        let dates = openssl(&dir, &["x509", "-in", file, "-noout", "-dates", "-dateopt", "iso_8601"]).stdout;
+        for field in ["notBefore", "notAfter"] {
+            let read = dates.lines().find_map(|l| l.strip_prefix(&format!("{field}="))).expect("openssl's date");
+            assert_eq!(entry[field].as_str().unwrap().replace('T', " "), read, "{role} {field}");
+        }
+    }
+    let server = entries.iter().find(|e| e["role"] == "server").expect("the server entry");
+    assert_eq!(server["sans"], serde_json::json!(["vm1.example", "127.0.0.5"]));
+    let text = openssl(&dir, &["x509", "-in", "vm1-server-cert.pem", "-noout", "-ext", "subjectAltName"]).stdout;
+    assert!(text.contains("DNS:vm1.example, IP Address:127.0.0.5"), "{text}");
+}
+
 fn openssl_fails(dir: &Path, args: &[&str]) -> String {
     let out = azdock_tests::run(std::process::Command::new("openssl").args(args).current_dir(dir));
     assert_ne!(out.code, 0, "openssl {args:?} succeeded");
