@@ -5,11 +5,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::oid_registry::OidRegistry;
+use x509_parser::prelude::{FromDer, X509Certificate, X509Name};
 
 use crate::error::CertError;
 
@@ -106,9 +106,9 @@ impl CertFile {
 
     /// The SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(&self.der);
-        let mut text = String::with_capacity(digest.len() * 3);
-        for (i, byte) in digest.iter().enumerate() {
+        let digest = ring::digest::digest(&ring::digest::SHA256, &self.der);
+        let mut text = String::with_capacity(digest.as_ref().len() * 3);
+        for (i, byte) in digest.as_ref().iter().enumerate() {
             let sep = if i == 0 { "" } else { ":" };
             let _ = write!(text, "{sep}{byte:02X}");
         }
@@ -126,8 +126,8 @@ impl CertFile {
             host: host.map(str::to_owned),
             file: self.path.clone(),
             key_file: key_file.to_owned(),
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: name_text(cert.subject()),
+            issuer: name_text(cert.issuer()),
             serial: cert.raw_serial_as_string(),
             not_before: rfc3339(validity.not_before.to_datetime()),
             not_after: rfc3339(not_after),
@@ -136,6 +136,20 @@ impl CertFile {
             key_algorithm: key_algorithm(&cert),
             fingerprint_sha256: self.fingerprint(),
         }
+    }
+}
+
+/// A name as x509-parser writes it (`O=azdock, CN=azdock CA`). Its `Display` first builds a
+/// registry of every OID it knows (150 entries, hashed, on each run that reports a
+/// certificate); the attributes of almost every name (CN, O, OU, C, ST, L, DC, Email) have
+/// abbreviations of their own, so that registry is asked only for a name with another.
+pub fn name_text(name: &X509Name<'_>) -> String {
+    let abbreviations_only = OidRegistry::default();
+    let abbreviated =
+        name.iter_attributes().all(|a| x509_parser::objects::oid2abbrev(a.attr_type(), &abbreviations_only).is_ok());
+    match abbreviated.then(|| name.to_string_with_registry(&abbreviations_only)) {
+        Some(Ok(text)) => text,
+        _ => name.to_string(),
     }
 }
 
@@ -222,4 +236,43 @@ pub struct Check {
     pub check: &'static str,
     pub status: CheckStatus,
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+    use x509_parser::prelude::{FromDer, X509Certificate};
+
+    use super::name_text;
+
+    /// Names read as x509-parser's `Display` writes them, with its registry or without it.
+    #[test]
+    fn names_read_as_x509_parser_writes_them() {
+        let key = KeyPair::generate().unwrap();
+        let cases: [(&[(DnType, &str)], &str); 3] = [
+            (&[(DnType::OrganizationName, "azdock"), (DnType::CommonName, "azdock CA")], "O=azdock, CN=azdock CA"),
+            (
+                &[
+                    (DnType::CountryName, "NL"),
+                    (DnType::OrganizationalUnitName, "ops"),
+                    (DnType::LocalityName, "Delft"),
+                ],
+                "C=NL, OU=ops, L=Delft",
+            ),
+            // serialNumber (2.5.4.5) has no abbreviation: its name comes from the registry.
+            (&[(DnType::CustomDnType(vec![2, 5, 4, 5]), "42"), (DnType::CommonName, "x")], "serialNumber=42, CN=x"),
+        ];
+        for (attributes, expected) in cases {
+            let mut params = CertificateParams::default();
+            let mut dn = DistinguishedName::new();
+            for (kind, value) in attributes {
+                dn.push(kind.clone(), *value);
+            }
+            params.distinguished_name = dn;
+            let cert = params.self_signed(&key).unwrap();
+            let (_, parsed) = X509Certificate::from_der(cert.der()).unwrap();
+            assert_eq!(name_text(parsed.subject()), expected);
+            assert_eq!(name_text(parsed.issuer()), parsed.issuer().to_string());
+        }
+    }
 }

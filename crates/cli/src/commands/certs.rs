@@ -113,13 +113,12 @@ fn report(ctx: &Ctx, report: &Report) -> anyhow::Result<()> {
     for warning in &report.warnings {
         ctx.warn(warning);
     }
-    let rows: Vec<serde_json::Value> =
-        report.certificates.iter().map(serde_json::to_value).collect::<Result<_, _>>()?;
-    let mut value = serde_json::to_value(report)?;
     // Tables show one row per certificate; json keeps the whole report.
-    if ctx.query.is_none() && ctx.format == crate::output::Format::Table {
-        value = serde_json::Value::Array(rows);
-    }
+    let value = if ctx.query.is_none() && ctx.format == crate::output::Format::Table {
+        serde_json::to_value(&report.certificates)?
+    } else {
+        serde_json::to_value(report)?
+    };
     ctx.print(&value, REPORT_COLUMNS)
 }
 
