@@ -245,6 +245,17 @@ mod tests {
 
     use super::name_text;
 
+    /// The fingerprint is SHA-256 as openssl prints it: upper-case hex pairs joined by colons
+    /// (the digest of `abc`, FIPS 180-2's first example).
+    #[test]
+    fn fingerprints_are_sha256_as_openssl_prints_them() {
+        let file = super::CertFile { path: "x.pem".into(), pem: String::new(), der: b"abc".to_vec() };
+        assert_eq!(
+            file.fingerprint(),
+            "BA:78:16:BF:8F:01:CF:EA:41:41:40:DE:5D:AE:22:23:B0:03:61:A3:96:17:7A:9C:B4:10:FF:61:F2:00:15:AD"
+        );
+    }
+
     /// Names read as x509-parser's `Display` writes them, with its registry or without it.
     #[test]
     fn names_read_as_x509_parser_writes_them() {

@@ -1073,6 +1073,31 @@ mod tests {
 
         let checks = store.verify(&[], &["127.0.0.5".into()], &Passphrases::NONE).unwrap();
         assert!(checks.iter().all(|c| c.status == CheckStatus::Ok), "{checks:#?}");
+        let chain = |checks: &[Check]| -> Vec<(String, CheckStatus, String)> {
+            let chains = checks.iter().filter(|c| c.check == "chain");
+            chains.map(|c| (c.subject.clone(), c.status, c.detail.clone())).collect()
+        };
+        let issued =
+            |subject: &str| (subject.to_owned(), CheckStatus::Ok, "issued by `O=azdock, CN=azdock CA`".to_owned());
+        assert_eq!(
+            chain(&checks),
+            [
+                ("ca".to_owned(), CheckStatus::Ok, "self-signed CA `O=azdock, CN=azdock CA`".to_owned()),
+                issued("client"),
+                issued("server vm1"),
+            ]
+        );
+        // A client certificate from another CA fails the chain check, and only it.
+        let other = CertStore::new(dir.path().join("other"));
+        other.init(&Passphrases::NONE).unwrap();
+        for file in ["cert.pem", "key.pem"] {
+            fs::copy(other.dir().join(file), store.dir().join(file)).unwrap();
+        }
+        let checks = store.verify(&[], &[], &Passphrases::NONE).unwrap();
+        let failed: Vec<_> = chain(&checks).into_iter().filter(|c| c.1 == CheckStatus::Failed).collect();
+        assert_eq!(failed.len(), 1, "{checks:#?}");
+        assert_eq!(failed[0].0, "client");
+        assert!(failed[0].2.starts_with("not issued by the CA in"), "{failed:?}");
     }
 
     #[test]
