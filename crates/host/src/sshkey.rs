@@ -1,5 +1,7 @@
 //! `--generate-ssh-keys`: an Ed25519 key pair in OpenSSH's own format at `~/.ssh/id_ed25519`,
 //! encoded by the `ssh-key` crate, reused when it is there. Nothing the user has is overwritten.
+//! A private key without its public half (a run killed between publishing the two, or a public
+//! key deleted) gets it back from the private key, as `ssh-keygen -y` and az do.
 
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
@@ -30,13 +32,27 @@ fn new_pair(comment: &str) -> Result<(zeroize::Zeroizing<String>, String)> {
 /// may be between writing the two.
 const PAIR_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Where the pair [`generate_or_reuse`] answers with came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyOrigin {
+    /// This run made it.
+    Made,
+    /// Both halves were there.
+    Reused,
+    /// The private key was there alone; its public half was written from it.
+    PublicRestored,
+}
+
 /// The public key line from `~/.ssh/id_ed25519.pub`, making the pair first when neither file
-/// exists; a lone private or public file is an error naming the missing one. Runs started
-/// together make one pair: the private key is published with `link()`, which fails if a key
-/// appeared meanwhile, and then that key is used, as az uses an existing one.
-pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
+/// exists. A private key alone gets its public half back from it (one azdock cannot read is an
+/// error saying how to make it); a public key alone is an error naming the missing private key.
+/// Runs started together make one pair: the private key is published with `link()`, which
+/// fails if a key appeared meanwhile, and then that key is used, as az uses an existing one.
+/// Temporaries of runs that were killed before publishing are removed.
+pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, KeyOrigin)> {
     let private = ssh_dir.join("id_ed25519");
     let public = ssh_dir.join("id_ed25519.pub");
+    sweep_leftovers(ssh_dir);
     if let Some(found) = existing(&private, &public)? {
         return Ok(found);
     }
@@ -44,7 +60,7 @@ pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
     let (private_key, line) = new_pair(&format!("{user}@azdock"))?;
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(ssh_dir).map_err(Error::io("create", ssh_dir))?;
     // Both halves are written under names of this process's own, then published.
-    let unique = format!(".azdock-{}-{}", std::process::id(), nonce());
+    let unique = temporary_name();
     let (private_tmp, public_tmp) = (ssh_dir.join(&unique), ssh_dir.join(format!("{unique}.pub")));
     let written = write_new(&private_tmp, private_key.as_bytes(), 0o600)
         .and_then(|()| write_new(&public_tmp, format!("{line}\n").as_bytes(), 0o644));
@@ -54,7 +70,7 @@ pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
     match published {
         Ok(()) => {
             std::fs::rename(&public_tmp, &public).map_err(Error::io("write", &public))?;
-            Ok((line, public, true))
+            Ok((line, public, KeyOrigin::Made))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&public_tmp);
@@ -68,12 +84,65 @@ pub fn generate_or_reuse(ssh_dir: &Path) -> Result<(String, PathBuf, bool)> {
     }
 }
 
-/// A fresh random token for temporary names.
-fn nonce() -> String {
+/// A name of this process's own for a temporary in `~/.ssh`: `.azdock-<pid>-<16 hex digits>`
+/// (its public half adds `.pub`).
+fn temporary_name() -> String {
     use ring::rand::SecureRandom as _;
     let mut b = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    format!("{:016x}", u64::from_le_bytes(b))
+    format!(".azdock-{}-{:016x}", std::process::id(), u64::from_le_bytes(b))
+}
+
+/// The process that made a temporary named by [`temporary_name`], or `None` for any other name.
+fn temporary_owner(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix(".azdock-")?;
+    let rest = rest.strip_suffix(".pub").unwrap_or(rest);
+    let (pid, token) = rest.split_once('-')?;
+    let hex = token.len() == 16 && token.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())).then(|| pid.parse().ok()).flatten()
+}
+
+/// Whether process `pid` may still run (one of another user counts): its temporaries are its own.
+fn running(pid: i32) -> bool {
+    rustix::process::Pid::from_raw(pid)
+        .is_none_or(|pid| rustix::process::test_kill_process(pid) != Err(rustix::io::Errno::SRCH))
+}
+
+/// Removes the temporaries of runs that no longer run (killed between writing and publishing):
+/// copies of keys nothing uses. Only names [`temporary_name`] makes are touched; what cannot be
+/// read or removed is left, as the run goes on without it.
+fn sweep_leftovers(ssh_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(ssh_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().and_then(temporary_owner).is_some_and(|pid| !running(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Writes the public half of the private key at `private`, which is there without it: what
+/// `ssh-keygen -y` prints, with the key's comment. OpenSSH keeps the public key in the clear in
+/// its private key files, encrypted ones too, so no passphrase is asked.
+fn restore_public(private: &Path, public: &Path) -> Result<String> {
+    let cannot = |why: String| {
+        Error::Failed(format!(
+            "`{}` exists without `{}`, and {why}; recreate the public key with `ssh-keygen -y -f {0}`",
+            private.display(),
+            public.display()
+        ))
+    };
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(private).map_err(Error::io("read", private))?);
+    let key = ssh_key::PrivateKey::from_openssh(text.as_str())
+        .map_err(|e| cannot(format!("azdock cannot read it as an OpenSSH private key ({e})")))?;
+    let line = key.public_key().to_openssh().map_err(|e| cannot(format!("its public key cannot be written ({e})")))?;
+    let tmp = private.with_file_name(format!("{}.pub", temporary_name()));
+    // Published with `link()`: a public key that appeared meanwhile is never replaced.
+    let published = write_new(&tmp, format!("{line}\n").as_bytes(), 0o644)
+        .and_then(|()| std::fs::hard_link(&tmp, public).map_err(Error::io("write", public)));
+    let _ = std::fs::remove_file(&tmp);
+    published?;
+    Ok(line)
 }
 
 fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
@@ -88,7 +157,7 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<()> {
 }
 
 /// The existing pair's public line, or `None` when neither half exists.
-fn existing(private: &Path, public: &Path) -> Result<Option<(String, PathBuf, bool)>> {
+fn existing(private: &Path, public: &Path) -> Result<Option<(String, PathBuf, KeyOrigin)>> {
     let deadline = std::time::Instant::now() + PAIR_WAIT;
     loop {
         // The public half first: a run publishes the private half before it, so a public key
@@ -99,19 +168,18 @@ fn existing(private: &Path, public: &Path) -> Result<Option<(String, PathBuf, bo
         match (has_private, has_public) {
             (true, true) => {
                 let line = std::fs::read_to_string(public).map_err(Error::io("read", public))?;
-                return Ok(Some((line.trim().to_owned(), public.to_owned(), false)));
+                return Ok(Some((line.trim().to_owned(), public.to_owned(), KeyOrigin::Reused)));
             }
             // Another run may be between publishing the two halves: give it a moment.
             (true, false) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(50));
             }
-            (true, false) => {
-                return Err(Error::Failed(format!(
-                    "`{}` exists without `{}`; recreate the public key with `ssh-keygen -y -f {0}`",
-                    private.display(),
-                    public.display()
-                )));
-            }
+            (true, false) => match restore_public(private, public) {
+                Ok(line) => return Ok(Some((line, public.to_owned(), KeyOrigin::PublicRestored))),
+                // Another run wrote it first: read the pair again.
+                Err(_) if public.exists() => {}
+                Err(e) => return Err(e),
+            },
             (false, true) => {
                 return Err(Error::Failed(format!(
                     "`{}` exists without its private key `{}`; pass it with --ssh-key-value instead",
@@ -129,15 +197,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_new_pair_is_made_once_then_reused_and_lone_halves_are_errors() {
+    fn a_new_pair_is_made_once_then_reused_and_a_lone_private_key_gets_its_public_half_back() {
         let dir = tempfile::tempdir().unwrap();
         let ssh = dir.path().join(".ssh");
-        let (line, _, made) = generate_or_reuse(&ssh).unwrap();
-        assert!(made && line.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"));
+        let (line, _, origin) = generate_or_reuse(&ssh).unwrap();
+        assert!(origin == KeyOrigin::Made && line.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"));
         azdock_azure_sm::rules::ssh_public_key(&line).unwrap();
-        let perms =
-            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ssh.join("id_ed25519")).unwrap().permissions());
-        assert_eq!(perms & 0o777, 0o600);
+        let mode = |name: &str| {
+            std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(ssh.join(name)).unwrap().permissions()) & 0o777
+        };
+        assert_eq!(mode("id_ed25519"), 0o600);
         assert!(
             std::fs::read_to_string(ssh.join("id_ed25519")).unwrap().starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
         );
@@ -154,11 +223,59 @@ mod tests {
                 "this test needs ssh-keygen (Debian's openssh-client), or AZDOCK_TESTS_WITHOUT_SSH=1: {e}"
             ),
         }
-        let (again, _, made) = generate_or_reuse(&ssh).unwrap();
-        assert!(!made);
-        assert_eq!(again, line);
+        let (again, _, origin) = generate_or_reuse(&ssh).unwrap();
+        assert_eq!((again.as_str(), origin), (line.as_str(), KeyOrigin::Reused));
+        // A run killed between publishing the halves (or a deleted public key): the same line
+        // again, comment and all, written from the private key.
         std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
-        assert!(generate_or_reuse(&ssh).unwrap_err().to_string().contains("id_ed25519.pub"));
+        let (restored, path, origin) = generate_or_reuse(&ssh).unwrap();
+        assert_eq!((restored.as_str(), origin), (line.as_str(), KeyOrigin::PublicRestored));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{line}\n"));
+        assert_eq!(mode("id_ed25519.pub"), 0o644);
+        assert_eq!(std::fs::read_dir(&ssh).unwrap().count(), 2, "no temporary left");
+        // A public key alone names its missing private key.
+        std::fs::remove_file(ssh.join("id_ed25519")).unwrap();
+        let err = generate_or_reuse(&ssh).unwrap_err().to_string();
+        assert!(err.contains("without its private key") && err.contains("id_ed25519`"), "{err}");
+    }
+
+    #[test]
+    fn a_private_key_azdock_cannot_read_alone_is_an_error_saying_how_to_recreate_its_public_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        std::fs::write(ssh.join("id_ed25519"), "-----BEGIN RSA PRIVATE KEY-----\nnot this\n").unwrap();
+        let err = generate_or_reuse(&ssh).unwrap_err().to_string();
+        assert!(err.contains("cannot read it as an OpenSSH private key") && err.contains("ssh-keygen -y -f"), "{err}");
+        assert!(!ssh.join("id_ed25519.pub").exists());
+        assert_eq!(std::fs::read_dir(&ssh).unwrap().count(), 1, "nothing written");
+    }
+
+    #[test]
+    fn temporaries_of_runs_that_ended_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        std::fs::create_dir_all(&ssh).unwrap();
+        let mut ended = std::process::Command::new("true").spawn().unwrap();
+        ended.wait().unwrap();
+        let (gone, mine) = (format!(".azdock-{}-0123456789abcdef", ended.id()), temporary_name());
+        let kept =
+            [mine.clone(), format!("{mine}.pub"), ".azdock-notes".into(), format!("{gone}.bak"), "id_rsa".into()];
+        for name in [gone.clone(), format!("{gone}.pub")].iter().chain(&kept) {
+            std::fs::write(ssh.join(name), "x").unwrap();
+        }
+        generate_or_reuse(&ssh).unwrap();
+        let mut names: Vec<String> =
+            std::fs::read_dir(&ssh).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        let mut expected: Vec<String> =
+            kept.into_iter().chain(["id_ed25519".into(), "id_ed25519.pub".into()]).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+        assert_eq!(temporary_owner(&gone), Some(i32::try_from(ended.id()).unwrap()));
+        for name in [".azdock-12-0123456789abcde", ".azdock--0123456789abcdef", ".azdock-1x-0123456789abcdef"] {
+            assert_eq!(temporary_owner(name), None, "{name}");
+        }
     }
 
     #[test]
@@ -173,9 +290,9 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(300));
             std::fs::write(public, "ssh-ed25519 AAAA late\n").unwrap();
         });
-        let (line, _, made) = generate_or_reuse(&ssh).unwrap();
+        let (line, _, origin) = generate_or_reuse(&ssh).unwrap();
         late.join().unwrap();
-        assert_eq!((line.as_str(), made), ("ssh-ed25519 AAAA late", false));
+        assert_eq!((line.as_str(), origin), ("ssh-ed25519 AAAA late", KeyOrigin::Reused));
     }
 
     #[test]
@@ -194,7 +311,8 @@ mod tests {
                 })
                 .collect();
             let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap().unwrap()).collect();
-            assert_eq!(results.iter().filter(|(_, _, made)| *made).count(), 1, "exactly one run made the pair");
+            let made = results.iter().filter(|(_, _, origin)| *origin == KeyOrigin::Made).count();
+            assert_eq!(made, 1, "exactly one run made the pair");
             assert!(results.iter().all(|(line, _, _)| *line == results[0].0), "every run uses the one pair");
             let on_disk = std::fs::read_to_string(ssh.join("id_ed25519.pub")).unwrap();
             assert_eq!(on_disk.trim(), results[0].0);

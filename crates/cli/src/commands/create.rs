@@ -18,6 +18,7 @@ use azdock_ext_docker::{Delivery, Handler};
 use azdock_host::contract::Step;
 use azdock_host::create::{CreatedVm, Inbound, Ledger, NewVm};
 use azdock_host::docker::{self as hosts, DockerHost, Extras};
+use azdock_host::sshkey::KeyOrigin;
 use azdock_host::{Host, Invocation, VmAddr, Waits};
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -109,12 +110,16 @@ fn ssh_key(ctx: &Ctx, args: &NewVmArgs) -> anyhow::Result<Option<(String, Option
     let ssh_dir = home.map(|h| h.join(".ssh"));
     if args.generate_ssh_keys {
         let dir = ssh_dir.context("cannot find the home directory for ~/.ssh; pass --ssh-key-value")?;
-        let (line, path, made) = azdock_host::sshkey::generate_or_reuse(&dir)?;
-        ctx.info(&if made {
-            format!("made a new SSH key pair: {}", path.display())
-        } else {
-            format!("using the SSH key {}", path.display())
-        });
+        let (line, path, origin) = azdock_host::sshkey::generate_or_reuse(&dir)?;
+        match origin {
+            KeyOrigin::Made => ctx.info(&format!("made a new SSH key pair: {}", path.display())),
+            KeyOrigin::Reused => ctx.info(&format!("using the SSH key {}", path.display())),
+            // az says so too when it writes the public half of a lone private key.
+            KeyOrigin::PublicRestored => ctx.warn(&format!(
+                "the private key beside `{}` had no public key; wrote it from the private key",
+                path.display()
+            )),
+        }
         return Ok(Some((line, private_beside(&path))));
     }
     for name in ["id_ed25519.pub", "id_rsa.pub"] {
