@@ -240,6 +240,33 @@ mod tests {
     }
 
     #[test]
+    fn runs_started_together_restore_one_public_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let ssh = dir.path().join(".ssh");
+        let (line, _, _) = generate_or_reuse(&ssh).unwrap();
+        // Each round waits out `PAIR_WAIT` first (the public half might be on its way).
+        for _ in 0..3 {
+            std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
+            let runs: Vec<_> = (0..6)
+                .map(|_| {
+                    let (ssh, barrier) = (ssh.clone(), barrier.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        generate_or_reuse(&ssh)
+                    })
+                })
+                .collect();
+            // The runs whose `link()` lost to another's read the public key that one wrote.
+            for run in runs {
+                let (restored, _, _) = run.join().unwrap().unwrap();
+                assert_eq!(restored, line);
+            }
+            assert_eq!(std::fs::read_dir(&ssh).unwrap().count(), 2, "nothing left behind");
+        }
+    }
+
+    #[test]
     fn a_private_key_azdock_cannot_read_alone_is_an_error_saying_how_to_recreate_its_public_half() {
         let dir = tempfile::tempdir().unwrap();
         let ssh = dir.path().join(".ssh");
