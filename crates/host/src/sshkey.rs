@@ -239,6 +239,21 @@ mod tests {
         assert!(err.contains("without its private key") && err.contains("id_ed25519`"), "{err}");
     }
 
+    /// `runs` calls of [`generate_or_reuse`] on `ssh`, started together on threads; each succeeds.
+    fn together(ssh: &Path, runs: usize) -> Vec<(String, PathBuf, KeyOrigin)> {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(runs));
+        let runs: Vec<_> = (0..runs)
+            .map(|_| {
+                let (ssh, barrier) = (ssh.to_owned(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    generate_or_reuse(&ssh)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap().unwrap()).collect()
+    }
+
     #[test]
     fn runs_started_together_restore_one_public_half() {
         let dir = tempfile::tempdir().unwrap();
@@ -247,19 +262,8 @@ mod tests {
         // Each round waits out `PAIR_WAIT` first (the public half might be on its way).
         for _ in 0..3 {
             std::fs::remove_file(ssh.join("id_ed25519.pub")).unwrap();
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(6));
-            let runs: Vec<_> = (0..6)
-                .map(|_| {
-                    let (ssh, barrier) = (ssh.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        generate_or_reuse(&ssh)
-                    })
-                })
-                .collect();
             // The runs whose `link()` lost to another's read the public key that one wrote.
-            for run in runs {
-                let (restored, _, _) = run.join().unwrap().unwrap();
+            for (restored, _, _) in together(&ssh, 6) {
                 assert_eq!(restored, line);
             }
             assert_eq!(std::fs::read_dir(&ssh).unwrap().count(), 2, "nothing left behind");
@@ -327,17 +331,7 @@ mod tests {
         for _ in 0..20 {
             let dir = tempfile::tempdir().unwrap();
             let ssh = dir.path().join(".ssh");
-            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-            let runs: Vec<_> = (0..8)
-                .map(|_| {
-                    let (ssh, barrier) = (ssh.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        generate_or_reuse(&ssh)
-                    })
-                })
-                .collect();
-            let results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap().unwrap()).collect();
+            let results = together(&ssh, 8);
             let made = results.iter().filter(|(_, _, origin)| *origin == KeyOrigin::Made).count();
             assert_eq!(made, 1, "exactly one run made the pair");
             assert!(results.iter().all(|(line, _, _)| *line == results[0].0), "every run uses the one pair");
