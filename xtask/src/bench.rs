@@ -9,8 +9,9 @@
 //! the linker's temporaries, the test suite's directories, a previous bench's work directory):
 //! `certs server` was measured 1 ms slower in a new directory there than in one beside it in
 //! the home directory, run for run in turn. A user's certificates live in their home
-//! (`~/.docker`), so the rows that write certificates run in a temporary directory there; the
-//! floor row shows what the disk asked at the time.
+//! (`~/.docker`), so the rows that write certificates run in a temporary directory there, each
+//! run by run in turn with its floors, which show what the disk and a bare process start asked
+//! at the same moments.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -18,6 +19,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use azdock_certs::{CertStore, Passphrases, ServerRequest};
+
+/// Runs of the `certs server` row, each beside one run of each of its floors.
+const RUNS: usize = 50;
 
 struct Row {
     task: String,
@@ -56,44 +60,7 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     ] {
         rows.push(measure_process(task, 100, target, gnu_time, |_| azdock(&args))?);
     }
-    // A full PKI through the CLI: CA, client and one server certificate written to a new dir,
-    // in the user's home as `~/.docker` is (see the module's doc).
-    let certs_work = certs_work_dir()?;
-    settle_disk()?;
-    let dirs = certs_work.path().join("pki");
-    rows.push(measure_process("azdock certs server (full PKI, new dir)", 50, "< 3 ms (issue 14)", gnu_time, |i| {
-        let dir = dirs.join(i.to_string());
-        let dir = dir.to_string_lossy().into_owned();
-        azdock(&[
-            "certs",
-            "server",
-            "vm1",
-            "--dns",
-            "vm1.westeurope.cloudapp.azure.com",
-            "--ip",
-            "20.1.2.3",
-            "-C",
-            &dir,
-        ])
-    })?);
-    // The same through the library, without process start-up; and, run by run in turn so that
-    // the disk's drift hits both alike, what the disk alone asks for the same files (names,
-    // contents and modes as the store wrote them; written, synced, renamed, the directory
-    // synced — no keys, no certificates, no process): the floor under both rows.
-    let lib_dirs = certs_work.path().join("lib");
-    let floor_dirs = certs_work.path().join("floor");
-    let request = ServerRequest::new("vm1", &["vm1.westeurope.cloudapp.azure.com".into()], &["20.1.2.3".into()])?;
-    let (mut store_times, mut floor_times) = (Vec::new(), Vec::new());
-    settle_disk()?;
-    for i in 0..200 {
-        let dir = lib_dirs.join(i.to_string());
-        let start = Instant::now();
-        CertStore::new(&dir).server(&request, &Passphrases::NONE)?;
-        store_times.push(start.elapsed());
-        floor_times.push(write_like(&dir, &floor_dirs.join(i.to_string()))?);
-    }
-    rows.push(row("CertStore::server in-process (full PKI)", store_times, None, "< 10 ms"));
-    rows.push(row("the same files, no crypto (the disk's floor for the rows above)", floor_times, None, "(floor)"));
+    rows.extend(certificate_rows(&azdock, gnu_time)?);
     // `ext list` with ten plugins, each a small plugin library with its own id; built after the
     // rows that write files, because a build writes and deletes many files (rustc's
     // temporaries, target/), whose writeback and freed inodes slow this disk for minutes: a
@@ -133,6 +100,72 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
         println!("| {} | {} | {} |", m.what, m.value, m.target);
     }
     Ok(())
+}
+
+/// The rows that write a full PKI (CA, client and one server certificate) to a new directory:
+/// through the CLI and through the library, each beside its floors.
+fn certificate_rows(azdock: &impl Fn(&[&str]) -> Command, gnu_time: bool) -> anyhow::Result<Vec<Row>> {
+    // A full PKI through the CLI: CA, client and one server certificate written to a new dir,
+    // in the user's home as `~/.docker` is (see the module's doc). Run by run in turn with two
+    // floors at the same moments, because this disk's speed moves from minute to minute: the
+    // same files written by this process without crypto, and a process that does nothing.
+    let mut rows = Vec::new();
+    let certs_work = certs_work_dir()?;
+    settle_disk()?;
+    let dirs = certs_work.path().join("pki");
+    let certs_server = |i: usize| {
+        let dir = dirs.join(i.to_string());
+        let dir = dir.to_string_lossy().into_owned();
+        azdock(&[
+            "certs",
+            "server",
+            "vm1",
+            "--dns",
+            "vm1.westeurope.cloudapp.azure.com",
+            "--ip",
+            "20.1.2.3",
+            "-C",
+            &dir,
+        ])
+    };
+    let nothing = || {
+        let mut c = Command::new("true");
+        c.stdout(Stdio::null());
+        c
+    };
+    let (mut process_times, mut disk_times, mut start_times) = (Vec::new(), Vec::new(), Vec::new());
+    // One warm-up run of each, so the page cache holds the binaries, as it does for a user.
+    certs_server(RUNS + 1).status()?;
+    nothing().status()?;
+    for i in 0..RUNS {
+        process_times.push(time_run("certs server", &mut certs_server(i))?);
+        disk_times
+            .push(write_like(&dirs.join(i.to_string()), &certs_work.path().join("pki-floor").join(i.to_string()))?);
+        start_times.push(time_run("true", &mut nothing())?);
+    }
+    let rss = if gnu_time { Some(peak_rss(&certs_server, RUNS)?) } else { None };
+    rows.push(row("azdock certs server (full PKI, new dir)", process_times, rss, "< 3 ms (issue 14)"));
+    rows.push(row("  beside it: the same files, no crypto (the disk's floor)", disk_times, None, "(floor)"));
+    rows.push(row("  beside it: a process that does nothing (`true`)", start_times, None, "(floor)"));
+    // The same through the library, without process start-up; and, run by run in turn so that
+    // the disk's drift hits both alike, what the disk alone asks for the same files (names,
+    // contents and modes as the store wrote them; written, synced, renamed, the directory
+    // synced — no keys, no certificates, no process): the floor under it.
+    let lib_dirs = certs_work.path().join("lib");
+    let floor_dirs = certs_work.path().join("floor");
+    let request = ServerRequest::new("vm1", &["vm1.westeurope.cloudapp.azure.com".into()], &["20.1.2.3".into()])?;
+    let (mut store_times, mut floor_times) = (Vec::new(), Vec::new());
+    settle_disk()?;
+    for i in 0..200 {
+        let dir = lib_dirs.join(i.to_string());
+        let start = Instant::now();
+        CertStore::new(&dir).server(&request, &Passphrases::NONE)?;
+        store_times.push(start.elapsed());
+        floor_times.push(write_like(&dir, &floor_dirs.join(i.to_string()))?);
+    }
+    rows.push(row("CertStore::server in-process (full PKI)", store_times, None, "< 10 ms"));
+    rows.push(row("  beside it: the same files, no crypto (the disk's floor)", floor_times, None, "(floor)"));
+    Ok(rows)
 }
 
 /// A new directory in the user's home for the rows that write certificates, removed when
@@ -191,16 +224,21 @@ fn measure_process(
     make(runs + 1).status()?;
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs {
-        let mut cmd = make(i);
-        let start = Instant::now();
-        let status = cmd.status().with_context(|| format!("cannot run {task}"))?;
-        times.push(start.elapsed());
-        if !status.success() {
-            bail!("{task} failed with {status}");
-        }
+        times.push(time_run(task, &mut make(i))?);
     }
     let rss = if gnu_time { Some(peak_rss(&make, runs)?) } else { None };
     Ok(row(task, times, rss, target))
+}
+
+/// How long `cmd` took to run to its successful end.
+fn time_run(task: &str, cmd: &mut Command) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let status = cmd.status().with_context(|| format!("cannot run {task}"))?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        bail!("{task} failed with {status}");
+    }
+    Ok(elapsed)
 }
 
 /// The largest maximum resident set size over ten runs, in KiB, as GNU time reports it.
