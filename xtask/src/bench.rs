@@ -295,3 +295,24 @@ fn print_table(rows: &[Row]) {
         println!("| {} | {} | {} | {} | {} | {} |", r.task, r.runs, ms(r.median), ms(r.p90), mb(r.rss_kib), r.target);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_timed_to_its_end_and_a_failed_one_is_an_error() {
+        let mut sleep = Command::new("sleep");
+        sleep.arg("0.05");
+        assert!(time_run("sleep", &mut sleep).unwrap() >= Duration::from_millis(50));
+        let e = time_run("false", &mut Command::new("false")).unwrap_err().to_string();
+        assert!(e.starts_with("false failed with exit status: 1"), "{e}");
+    }
+
+    #[test]
+    fn medians_and_p90_are_nearest_rank() {
+        let ms = Duration::from_millis;
+        let r = row("t", (1..=10).rev().map(ms).collect(), None, "-");
+        assert_eq!((r.runs, r.median, r.p90), (10, ms(5), ms(9)));
+    }
+}
