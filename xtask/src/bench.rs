@@ -60,7 +60,10 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
     ] {
         rows.push(measure_process(task, 100, target, gnu_time, |_| azdock(&args))?);
     }
-    rows.extend(certificate_rows(&azdock, gnu_time)?);
+    // Removed at the end, after every row: its thousands of files, deleted, would slow the
+    // creates of the rows after it on this disk (see the module's doc).
+    let certs_work = certs_work_dir()?;
+    rows.extend(certificate_rows(certs_work.path(), &azdock, gnu_time)?);
     // `ext list` with ten plugins, each a small plugin library with its own id; built after the
     // rows that write files, because a build writes and deletes many files (rustc's
     // temporaries, target/), whose writeback and freed inodes slow this disk for minutes: a
@@ -104,15 +107,14 @@ pub(crate) fn run(root: &Path) -> anyhow::Result<()> {
 
 /// The rows that write a full PKI (CA, client and one server certificate) to a new directory:
 /// through the CLI and through the library, each beside its floors.
-fn certificate_rows(azdock: &impl Fn(&[&str]) -> Command, gnu_time: bool) -> anyhow::Result<Vec<Row>> {
+fn certificate_rows(work: &Path, azdock: &impl Fn(&[&str]) -> Command, gnu_time: bool) -> anyhow::Result<Vec<Row>> {
     // A full PKI through the CLI: CA, client and one server certificate written to a new dir,
     // in the user's home as `~/.docker` is (see the module's doc). Run by run in turn with two
     // floors at the same moments, because this disk's speed moves from minute to minute: the
     // same files written by this process without crypto, and a process that does nothing.
     let mut rows = Vec::new();
-    let certs_work = certs_work_dir()?;
     settle_disk()?;
-    let dirs = certs_work.path().join("pki");
+    let dirs = work.join("pki");
     let certs_server = |i: usize| {
         let dir = dirs.join(i.to_string());
         let dir = dir.to_string_lossy().into_owned();
@@ -139,8 +141,7 @@ fn certificate_rows(azdock: &impl Fn(&[&str]) -> Command, gnu_time: bool) -> any
     nothing().status()?;
     for i in 0..RUNS {
         process_times.push(time_run("certs server", &mut certs_server(i))?);
-        disk_times
-            .push(write_like(&dirs.join(i.to_string()), &certs_work.path().join("pki-floor").join(i.to_string()))?);
+        disk_times.push(write_like(&dirs.join(i.to_string()), &work.join("pki-floor").join(i.to_string()))?);
         start_times.push(time_run("true", &mut nothing())?);
     }
     let rss = if gnu_time { Some(peak_rss(&certs_server, RUNS)?) } else { None };
@@ -151,8 +152,8 @@ fn certificate_rows(azdock: &impl Fn(&[&str]) -> Command, gnu_time: bool) -> any
     // the disk's drift hits both alike, what the disk alone asks for the same files (names,
     // contents and modes as the store wrote them; written, synced, renamed, the directory
     // synced — no keys, no certificates, no process): the floor under it.
-    let lib_dirs = certs_work.path().join("lib");
-    let floor_dirs = certs_work.path().join("floor");
+    let lib_dirs = work.join("lib");
+    let floor_dirs = work.join("floor");
     let request = ServerRequest::new("vm1", &["vm1.westeurope.cloudapp.azure.com".into()], &["20.1.2.3".into()])?;
     let (mut store_times, mut floor_times) = (Vec::new(), Vec::new());
     settle_disk()?;
