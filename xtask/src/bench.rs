@@ -20,9 +20,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use azdock_certs::{CertStore, Passphrases, ServerRequest};
 
-/// Runs of the `certs server` row, each beside one run of each of its floors.
-const RUNS: usize = 50;
-
 struct Row {
     task: String,
     runs: usize,
@@ -135,17 +132,22 @@ fn certificate_rows(work: &Path, azdock: &impl Fn(&[&str]) -> Command, gnu_time:
         c.stdout(Stdio::null());
         c
     };
-    let (mut process_times, mut disk_times, mut start_times) = (Vec::new(), Vec::new(), Vec::new());
-    // One warm-up run of each, so the page cache holds the binaries, as it does for a user.
-    certs_server(RUNS + 1).status()?;
+    let (mut disk_times, mut start_times) = (Vec::new(), Vec::new());
+    // The page cache holds `true` too, as the process row's warm-up run makes it hold azdock.
     nothing().status()?;
-    for i in 0..RUNS {
-        process_times.push(time_run("certs server", &mut certs_server(i))?);
-        disk_times.push(write_like(&dirs.join(i.to_string()), &work.join("pki-floor").join(i.to_string()))?);
-        start_times.push(time_run("true", &mut nothing())?);
-    }
-    let rss = if gnu_time { Some(peak_rss(&certs_server, RUNS)?) } else { None };
-    rows.push(row("azdock certs server (full PKI, new dir)", process_times, rss, "< 3 ms (issue 14)"));
+    let process = measure_process_beside(
+        "azdock certs server (full PKI, new dir)",
+        50,
+        "< 3 ms (issue 14)",
+        gnu_time,
+        certs_server,
+        |i| {
+            disk_times.push(write_like(&dirs.join(i.to_string()), &work.join("pki-floor").join(i.to_string()))?);
+            start_times.push(time_run("true", &mut nothing())?);
+            Ok(())
+        },
+    )?;
+    rows.push(process);
     rows.push(row("  beside it: the same files, no crypto (the disk's floor)", disk_times, None, "(floor)"));
     rows.push(row("  beside it: a process that does nothing (`true`)", start_times, None, "(floor)"));
     // The same through the library, without process start-up; and, run by run in turn so that
@@ -221,11 +223,25 @@ fn measure_process(
     gnu_time: bool,
     make: impl Fn(usize) -> Command,
 ) -> anyhow::Result<Row> {
+    measure_process_beside(task, runs, target, gnu_time, make, |_| Ok(()))
+}
+
+/// [`measure_process`], calling `beside(i)` right after timed run `i`: the floors measured at
+/// the same moments as each run.
+fn measure_process_beside(
+    task: &str,
+    runs: usize,
+    target: &'static str,
+    gnu_time: bool,
+    make: impl Fn(usize) -> Command,
+    mut beside: impl FnMut(usize) -> anyhow::Result<()>,
+) -> anyhow::Result<Row> {
     // One warm-up run so the page cache holds the binary, as it does for a user.
     make(runs + 1).status()?;
     let mut times = Vec::with_capacity(runs);
     for i in 0..runs {
         times.push(time_run(task, &mut make(i))?);
+        beside(i)?;
     }
     let rss = if gnu_time { Some(peak_rss(&make, runs)?) } else { None };
     Ok(row(task, times, rss, target))
